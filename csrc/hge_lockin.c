@@ -1,0 +1,291 @@
+/*
+ * hge_lockin.c - see hge_lockin.h for formats.
+ *
+ * Accumulator bounds of one filter section (why int64 never overflows):
+ *   mixer:  |x'| <= 2^23, |ref| < 2^22 -> |x' ref| < 2^45; >> 16 -> |p| < 2^29
+ *   biquad: |b| < 2^31, |p| < 2^29  -> 3 * 2^60
+ *           |a1| < 2^31, |a2| < 2^30, |y| <= 2^30 -> 2^61 + 2^60
+ *           e < 2^30; total < 6 * 2^60 + 2^30 < 2^63
+ *   first order: |c| < 2^31, |y| <= 2^30 -> 2^62; |d| < 2^30, |z| <= 2^30 -> 2^60
+ *           total < 2^62 + 2^60 + 2^30 < 2^63
+ */
+#include "hge_lockin.h"
+
+#define HGE_REMAINDER_MASK 0x3FFFFFFFu
+
+uint32_t hge_lockin_bw3_state_bytes(void)
+{
+    return (uint32_t)sizeof(hge_lockin_bw3_term_t);
+}
+
+uint32_t hge_lockin_boxcar_state_bytes(void)
+{
+    return (uint32_t)sizeof(hge_lockin_boxcar_term_t);
+}
+
+/* sat24(x - dc): Q0 in, Q0 out, saturating. */
+static inline int64_t hge_condition(int32_t x, int32_t dc)
+{
+    return hge_clamp64((int64_t)x - (int64_t)dc, HGE_SAMPLE_MIN, HGE_SAMPLE_MAX);
+}
+
+hge_status hge_mean_q0(const int32_t *x, uint32_t n, int32_t *mean)
+{
+    int64_t sum = 0;
+    uint64_t biased;
+    uint32_t k;
+    if (x == 0 || mean == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (n == 0u || n > HGE_MEAN_MAX_SAMPLES) {
+        return HGE_ERR_SIZE;
+    }
+    for (k = 0; k < n; ++k) {
+        sum += hge_condition(x[k], 0);
+    }
+    /* Shift to non-negative so unsigned division is a floor:
+     * mean = floor((2 (sum + 2^23 n) + n) / (2 n)) - 2^23. */
+    biased = (uint64_t)(sum + (int64_t)8388608 * (int64_t)n);
+    *mean = (int32_t)((int64_t)((2u * biased + n) / (2u * (uint64_t)n)) - 8388608);
+    return HGE_OK;
+}
+
+static hge_status hge_check_steps(uint32_t n_terms, const uint32_t *steps)
+{
+    uint32_t m;
+    if (steps == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (n_terms == 0u || n_terms > HGE_MAX_TERMINALS) {
+        return HGE_ERR_TERMINALS;
+    }
+    for (m = 0; m < n_terms; ++m) {
+        if (steps[m] == 0u || steps[m] >= 0x80000000u) {
+            return HGE_ERR_FREQ;
+        }
+    }
+    return HGE_OK;
+}
+
+static int hge_bw3_coeffs_stable(const hge_bw3_coeffs_t *k)
+{
+    const int64_t one = (int64_t)1 << 30;
+    int64_t a1 = k->a[0] < 0 ? -(int64_t)k->a[0] : (int64_t)k->a[0];
+    int64_t a2 = k->a[1];
+    int64_t d = k->d;
+    if (a2 <= -one || a2 >= one || a1 >= one + a2) {
+        return 0;
+    }
+    return d > -one && d < one;
+}
+
+/* ---------------------------------------------------------------- bw3 ---- */
+
+static void hge_bw3_channel_clear(hge_bw3_channel_t *c)
+{
+    c->x1 = c->x2 = c->y1 = c->y2 = c->z1 = 0;
+    c->e1 = c->e2 = 0u;
+}
+
+hge_status hge_lockin_bw3_init(hge_lockin_bw3_t *s, const hge_bw3_coeffs_t *coeffs,
+                               hge_lockin_bw3_term_t *terms, uint32_t n_terms,
+                               const uint32_t *steps, const uint32_t *phases)
+{
+    hge_status st;
+    uint32_t m;
+    if (s == 0 || coeffs == 0 || terms == 0) {
+        return HGE_ERR_NULL;
+    }
+    st = hge_check_steps(n_terms, steps);
+    if (st != HGE_OK) {
+        return st;
+    }
+    if (!hge_bw3_coeffs_stable(coeffs)) {
+        return HGE_ERR_COEF;
+    }
+    s->coeffs = coeffs;
+    s->terms = terms;
+    s->n_terms = n_terms;
+    s->dc = 0;
+    for (m = 0; m < n_terms; ++m) {
+        terms[m].nco.step = steps[m];
+    }
+    return hge_lockin_bw3_reset(s, phases);
+}
+
+hge_status hge_lockin_bw3_reset(hge_lockin_bw3_t *s, const uint32_t *phases)
+{
+    uint32_t m;
+    if (s == 0 || s->terms == 0) {
+        return HGE_ERR_NULL;
+    }
+    for (m = 0; m < s->n_terms; ++m) {
+        s->terms[m].nco.phase = phases ? phases[m] : 0u;
+        hge_bw3_channel_clear(&s->terms[m].i);
+        hge_bw3_channel_clear(&s->terms[m].q);
+    }
+    return HGE_OK;
+}
+
+hge_status hge_lockin_bw3_set_dc(hge_lockin_bw3_t *s, int32_t dc)
+{
+    if (s == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (dc < HGE_SAMPLE_MIN || dc > HGE_SAMPLE_MAX) {
+        return HGE_ERR_RANGE;
+    }
+    s->dc = dc;
+    return HGE_OK;
+}
+
+/* One sample through biquad + first-order section with error feedback.
+ * p: Q6 mixer output, |p| < 2^29. */
+static inline void hge_bw3_step(hge_bw3_channel_t *c, const hge_bw3_coeffs_t *k, int32_t p)
+{
+    int64_t acc;
+    int32_t y;
+    int32_t z;
+    acc = (int64_t)k->b[0] * p + (int64_t)k->b[1] * c->x1 + (int64_t)k->b[2] * c->x2
+        - (int64_t)k->a[0] * c->y1 - (int64_t)k->a[1] * c->y2 + (int64_t)c->e1;
+    c->e1 = (uint32_t)((uint64_t)acc & HGE_REMAINDER_MASK);
+    y = (int32_t)hge_clamp64(acc >> 30, HGE_FILTER_MIN, HGE_FILTER_MAX);
+
+    acc = (int64_t)k->c[0] * y + (int64_t)k->c[1] * c->y1 - (int64_t)k->d * c->z1
+        + (int64_t)c->e2;
+    c->e2 = (uint32_t)((uint64_t)acc & HGE_REMAINDER_MASK);
+    z = (int32_t)hge_clamp64(acc >> 30, HGE_FILTER_MIN, HGE_FILTER_MAX);
+
+    c->x2 = c->x1;
+    c->x1 = p;
+    c->y2 = c->y1;
+    c->y1 = y;
+    c->z1 = z;
+}
+
+hge_status hge_lockin_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n)
+{
+    uint32_t m;
+    uint32_t k;
+    if (s == 0 || x == 0 || s->terms == 0 || s->coeffs == 0) {
+        return HGE_ERR_NULL;
+    }
+    /* Terminal-major: one terminal's state stays in registers for the block. */
+    for (m = 0; m < s->n_terms; ++m) {
+        hge_lockin_bw3_term_t t = s->terms[m];
+        const hge_bw3_coeffs_t k_local = *s->coeffs;
+        for (k = 0; k < n; ++k) {
+            int64_t xv = hge_condition(x[k], s->dc);
+            int64_t sn = hge_sin_q22(t.nco.phase);
+            int64_t cs = hge_sin_q22(t.nco.phase + HGE_QUARTER_TURN);
+            t.nco.phase += t.nco.step;
+            hge_bw3_step(&t.i, &k_local, (int32_t)((xv * sn) >> HGE_MIXER_SHIFT));
+            hge_bw3_step(&t.q, &k_local, (int32_t)((xv * cs) >> HGE_MIXER_SHIFT));
+        }
+        s->terms[m] = t;
+    }
+    return HGE_OK;
+}
+
+hge_status hge_lockin_bw3_output(const hge_lockin_bw3_t *s, int32_t *out_i, int32_t *out_q)
+{
+    uint32_t m;
+    if (s == 0 || s->terms == 0 || out_i == 0 || out_q == 0) {
+        return HGE_ERR_NULL;
+    }
+    for (m = 0; m < s->n_terms; ++m) {
+        out_i[m] = s->terms[m].i.z1;
+        out_q[m] = s->terms[m].q.z1;
+    }
+    return HGE_OK;
+}
+
+/* ------------------------------------------------------------- boxcar ---- */
+
+hge_status hge_lockin_boxcar_init(hge_lockin_boxcar_t *s, hge_lockin_boxcar_term_t *terms,
+                                  uint32_t n_terms, const uint32_t *steps,
+                                  const uint32_t *phases)
+{
+    hge_status st;
+    uint32_t m;
+    if (s == 0 || terms == 0) {
+        return HGE_ERR_NULL;
+    }
+    st = hge_check_steps(n_terms, steps);
+    if (st != HGE_OK) {
+        return st;
+    }
+    s->terms = terms;
+    s->n_terms = n_terms;
+    s->dc = 0;
+    for (m = 0; m < n_terms; ++m) {
+        terms[m].nco.step = steps[m];
+    }
+    return hge_lockin_boxcar_reset(s, phases);
+}
+
+hge_status hge_lockin_boxcar_reset(hge_lockin_boxcar_t *s, const uint32_t *phases)
+{
+    uint32_t m;
+    if (s == 0 || s->terms == 0) {
+        return HGE_ERR_NULL;
+    }
+    for (m = 0; m < s->n_terms; ++m) {
+        s->terms[m].nco.phase = phases ? phases[m] : 0u;
+        s->terms[m].acc_i = 0;
+        s->terms[m].acc_q = 0;
+    }
+    s->count = 0u;
+    return HGE_OK;
+}
+
+hge_status hge_lockin_boxcar_set_dc(hge_lockin_boxcar_t *s, int32_t dc)
+{
+    if (s == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (dc < HGE_SAMPLE_MIN || dc > HGE_SAMPLE_MAX) {
+        return HGE_ERR_RANGE;
+    }
+    s->dc = dc;
+    return HGE_OK;
+}
+
+hge_status hge_lockin_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n)
+{
+    uint32_t m;
+    uint32_t k;
+    if (s == 0 || x == 0 || s->terms == 0) {
+        return HGE_ERR_NULL;
+    }
+    if ((uint64_t)s->count + n > HGE_BOXCAR_MAX_SAMPLES) {
+        return HGE_ERR_SIZE;
+    }
+    for (m = 0; m < s->n_terms; ++m) {
+        hge_lockin_boxcar_term_t t = s->terms[m];
+        for (k = 0; k < n; ++k) {
+            int64_t xv = hge_condition(x[k], s->dc);
+            t.acc_i += xv * hge_sin_q22(t.nco.phase);
+            t.acc_q += xv * hge_sin_q22(t.nco.phase + HGE_QUARTER_TURN);
+            t.nco.phase += t.nco.step;
+        }
+        s->terms[m] = t;
+    }
+    s->count += n;
+    return HGE_OK;
+}
+
+hge_status hge_lockin_boxcar_output(const hge_lockin_boxcar_t *s, int64_t *out_i,
+                                    int64_t *out_q, uint32_t *count)
+{
+    uint32_t m;
+    if (s == 0 || s->terms == 0 || out_i == 0 || out_q == 0 || count == 0) {
+        return HGE_ERR_NULL;
+    }
+    for (m = 0; m < s->n_terms; ++m) {
+        out_i[m] = s->terms[m].acc_i;
+        out_q[m] = s->terms[m].acc_q;
+    }
+    *count = s->count;
+    return HGE_OK;
+}

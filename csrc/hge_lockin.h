@@ -1,0 +1,146 @@
+/*
+ * hge_lockin.h - multi-terminal lock-in demodulation in fixed point.
+ *
+ * One input stream of ADC codes feeds M terminals; each terminal has its own
+ * NCO (frequency, phase) and mixes the sample with sin (in-phase, I) and cos
+ * (quadrature, Q). Two low-pass back ends:
+ *
+ *   bw3     third-order Butterworth: one DF1 biquad + one first-order DF1
+ *           section, Q2.30 coefficients, 64-bit accumulator, first-order error
+ *           feedback (the truncation remainder is carried into the next
+ *           sample), so DC gain is exact and no offset sticks at cut-offs of
+ *           1e-4 fs. 64 bytes of state per terminal.
+ *   boxcar  integrate-and-dump: exact 64-bit sums of x * ref over the window,
+ *           the matched filter when every frequency makes whole periods.
+ *           24 bytes of state per terminal.
+ *
+ * Input conditioning (both): x' = sat24(x - dc), where dc is the window's
+ * DC level in codes (hge_mean_q0 computes it; 0 disables). Subtracting it
+ * before the mixers removes the onset transient of dc * ref through the filter.
+ * x' is Q0 in [-2^23, 2^23 - 1].
+ *
+ * Memory: the instance points to caller-owned per-terminal state and to a
+ * caller-owned const coefficient block shared by all terminals.
+ */
+#ifndef HGE_LOCKIN_H
+#define HGE_LOCKIN_H
+
+#include "hge_nco.h"
+
+/* Filter signal range after saturation: [-2^30, 2^30 - 1]. With |p| < 2^29 at
+ * the biquad input and |a2|, |d| < 2^30 enforced at init, the accumulators
+ * stay below 2^63 for any int32 numerator (see hge_lockin.c). */
+#define HGE_FILTER_MIN (-1073741824L)
+#define HGE_FILTER_MAX (1073741823L)
+
+/* Right shift that takes the mixer product (Q22, < 2^45) to the filter's
+ * Q6 signal (< 2^29). */
+#define HGE_MIXER_SHIFT 16
+
+/* Shared, read-only Butterworth coefficients, all Q2.30 (2^30 = 1.0).
+ * Biquad:      y[n] = b0 p[n] + b1 p[n-1] + b2 p[n-2] - a1 y[n-1] - a2 y[n-2]
+ * First order: z[n] = c0 y[n] + c1 y[n-1] - d1 z[n-1]
+ * Designed and quantised in Python (hge_embedded.design) with each section's
+ * numerator summing exactly to 2^30 + (sum of its a), so DC gain is exactly 1. */
+typedef struct {
+    int32_t b[3];
+    int32_t a[2]; /* a1, a2 */
+    int32_t c[2];
+    int32_t d;    /* d1 */
+} hge_bw3_coeffs_t;
+
+typedef struct {
+    int32_t x1, x2; /* previous two biquad inputs (mixer outputs), Q6 */
+    int32_t y1, y2; /* previous two biquad outputs = first-order inputs, Q6 */
+    int32_t z1;     /* previous first-order output = lock-in output, Q6 */
+    uint32_t e1;    /* biquad error-feedback remainder, [0, 2^30) */
+    uint32_t e2;    /* first-order error-feedback remainder, [0, 2^30) */
+} hge_bw3_channel_t;
+
+typedef struct {
+    hge_nco_t nco;
+    hge_bw3_channel_t i; /* in-phase (sin) channel */
+    hge_bw3_channel_t q; /* quadrature (cos) channel */
+} hge_lockin_bw3_term_t;
+
+typedef struct {
+    const hge_bw3_coeffs_t *coeffs;
+    hge_lockin_bw3_term_t *terms;
+    uint32_t n_terms;
+    int32_t dc;
+} hge_lockin_bw3_t;
+
+typedef struct {
+    hge_nco_t nco;
+    int64_t acc_i; /* sum of x' * sin, Q22 */
+    int64_t acc_q; /* sum of x' * cos, Q22 */
+} hge_lockin_boxcar_term_t;
+
+typedef struct {
+    hge_lockin_boxcar_term_t *terms;
+    uint32_t n_terms;
+    uint32_t count; /* samples accumulated since init/reset */
+    int32_t dc;
+} hge_lockin_boxcar_t;
+
+/* Bytes of per-terminal state (sizeof on this target). */
+uint32_t hge_lockin_bw3_state_bytes(void);
+uint32_t hge_lockin_boxcar_state_bytes(void);
+
+/*
+ * Mean of a block of codes, for DC removal.
+ * Input: x[n], Q0, each saturated to 24 bits first; 
+ * Output: *mean = floor(sum / n + 1/2) (round half-up), Q0 24-bit.
+ * Accumulator: int64 (|sum| <= 2^47). Errors: HGE_ERR_NULL, HGE_ERR_SIZE.
+ * 1 <= n <= HGE_MEAN_MAX_SAMPLES.
+ */
+hge_status hge_mean_q0(const int32_t *x, uint32_t n, int32_t *mean);
+
+/*
+ * Butterworth lock-in.
+ * init: steps[m] in (0, 2^31); phases[m] any (NULL means all 0); filter state
+ *   cleared, dc = 0. Errors: HGE_ERR_NULL, HGE_ERR_TERMINALS, HGE_ERR_FREQ,
+ *   HGE_ERR_COEF (biquad outside the stability triangle |a2| < 2^30,
+ *   |a1| < 2^30 + a2, or first-order |d1| >= 2^30).
+ * set_dc: dc in [-2^23, 2^23 - 1], else HGE_ERR_RANGE.
+ * process: for each sample x[k] and terminal m:
+ *   x'  = sat24(x[k] - dc)                               Q0
+ *   s,c = hge_sin_q22(phase), hge_sin_q22(phase + 2^30)  Q22
+ *   pI  = (x' * s) >> 16, pQ = (x' * c) >> 16            Q6, floor, |p| < 2^29
+ *   each channel: biquad then first-order section, per section
+ *     acc = sum(num * inputs) - sum(den * outputs) + e   Q36 in int64, exact
+ *     out = sat(acc >> 30) into [-2^30, 2^30 - 1]        Q6, floor
+ *     e   = acc mod 2^30 (low 30 bits), carried to the next sample
+ *   phase += step (mod 2^32).
+ *   Processing one block or many gives identical results. n may be 0.
+ * output: out_i[m], out_q[m] = current first-order outputs (Q6; divide by
+ *   2^6 and by (2^22 - 1) / 2^22 to get code units of (A/2) cos, (A/2) sin).
+ * reset: clear filter state; phases as in init.
+ */
+hge_status hge_lockin_bw3_init(hge_lockin_bw3_t *s, const hge_bw3_coeffs_t *coeffs,
+                               hge_lockin_bw3_term_t *terms, uint32_t n_terms,
+                               const uint32_t *steps, const uint32_t *phases);
+hge_status hge_lockin_bw3_set_dc(hge_lockin_bw3_t *s, int32_t dc);
+hge_status hge_lockin_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n);
+hge_status hge_lockin_bw3_output(const hge_lockin_bw3_t *s, int32_t *out_i, int32_t *out_q);
+hge_status hge_lockin_bw3_reset(hge_lockin_bw3_t *s, const uint32_t *phases);
+
+/*
+ * Integrate-and-dump lock-in.
+ * init/set_dc/reset: as for bw3 (no coefficients).
+ * process: acc_i += x' * s, acc_q += x' * c (Q22, exact int64). The total
+ *   number of samples since init/reset may not exceed 2^17 (HGE_ERR_SIZE,
+ *   nothing processed; 13.1 s at 10 kHz), which bounds |acc| < 2^62.
+ * output: out_i[m], out_q[m] = sums (Q22); *count = samples summed.
+ *   (A/2) cos = out_i / (count * (2^22 - 1)) codes.
+ */
+hge_status hge_lockin_boxcar_init(hge_lockin_boxcar_t *s, hge_lockin_boxcar_term_t *terms,
+                                  uint32_t n_terms, const uint32_t *steps,
+                                  const uint32_t *phases);
+hge_status hge_lockin_boxcar_set_dc(hge_lockin_boxcar_t *s, int32_t dc);
+hge_status hge_lockin_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n);
+hge_status hge_lockin_boxcar_output(const hge_lockin_boxcar_t *s, int64_t *out_i,
+                                    int64_t *out_q, uint32_t *count);
+hge_status hge_lockin_boxcar_reset(hge_lockin_boxcar_t *s, const uint32_t *phases);
+
+#endif /* HGE_LOCKIN_H */
