@@ -3,7 +3,7 @@
  *
  * Accumulator bounds of one filter section (why int64 never overflows):
  *   mixer:  |x'| <= 2^23, |ref| < 2^22 -> |x' ref| < 2^45; >> 16 -> |p| < 2^29
- *   biquad: |b| < 2^31, |p| < 2^29  -> 3 * 2^60
+ *   biquad: |b| < 2^31, |p| < 2^29  -> numerator < 3 * 2^60 (before >> b_shift)
  *           |a1| < 2^31, |a2| < 2^30, |y| <= 2^30 -> 2^61 + 2^60
  *           e < 2^30; total < 6 * 2^60 + 2^30 < 2^63
  *   first order: |c| < 2^31, |y| <= 2^30 -> 2^62; |d| < 2^30, |z| <= 2^30 -> 2^60
@@ -76,7 +76,7 @@ static int hge_bw3_coeffs_stable(const hge_bw3_coeffs_t *k)
     if (a2 <= -one || a2 >= one || a1 >= one + a2) {
         return 0;
     }
-    return d > -one && d < one;
+    return d > -one && d < one && k->b_shift <= 32u;
 }
 
 /* ---------------------------------------------------------------- bw3 ---- */
@@ -146,8 +146,9 @@ static inline void hge_bw3_step(hge_bw3_channel_t *c, const hge_bw3_coeffs_t *k,
     int64_t acc;
     int32_t y;
     int32_t z;
-    acc = (int64_t)k->b[0] * p + (int64_t)k->b[1] * c->x1 + (int64_t)k->b[2] * c->x2
-        - (int64_t)k->a[0] * c->y1 - (int64_t)k->a[1] * c->y2 + (int64_t)c->e1;
+    acc = (int64_t)k->b[0] * p + (int64_t)k->b[1] * c->x1 + (int64_t)k->b[2] * c->x2;
+    acc = (acc >> k->b_shift) - (int64_t)k->a[0] * c->y1 - (int64_t)k->a[1] * c->y2
+        + (int64_t)c->e1;
     c->e1 = (uint32_t)((uint64_t)acc & HGE_REMAINDER_MASK);
     y = (int32_t)hge_clamp64(acc >> 30, HGE_FILTER_MIN, HGE_FILTER_MAX);
 

@@ -37,16 +37,21 @@
  * Q6 signal (< 2^29). */
 #define HGE_MIXER_SHIFT 16
 
-/* Shared, read-only Butterworth coefficients, all Q2.30 (2^30 = 1.0).
- * Biquad:      y[n] = b0 p[n] + b1 p[n-1] + b2 p[n-2] - a1 y[n-1] - a2 y[n-2]
+/* Shared, read-only Butterworth coefficients.
+ * Biquad:      y[n] = (b0 p[n] + b1 p[n-1] + b2 p[n-2]) / 2^b_shift
+ *                     - a1 y[n-1] - a2 y[n-2]
  * First order: z[n] = c0 y[n] + c1 y[n-1] - d1 z[n-1]
- * Designed and quantised in Python (hge_embedded.design) with each section's
- * numerator summing exactly to 2^30 + (sum of its a), so DC gain is exactly 1. */
+ * a, c, d are Q2.30 (2^30 = 1.0); b is Q(30 + b_shift): a low cut-off makes
+ * b ~ (2 pi fc / fs)^2 / 4 tiny, and the extra shift keeps ~30 significant
+ * bits in it. Designed and quantised in Python (hge_embedded.design) with
+ * sum(b) = (2^30 + a1 + a2) 2^b_shift and c0 + c1 = 2^30 + d1 exactly, so the
+ * DC gain is exactly 1. */
 typedef struct {
     int32_t b[3];
-    int32_t a[2]; /* a1, a2 */
+    int32_t a[2];     /* a1, a2 */
     int32_t c[2];
-    int32_t d;    /* d1 */
+    int32_t d;        /* d1 */
+    uint32_t b_shift; /* 0..32 */
 } hge_bw3_coeffs_t;
 
 typedef struct {
@@ -101,7 +106,7 @@ hge_status hge_mean_q0(const int32_t *x, uint32_t n, int32_t *mean);
  * init: steps[m] in (0, 2^31); phases[m] any (NULL means all 0); filter state
  *   cleared, dc = 0. Errors: HGE_ERR_NULL, HGE_ERR_TERMINALS, HGE_ERR_FREQ,
  *   HGE_ERR_COEF (biquad outside the stability triangle |a2| < 2^30,
- *   |a1| < 2^30 + a2, or first-order |d1| >= 2^30).
+ *   |a1| < 2^30 + a2, first-order |d1| >= 2^30, or b_shift > 32).
  * set_dc: dc in [-2^23, 2^23 - 1], else HGE_ERR_RANGE.
  * process: for each sample x[k] and terminal m:
  *   x'  = sat24(x[k] - dc)                               Q0
@@ -109,6 +114,8 @@ hge_status hge_mean_q0(const int32_t *x, uint32_t n, int32_t *mean);
  *   pI  = (x' * s) >> 16, pQ = (x' * c) >> 16            Q6, floor, |p| < 2^29
  *   each channel: biquad then first-order section, per section
  *     acc = sum(num * inputs) - sum(den * outputs) + e   Q36 in int64, exact
+ *           (biquad: the numerator sum, Q(36 + b_shift), is first floored
+ *           to Q36 by >> b_shift: a bias below 2^-30 LSB per sample)
  *     out = sat(acc >> 30) into [-2^30, 2^30 - 1]        Q6, floor
  *     e   = acc mod 2^30 (low 30 bits), carried to the next sample
  *   phase += step (mod 2^32).

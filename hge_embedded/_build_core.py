@@ -25,7 +25,7 @@ typedef struct { uint32_t phase; uint32_t step; } hge_nco_t;
 hge_status hge_nco_init(hge_nco_t *nco, uint32_t step, uint32_t phase);
 int32_t hge_sin_q22_exported(uint32_t phase);
 
-typedef struct { int32_t b[3]; int32_t a[2]; int32_t c[2]; int32_t d; } hge_bw3_coeffs_t;
+typedef struct { int32_t b[3]; int32_t a[2]; int32_t c[2]; int32_t d; uint32_t b_shift; } hge_bw3_coeffs_t;
 typedef struct { ...; } hge_lockin_bw3_term_t;
 typedef struct { ...; } hge_lockin_bw3_t;
 typedef struct { ...; } hge_lockin_boxcar_term_t;

@@ -123,10 +123,11 @@ def _section_out(acc):
 def lockin_bw3(x, steps, phases, coeffs, dc: int = 0):
     """``hge_lockin_bw3_process`` on a fresh instance, then ``_output``.
 
-    ``coeffs`` is ``(b0, b1, b2, a1, a2, c0, c1, d1)`` in Q2.30. Returns the
-    int64 final outputs ``(out_i, out_q)``, each shape (M,).
+    ``coeffs`` is ``(b0, b1, b2, a1, a2, c0, c1, d1, b_shift)``: b in
+    Q(30 + b_shift), the rest Q2.30. Returns the int64 final outputs
+    ``(out_i, out_q)``, each shape (M,).
     """
-    b0, b1, b2, a1, a2, c0, c1, d1 = (int(v) for v in coeffs)
+    b0, b1, b2, a1, a2, c0, c1, d1, b_shift = (int(v) for v in coeffs)
     pi, pq = mix(x, dc, steps, phases)
     p = np.concatenate([pi, pq]) >> MIXER_SHIFT  # (2M, n): I rows then Q rows
     ch, n = p.shape
@@ -136,7 +137,8 @@ def lockin_bw3(x, steps, phases, coeffs, dc: int = 0):
     e1 = np.zeros(ch, np.int64); e2 = np.zeros(ch, np.int64)
     for k in range(n):
         pk = p[:, k]
-        y, e1 = _section_out(b0 * pk + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2 + e1)
+        num = (b0 * pk + b1 * x1 + b2 * x2) >> b_shift
+        y, e1 = _section_out(num - a1 * y1 - a2 * y2 + e1)
         z1, e2 = _section_out(c0 * y + c1 * y1 - d1 * z1 + e2)
         x2, x1, y2, y1 = x1, pk, y1, y
     m = ch // 2

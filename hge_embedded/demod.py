@@ -1,0 +1,143 @@
+"""``demodulate``: one window of output samples -> X, Y for every frequency.
+
+The engines share one definition of the result (DESIGN.md section 1):
+``X_m = (A_m / 2) cos(theta_m)``, ``Y_m = (A_m / 2) sin(theta_m)`` for an input
+component ``A_m sin(2 pi f_m t + phi_m + theta_m)``, in the unit of the
+samples. Both low-pass filters are read at the window's last sample; the
+Butterworth output is divided by its step response there (about 1.02, the
+98 %-settling rule), so a constant product comes out exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _validate as v
+from . import core, design
+from .reference import fixed, floating
+
+ENGINES = ("c", "fixed", "float")
+FILTERS = ("butterworth3", "boxcar")
+CODE_MAX = (1 << 23) - 1
+
+
+@dataclass
+class Demodulated:
+    """Result of ``demodulate``: float ``X``, ``Y`` (unit of the samples) per frequency."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    freqs: np.ndarray
+    engine: str
+    filter: str
+    raw_X: np.ndarray | None = None   # integer engines: Q6 filter outputs or Q22 sums
+    raw_Y: np.ndarray | None = None
+    scale: float = 1.0                # unit of the samples per ADC code
+
+    @property
+    def R(self) -> np.ndarray:
+        return np.hypot(self.X, self.Y)
+
+    @property
+    def phase(self) -> np.ndarray:
+        """theta in radians, the lag of the measured component behind the reference."""
+        return np.arctan2(self.Y, self.X)
+
+
+def to_codes(samples, full_scale=None):
+    """Float samples -> 24-bit ADC codes, and the unit per code.
+
+    Integer samples are taken as codes (scale 1) and must fit 24 bits.
+    Float samples map ``full_scale`` (default: their largest magnitude) to
+    code ``2^23 - 1``, rounding to nearest.
+    """
+    x = np.asarray(samples)
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"samples must be a non-empty 1-D array, got shape {x.shape}")
+    if x.dtype.kind in "iu":
+        if x.min() < -(CODE_MAX + 1) or x.max() > CODE_MAX:
+            raise ValueError(f"samples: integer samples are 24-bit ADC codes, got values in "
+                             f"[{x.min()}, {x.max()}]")
+        return x.astype(np.int32), 1.0
+    x = v.float_array("samples", x)
+    if full_scale is None:
+        full_scale = float(np.max(np.abs(x))) or 1.0
+    v.positive("full_scale", full_scale)
+    if np.max(np.abs(x)) > full_scale * (1 + 1e-12):
+        raise ValueError(f"samples exceed full_scale = {full_scale} (largest |sample| {np.max(np.abs(x))})")
+    scale = full_scale / CODE_MAX
+    return np.clip(np.round(x / scale), -CODE_MAX, CODE_MAX).astype(np.int32), scale
+
+
+def demodulate(samples, fs, freqs, *, engine: str = "c", filter: str = "butterworth3",  # noqa: A002
+               T: float | None = None, phases=None, full_scale: float | None = None,
+               remove_dc: bool = True, block_sizes=None) -> Demodulated:
+    """Lock-in demodulation of one window at every frequency of ``freqs``.
+
+    Parameters
+    ----------
+    samples : (n,) array
+        Output samples of one window. Integer: ADC codes used as they are.
+        Float: quantised to 24-bit codes against ``full_scale`` for the
+        integer engines; used as they are by ``engine="float"``.
+    fs : float
+        Sample rate, Hz.
+    freqs : (M,) array
+        Reference frequencies, Hz, each in (0, fs/2).
+    engine : {"c", "fixed", "float"}
+        The C core, its bit-exact Python model, or the float64 ideal.
+    filter : {"butterworth3", "boxcar"}
+        Third-order Butterworth 98 % settled at ``T``, or integrate-and-dump.
+    T : float, optional
+        Window length the Butterworth is designed for, s. Default ``n / fs``.
+    phases : (M,) array, optional
+        Reference phases phi_m, rad. Default 0.
+    remove_dc : bool
+        Subtract the window's mean before mixing (DESIGN.md section 1).
+    block_sizes : sequence of int, optional
+        Feed the C core in these blocks (same result as one block; for tests).
+    """
+    v.choice("engine", engine, ENGINES)
+    v.choice("filter", filter, FILTERS)
+    v.positive("fs", fs)
+    freqs = v.float_array("freqs", np.atleast_1d(freqs), ndim=1)
+    steps = design.freq_to_step(freqs, fs)
+    phases = np.zeros(freqs.size) if phases is None else v.float_array("phases", np.atleast_1d(phases), ndim=1)
+    if phases.size != freqs.size:
+        raise ValueError(f"phases must have one entry per frequency ({freqs.size}), got {phases.size}")
+    n = np.asarray(samples).size
+    T = n / fs if T is None else v.positive("T", T)
+    if filter == "butterworth3":
+        filt = design.lockin_filter(float(fs), float(T), n)
+
+    if engine == "float":
+        x = np.asarray(samples)
+        if x.ndim != 1 or x.size == 0:
+            raise ValueError(f"samples must be a non-empty 1-D array, got shape {x.shape}")
+        x = v.float_array("samples", x)
+        if filter == "boxcar":
+            X, Y = floating.lockin(x, fs, freqs, phases, filter="boxcar", remove_dc=remove_dc)
+        else:
+            X, Y = floating.lockin(x, fs, freqs, phases, filter=filter, sos=filt.sos,
+                                   gain=filt.gain_float, remove_dc=remove_dc)
+        return Demodulated(X, Y, freqs, engine, filter)
+
+    codes, scale = to_codes(samples, full_scale)
+    uphases = design.phase_to_uint32(phases)
+    dc = (core.mean_code(codes) if engine == "c" else fixed.mean_q0(codes)) if remove_dc else 0
+    if filter == "boxcar":
+        if engine == "c":
+            ri, rq = core.lockin_boxcar(codes, steps, uphases, dc=dc, block_sizes=block_sizes)
+        else:
+            if codes.size > fixed.BOXCAR_MAX_SAMPLES:
+                raise ValueError(f"samples: integrate-and-dump takes at most {fixed.BOXCAR_MAX_SAMPLES}, got {codes.size}")
+            ri, rq = fixed.lockin_boxcar(codes, steps, uphases, dc)
+        unit = scale / (codes.size * fixed.SINE_AMPLITUDE)
+    else:
+        if engine == "c":
+            ri, rq = core.lockin_bw3(codes, steps, uphases, filt.coeffs, dc=dc, block_sizes=block_sizes)
+        else:
+            ri, rq = fixed.lockin_bw3(codes, steps, uphases, filt.coeffs, dc)
+        unit = scale * 2.0**fixed.MIXER_SHIFT / fixed.SINE_AMPLITUDE / filt.gain_fixed  # one Q6 LSB = 1/64 code
+    return Demodulated(ri * unit, rq * unit, freqs, engine, filter, ri, rq, scale)
