@@ -106,16 +106,19 @@ def demodulate(samples, fs, freqs, *, engine: str = "c", filter: str = "butterwo
     phases = np.zeros(freqs.size) if phases is None else v.float_array("phases", np.atleast_1d(phases), ndim=1)
     if phases.size != freqs.size:
         raise ValueError(f"phases must have one entry per frequency ({freqs.size}), got {phases.size}")
+    if engine == "float":
+        x = np.asarray(samples)
+        if x.ndim != 1 or x.size == 0:
+            raise ValueError(f"samples must be a non-empty 1-D array, got shape {x.shape}")
+        x = v.float_array("samples", x)
+    else:
+        codes, scale = to_codes(samples, full_scale)
     n = np.asarray(samples).size
     T = n / fs if T is None else v.positive("T", T)
     if filter == "butterworth3":
         filt = design.lockin_filter(float(fs), float(T), n)
 
     if engine == "float":
-        x = np.asarray(samples)
-        if x.ndim != 1 or x.size == 0:
-            raise ValueError(f"samples must be a non-empty 1-D array, got shape {x.shape}")
-        x = v.float_array("samples", x)
         if filter == "boxcar":
             X, Y = floating.lockin(x, fs, freqs, phases, filter="boxcar", remove_dc=remove_dc)
         else:
@@ -123,7 +126,6 @@ def demodulate(samples, fs, freqs, *, engine: str = "c", filter: str = "butterwo
                                    gain=filt.gain_float, remove_dc=remove_dc)
         return Demodulated(X, Y, freqs, engine, filter)
 
-    codes, scale = to_codes(samples, full_scale)
     uphases = design.phase_to_uint32(phases)
     dc = (core.mean_code(codes) if engine == "c" else fixed.mean_q0(codes)) if remove_dc else 0
     if filter == "boxcar":

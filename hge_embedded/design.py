@@ -147,15 +147,15 @@ def phase_to_uint32(phases) -> np.ndarray:
 def check_boxcar_window(freqs, fs: float, T: float, *, tol: float = 1e-6) -> None:
     """Integrate-and-dump needs every frequency to make whole periods in T (``f T`` integer)."""
     f = v.float_array("freqs", freqs, ndim=1)
+    n = T * fs
+    if abs(n - round(n)) > 1e-9 * max(1.0, n):
+        raise ValueError(f"T: integrate-and-dump needs T * fs whole, got {T} s * {fs} Hz = {n}")
     cycles = f * T
     off = np.abs(cycles - np.round(cycles)) > tol
     if off.any():
         bad = f[off][0]
         raise ValueError(f"freqs: integrate-and-dump needs f * T whole; {bad} Hz * {T} s = "
                          f"{bad * T} periods (use multiples of 1/T = {1 / T} Hz)")
-    n = T * fs
-    if abs(n - round(n)) > 1e-9 * max(1.0, n):
-        raise ValueError(f"T: integrate-and-dump needs T * fs whole, got {T} s * {fs} Hz = {n}")
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,9 @@ def lockin_filter(fs: float, T: float, n: int | None = None, fc: float | None = 
     v.positive("T", T)
     n = int(round(T * fs)) if n is None else int(n)
     fc = butterworth_cutoff(T) if fc is None else float(fc)
+    if fc >= fs / 2:
+        raise ValueError(f"T = {T} s is too short for the Butterworth at fs = {fs} Hz: its cut-off "
+                         f"{fc:.1f} Hz must stay below fs/2")
     sos = butterworth3_sos(fc, fs)
     coeffs = quantize_butterworth3(sos)
     return LockinFilter(fs, T, n, fc, sos, coeffs, step_gain(sos, n), step_gain(coeffs_to_sos(coeffs), n))
