@@ -164,26 +164,45 @@ static inline void hge_bw3_step(hge_bw3_channel_t *c, const hge_bw3_coeffs_t *k,
     c->z1 = z;
 }
 
+/* One sample for one terminal: conditioned sample xv (Q0) in, both channels stepped. */
+static inline void hge_bw3_term_step(hge_lockin_bw3_term_t *t, const hge_bw3_coeffs_t *k, int64_t xv)
+{
+    int32_t sn;
+    int32_t cs;
+    hge_sincos_q22(t->nco.phase, &sn, &cs);
+    t->nco.phase += t->nco.step;
+    hge_bw3_step(&t->i, k, (int32_t)((xv * sn) >> HGE_MIXER_SHIFT));
+    hge_bw3_step(&t->q, k, (int32_t)((xv * cs) >> HGE_MIXER_SHIFT));
+}
+
 hge_status hge_lockin_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n)
 {
+    hge_bw3_coeffs_t k;
     uint32_t m;
-    uint32_t k;
+    uint32_t j;
     if (s == 0 || x == 0 || s->terms == 0 || s->coeffs == 0) {
         return HGE_ERR_NULL;
     }
-    /* Terminal-major: one terminal's state stays in registers for the block. */
-    for (m = 0; m < s->n_terms; ++m) {
-        hge_lockin_bw3_term_t t = s->terms[m];
-        const hge_bw3_coeffs_t k_local = *s->coeffs;
-        for (k = 0; k < n; ++k) {
-            int64_t xv = hge_condition(x[k], s->dc);
-            int64_t sn = hge_sin_q22(t.nco.phase);
-            int64_t cs = hge_sin_q22(t.nco.phase + HGE_QUARTER_TURN);
-            t.nco.phase += t.nco.step;
-            hge_bw3_step(&t.i, &k_local, (int32_t)((xv * sn) >> HGE_MIXER_SHIFT));
-            hge_bw3_step(&t.q, &k_local, (int32_t)((xv * cs) >> HGE_MIXER_SHIFT));
+    k = *s->coeffs;
+    /* Terminal-major, two terminals per pass: their four independent filter
+     * recursions overlap in the pipeline; state lives in locals for the block. */
+    for (m = 0; m + 1u < s->n_terms; m += 2u) {
+        hge_lockin_bw3_term_t t0 = s->terms[m];
+        hge_lockin_bw3_term_t t1 = s->terms[m + 1u];
+        for (j = 0; j < n; ++j) {
+            int64_t xv = hge_condition(x[j], s->dc);
+            hge_bw3_term_step(&t0, &k, xv);
+            hge_bw3_term_step(&t1, &k, xv);
         }
-        s->terms[m] = t;
+        s->terms[m] = t0;
+        s->terms[m + 1u] = t1;
+    }
+    if (m < s->n_terms) {
+        hge_lockin_bw3_term_t t0 = s->terms[m];
+        for (j = 0; j < n; ++j) {
+            hge_bw3_term_step(&t0, &k, hge_condition(x[j], s->dc));
+        }
+        s->terms[m] = t0;
     }
     return HGE_OK;
 }
@@ -266,8 +285,11 @@ hge_status hge_lockin_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, u
         hge_lockin_boxcar_term_t t = s->terms[m];
         for (k = 0; k < n; ++k) {
             int64_t xv = hge_condition(x[k], s->dc);
-            t.acc_i += xv * hge_sin_q22(t.nco.phase);
-            t.acc_q += xv * hge_sin_q22(t.nco.phase + HGE_QUARTER_TURN);
+            int32_t sn;
+            int32_t cs;
+            hge_sincos_q22(t.nco.phase, &sn, &cs);
+            t.acc_i += xv * sn;
+            t.acc_q += xv * cs;
             t.nco.phase += t.nco.step;
         }
         s->terms[m] = t;

@@ -47,22 +47,50 @@ hge_status hge_nco_init(hge_nco_t *nco, uint32_t step, uint32_t phase);
  * Rounding: interpolation product rounded half-up (+2^15 then >> 16).
  * Overflow: none; |diff| <= 25736 and frac < 2^16, so |diff * frac| + 2^15 < 2^31.
  */
+static inline int32_t hge_quarter_interp(uint32_t pos);
+
 static inline int32_t hge_sin_q22(uint32_t phase)
 {
     uint32_t quadrant = phase >> 30;
     uint32_t pos = phase & 0x3FFFFFFFu;
-    uint32_t idx;
-    int32_t frac;
-    int32_t lo;
     int32_t v;
     if (quadrant & 1u) {
         pos ^= 0x3FFFFFFFu; /* pi/2 - pos, one phase LSB early; idx stays < 256 */
     }
-    idx = pos >> (30 - HGE_SINE_TABLE_BITS);
-    frac = (int32_t)((pos >> (14 - HGE_SINE_TABLE_BITS)) & 0xFFFFu);
-    lo = hge_sine_table[idx];
-    v = lo + (((hge_sine_table[idx + 1u] - lo) * frac + 32768) >> 16);
+    v = hge_quarter_interp(pos);
     return (quadrant & 2u) ? -v : v;
+}
+
+/* Linear interpolation in the quarter-wave table at a position in [0, 2^30). */
+static inline int32_t hge_quarter_interp(uint32_t pos)
+{
+    uint32_t idx = pos >> (30 - HGE_SINE_TABLE_BITS);
+    int32_t frac = (int32_t)((pos >> (14 - HGE_SINE_TABLE_BITS)) & 0xFFFFu);
+    int32_t lo = hge_sine_table[idx];
+    return lo + (((hge_sine_table[idx + 1u] - lo) * frac + 32768) >> 16);
+}
+
+/*
+ * Sine and cosine of one phase, Q22; identical, bit for bit, to
+ * hge_sin_q22(phase) and hge_sin_q22(phase + 2^30), with one quadrant fold
+ * and two interpolations (the per-sample hot path).
+ */
+static inline void hge_sincos_q22(uint32_t phase, int32_t *s, int32_t *c)
+{
+    uint32_t quadrant = phase >> 30;
+    uint32_t pos = phase & 0x3FFFFFFFu;
+    int32_t a = hge_quarter_interp(pos);
+    int32_t b = hge_quarter_interp(pos ^ 0x3FFFFFFFu);
+    /* Branch-free (the quadrant changes every few samples, so branches
+     * mispredict): odd quadrants swap a and b; sin is negative in quadrants
+     * 2-3, cos in quadrants 1-2. Masks are 0 or -1 (int32_t is two's complement). */
+    int32_t swap = -(int32_t)(quadrant & 1u);
+    int32_t s_neg = -(int32_t)((quadrant >> 1) & 1u);
+    int32_t c_neg = -(int32_t)((quadrant ^ (quadrant >> 1)) & 1u);
+    int32_t sv = a ^ ((a ^ b) & swap);
+    int32_t cv = b ^ ((a ^ b) & swap);
+    *s = (sv ^ s_neg) - s_neg;
+    *c = (cv ^ c_neg) - c_neg;
 }
 
 #endif /* HGE_NCO_H */
