@@ -1,0 +1,188 @@
+"""Error model of homodyne gradient extraction, after the paper's Eqs. 4-8, derived here.
+
+Notation: window T (n = T fs samples), perturbation amplitude a (V), one-sided
+output noise density S(f) (nA^2/Hz), lock-in weights ``w_k`` (the filter's
+impulse response read at the window's end, normalised to unit DC gain at T;
+integrate-and-dump: 1/n).
+
+* ENBW (Eq. 4): ``fs sum w_k^2 / 2`` (one-sided). White noise gives X and Y
+  each a variance ``S ENBW / 2``.
+* Noise power (Eq. 5): ``Var(dI/dV) = 4 Var(X) / (a |H|)^2 = 2 S ENBW / (a |H|)^2``.
+  Integrate-and-dump has ENBW = 1 / (2T), the matched-filter minimum:
+  ``S / (a^2 T)``, the white-noise bound.
+* 2f leak (Eq. 6): the mixer's ``-(A/2) cos(2 w t + psi)`` passes the window's
+  filter with gain ``L(2f) = |sum_k w_k e^{-j 2 pi 2f k / fs}|``: an error up
+  to ``dI/dV L(2f)`` (rms over psi: divided by sqrt 2).
+* Neighbour perturbation (Eq. 7): channel n's component, ``A_n / 2`` after
+  mixing, sits at ``|f_n - f_m|`` and leaks with ``L(f_n - f_m)``; in units
+  of channel m's derivative: ``(a_n / a_m) dI/dV_n L(df)``. Exactly 0 for
+  integrate-and-dump on the 1/T grid; ~(fc/df)^3 for the Butterworth far
+  from DC, more near it (onset transient: the component starts at t = 0).
+* MSE (Eq. 8): sequential = noise + 2f; parallel = sequential + the sum of
+  the squared neighbour terms (each averaged over phase: / 2).
+
+Other terms, each quantified by a function below:
+``settling_gain`` (the Butterworth's step response at T, ~1.02, divided out
+by ``demodulate``), ``dc_leak`` (the output's DC level mixed with the
+reference; ``demodulate`` removes the window mean first), ``amplitude_bias``
+(``a^2 I''' / 8`` from the cubic term of the response), and device
+harmonics (kept out of the pass bands by ``plans``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import design
+
+EULER_GAMMA = 0.5772156649015329
+
+
+def lockin_weights(fs: float, T: float, filter: str, n: int | None = None,  # noqa: A002
+                   quantized: bool = False) -> np.ndarray:
+    """Weights ``w_k`` (k = 0..n-1, applied to sample k) of a lock-in read at the window's end.
+
+    ``quantized``: the integer engines' filter (Q2.30 coefficients) instead of the float design.
+    """
+    n = int(round(T * fs)) if n is None else int(n)
+    if filter == "boxcar":
+        return np.full(n, 1.0 / n)
+    lf = design.lockin_filter(float(fs), float(T), n)
+    if quantized:
+        return design.impulse_response(design.coeffs_to_sos(lf.coeffs), n)[::-1] / lf.gain_fixed
+    return design.impulse_response(lf.sos, n)[::-1] / lf.gain_float
+
+
+def demod_matrix(freqs, fs: float, weights: np.ndarray) -> np.ndarray:
+    """G (2M x 2M) with ``[X; Y] = G [alpha; beta]`` for an input ``sum_n alpha_n sin + beta_n cos``.
+
+    Every tone contributes to every channel through the window's weights
+    (neighbour leakage, the 2f term and the onset transient are all in G).
+    Tones and references start at phase 0 at sample 0; the window mean is
+    removed first (as ``demodulate`` does), so the basis is mean-free.
+    Ideal lock-in: ``G = I / 2``.
+    """
+    f = np.asarray(freqs, float)
+    k = np.arange(weights.size)
+    arg = 2 * np.pi * np.outer(f, k) / fs
+    s, c = np.sin(arg), np.cos(arg)
+    s0, c0 = s - s.mean(axis=1, keepdims=True), c - c.mean(axis=1, keepdims=True)
+    ws, wc = s * weights, c * weights          # reference rows (sin -> X, cos -> Y)
+    return np.block([[ws @ s0.T, ws @ c0.T], [wc @ s0.T, wc @ c0.T]])
+
+
+def solve_crosstalk(X, Y, freqs, fs: float, weights: np.ndarray):
+    """Undo the linear leakage between channels: returns the corrected ``(X, Y)``.
+
+    Exact for a linear response (whatever the spacing); device harmonics and
+    intermodulation are not in the basis and stay a matter for the plan.
+    """
+    m = len(freqs)
+    ab = np.linalg.solve(demod_matrix(freqs, fs, weights), np.concatenate([X, Y]))
+    return ab[:m] / 2.0, ab[m:] / 2.0
+
+
+def lockin_enbw(fs: float, T: float, filter: str) -> float:  # noqa: A002
+    """One-sided ENBW (Hz) of the lock-in over one window (Eq. 4)."""
+    w = lockin_weights(fs, T, filter)
+    return float(fs * np.sum(w**2) / 2.0)
+
+
+def leak_gain(df, fs: float, T: float, filter: str) -> np.ndarray:  # noqa: A002
+    """``L(df)``: worst-case gain of the window's lock-in for a component ``df`` Hz from the reference."""
+    w = lockin_weights(fs, T, filter)
+    k = np.arange(w.size)
+    df = np.atleast_1d(np.asarray(df, float))
+    return np.abs(np.exp(-2j * np.pi * np.outer(df, k) / fs) @ w)
+
+
+def settling_gain(fs: float, T: float) -> float:
+    """The Butterworth's step response at T (~1.02), which ``demodulate`` divides out."""
+    return design.lockin_filter(float(fs), float(T)).gain_float
+
+
+def white_noise_bound(S: float, a: float, T: float) -> float:
+    """Smallest variance of dI/dV from a window T in white noise: ``S / (a^2 T)`` (nA^2/V^2)."""
+    return S / (a**2 * T)
+
+
+def hge_variance(S, a, fs: float, T: float, filter: str, gain=1.0):  # noqa: A002
+    """Noise variance of one HGE derivative (Eq. 5), nA^2/V^2."""
+    return 2.0 * np.asarray(S) * lockin_enbw(fs, T, filter) / (np.asarray(a) * np.abs(gain)) ** 2
+
+
+def two_f_error(grad, f, fs: float, T: float, filter: str):  # noqa: A002
+    """Worst-case error (nA/V) of the mixer's 2f term (Eq. 6)."""
+    return np.abs(grad) * leak_gain(2 * np.asarray(f, float), fs, T, filter)
+
+
+def neighbour_error(grads, amps, freqs, m: int, fs: float, T: float, filter: str):  # noqa: A002
+    """Worst-case error (nA/V) in channel m from every other channel (Eq. 7)."""
+    grads, amps, freqs = (np.asarray(x, float) for x in (grads, amps, freqs))
+    others = np.arange(freqs.size) != m
+    lg = leak_gain(freqs[others] - freqs[m], fs, T, filter)
+    return float(np.sum(amps[others] / amps[m] * np.abs(grads[others]) * lg))
+
+
+def mse_sequential(S, a, grad, f, fs: float, T: float, filter: str):  # noqa: A002
+    """Eq. 8, sequential: noise variance plus the phase-averaged 2f term."""
+    return hge_variance(S, a, fs, T, filter) + two_f_error(grad, f, fs, T, filter) ** 2 / 2
+
+
+def mse_parallel(spacing, S, a, grad, f, fs: float, T: float, filter: str, ratio: float = 1.0,  # noqa: A002
+                 neighbours: int = 2):
+    """Eq. 8, parallel: the channel at ``f`` with ``neighbours`` channels at +-k spacing
+    whose derivatives are ``ratio`` times its own (the paper's Fig. 3b: ratio 2.05)."""
+    spacing = np.atleast_1d(np.asarray(spacing, float))
+    out = np.empty(spacing.size)
+    for i, sp in enumerate(spacing):
+        offsets = np.array([(k // 2 + 1) * sp * (1 if k % 2 == 0 else -1) for k in range(neighbours)])
+        leak = np.sum((ratio * abs(grad) * leak_gain(offsets, fs, T, filter)) ** 2) / 2
+        out[i] = mse_sequential(S, a, grad, f, fs, T, filter) + leak
+    return out
+
+
+def dc_leak(current, a, f, fs: float, T: float, filter: str):  # noqa: A002
+    """Error (nA/V) if the output's DC level is *not* removed before mixing: ``2 I0 L(f) / a``."""
+    return 2.0 * np.abs(current) * leak_gain(f, fs, T, filter) / a
+
+
+def amplitude_bias(third_derivative, a):
+    """Bias (nA/V) of the first harmonic from the cubic term: ``a^2 I''' / 8``."""
+    return np.asarray(a) ** 2 * np.asarray(third_derivative) / 8.0
+
+
+def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins: int = 3):
+    """Noise density near the plan's band, from one window: returns ``S(f)`` (callable, nA^2/Hz).
+
+    The tones (and DC and slope) are fitted and removed by least squares; the
+    residual's Hann-windowed periodogram, with bins within ``guard_bins`` of
+    any tone left out, is fitted by a power law ``log S = c + s log f`` over
+    0.6..1.4 times the plan's span (the log-periodogram's bias, Euler's gamma,
+    added back). Works for white (s = 0) and 1/f^beta noise.
+    """
+    from .calibration import fit_tones
+    y = np.asarray(samples, float)
+    n = y.size
+    t = np.arange(n) / fs
+    tones = np.atleast_1d(np.asarray(freqs if amplitude_freqs is None else amplitude_freqs, float))
+    c = fit_tones(y, fs, tones)
+    model = (np.sin(2 * np.pi * np.outer(t, tones)) @ c.real + np.cos(2 * np.pi * np.outer(t, tones)) @ c.imag)
+    r = y - model
+    r = r - np.polyval(np.polyfit(t, r, 1), t)
+    w = np.hanning(n)
+    P = 2.0 * np.abs(np.fft.rfft(r * w)) ** 2 / (fs * np.sum(w**2))
+    fb = np.fft.rfftfreq(n, 1.0 / fs)
+    f = np.atleast_1d(np.asarray(freqs, float))
+    lo, hi = 0.6 * f.min(), min(1.4 * f.max(), 0.49 * fs)
+    sel = (fb >= lo) & (fb <= hi) & (fb > 0)
+    for ft in tones:
+        sel &= np.abs(fb - ft) > guard_bins * fs / n
+    if sel.sum() < 4:
+        sel = (fb > 0) & (fb < 0.49 * fs)
+    lf, lp = np.log(fb[sel]), np.log(np.maximum(P[sel], 1e-300))
+    slope, icpt = np.polyfit(lf, lp, 1) if sel.sum() >= 8 else (0.0, np.mean(lp))
+    icpt += EULER_GAMMA
+
+    def S(fq):
+        return np.exp(icpt + slope * np.log(np.asarray(fq, float)))
+    return S
