@@ -186,3 +186,27 @@ def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins:
     def S(fq):
         return np.exp(icpt + slope * np.log(np.asarray(fq, float)))
     return S
+
+
+def cubic_bias(true_gradient, bias, amplitudes, h: float = 2e-3) -> np.ndarray:
+    """Third-order bias (nA/V) of a parallel HGE window on a device with known ``true_gradient``.
+
+    The first harmonic at f_m of ``I(V + sum_n a_n sin(w_n t))`` is
+    ``a_m [dI/dV_m + (a_m^2 / 8) d^3I/dV_m^3 + sum_{n != m} (a_n^2 / 4) d^3I/dV_m dV_n^2]``
+    (the self term is the paper's ``a^2 I''' / 8``; the cross terms come from
+    ``f_m + f_n - f_n`` landing exactly on f_m, which no plan can avoid).
+    Second derivatives of the gradient by central differences of step ``h``.
+    ``amplitudes``: (n_electrodes,) with 0 for unperturbed electrodes.
+    """
+    b = np.asarray(bias, float)
+    a = np.asarray(amplitudes, float)
+    g0 = true_gradient(b)
+    out = np.zeros_like(b)
+    for n in np.nonzero(a)[0]:
+        e = np.zeros_like(b)
+        e[n] = h
+        d2 = (true_gradient(b + e) - 2 * g0 + true_gradient(b - e)) / h**2
+        weight = np.full_like(b, a[n] ** 2 / 4)
+        weight[n] = a[n] ** 2 / 8
+        out += weight * d2
+    return out

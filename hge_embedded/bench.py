@@ -90,3 +90,100 @@ def format_core(rows) -> str:
                      f"{r['c_channel_samples_per_s']:14.3e} {r['numpy_channel_samples_per_s']:18.3e} "
                      f"{r['speedup']:8.1f} {r['realtime_factor_c']:12.0f}")
     return "\n".join(lines)
+
+
+def _accuracy(device, filt, points, rng, crosstalk="solve"):
+    from . import analysis
+    from .gradient import extract_gradient
+    raw, cub = [], []
+    for _ in range(points):
+        r = extract_gradient(device, rng.uniform(-0.7, 0.5, 7), filter=filt, crosstalk=crosstalk)
+        g = device.true_gradient(r.bias)
+        floor = np.maximum(np.abs(g), 0.1 * np.sqrt(np.mean(g**2)))
+        c = analysis.cubic_bias(device.true_gradient, r.bias, np.full(7, 0.008))
+        raw.append(np.abs(r.gradient - g) / floor)
+        cub.append(np.abs(c) / floor)
+    raw, cub = np.array(raw), np.array(cub)
+    return dict(max=float(raw.max()), p99=float(np.percentile(raw, 99)), cubic_max=float(cub.max()))
+
+
+def bench_gradient(points: int = 100, reps: int = 300, seed: int = 0):
+    """Accuracy, error terms, noise, spacing, HGE vs finite differences and timing (issue figures)."""
+    from . import analysis, plans
+    from .demod import demodulate
+    from .devices.noise import NoiseModel
+    from .devices.simulated import SimulatedDNPU
+    from .gradient import extract_gradient, finite_difference_gradient, perturbation_waveform
+    out = {}
+    fs, T, a = 10_000.0, 0.1, 0.008
+    # 1. Noise-free accuracy on 100 random bias points.
+    acc = {}
+    for label, kw in (("ideal DAC", dict(dac_bits=None)), ("16-bit DAC", {})):
+        for filt, ct in (("boxcar", "solve"), ("butterworth3", "solve"), ("butterworth3", "none")):
+            d = SimulatedDNPU(seed=seed, noise=False, **kw)
+            acc[f"{label}, {filt}, crosstalk={ct}"] = _accuracy(d, filt, points, np.random.default_rng(123), ct)
+    out["noise_free_accuracy"] = acc
+    # 2. Error terms of the paper's read-out at the default plan.
+    f = plans.plan_frequencies(7)
+    out["error_terms"] = dict(
+        settling_gain_at_T=analysis.settling_gain(fs, T),
+        leak_at_40Hz=float(analysis.leak_gain(40.0, fs, T, "butterworth3")[0]),
+        leak_at_2f_min=float(analysis.leak_gain(2 * f.min(), fs, T, "butterworth3")[0]),
+        dc_leak_per_nA=float(analysis.dc_leak(1.0, a, f.min(), fs, T, "butterworth3")[0]),
+    )
+    # 3. Noise: variance and stderr against the model, white-noise bound.
+    b = np.array([-0.3, 0.1, -0.5, 0.2, 0.0, -0.4, 0.3])
+    noise = {}
+    for filt in ("boxcar", "butterworth3"):
+        d = SimulatedDNPU(seed=seed, dac_bits=None)
+        rs = [extract_gradient(d, b, filter=filt) for _ in range(reps)]
+        g = np.array([r.gradient for r in rs])
+        model = analysis.hge_variance(d.noise_model.psd(rs[0].freqs), a, fs, T, filt)
+        noise[filt] = dict(var_over_model=(g.var(axis=0, ddof=1) / model).round(3).tolist(),
+                           stderr_over_spread=(np.mean([r.stderr for r in rs], axis=0)
+                                               / g.std(axis=0, ddof=1)).round(3).tolist())
+    S = 1e-4
+    for filt in ("boxcar", "butterworth3"):
+        d = SimulatedDNPU(seed=seed + 1, noise=NoiseModel(white=S, pink_level=0.0), dac_bits=None)
+        g = np.array([extract_gradient(d, b, filter=filt).gradient for _ in range(reps)])
+        noise[filt]["white_var_over_bound"] = float(np.mean(g.var(axis=0, ddof=1)) / analysis.white_noise_bound(S, a, T))
+    out["noise"] = noise
+    # 4. HGE vs finite differences under the paper's 1/f noise.
+    d = SimulatedDNPU(seed=seed, dac_bits=None)
+    hge = np.array([extract_gradient(d, b).gradient for _ in range(reps)])
+    fd = np.array([finite_difference_gradient(d, b).gradient for _ in range(reps)])
+    out["fd_over_hge_variance"] = (fd.var(axis=0, ddof=1) / hge.var(axis=0, ddof=1)).round(1).tolist()
+    out["fd_lab_time_over_hge"] = 14.0
+    # 5. Wall time of one parallel 7-electrode gradient, split.
+    d = SimulatedDNPU(seed=seed)
+    extract_gradient(d, b)
+    n = int(T * fs)
+    volts = perturbation_waveform(b, np.arange(7), np.full(7, a), f, n, fs)
+    t_dev = _best_time(lambda: d.model.current(volts), 0.2)
+    t_meas = _best_time(lambda: d.measure(volts), 0.2)
+    y = d.measure(volts)
+    t_core = _best_time(lambda: demodulate(y, fs, f, full_scale=d.full_scale), 0.2)
+    t_all = _best_time(lambda: extract_gradient(d, b), 0.2)
+    out["wall_time_ms"] = dict(device_model=t_dev * 1e3, chain_and_noise=(t_meas - t_dev) * 1e3,
+                               core_demodulate=t_core * 1e3, host_overhead=(t_all - t_meas - t_core) * 1e3,
+                               total=t_all * 1e3)
+    return out
+
+
+def format_gradient(r) -> str:
+    lines = ["noise-free accuracy, 100 random bias points (relative error, floor 10 % of RMS gradient):"]
+    for k, v in r["noise_free_accuracy"].items():
+        lines.append(f"  {k:42s} max {v['max']:.4f}  p99 {v['p99']:.4f}  (cubic device term alone: max {v['cubic_max']:.4f})")
+    e = r["error_terms"]
+    lines.append(f"error terms: settling gain at T {e['settling_gain_at_T']:.4f}; leak at 40 Hz {e['leak_at_40Hz']:.4f}; "
+                 f"2f leak {e['leak_at_2f_min']:.2e}; DC leak {e['dc_leak_per_nA']:.3f} nA/V per nA")
+    for filt, v in r["noise"].items():
+        lines.append(f"noise {filt:12s}: var/model {v['var_over_model']}")
+        lines.append(f"{'':19s} stderr/spread {v['stderr_over_spread']}")
+        lines.append(f"{'':19s} white noise: var / (S/(a^2 T)) = {v['white_var_over_bound']:.3f}")
+    lines.append(f"finite differences / HGE variance under 1/f^1.5 noise: {r['fd_over_hge_variance']} "
+                 f"(FD also takes {r['fd_lab_time_over_hge']:.0f}x the lab time)")
+    w = r["wall_time_ms"]
+    lines.append(f"one parallel 7-electrode gradient: {w['total']:.2f} ms = device model {w['device_model']:.2f} + "
+                 f"chain/noise {w['chain_and_noise']:.2f} + core {w['core_demodulate']:.2f} + host {w['host_overhead']:.2f}")
+    return "\n".join(lines)

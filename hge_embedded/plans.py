@@ -24,6 +24,7 @@ because the 1/f noise is lowest at the top.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from itertools import combinations_with_replacement
 
@@ -126,6 +127,12 @@ def plan_frequencies(n: int, *, fs: float = 10_000.0, T: float = 0.1, filter: st
     v.positive("T", T)
     rules = rules or default_rules(filter, T)
     f_min = rules.guard if f_min is None else f_min
+    return np.array(_greedy_plan(int(n), float(fs), float(T), float(f_max), float(f_min), rules))
+
+
+@functools.lru_cache(maxsize=256)
+def _greedy_plan(n: int, fs: float, T: float, f_max: float, f_min: float, rules: PlanRules) -> tuple:
+    """The plan search (cached: training asks for the same plan every window)."""
     step = 1.0 / T
     cands = np.arange(np.floor(f_max / step), np.ceil(f_min / step) - 1, -1) * step
     chosen: list[float] = []
@@ -134,7 +141,7 @@ def plan_frequencies(n: int, *, fs: float = 10_000.0, T: float = 0.1, filter: st
         if not violations(trial, fs=fs, rules=rules):
             chosen = trial
             if len(chosen) == n:
-                return np.array(chosen)
+                return tuple(chosen)
     raise ValueError(f"n: cannot fit {n} frequencies in [{f_min:g}, {f_max:g}] Hz with spacing "
                      f"{rules.spacing:g} Hz, product guards {rules.guard:g}/{rules.guard3:g} Hz "
                      f"(found {len(chosen)}); widen the band or lengthen T")
