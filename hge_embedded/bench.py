@@ -138,7 +138,7 @@ def bench_gradient(points: int = 100, reps: int = 300, seed: int = 0):
         d = SimulatedDNPU(seed=seed, dac_bits=None)
         rs = [extract_gradient(d, b, filter=filt) for _ in range(reps)]
         g = np.array([r.gradient for r in rs])
-        model = analysis.hge_variance(d.noise_model.psd(rs[0].freqs), a, fs, T, filt)
+        model = analysis.hge_variance_psd(d.noise_model.psd, a, rs[0].freqs, fs, T, filt)
         noise[filt] = dict(var_over_model=(g.var(axis=0, ddof=1) / model).round(3).tolist(),
                            stderr_over_spread=(np.mean([r.stderr for r in rs], axis=0)
                                                / g.std(axis=0, ddof=1)).round(3).tolist())

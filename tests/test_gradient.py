@@ -137,3 +137,12 @@ def test_device_intermodulation_lands_where_the_plan_rules_say():
         extract_gradient(d, np.zeros(7), freqs=freqs, filter="boxcar")
     r = extract_gradient(d, np.zeros(7), freqs=freqs, filter="boxcar", check=False, engine="float")
     assert abs((r.gradient[1] - W[1]) - c * A**2 / 4) < 1e-6
+
+
+def test_coloured_variance_model_reduces_to_enbw_in_white_noise():
+    """``hge_variance_psd`` (exact integral) equals ``2 S ENBW / a^2`` for white noise."""
+    S = 3e-5
+    f = np.array([540.0, 1000.0])
+    for filt in ("boxcar", "butterworth3"):
+        exact = analysis.hge_variance_psd(lambda x: np.full_like(x, S), A, f, 1e4, T, filt)
+        assert np.allclose(exact, analysis.hge_variance(S, A, 1e4, T, filt), rtol=1e-3)

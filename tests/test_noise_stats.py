@@ -23,7 +23,8 @@ def test_paper_noise_statistics(filt):
 
     * mean within 3 standard errors of the exact gradient plus the cubic term
       (the ideal DAC keeps the 16-bit quantisation term out, see test_gradient);
-    * variance within 25 % of ``2 S(f) ENBW / a^2`` (the chain attenuates noise
+    * variance within 25 % of the model (``analysis.hge_variance_psd``: the PSD through
+      the window's mixing weights; the chain attenuates noise
       and signal alike, so its gain cancels): the sample variance of 1000 draws
       has relative sd sqrt(2/999) = 4.5 %, so 25 % is 5.5 sd;
     * the mean reported stderr within 25 % of the observed spread.
@@ -33,7 +34,7 @@ def test_paper_noise_statistics(filt):
     truth = d.true_gradient(first.bias) + analysis.cubic_bias(d.true_gradient, first.bias, np.full(7, A))
     mean, sd = g.mean(axis=0), g.std(axis=0, ddof=1)
     assert np.all(np.abs(mean - truth) <= 3 * sd / np.sqrt(REPS)), (mean - truth) / (sd / np.sqrt(REPS))
-    model_var = analysis.hge_variance(d.noise_model.psd(first.freqs), A, d.fs, T, filt)
+    model_var = analysis.hge_variance_psd(d.noise_model.psd, A, first.freqs, d.fs, T, filt)
     ratio = sd**2 / model_var
     assert np.all(np.abs(ratio - 1) < 0.25), ratio
     reported = se.mean(axis=0) / sd
@@ -66,7 +67,7 @@ def spacing_chi2(filt, spacing, points=200, crosstalk="none"):
     d = SimulatedDNPU(seed=2, noise=True, dac_bits=None)
     rules = PlanRules(spacing, spacing, 1.0 / T)
     freqs = plans.plan_frequencies(7, filter=filt, rules=rules)
-    var = 2 * analysis.hge_variance(d.noise_model.psd(freqs), A, d.fs, T, filt)  # par + seq
+    var = 2 * analysis.hge_variance_psd(d.noise_model.psd, A, freqs, d.fs, T, filt)  # par + seq
     rng = np.random.default_rng(7)
     chi = []
     for _ in range(points):
