@@ -48,6 +48,104 @@ def cmd_bench(args) -> int:
     raise AssertionError(args.what)
 
 
+def cmd_train(args) -> int:
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from . import plots, tasks as tasks_mod, train as tr
+
+    try:
+        task_list = tasks_mod.parse_tasks(args.task, args.seed)
+    except ValueError as exc:
+        raise SystemExit(f"hge train: {exc}")
+    out = Path(args.out) if args.out else Path("runs") / f"{args.task}-seed{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoint.json"
+    states = tr.load_checkpoint(ckpt) if args.resume else {}
+    device = make_device(args)
+    config = {"task": args.task, "seed": args.seed, "device": args.device, "T": args.T,
+              "filter": args.filter, "engine": args.engine, "batch_size": args.batch_size,
+              "lr": args.lr, "max_iter": args.max_iter}
+    (out / "config.json").write_text(json.dumps(config, indent=1))
+    results, done_tasks, t0 = [], [], time.perf_counter()
+    current = {}
+
+    def progress(trainer, E):
+        if not args.quiet:
+            sys.stderr.write(f"\r{trainer.task.name:18s} iteration {trainer.iteration:3d}/{trainer.max_iter} "
+                             f"loss {E:8.4f}")
+            sys.stderr.flush()
+
+    def remember(trainer):
+        current[trainer.task.name] = trainer.state()
+
+    try:
+        for i, task in enumerate(task_list):
+            seed = args.seed * 1000 + i if len(task_list) > 1 else args.seed
+            kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, batch_size=args.batch_size,
+                          lr=args.lr, max_iter=args.max_iter)
+            state = states.get(task.name)
+            result, trainer = tr.train_task(device, task, seed=seed, progress=progress, callback=remember,
+                                            state=state, **kwargs)
+            current[task.name] = trainer.state()
+            results.append(result)
+            done_tasks.append(task)
+            if not args.quiet:
+                status = ("found" if result.found else "NOT found") if result.found is not None \
+                    else f"accuracy {result.accuracy:.3f}"
+                sys.stderr.write(f"\r{task.name:18s} {status:>10s} after {result.iterations:3d} iterations, "
+                                 f"loss {result.final_loss if result.final_loss is not None else float('nan'):.4f}"
+                                 f"{' (constant: threshold only)' if task.constant else ''}\n")
+    except BaseException as exc:
+        # Ctrl-C or an error: the device goes to 0 V (its own close / measure ramps), and the
+        # state as of the last finished iteration is saved for --resume.
+        tr.save_checkpoint(ckpt, current)
+        close = getattr(device, "close", None)
+        if close:
+            close()
+        if isinstance(exc, KeyboardInterrupt):
+            sys.stderr.write(f"\ninterrupted; checkpoint saved to {ckpt}; continue with --resume\n")
+            return 130
+        raise
+    tr.save_checkpoint(ckpt, current)
+    close = getattr(device, "close", None)
+    if close:
+        close()
+    wall = time.perf_counter() - t0
+    gates = [r for r in results if r.kind == "gate"]
+    summary = {
+        "task": args.task,
+        "found": sum(bool(r.found) for r in gates) if gates else None,
+        "total": len(gates) if gates else len(results),
+        "accuracy": results[0].accuracy if len(results) == 1 else None,
+        "iterations": int(sum(r.iterations for r in results)),
+        "final_loss": results[-1].final_loss if len(results) == 1 else None,
+        "lab_time_s": float(sum(r.lab_time_s for r in results)),
+        "wall_time_s": wall,
+        "per_task": [r.summary() for r in results],
+        "out": str(out),
+    }
+    (out / "summary.json").write_text(json.dumps(_clean(summary), indent=1))
+    (out / "history.json").write_text(json.dumps(_clean(
+        {r.task: {"loss": r.losses, "controls_V": r.history_controls, "outputs_nA": r.outputs}
+         for r in results})))
+    np.savez(out / "history.npz", **{f"{i}_loss": np.array(r.losses) for i, r in enumerate(results)},
+             **{f"{i}_controls": np.array(r.history_controls) for i, r in enumerate(results)})
+    summary["plots"] = [str(p) for p in plots.write_all(out, results, done_tasks)]
+    if args.json:
+        _print_json(summary)
+    else:
+        if gates:
+            print(f"{args.task}: {summary['found']}/{summary['total']} gates found")
+        if summary["accuracy"] is not None:
+            print(f"{args.task}: test balanced accuracy {summary['accuracy']:.3f}")
+        print(f"{summary['iterations']} iterations; lab time {summary['lab_time_s']:.1f} s "
+              f"(on the rig); wall time {wall:.1f} s; results in {out}")
+    return 0
+
+
 def cmd_gradient(args) -> int:
     import numpy as np
 
@@ -87,8 +185,14 @@ def make_device(args):
     """--device sim (default), nidaq (with --config), or package.module:factory."""
     spec = args.device
     if spec == "sim":
+        import numpy as np
+
         from .devices.simulated import SimulatedDNPU
-        return SimulatedDNPU(seed=args.device_seed, noise=not args.no_noise)
+        seed = getattr(args, "seed", 0) if args.device_seed is None else args.device_seed
+        # The device's response is fixed (device seed 0 unless --device-seed); the run's
+        # seed picks its noise, so different --seed values are different runs on one device.
+        return SimulatedDNPU(seed=0 if args.device_seed is None else args.device_seed,
+                             noise=not args.no_noise, rng=np.random.default_rng(np.random.SeedSequence([seed, 3])))
     if spec == "nidaq":
         if not args.config:
             raise SystemExit("hge: --device nidaq needs --config SETUP.toml")
@@ -108,7 +212,7 @@ def make_device(args):
 def add_device_args(p) -> None:
     p.add_argument("--device", default="sim", help="sim (default), nidaq, or package.module:factory")
     p.add_argument("--config", help="setup file (TOML) for --device nidaq")
-    p.add_argument("--device-seed", type=int, default=0, help="seed of the simulated device (default 0)")
+    p.add_argument("--device-seed", type=int, default=None, help="seed of the simulated device's response (default 0)")
     p.add_argument("--no-noise", action="store_true", help="simulated device without noise")
 
 
@@ -117,6 +221,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hge",
         description="Homodyne gradient extraction: train physical systems by gradient descent in materia.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a task on a device (default: the simulated DNPU)")
+    t.add_argument("--task", required=True,
+                   help="and, or, xor, nand, nor, xnor, ..., a truth table such as 0110, all-gates, sphere")
+    add_device_args(t)
+    t.add_argument("--seed", type=int, default=0, help="seeds data, initial voltages and simulated noise")
+    t.add_argument("--out", help="directory for config, history, plots, checkpoint (default runs/TASK-seedN)")
+    t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    t.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
+    t.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    t.add_argument("-T", type=float, default=0.1, help="HGE window per data point, s (default 0.1)")
+    t.add_argument("--filter", choices=["butterworth3", "boxcar"], default="butterworth3")
+    t.add_argument("--engine", choices=["c", "fixed", "float"], default="c")
+    t.add_argument("--lr", type=float, help="learning rate (default: 0.02 gates, 0.015 sphere)")
+    t.add_argument("--max-iter", type=int, help="iterations at most (default 300)")
+    t.add_argument("--batch-size", type=int, help="data points per iteration (default all)")
+    t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")
     add_device_args(g)

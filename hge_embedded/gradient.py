@@ -83,7 +83,7 @@ def applied_bias(bias, n: int, dac_lsb: float | None, volts=None) -> np.ndarray:
     return (np.round(volts / dac_lsb) * dac_lsb).mean(axis=1)
 
 
-def applied_fundamentals(volts, idx, freqs, fs: float, dac_lsb: float | None) -> np.ndarray:
+def applied_fundamentals(volts, idx, freqs, fs: float, dac_lsb: float | None):
     """Complex fundamental ``alpha + j beta`` of each perturbed electrode's waveform as the DAC makes it.
 
     An 8 mV sine is only ~26 LSB of a 16-bit +-10 V DAC; its fundamental
@@ -106,6 +106,80 @@ def _estimate(z, amplitudes, response, phase, applied=None):
         return 2 * np.abs(z) / amplitudes * np.where(np.abs(np.angle(z)) <= np.pi / 2, 1.0, -1.0)
     drive = amplitudes if applied is None else applied
     return (2 * z / (response * drive)).real
+
+
+class HGEWindow:
+    """One configured HGE measurement, reusable at any bias: electrodes, plan, filter, calibration.
+
+    ``waveform(bias)`` gives the volts of one window; ``read(y, volts)`` turns
+    the samples measured for it into dI/dV. ``extract_gradient`` is one
+    waveform + one ``device.measure`` + one read; the trainer strings many
+    windows and ramps into one ``measure`` and reads each window's slice.
+    Arguments as for ``extract_gradient``.
+    """
+
+    def __init__(self, device, *, electrodes=None, amplitudes=0.008, T: float = 0.1, freqs=None,
+                 filter: str = "butterworth3", engine: str = "c", phase: str = "calibrated",  # noqa: A002
+                 calibration: Calibration | None = None, crosstalk: str = "solve", check: bool = True,
+                 mode: str = "parallel"):
+        v.choice("mode", mode, MODES)
+        v.choice("phase", phase, PHASES)
+        v.choice("crosstalk", crosstalk, CROSSTALK)
+        v.positive("T", T)
+        self.device, self.T, self.filter, self.engine = device, float(T), filter, engine
+        self.phase, self.crosstalk, self.mode = phase, crosstalk, mode
+        self.idx = to_index(electrodes, device.n_electrodes)
+        m = self.idx.size
+        self.amps = np.broadcast_to(v.float_array("amplitudes", amplitudes), (m,)).astype(float)
+        if np.any(self.amps <= 0):
+            raise ValueError(f"amplitudes must be > 0 V, got {self.amps.tolist()}")
+        self.fs = float(device.fs)
+        self.n = int(round(T * self.fs))
+        if freqs is None:
+            freqs = plans.plan_frequencies(m, fs=self.fs, T=T, filter=filter)
+        else:
+            freqs = v.float_array("freqs", np.atleast_1d(freqs), ndim=1)
+            if freqs.size != m:
+                raise ValueError(f"freqs must have one frequency per electrode ({m}), got {freqs.size}")
+            if check and mode == "parallel":
+                plans.check_plan(freqs, fs=self.fs, T=T, filter=filter)
+            elif filter == "boxcar":
+                design.check_boxcar_window(freqs, self.fs, T)
+        self.freqs = np.asarray(freqs, float)
+        self.response = np.ones(m, complex)
+        if phase == "calibrated":
+            cal = calibration or calibration_for(device, self.freqs, T)
+            self.response = cal.at(self.freqs)
+        self.full_scale = getattr(device, "full_scale", None) if engine != "float" else None
+        self.dac_lsb = getattr(device, "dac_lsb", None)
+        self.weights = analysis.lockin_weights(self.fs, T, filter, self.n, quantized=engine != "float")
+        self.enbw = analysis.lockin_enbw(self.fs, T, filter)
+
+    def waveform(self, bias, sel=None) -> np.ndarray:
+        """Volts (n_electrodes, n) of one window at ``bias``, perturbing ``sel`` (default all)."""
+        sel = np.arange(self.idx.size) if sel is None else sel
+        return perturbation_waveform(bias, self.idx[sel], self.amps[sel], self.freqs[sel], self.n, self.fs)
+
+    def read(self, y, volts, sel=None, stderr: bool = True):
+        """Samples ``y`` measured for ``volts`` -> (X + jY, dI/dV, stderr, applied bias).
+
+        ``stderr=False`` skips the residual-spectrum estimate (NaN) where only dI/dV is needed."""
+        sel = np.arange(self.idx.size) if sel is None else sel
+        f = self.freqs[sel]
+        d = demodulate(y, self.fs, f, engine=self.engine, filter=self.filter, T=self.T,
+                       full_scale=self.full_scale)
+        X, Y = d.X, d.Y
+        if self.crosstalk == "solve":
+            X, Y = analysis.solve_crosstalk(X, Y, f, self.fs, self.weights)
+        z = X + 1j * Y
+        applied = applied_fundamentals(volts, self.idx[sel], f, self.fs, self.dac_lsb)
+        grad = _estimate(z, self.amps[sel], self.response[sel], self.phase, applied)
+        if stderr:
+            noise = analysis.residual_psd(y, self.fs, f)(f)
+            se = np.sqrt(2.0 * noise * self.enbw) / (self.amps[sel] * np.abs(self.response[sel]))
+        else:
+            se = np.full(f.size, np.nan)
+        return z, grad, se, applied_bias(volts[:, 0], self.n, self.dac_lsb, volts)
 
 
 def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: float = 0.1, freqs=None,
@@ -142,72 +216,26 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
         plain read-out, biased at small spacing.
     rng : ignored for the waveform (phases are 0); accepted for API stability.
     """
-    v.choice("mode", mode, MODES)
-    v.choice("phase", phase, PHASES)
-    v.choice("crosstalk", crosstalk, CROSSTALK)
-    v.positive("T", T)
     bias = _as_bias(device, bias)
-    idx = to_index(electrodes, device.n_electrodes)
-    m = idx.size
-    amps = np.broadcast_to(v.float_array("amplitudes", amplitudes), (m,)).astype(float)
-    if np.any(amps <= 0):
-        raise ValueError(f"amplitudes must be > 0 V, got {amps.tolist()}")
-    fs = float(device.fs)
-    n = int(round(T * fs))
-    if freqs is None:
-        freqs = plans.plan_frequencies(m, fs=fs, T=T, filter=filter)
-    else:
-        freqs = v.float_array("freqs", np.atleast_1d(freqs), ndim=1)
-        if freqs.size != m:
-            raise ValueError(f"freqs must have one frequency per electrode ({m}), got {freqs.size}")
-        if check and mode == "parallel":
-            plans.check_plan(freqs, fs=fs, T=T, filter=filter)
-        elif filter == "boxcar":
-            design.check_boxcar_window(freqs, fs, T)
-    response = np.ones(m, complex)
-    if phase == "calibrated":
-        cal = calibration or calibration_for(device, freqs, T)
-        response = cal.at(freqs)
-    full_scale = getattr(device, "full_scale", None)
-    dac_lsb = getattr(device, "dac_lsb", None)
-    weights = analysis.lockin_weights(fs, T, filter, n, quantized=engine != "float")
-    applied = np.zeros(m, complex) if dac_lsb else None
-
-    def window(sel):
-        volts = perturbation_waveform(bias, idx[sel], amps[sel], freqs[sel], n, fs)
+    win = HGEWindow(device, electrodes=electrodes, amplitudes=amplitudes, T=T, freqs=freqs, filter=filter,
+                    engine=engine, phase=phase, calibration=calibration, crosstalk=crosstalk, check=check,
+                    mode=mode)
+    m = win.idx.size
+    groups = [np.arange(m)] if mode == "parallel" else [np.array([k]) for k in range(m)]
+    z = np.empty(m, complex)
+    grad, stderr = np.empty(m), np.empty(m)
+    ys, dcs = [], []
+    for sel in groups:
+        volts = win.waveform(bias, sel)
         check_volts(volts, device.limits)
         y = device.measure(volts)
-        d = demodulate(y, fs, freqs[sel], engine=engine, filter=filter, T=T,
-                       full_scale=full_scale if engine != "float" else None)
-        X, Y = d.X, d.Y
-        if crosstalk == "solve":
-            X, Y = analysis.solve_crosstalk(X, Y, freqs[sel], fs, weights)
-        if applied is not None:
-            applied[sel] = applied_fundamentals(volts, idx[sel], freqs[sel], fs, dac_lsb)
-        noise = analysis.residual_psd(y, fs, freqs[sel])(freqs[sel])
-        dc_applied.append(applied_bias(bias, n, dac_lsb, volts))
-        return y, X + 1j * Y, noise
-
-    dc_applied: list = []
-
-    if mode == "parallel":
-        y, z, noise_at = window(np.arange(m))
-        ys = [y]
-    else:
-        z = np.empty(m, complex)
-        ys, noise_at = [], np.empty(m)
-        for k in range(m):
-            y, zk, nk = window(np.array([k]))
-            z[k], noise_at[k] = zk[0], nk[0]
-            ys.append(y)
-    grad = _estimate(z, amps, response, phase, applied)
-    enbw = analysis.lockin_enbw(fs, T, filter)
-    stderr = np.sqrt(2.0 * noise_at * enbw) / (amps * np.abs(response))
+        z[sel], grad[sel], stderr[sel], dc = win.read(y, volts, sel)
+        ys.append(y)
+        dcs.append(dc)
     return GradientResult(
-        gradient=grad, stderr=stderr, bias=np.mean(dc_applied, axis=0), X=z.real, Y=z.imag,
-        freqs=np.asarray(freqs, float),
-        electrodes=to_number(idx), amplitudes=amps, current=float(np.mean(np.concatenate(ys))),
-        lab_time_s=len(ys) * n / fs, mode=mode, filter=filter, phase=phase)
+        gradient=grad, stderr=stderr, bias=np.mean(dcs, axis=0), X=z.real, Y=z.imag, freqs=win.freqs,
+        electrodes=to_number(win.idx), amplitudes=win.amps, current=float(np.mean(np.concatenate(ys))),
+        lab_time_s=len(ys) * win.n / win.fs, mode=mode, filter=filter, phase=phase)
 
 
 def finite_difference_gradient(device, bias, *, electrodes=None, step: float = 0.008, T: float = 0.1,

@@ -145,6 +145,20 @@ class SimulatedDNPU:
         self.adc_lsb = self.iv_range / (2 ** (adc_bits - 1) - 1) if adc_bits else None
         self.samples_measured = 0
 
+    # -- state, for checkpoints (resume gives the same noise as an uninterrupted run) ----
+    def get_state(self) -> dict:
+        st = {"samples_measured": self.samples_measured}
+        if self._noise is not None:
+            st.update(rng=self._noise.rng.bit_generator.state, buffer=self._noise._buf, t=self._noise._t)
+        return st
+
+    def set_state(self, st: dict) -> None:
+        self.samples_measured = int(st["samples_measured"])
+        if self._noise is not None:
+            self._noise.rng.bit_generator.state = st["rng"]
+            self._noise._buf = np.asarray(st["buffer"], float)
+            self._noise._t = float(st["t"])
+
     # -- exact, noise-free views of the device -------------------------------------------
     def static_current(self, V) -> np.ndarray:
         """Exact current (nA) at voltages ``V``: shape (7,) -> scalar, (7, n) -> (n,)."""

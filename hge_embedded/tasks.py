@@ -1,0 +1,132 @@
+"""Tasks: Boolean gates (electrodes 1 and 6 as inputs) and the 3-D sphere (electrodes 2, 4, 6).
+
+Gates: logic 0/1 is -0.7/+0.7 V; the four cases are (0,0), (0,1), (1,0), (1,1) and a
+gate is named by its outputs in that order ("0110" is XOR) or by name. The other five
+electrodes are controls in [-1.2, 0.6] V. A gate is *found* when a threshold halfway
+between the mean high and the mean low output separates all four cases.
+
+The two constant gates (0000, 1111) have no correlation to maximise: any device
+configuration realises them with a threshold above (0000) or below (1111) every
+output, so they are found without training (0 iterations) and the note says so.
+
+Sphere: class 1 is a ball of radius 0.3 V around the origin of the (V2, V4, V6)
+input cube, class 0 the spherical shell 0.5..0.7 V around it (a 0.2 V gap), sampled
+uniformly in volume and balanced (half of each class; uniform sampling in the cube
+would make ~7 % inner points, where always answering "outer" scores 93 %). 300
+training and 1000 test points from the seed. Accuracy is the balanced accuracy with
+the best threshold on the test set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+GATE_NAMES = {"false": "0000", "and": "0001", "a_and_not_b": "0010", "a": "0011",
+              "not_a_and_b": "0100", "b": "0101", "xor": "0110", "or": "0111",
+              "nor": "1000", "xnor": "1001", "not_b": "1010", "a_or_not_b": "1011",
+              "not_a": "1100", "not_a_or_b": "1101", "nand": "1110", "true": "1111"}
+LOGIC_V = (-0.7, 0.7)
+CONTROL_RANGE = (-1.2, 0.6)
+SPHERE_INNER = 0.3
+SPHERE_SHELL = (0.5, 0.7)
+
+
+@dataclass
+class Task:
+    name: str
+    kind: str                          # "gate" or "sphere"
+    inputs: np.ndarray                 # (K, n_inputs) V
+    targets: np.ndarray                # (K,) 0/1
+    input_electrodes: tuple            # numbered from 1
+    control_electrodes: tuple
+    lr: float
+    max_iter: int
+    stop_loss: float
+    control_range: tuple = CONTROL_RANGE
+    test_inputs: np.ndarray | None = None
+    test_targets: np.ndarray | None = None
+    init_candidates: int = 8
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def constant(self) -> bool:
+        return self.targets.min() == self.targets.max()
+
+
+def gate(truth: str) -> Task:
+    """A Boolean gate from its name or 4-bit truth table (outputs for 00, 01, 10, 11)."""
+    key = str(truth).lower()
+    bits = GATE_NAMES.get(key, key)
+    if len(bits) != 4 or any(c not in "01" for c in bits):
+        raise ValueError(f"task: a gate is a name ({', '.join(sorted(GATE_NAMES))}) or a 4-bit truth "
+                         f"table such as 0110, got {truth!r}")
+    lo, hi = LOGIC_V
+    inputs = np.array([[lo, lo], [lo, hi], [hi, lo], [hi, hi]])
+    name = next((k for k, b in GATE_NAMES.items() if b == bits), bits)
+    return Task(name=f"{name} ({bits})" if name != bits else bits, kind="gate", inputs=inputs,
+                targets=np.array([int(c) for c in bits], float), input_electrodes=(1, 6),
+                control_electrodes=(2, 3, 4, 5, 7), lr=0.02, max_iter=300, stop_loss=0.008,
+                extra={"bits": bits})
+
+
+def _shell_points(rng, n, r_lo, r_hi):
+    d = rng.normal(size=(n, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    r = (r_lo**3 + (r_hi**3 - r_lo**3) * rng.random(n)) ** (1 / 3)
+    return d * r[:, None]
+
+
+def sphere_data(rng, n: int):
+    k = n // 2
+    X = np.vstack([_shell_points(rng, k, 0.0, SPHERE_INNER), _shell_points(rng, n - k, *SPHERE_SHELL)])
+    z = np.concatenate([np.ones(k), np.zeros(n - k)])
+    order = rng.permutation(n)
+    return X[order], z[order]
+
+
+def sphere(seed: int = 0, n_train: int = 300, n_test: int = 1000) -> Task:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    X, z = sphere_data(rng, n_train)
+    Xt, zt = sphere_data(rng, n_test)
+    return Task(name="sphere", kind="sphere", inputs=X, targets=z, input_electrodes=(2, 4, 6),
+                control_electrodes=(1, 3, 5, 7), lr=0.015, max_iter=300, stop_loss=0.2,
+                test_inputs=Xt, test_targets=zt, init_candidates=16)
+
+
+def parse_tasks(name: str, seed: int = 0) -> list[Task]:
+    """``--task`` to the list of tasks it means (``all-gates``: the 16 gates)."""
+    key = str(name).lower()
+    if key == "all-gates":
+        return [gate(format(i, "04b")) for i in range(16)]
+    if key == "sphere":
+        return [sphere(seed)]
+    return [gate(key)]
+
+
+def gate_found(y, z) -> bool:
+    """Threshold halfway between mean high and mean low separates all four cases."""
+    y, z = np.asarray(y, float), np.asarray(z, float)
+    if z.min() == z.max():
+        return True
+    t = 0.5 * (y[z == 1].mean() + y[z == 0].mean())
+    return bool(np.all(y[z == 1] > t) and np.all(y[z == 0] < t)) or \
+        bool(np.all(y[z == 1] < t) and np.all(y[z == 0] > t))
+
+
+def balanced_accuracy(y, z) -> tuple[float, float]:
+    """Best balanced accuracy over thresholds (either polarity) and that threshold."""
+    y, z = np.asarray(y, float), np.asarray(z, float)
+    order = np.argsort(y)
+    ys, zs = y[order], z[order]
+    n1, n0 = zs.sum(), (1 - zs).sum()
+    # Class 1 above the threshold placed after position i: TPR = ones above / n1.
+    ones_above = n1 - np.concatenate([[0], np.cumsum(zs)])
+    zeros_below = np.concatenate([[0], np.cumsum(1 - zs)])
+    acc_up = 0.5 * (ones_above / n1 + zeros_below / n0)
+    acc_down = 1.0 - acc_up
+    i_up, i_down = int(np.argmax(acc_up)), int(np.argmax(acc_down))
+    edges = np.concatenate([[ys[0] - 1], 0.5 * (ys[1:] + ys[:-1]), [ys[-1] + 1]])
+    if acc_up[i_up] >= acc_down[i_down]:
+        return float(acc_up[i_up]), float(edges[i_up])
+    return float(acc_down[i_down]), float(edges[i_down])

@@ -1,0 +1,295 @@
+"""Training in the loop: HGE gradient per data point, chain rule, C fixed-point update.
+
+One iteration measures every data point (or a mini-batch) in one ``device.measure``
+call: for each point a window of T with the control electrodes perturbed, joined by
+linear ramps of ``ramp`` s (the paper: 15 ms) that are never demodulated. The loss
+derivative dE/dy comes from ``losses.corrsig``; the chain rule and the step on DAC
+codes run through the C core's fixed-point update rule (``core.UpdateRule``):
+
+    dEdI  Q24 (1/nA, int32)     dIdV  Q8 (nA/V, int32)     g = sum_k dEdI dIdV  Q32 (1/V)
+    codes <- clamp(codes - round(eta g / 2^shift)),   eta / 2^shift = lr / (dac_lsb 2^32)
+
+Every window passes the voltage gate (``devices.check_volts``) before it is applied;
+controls are clamped to their range shrunk by the perturbation amplitude, so no
+sample ever leaves the limits.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import core
+from .devices import check_volts
+from .electrodes import to_index
+from .gradient import HGEWindow
+from .losses import DEFAULT_SCALE_NA, corrsig
+from .tasks import Task, balanced_accuracy, gate_found
+
+DEDI_FRAC = 24   # Q24
+DIDV_FRAC = 8    # Q8
+DC_WINDOW = 0.02  # s, plain (unperturbed) output windows for initial candidates and evaluation
+DEFAULT_DAC_LSB = 20.0 / 2**16  # the cDAQ 9264's grid, when a device does not state its own
+
+
+@dataclass
+class TrainResult:
+    task: str
+    kind: str
+    found: bool | None
+    accuracy: float | None
+    iterations: int
+    final_loss: float | None
+    controls: np.ndarray            # V, in order of the task's control electrodes
+    outputs: np.ndarray             # nA at the training points (last evaluation)
+    losses: list
+    lab_time_s: float
+    wall_time_s: float
+    threshold: float | None = None
+    test_outputs: np.ndarray | None = None
+    history_controls: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"task": self.task, "found": self.found, "accuracy": self.accuracy,
+                "iterations": self.iterations, "final_loss": self.final_loss,
+                "lab_time_s": self.lab_time_s, "wall_time_s": self.wall_time_s,
+                "controls_V": self.controls.tolist()}
+
+
+class Trainer:
+    """Trains one task on one device; state is explicit so a run can be checkpointed and resumed."""
+
+    def __init__(self, device, task: Task, *, seed: int = 0, T: float = 0.1, ramp: float = 0.015,
+                 filter: str = "butterworth3", engine: str = "c", amplitude: float = 0.008,  # noqa: A002
+                 lr: float | None = None, max_iter: int | None = None, stop_loss: float | None = None,
+                 batch_size: int | None = None, loss_scale: float = DEFAULT_SCALE_NA,
+                 separation: str = "mean"):
+        self.device, self.task = device, task
+        self.seed, self.T, self.ramp, self.amplitude = seed, float(T), float(ramp), float(amplitude)
+        self.lr = task.lr if lr is None else float(lr)
+        self.max_iter = task.max_iter if max_iter is None else int(max_iter)
+        self.stop_loss = task.stop_loss if stop_loss is None else float(stop_loss)
+        self.batch_size = batch_size
+        self.loss_scale, self.separation = loss_scale, separation
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if batch_size is not None and not 1 <= batch_size <= len(task.targets):
+            raise ValueError(f"batch_size must be in 1..{len(task.targets)}, got {batch_size}")
+        self.fs = float(device.fs)
+        self.in_idx = to_index(task.input_electrodes, device.n_electrodes)
+        self.ctl_idx = to_index(task.control_electrodes, device.n_electrodes)
+        lim = np.asarray(device.limits, float)
+        if np.any(task.inputs < lim[self.in_idx, 0]) or np.any(task.inputs > lim[self.in_idx, 1]):
+            raise ValueError(f"task {task.name}: inputs leave the device limits of electrodes "
+                             f"{list(task.input_electrodes)}")
+        self.lsb = getattr(device, "dac_lsb", None) or DEFAULT_DAC_LSB
+        lo = np.maximum(task.control_range[0], lim[self.ctl_idx, 0]) + self.amplitude
+        hi = np.minimum(task.control_range[1], lim[self.ctl_idx, 1]) - self.amplitude
+        if np.any(lo > hi):
+            raise ValueError(f"task {task.name}: control range {task.control_range} V leaves no room "
+                             f"inside the device limits for a {self.amplitude} V perturbation")
+        self.w_min = np.ceil(lo / self.lsb).astype(np.int64)
+        self.w_max = np.floor(hi / self.lsb).astype(np.int64)
+        self.rule = core.UpdateRule(self.w_min, self.w_max, eta=1, shift=0)  # eta set below
+        ratio = self.lr / self.lsb  # codes per unit of dE/dV
+        self.shift = 32 + int(np.floor(np.log2(2**30 / ratio)))
+        self.eta = int(round(ratio * 2.0 ** (self.shift - 32)))
+        self.rule = core.UpdateRule(self.w_min, self.w_max, eta=self.eta, shift=self.shift)
+        self.window = HGEWindow(device, electrodes=task.control_electrodes, amplitudes=self.amplitude,
+                                T=self.T, filter=filter, engine=engine)
+        self.n_ramp = int(round(self.ramp * self.fs))
+        # Run state (everything a checkpoint must hold).
+        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
+        self.codes: np.ndarray | None = None
+        self.iteration = 0
+        self.losses: list = []
+        self.history_controls: list = []
+        self.outputs = np.zeros(len(task.targets))
+        self.lab_time = 0.0
+        self.done = False
+
+    # -- volts --------------------------------------------------------------------------
+    def controls(self, codes=None) -> np.ndarray:
+        return (self.codes if codes is None else codes) * self.lsb
+
+    def _bias(self, x, controls) -> np.ndarray:
+        b = np.zeros(self.device.n_electrodes)
+        b[self.in_idx] = x
+        b[self.ctl_idx] = controls
+        return b
+
+    def _string(self, biases, window_of):
+        """Join windows (``window_of(bias)`` -> volts) with linear ramps; return volts and slices."""
+        parts, slices, pos, prev = [], [], 0, None
+        for b in biases:
+            w = window_of(b)
+            if prev is not None and self.n_ramp:
+                t = (np.arange(1, self.n_ramp + 1) / (self.n_ramp + 1))[None, :]
+                parts.append(prev[:, None] + (w[:, :1] - prev[:, None]) * t)
+                pos += self.n_ramp
+            parts.append(w)
+            slices.append(slice(pos, pos + w.shape[1]))
+            pos += w.shape[1]
+            prev = w[:, -1]
+        volts = np.concatenate(parts, axis=1)
+        check_volts(volts, self.device.limits)
+        return volts, slices
+
+    def measure_outputs(self, inputs, codes=None) -> np.ndarray:
+        """Plain output currents (nA) at ``inputs`` for the current controls (DC windows)."""
+        n = max(1, int(round(DC_WINDOW * self.fs)))
+        ctl = self.controls(codes)
+        volts, slices = self._string([self._bias(x, ctl) for x in inputs],
+                                     lambda b: np.repeat(b[:, None], n, axis=1))
+        y = self.device.measure(volts)
+        self.lab_time += volts.shape[1] / self.fs
+        return np.array([y[s].mean() for s in slices])
+
+    def loss(self, y, z):
+        return corrsig(y, z, scale=self.loss_scale, separation=self.separation)
+
+    # -- the loop -----------------------------------------------------------------------
+    def initialise(self) -> None:
+        """Best of ``task.init_candidates`` random control settings by loss (forward measurements only)."""
+        lo, hi = self.w_min, self.w_max
+        cands = [self.rng.integers(lo, hi + 1) for _ in range(max(1, self.task.init_candidates))]
+        if self.task.constant or len(cands) == 1:
+            self.codes = cands[0]
+            return
+        scores = []
+        for c in cands:
+            y = self.measure_outputs(self.task.inputs, c)
+            try:
+                scores.append(self.loss(y, self.task.targets)[0])
+            except ValueError:
+                scores.append(np.inf)
+        self.codes = cands[int(np.argmin(scores))]
+
+    def step(self) -> float:
+        """One iteration: measure, chain rule, fixed-point update. Returns the loss before the update."""
+        task = self.task
+        k_all = np.arange(len(task.targets))
+        batch = k_all if self.batch_size is None else np.sort(self.rng.choice(k_all, self.batch_size, replace=False))
+        ctl = self.controls()
+        biases = [self._bias(task.inputs[k], ctl) for k in batch]
+        volts, slices = self._string(biases, self.window.waveform)
+        y_all = self.device.measure(volts)
+        self.lab_time += volts.shape[1] / self.fs
+        y = np.empty(batch.size)
+        grads = np.empty((batch.size, self.ctl_idx.size))
+        for j, s in enumerate(slices):
+            y[j] = y_all[s].mean()
+            _, grads[j], _, _ = self.window.read(y_all[s], volts[:, s], stderr=False)
+        self.outputs[batch] = y
+        E, dE = self.loss(y, task.targets[batch])
+        self.losses.append(float(E))
+        self.history_controls.append(ctl.tolist())
+        if E < self.stop_loss:
+            self.done = True
+            return E
+        dEdI = np.round(dE * 2.0**DEDI_FRAC)
+        dIdV = np.round(grads * 2.0**DIDV_FRAC)
+        for name, arr in (("dE/dI", dEdI), ("dI/dV", dIdV)):
+            if np.max(np.abs(arr)) >= 2**31:
+                raise OverflowError(f"{name} does not fit its fixed-point format (max {np.max(np.abs(arr))})")
+        g = self.rule.accumulate(dEdI.astype(np.int64), dIdV.astype(np.int64))
+        self.codes = self.rule.step(self.codes, g).astype(np.int64)
+        self.iteration += 1
+        if self.iteration >= self.max_iter:
+            self.done = True
+        return E
+
+    def run(self, progress=None, callback=None) -> None:
+        """Iterate until the loss is below ``stop_loss`` or ``max_iter`` iterations."""
+        if self.task.constant:
+            self.done = True
+        if self.codes is None:
+            self.initialise()
+        while not self.done:
+            E = self.step()
+            if progress:
+                progress(self, E)
+            if callback:
+                callback(self)
+
+    def result(self, wall_time: float) -> TrainResult:
+        task = self.task
+        found = accuracy = threshold = test_out = None
+        outputs = self.measure_outputs(task.inputs)
+        if task.kind == "gate":
+            found = gate_found(outputs, task.targets)
+        if task.test_inputs is not None:
+            test_out = self.measure_outputs(task.test_inputs)
+            accuracy, threshold = balanced_accuracy(test_out, task.test_targets)
+        final = self.losses[-1] if self.losses else None
+        return TrainResult(task=task.name, kind=task.kind, found=found, accuracy=accuracy,
+                           iterations=self.iteration, final_loss=final, controls=self.controls(),
+                           outputs=outputs, losses=list(self.losses), lab_time_s=self.lab_time,
+                           wall_time_s=wall_time, threshold=threshold, test_outputs=test_out,
+                           history_controls=list(self.history_controls))
+
+    # -- checkpoints --------------------------------------------------------------------
+    def state(self) -> dict:
+        st = {"task": self.task.name, "seed": self.seed, "iteration": self.iteration,
+              "codes": None if self.codes is None else self.codes.tolist(), "losses": self.losses,
+              "history_controls": self.history_controls, "outputs": self.outputs.tolist(),
+              "lab_time": self.lab_time, "done": self.done, "rng": self.rng.bit_generator.state}
+        get = getattr(self.device, "get_state", None)
+        st["device"] = get() if get else None
+        return st
+
+    def load_state(self, st: dict) -> None:
+        if st["task"] != self.task.name or st["seed"] != self.seed:
+            raise ValueError(f"checkpoint is for task {st['task']!r} seed {st['seed']}, "
+                             f"not {self.task.name!r} seed {self.seed}")
+        self.iteration, self.losses = st["iteration"], list(st["losses"])
+        self.codes = None if st["codes"] is None else np.array(st["codes"], np.int64)
+        self.history_controls, self.outputs = list(st["history_controls"]), np.array(st["outputs"])
+        self.lab_time, self.done = st["lab_time"], st["done"]
+        self.rng.bit_generator.state = st["rng"]
+        if st.get("device") is not None and hasattr(self.device, "set_state"):
+            self.device.set_state(st["device"])
+
+
+def save_checkpoint(path, states: dict) -> None:
+    """Write the run's states (JSON, device noise buffers as NPZ beside it)."""
+    path = Path(path)
+    arrays, clean = {}, {}
+    for key, st in states.items():
+        st = dict(st)
+        dev = st.get("device")
+        if dev is not None and "buffer" in dev:
+            dev = dict(dev)
+            arrays[f"{key}__buffer"] = np.asarray(dev.pop("buffer"))
+            st["device"] = dev
+        clean[key] = st
+    np.savez(path.with_suffix(".npz"), **arrays)
+    path.write_text(json.dumps(clean))
+
+
+def load_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+    states = json.loads(path.read_text())
+    npz = path.with_suffix(".npz")
+    if npz.exists():
+        with np.load(npz) as arrays:
+            for key in states:
+                if f"{key}__buffer" in arrays and states[key].get("device") is not None:
+                    states[key]["device"]["buffer"] = arrays[f"{key}__buffer"]
+    return states
+
+
+def train_task(device, task: Task, *, seed: int = 0, progress=None, callback=None, state=None,
+               **kwargs) -> tuple[TrainResult, Trainer]:
+    """Train one task; ``state`` (from a checkpoint) resumes where it stopped."""
+    t0 = time.perf_counter()
+    tr = Trainer(device, task, seed=seed, **kwargs)
+    if state is not None:
+        tr.load_state(state)
+    tr.run(progress=progress, callback=callback)
+    return tr.result(time.perf_counter() - t0), tr
