@@ -2,8 +2,9 @@
  * hge_lockin.c - see hge_lockin.h for formats.
  *
  * Accumulator bounds of one filter section (why int64 never overflows):
- *   mixer:  |x'| <= 2^23, |ref| < 2^22 -> |x' ref| < 2^45; >> 16 -> |p| < 2^29
- *   biquad: |b| < 2^31, |p| < 2^29  -> numerator < 3 * 2^60 (before >> b_shift)
+ *   mixer:  |x'| <= 2^23, |ref| < 2^22 -> |x' ref| < 2^45; rounded >> 19 -> < 2^26;
+ *           a pre-sum of 8 -> |u| < 2^29 (int32)
+ *   biquad: |b| < 2^31, |u| < 2^29  -> numerator < 3 * 2^60 (before >> b_shift)
  *           |a1| < 2^31, |a2| < 2^30, |y| <= 2^30 -> 2^61 + 2^60
  *           e < 2^30; total < 6 * 2^60 + 2^30 < 2^63
  *   first order: |c| < 2^31, |y| <= 2^30 -> 2^62; |d| < 2^30, |z| <= 2^30 -> 2^60
@@ -23,10 +24,14 @@ uint32_t hge_lockin_boxcar_state_bytes(void)
     return (uint32_t)sizeof(hge_lockin_boxcar_term_t);
 }
 
-/* sat24(x - dc): Q0 in, Q0 out, saturating. */
-static inline int64_t hge_condition(int32_t x, int32_t dc)
+/* sat24(x - dc): Q0 in, Q0 out, saturating, in 32-bit arithmetic.
+ * With |dc| < 2^23, clamping x to +-2^25 first changes nothing: any x beyond
+ * it leaves x - dc beyond +-2^23 either way, so the result is the same. */
+static inline int32_t hge_condition(int32_t x, int32_t dc)
 {
-    return hge_clamp64((int64_t)x - (int64_t)dc, HGE_SAMPLE_MIN, HGE_SAMPLE_MAX);
+    int32_t v = x > 33554432 ? 33554432 : (x < -33554432 ? -33554432 : x);
+    v -= dc;
+    return v > HGE_SAMPLE_MAX ? (int32_t)HGE_SAMPLE_MAX : (v < HGE_SAMPLE_MIN ? (int32_t)HGE_SAMPLE_MIN : v);
 }
 
 hge_status hge_mean_q0(const int32_t *x, uint32_t n, int32_t *mean)
@@ -83,7 +88,7 @@ static int hge_bw3_coeffs_stable(const hge_bw3_coeffs_t *k)
 
 static void hge_bw3_channel_clear(hge_bw3_channel_t *c)
 {
-    c->x1 = c->x2 = c->y1 = c->y2 = c->z1 = 0;
+    c->acc = c->x1 = c->x2 = c->y1 = c->y2 = c->z1 = 0;
     c->e1 = c->e2 = 0u;
 }
 
@@ -124,6 +129,7 @@ hge_status hge_lockin_bw3_reset(hge_lockin_bw3_t *s, const uint32_t *phases)
         hge_bw3_channel_clear(&s->terms[m].i);
         hge_bw3_channel_clear(&s->terms[m].q);
     }
+    s->presum_count = 0u;
     return HGE_OK;
 }
 
@@ -139,70 +145,102 @@ hge_status hge_lockin_bw3_set_dc(hge_lockin_bw3_t *s, int32_t dc)
     return HGE_OK;
 }
 
-/* One sample through biquad + first-order section with error feedback.
- * p: Q6 mixer output, |p| < 2^29. */
-static inline void hge_bw3_step(hge_bw3_channel_t *c, const hge_bw3_coeffs_t *k, int32_t p)
+/* Coefficients as the inner loop wants them: denominators negated, so every
+ * term is a multiply-accumulate (exact: |a1| < 2^31 - 1 by the stability
+ * check, |a2|, |d1| < 2^30, so each negation fits). */
+typedef struct {
+    int32_t b0, b1, b2, na1, na2, c0, c1, nd1;
+    uint32_t b_shift;
+} hge_bw3_mac_t;
+
+/* One pre-sum u (Q6, |u| < 2^29) through biquad + first-order section with error feedback. */
+static inline void hge_bw3_step(hge_bw3_channel_t *c, const hge_bw3_mac_t *k, int32_t u)
 {
     int64_t acc;
     int32_t y;
     int32_t z;
-    acc = (int64_t)k->b[0] * p + (int64_t)k->b[1] * c->x1 + (int64_t)k->b[2] * c->x2;
-    acc = (acc >> k->b_shift) - (int64_t)k->a[0] * c->y1 - (int64_t)k->a[1] * c->y2
-        + (int64_t)c->e1;
+    acc = (int64_t)k->b0 * u + (int64_t)k->b1 * c->x1 + (int64_t)k->b2 * c->x2;
+    acc = (acc >> k->b_shift) + (int64_t)k->na1 * c->y1 + (int64_t)k->na2 * c->y2 + (int64_t)c->e1;
     c->e1 = (uint32_t)((uint64_t)acc & HGE_REMAINDER_MASK);
     y = (int32_t)hge_clamp64(acc >> 30, HGE_FILTER_MIN, HGE_FILTER_MAX);
 
-    acc = (int64_t)k->c[0] * y + (int64_t)k->c[1] * c->y1 - (int64_t)k->d * c->z1
-        + (int64_t)c->e2;
+    acc = (int64_t)k->c0 * y + (int64_t)k->c1 * c->y1 + (int64_t)k->nd1 * c->z1 + (int64_t)c->e2;
     c->e2 = (uint32_t)((uint64_t)acc & HGE_REMAINDER_MASK);
     z = (int32_t)hge_clamp64(acc >> 30, HGE_FILTER_MIN, HGE_FILTER_MAX);
 
     c->x2 = c->x1;
-    c->x1 = p;
+    c->x1 = u;
     c->y2 = c->y1;
     c->y1 = y;
     c->z1 = z;
 }
 
-/* One sample for one terminal: conditioned sample xv (Q0) in, both channels stepped. */
-static inline void hge_bw3_term_step(hge_lockin_bw3_term_t *t, const hge_bw3_coeffs_t *k, int64_t xv)
+/* Mixer product rounded to the pre-sum's format: (x' ref + 2^18) >> 19, |.| < 2^26.
+ * Written as the high word of (16 x') (512 ref) + 2^31, which is the same number
+ * (both factors still fit int32: |x'| <= 2^23, |ref| < 2^22) and is one
+ * rounding high-multiply (SMMULR) on a Cortex-M4. */
+static inline int32_t hge_presum_term(int32_t xv, int32_t ref)
 {
-    int32_t sn;
-    int32_t cs;
-    hge_sincos_q22(t->nco.phase, &sn, &cs);
-    t->nco.phase += t->nco.step;
-    hge_bw3_step(&t->i, k, (int32_t)((xv * sn) >> HGE_MIXER_SHIFT));
-    hge_bw3_step(&t->q, k, (int32_t)((xv * cs) >> HGE_MIXER_SHIFT));
+    return (int32_t)(((int64_t)(xv * 16) * (ref * 512) + 0x80000000LL) >> 32);
+}
+
+/* Samples are conditioned once per chunk (not once per terminal) into this
+ * many int32 on the stack. */
+#define HGE_CHUNK 32u
+
+static void hge_condition_chunk(const int32_t *x, uint32_t n, int32_t dc, int32_t *out)
+{
+    uint32_t j;
+    for (j = 0; j < n; ++j) {
+        out[j] = hge_condition(x[j], dc);
+    }
 }
 
 hge_status hge_lockin_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n)
 {
-    hge_bw3_coeffs_t k;
+    hge_bw3_mac_t k;
+    int32_t buf[HGE_CHUNK];
+    uint32_t start;
     uint32_t m;
     uint32_t j;
     if (s == 0 || x == 0 || s->terms == 0 || s->coeffs == 0) {
         return HGE_ERR_NULL;
     }
-    k = *s->coeffs;
-    /* Terminal-major, two terminals per pass: their four independent filter
-     * recursions overlap in the pipeline; state lives in locals for the block. */
-    for (m = 0; m + 1u < s->n_terms; m += 2u) {
-        hge_lockin_bw3_term_t t0 = s->terms[m];
-        hge_lockin_bw3_term_t t1 = s->terms[m + 1u];
-        for (j = 0; j < n; ++j) {
-            int64_t xv = hge_condition(x[j], s->dc);
-            hge_bw3_term_step(&t0, &k, xv);
-            hge_bw3_term_step(&t1, &k, xv);
+    k.b0 = s->coeffs->b[0];
+    k.b1 = s->coeffs->b[1];
+    k.b2 = s->coeffs->b[2];
+    k.na1 = -s->coeffs->a[0];
+    k.na2 = -s->coeffs->a[1];
+    k.c0 = s->coeffs->c[0];
+    k.c1 = s->coeffs->c[1];
+    k.nd1 = -s->coeffs->d;
+    k.b_shift = s->coeffs->b_shift;
+    /* Chunk by chunk, terminal-major inside a chunk: one terminal's state stays
+     * in locals while it runs over the chunk. */
+    for (start = 0; start < n; start += HGE_CHUNK) {
+        uint32_t len = n - start < HGE_CHUNK ? n - start : HGE_CHUNK;
+        hge_condition_chunk(x + start, len, s->dc, buf);
+        for (m = 0; m < s->n_terms; ++m) {
+            hge_lockin_bw3_term_t t = s->terms[m];
+            uint32_t count = s->presum_count;
+            for (j = 0; j < len; ++j) {
+                int32_t sn;
+                int32_t cs;
+                hge_sincos_q22(t.nco.phase, &sn, &cs);
+                t.nco.phase += t.nco.step;
+                t.i.acc += hge_presum_term(buf[j], sn);
+                t.q.acc += hge_presum_term(buf[j], cs);
+                if (++count == HGE_BW3_DECIMATION) {
+                    count = 0u;
+                    hge_bw3_step(&t.i, &k, t.i.acc);
+                    hge_bw3_step(&t.q, &k, t.q.acc);
+                    t.i.acc = 0;
+                    t.q.acc = 0;
+                }
+            }
+            s->terms[m] = t;
         }
-        s->terms[m] = t0;
-        s->terms[m + 1u] = t1;
-    }
-    if (m < s->n_terms) {
-        hge_lockin_bw3_term_t t0 = s->terms[m];
-        for (j = 0; j < n; ++j) {
-            hge_bw3_term_step(&t0, &k, hge_condition(x[j], s->dc));
-        }
-        s->terms[m] = t0;
+        s->presum_count = (uint32_t)((s->presum_count + len) % HGE_BW3_DECIMATION);
     }
     return HGE_OK;
 }
@@ -273,6 +311,8 @@ hge_status hge_lockin_boxcar_set_dc(hge_lockin_boxcar_t *s, int32_t dc)
 
 hge_status hge_lockin_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n)
 {
+    int32_t buf[HGE_CHUNK];
+    uint32_t start;
     uint32_t m;
     uint32_t k;
     if (s == 0 || x == 0 || s->terms == 0) {
@@ -281,18 +321,21 @@ hge_status hge_lockin_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, u
     if ((uint64_t)s->count + n > HGE_BOXCAR_MAX_SAMPLES) {
         return HGE_ERR_SIZE;
     }
-    for (m = 0; m < s->n_terms; ++m) {
-        hge_lockin_boxcar_term_t t = s->terms[m];
-        for (k = 0; k < n; ++k) {
-            int64_t xv = hge_condition(x[k], s->dc);
-            int32_t sn;
-            int32_t cs;
-            hge_sincos_q22(t.nco.phase, &sn, &cs);
-            t.acc_i += xv * sn;
-            t.acc_q += xv * cs;
-            t.nco.phase += t.nco.step;
+    for (start = 0; start < n; start += HGE_CHUNK) {
+        uint32_t len = n - start < HGE_CHUNK ? n - start : HGE_CHUNK;
+        hge_condition_chunk(x + start, len, s->dc, buf);
+        for (m = 0; m < s->n_terms; ++m) {
+            hge_lockin_boxcar_term_t t = s->terms[m];
+            for (k = 0; k < len; ++k) {
+                int32_t sn;
+                int32_t cs;
+                hge_sincos_q22(t.nco.phase, &sn, &cs);
+                t.acc_i += (int64_t)buf[k] * sn;
+                t.acc_q += (int64_t)buf[k] * cs;
+                t.nco.phase += t.nco.step;
+            }
+            s->terms[m] = t;
         }
-        s->terms[m] = t;
     }
     s->count += n;
     return HGE_OK;

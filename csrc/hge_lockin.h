@@ -5,11 +5,17 @@
  * NCO (frequency, phase) and mixes the sample with sin (in-phase, I) and cos
  * (quadrature, Q). Two low-pass back ends:
  *
- *   bw3     third-order Butterworth: one DF1 biquad + one first-order DF1
- *           section, Q2.30 coefficients, 64-bit accumulator, first-order error
- *           feedback (the truncation remainder is carried into the next
- *           sample), so DC gain is exact and no offset sticks at cut-offs of
- *           1e-4 fs. 64 bytes of state per terminal.
+ *   bw3     third-order Butterworth behind a pre-sum: the mixer products of 8
+ *           consecutive samples are summed (integrate-and-dump by 8, a
+ *           first-order CIC decimator), and the Butterworth runs at fs/8 on
+ *           the sums: one DF1 biquad + one first-order DF1 section, Q2.30
+ *           coefficients, 64-bit accumulator, first-order error feedback (the
+ *           truncation remainder is carried into the next step), so DC gain is
+ *           exact and no offset sticks. A 10 Hz cut-off needs no 10 kHz
+ *           filter: the pre-sum costs two adds per sample, and the filter's
+ *           work drops eightfold (its coefficients are better conditioned at
+ *           fs/8, too). The output changes every 8 samples; a window should
+ *           be a multiple of 8 samples. 72 bytes of state per terminal.
  *   boxcar  integrate-and-dump: exact 64-bit sums of x * ref over the window,
  *           the matched filter when every frequency makes whole periods.
  *           24 bytes of state per terminal.
@@ -33,8 +39,11 @@
 #define HGE_FILTER_MIN (-1073741824L)
 #define HGE_FILTER_MAX (1073741823L)
 
-/* Right shift that takes the mixer product (Q22, < 2^45) to the filter's
- * Q6 signal (< 2^29). */
+/* The pre-sum: HGE_BW3_DECIMATION products, each rounded half-up from Q22
+ * (< 2^45) by HGE_PRESUM_SHIFT to < 2^26, sum to < 2^29: the mean product in
+ * Q6 (2^16 / 2^22 of the Q22 product, as 19 - 3 = 16). */
+#define HGE_BW3_DECIMATION 8u
+#define HGE_PRESUM_SHIFT 19
 #define HGE_MIXER_SHIFT 16
 
 /* Shared, read-only Butterworth coefficients.
@@ -55,7 +64,8 @@ typedef struct {
 } hge_bw3_coeffs_t;
 
 typedef struct {
-    int32_t x1, x2; /* previous two biquad inputs (mixer outputs), Q6 */
+    int32_t acc;    /* pre-sum of the current group of 8 products, Q6 (< 2^29) */
+    int32_t x1, x2; /* previous two biquad inputs (pre-sums), Q6 */
     int32_t y1, y2; /* previous two biquad outputs = first-order inputs, Q6 */
     int32_t z1;     /* previous first-order output = lock-in output, Q6 */
     uint32_t e1;    /* biquad error-feedback remainder, [0, 2^30) */
@@ -73,6 +83,7 @@ typedef struct {
     hge_lockin_bw3_term_t *terms;
     uint32_t n_terms;
     int32_t dc;
+    uint32_t presum_count; /* samples in the current group, 0..7 (shared by all terminals) */
 } hge_lockin_bw3_t;
 
 typedef struct {
@@ -111,18 +122,22 @@ hge_status hge_mean_q0(const int32_t *x, uint32_t n, int32_t *mean);
  * process: for each sample x[k] and terminal m:
  *   x'  = sat24(x[k] - dc)                               Q0
  *   s,c = hge_sin_q22(phase), hge_sin_q22(phase + 2^30)  Q22
- *   pI  = (x' * s) >> 16, pQ = (x' * c) >> 16            Q6, floor, |p| < 2^29
- *   each channel: biquad then first-order section, per section
+ *   accI += (x' * s + 2^18) >> 19                        round half-up, < 2^26 each
+ *   accQ += (x' * c + 2^18) >> 19
+ *   phase += step (mod 2^32)
+ *   after every 8th sample (counted from init/reset across blocks), each
+ *   channel runs its pre-sum u = acc (Q6, |u| < 2^29) through the biquad and
+ *   the first-order section and clears acc; per section
  *     acc = sum(num * inputs) - sum(den * outputs) + e   Q36 in int64, exact
  *           (biquad: the numerator sum, Q(36 + b_shift), is first floored
- *           to Q36 by >> b_shift: a bias below 2^-30 LSB per sample)
+ *           to Q36 by >> b_shift: a bias below 2^-30 LSB per step)
  *     out = sat(acc >> 30) into [-2^30, 2^30 - 1]        Q6, floor
- *     e   = acc mod 2^30 (low 30 bits), carried to the next sample
- *   phase += step (mod 2^32).
+ *     e   = acc mod 2^30 (low 30 bits), carried to the next step
  *   Processing one block or many gives identical results. n may be 0.
- * output: out_i[m], out_q[m] = current first-order outputs (Q6; divide by
- *   2^6 and by (2^22 - 1) / 2^22 to get code units of (A/2) cos, (A/2) sin).
- * reset: clear filter state; phases as in init.
+ * output: out_i[m], out_q[m] = current first-order outputs (Q6: times
+ *   2^16 / (2^22 - 1) gives code units of (A/2) cos, (A/2) sin), as of the
+ *   last completed group of 8 samples.
+ * reset: clear filter state and pre-sums; phases as in init.
  */
 hge_status hge_lockin_bw3_init(hge_lockin_bw3_t *s, const hge_bw3_coeffs_t *coeffs,
                                hge_lockin_bw3_term_t *terms, uint32_t n_terms,

@@ -39,17 +39,8 @@ EULER_GAMMA = 0.5772156649015329
 
 def lockin_weights(fs: float, T: float, filter: str, n: int | None = None,  # noqa: A002
                    quantized: bool = False) -> np.ndarray:
-    """Weights ``w_k`` (k = 0..n-1, applied to sample k) of a lock-in read at the window's end.
-
-    ``quantized``: the integer engines' filter (Q2.30 coefficients) instead of the float design.
-    """
-    n = int(round(T * fs)) if n is None else int(n)
-    if filter == "boxcar":
-        return np.full(n, 1.0 / n)
-    lf = design.lockin_filter(float(fs), float(T), n)
-    if quantized:
-        return design.impulse_response(design.coeffs_to_sos(lf.coeffs), n)[::-1] / lf.gain_fixed
-    return design.impulse_response(lf.sos, n)[::-1] / lf.gain_float
+    """Weights ``w_k`` of a lock-in read at the window's end (``design.lockin_weights``)."""
+    return design.lockin_weights(fs, T, filter, n, quantized)
 
 
 def demod_matrix(freqs, fs: float, weights: np.ndarray) -> np.ndarray:

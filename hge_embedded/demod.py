@@ -3,9 +3,10 @@
 The engines share one definition of the result (DESIGN.md section 1):
 ``X_m = (A_m / 2) cos(theta_m)``, ``Y_m = (A_m / 2) sin(theta_m)`` for an input
 component ``A_m sin(2 pi f_m t + phi_m + theta_m)``, in the unit of the
-samples. Both low-pass filters are read at the window's last sample; the
-Butterworth output is divided by its step response there (about 1.02, the
-98 %-settling rule), so a constant product comes out exactly.
+samples. Both low-pass filters are read at the window's end; the Butterworth
+(behind a pre-sum of 8 samples, see ``csrc/hge_lockin.h``) is divided by its
+step response there (about 1.02, the 98 %-settling rule), so a constant
+product comes out exactly.
 """
 from __future__ import annotations
 
@@ -117,6 +118,9 @@ def demodulate(samples, fs, freqs, *, engine: str = "c", filter: str = "butterwo
     T = n / fs if T is None else v.positive("T", T)
     if filter == "butterworth3":
         filt = design.lockin_filter(float(fs), float(T), n)
+        if n % design.DECIMATION:
+            raise ValueError(f"samples: the Butterworth lock-in sums groups of {design.DECIMATION} samples; "
+                             f"the window must be a multiple of {design.DECIMATION}, got {n}")
 
     if engine == "float":
         if filter == "boxcar":

@@ -158,70 +158,109 @@ def check_boxcar_window(freqs, fs: float, T: float, *, tol: float = 1e-6) -> Non
                          f"{bad * T} periods (use multiples of 1/T = {1 / T} Hz)")
 
 
+DECIMATION = fixed.BW3_DECIMATION
+
+
 @dataclass(frozen=True)
 class LockinFilter:
-    """The low-pass of a lock-in: float design, its Q2.30 quantisation, and the gain read at T."""
+    """The low-pass of a lock-in: a pre-sum of 8, then the Butterworth at fs/8.
+
+    Float design, its Q2.30 quantisation, and the gain read at the window's end.
+    """
 
     fs: float
     T: float
-    n: int
+    n: int                    # window, samples at fs
     fc: float
-    sos: np.ndarray           # float64 design, [biquad, first-order]
+    sos: np.ndarray           # float64 design at fs_d, [biquad, first-order]
     coeffs: tuple             # (b0, b1, b2, a1, a2, c0, c1, d1, b_shift)
-    gain_float: float         # step response of sos at sample n - 1
-    gain_fixed: float         # step response of the quantised filter at sample n - 1
+    gain_float: float         # step response of sos at decimated sample n_d - 1
+    gain_fixed: float         # step response of the quantised filter there
+    decimation: int = DECIMATION
+
+    @property
+    def fs_d(self) -> float:
+        return self.fs / self.decimation
+
+    @property
+    def n_d(self) -> int:
+        return self.n // self.decimation
 
 
 @functools.lru_cache(maxsize=64)
 def lockin_filter(fs: float, T: float, n: int | None = None, fc: float | None = None) -> LockinFilter:
-    """Design the third-order Butterworth for a window of ``T`` s at ``fs`` Hz (98 % settled at T)."""
+    """Design the lock-in low-pass for a window of ``T`` s at ``fs`` Hz: a pre-sum of 8 samples,
+    then a third-order Butterworth at fs/8 whose step response is 98 % settled at T."""
     v.positive("fs", fs)
     v.positive("T", T)
     n = int(round(T * fs)) if n is None else int(n)
     fc = butterworth_cutoff(T) if fc is None else float(fc)
-    if fc >= fs / 2:
+    fs_d = fs / DECIMATION
+    if n < DECIMATION:
+        raise ValueError(f"samples: the Butterworth lock-in needs at least {DECIMATION} samples, got {n}")
+    if fc >= fs_d / 2:
         raise ValueError(f"T = {T} s is too short for the Butterworth at fs = {fs} Hz: its cut-off "
-                         f"{fc:.1f} Hz must stay below fs/2")
-    sos = butterworth3_sos(fc, fs)
+                         f"{fc:.1f} Hz must stay below fs/16 = {fs_d / 2:g} Hz (it runs at fs/8)")
+    sos = butterworth3_sos(fc, fs_d)
     coeffs = quantize_butterworth3(sos)
-    return LockinFilter(fs, T, n, fc, sos, coeffs, step_gain(sos, n), step_gain(coeffs_to_sos(coeffs), n))
+    n_d = n // DECIMATION
+    return LockinFilter(fs, T, n, fc, sos, coeffs, step_gain(sos, n_d), step_gain(coeffs_to_sos(coeffs), n_d))
 
 
-def rounding_gain(coeffs, n: int) -> float:
-    """Worst-case output error (in Q6 LSB) of the integer filter's roundings over n samples.
+def lockin_weights(fs: float, T: float, filter: str, n: int | None = None,  # noqa: A002
+                   quantized: bool = False) -> np.ndarray:
+    """Weights ``w_k`` (k = 0..n-1, applied to sample k's product) of a lock-in read at the window's end.
 
-    Three floors, each leaving a remainder in [0, 1) LSB, written as
-    ``1/2 + u`` with ``|u| <= 1/2``: a shaping filter ``g`` turns it into at most
-    ``|sum g| / 2 + sum |g| / 2``.
+    Integrate-and-dump: 1/n. Butterworth: sample k falls in group k // 8, whose
+    pre-sum the filter weights with its impulse response at n_d - 1 - group;
+    a trailing partial group weighs 0. ``quantized``: the integer engines'
+    Q2.30 filter instead of the float design. Normalised to unit DC gain at T.
+    """
+    n = int(round(T * fs)) if n is None else int(n)
+    if filter == "boxcar":
+        return np.full(n, 1.0 / n)
+    lf = lockin_filter(float(fs), float(T), n)
+    sos, gain = (coeffs_to_sos(lf.coeffs), lf.gain_fixed) if quantized else (lf.sos, lf.gain_float)
+    h = impulse_response(sos, lf.n_d)[::-1] / gain
+    w = np.zeros(n)
+    w[:lf.n_d * DECIMATION] = np.repeat(h, DECIMATION) / DECIMATION
+    return w
 
-    * the mixer floor passes the whole filter;
-    * the biquad's error feedback makes its output the exact recursion plus
-      ``(e[n-1] - e[n])``: the remainder passes ``(1 - z^-1) / A1(z)`` and then
-      the first-order section;
-    * the first-order section's remainder passes ``(1 - z^-1) / A2(z)``.
+
+def rounding_gain(coeffs, n_d: int) -> float:
+    """Worst-case output error (in Q6 LSB) of the integer filter's roundings over n_d filter steps.
+
+    The pre-sum of 8 half-up rounded products is within 4 LSB of exact; it
+    passes the whole filter (weights ``g``: at most ``4 sum |g|``). Each filter
+    section floors with error feedback, leaving a remainder in [0, 1) LSB,
+    written as ``1/2 + u`` with ``|u| <= 1/2``: a shaping filter ``g`` turns it
+    into at most ``|sum g| / 2 + sum |g| / 2``. The biquad's error feedback
+    makes its output the exact recursion plus ``(e[n-1] - e[n])``: the
+    remainder passes ``(1 - z^-1) / A1(z)`` and then the first-order section;
+    the first-order section's remainder passes ``(1 - z^-1) / A2(z)``.
     See ``reference/fixed.py``.
     """
     sos_q = coeffs_to_sos(coeffs)
-    imp = np.zeros(int(n))
+    imp = np.zeros(int(n_d))
     imp[0] = 1.0
+    presum = 4.0 * np.sum(np.abs(sig.sosfilt(sos_q, imp)))
     shapes = [
-        sig.sosfilt(sos_q, imp),
         sig.sosfilt(sos_q[1:], sig.lfilter([1.0, -1.0], sos_q[0, 3:], imp)),
         sig.lfilter([1.0, -1.0], sos_q[1, 3:5], imp),
     ]
-    return float(sum(0.5 * abs(np.sum(g)) + 0.5 * np.sum(np.abs(g)) for g in shapes))
+    return float(presum + sum(0.5 * abs(np.sum(g)) + 0.5 * np.sum(np.abs(g)) for g in shapes))
 
 
 def accuracy_bound(amplitude: float, freq: float, filt: LockinFilter) -> float:
     """Bound (codes) on ``|2R_fixed - 2R_float|`` for a noise-free tone of ``amplitude`` codes at ``freq`` Hz.
 
-    Per component (X or Y), with ``h`` the fixed filter's impulse response
-    over the window normalised by its gain at T, ``L1 = sum |h|``:
+    Per component (X or Y), with ``w`` the fixed lock-in's weights on the
+    window's samples (``lockin_weights``), ``L1 = sum |w|``:
 
     * reference error: ``L1 * A * REF_ERROR_BOUND`` (``reference/fixed.py``);
     * filter mismatch: the mixer product of a tone is ``(A/2) (cos - cos(2 w n + psi))``.
       Both engines divide by their own gain at T, so the DC part agrees
-      exactly; the 2f part differs by ``(A/2) |sum_k (h_fixed - h_float)[k] e^{-j 2 w k}|``;
+      exactly; the 2f part differs by ``(A/2) |sum_k (w_fixed - w_float)[k] e^{-j 2 w k}|``;
     * DC removal: the integer mean is within 0.5 code of the exact one:
       ``0.5 * L1`` codes;
     * integer rounding: ``rounding_gain`` Q6 LSB, converted to codes.
@@ -229,14 +268,14 @@ def accuracy_bound(amplitude: float, freq: float, filt: LockinFilter) -> float:
     ``|dR| <= sqrt(dX^2 + dY^2) <= sqrt(2) max``, and ``2R`` doubles it.
     """
     n = filt.n
-    h_fixed = impulse_response(coeffs_to_sos(filt.coeffs), n) / filt.gain_fixed
-    h_float = impulse_response(filt.sos, n) / filt.gain_float
-    l1 = float(np.sum(np.abs(h_fixed)))
+    w_fixed = lockin_weights(filt.fs, filt.T, "butterworth3", n, quantized=True)
+    w_float = lockin_weights(filt.fs, filt.T, "butterworth3", n)
+    l1 = float(np.sum(np.abs(w_fixed)))
     k = np.arange(n)
-    mismatch = 0.5 * amplitude * abs(np.sum((h_fixed - h_float) * np.exp(-2j * (2 * np.pi * freq / filt.fs) * k)))
+    mismatch = 0.5 * amplitude * abs(np.sum((w_fixed - w_float) * np.exp(-2j * (2 * np.pi * freq / filt.fs) * k)))
     lsb_codes = 2.0**fixed.MIXER_SHIFT / fixed.SINE_AMPLITUDE / filt.gain_fixed  # one Q6 LSB
     per_component = (l1 * amplitude * fixed.REF_ERROR_BOUND + mismatch + 0.5 * l1
-                     + rounding_gain(filt.coeffs, n) * lsb_codes)
+                     + rounding_gain(filt.coeffs, filt.n_d) * lsb_codes)
     return 2.0 * np.sqrt(2.0) * per_component
 
 

@@ -62,21 +62,22 @@ def test_float_engine_recovers_amplitude_and_phase():
 def test_no_stuck_offset_at_low_cutoff(fc):
     """At fc = 1e-4 fs and 2e-3 fs the integer filter settles to the exact DC.
 
-    A tone at the reference frequency mixes to A/2 plus 2f. At 2.4 kHz the 2f
-    term (4.8 kHz) passes a 20 Hz third-order filter at (20/4800)^3 < 1e-7.
+    A tone at the reference frequency mixes to A/2 plus 2f. At 1875 Hz the 2f
+    term (3750 Hz = 3 fs/8) falls in a null of the pre-sum of 8 samples, and what
+    the NCO's rounding leaves of it passes a 20 Hz filter at (20/625)^3 < 1e-4.
     After 8 settling times the step response is 1 within 1e-6, so the float
     result is A/2 within 1e-6 A; the integer one must be within the rounding
     bound (``rounding_gain`` LSB) of it, plus the tone's own rounding to
     integer codes (0.5 code through the filter's L1 norm): no offset sticks.
     """
     T_fc = design.settling_constant() / fc
-    n = int(8 * T_fc * FS)
+    n = int(8 * T_fc * FS) // 8 * 8
     filt = design.lockin_filter(FS, T_fc, n, fc)
     a = 1e5
-    x = np.round(a * np.sin(2 * np.pi * 2400.0 * np.arange(n) / FS)).astype(np.int32)
-    c = demodulate(x, FS, [2400.0], T=T_fc, remove_dc=False)
+    x = np.round(a * np.sin(2 * np.pi * 1875.0 * np.arange(n) / FS)).astype(np.int32)
+    c = demodulate(x, FS, [1875.0], T=T_fc, remove_dc=False)
     lsb = 2.0**16 / (2**22 - 1)  # one Q6 LSB in codes
     expected = (a / 2) / filt.gain_fixed
-    l1 = np.sum(np.abs(design.impulse_response(design.coeffs_to_sos(filt.coeffs), n)))
-    bound = design.rounding_gain(filt.coeffs, n) * lsb + 0.5 * l1 + 1e-6 * a
+    l1 = np.sum(np.abs(design.lockin_weights(FS, T_fc, "butterworth3", n, quantized=True)))
+    bound = design.rounding_gain(filt.coeffs, filt.n_d) * lsb + 0.5 * l1 + 1e-6 * a
     assert abs(c.X[0] - expected) <= bound

@@ -15,15 +15,17 @@ def test_settling_constant_matches_paper():
 
 @pytest.mark.parametrize("T", [0.02, 0.1, 0.5, 1.0])
 def test_step_response_98_percent_settled_at_T(T):
+    """The Butterworth runs at fs/8 on pre-sums; its step response is 98 % settled at T."""
     filt = design.lockin_filter(FS, T)
-    s = sig.sosfilt(filt.sos, np.ones(int(3 * T * FS)))
-    n = filt.n
+    assert filt.fs_d == FS / 8
+    s = sig.sosfilt(filt.sos, np.ones(int(3 * T * filt.fs_d)))
+    n = filt.n_d
     # From T on, within 2 % (a sample of slack for the discrete grid) ...
     assert np.all(np.abs(s[n:] - 1) <= 0.02 + 1e-3)
     # ... and not long before: at 0.9 T it is still outside the band.
     assert np.max(np.abs(s[int(0.8 * n):int(0.95 * n)] - 1)) > 0.02
     # The quantised filter obeys the same rule (each engine divides by its own gain at T).
-    sq = sig.sosfilt(design.coeffs_to_sos(filt.coeffs), np.ones(int(3 * T * FS)))
+    sq = sig.sosfilt(design.coeffs_to_sos(filt.coeffs), np.ones(int(3 * T * filt.fs_d)))
     assert np.all(np.abs(sq[n:] - 1) <= 0.02 + 1e-3)
     assert abs(filt.gain_fixed - sq[n - 1]) < 1e-12
 
@@ -47,15 +49,16 @@ def test_quantised_dc_gain_exact_and_poles_inside(fc):
 
 def test_enbw_against_white_noise():
     filt = design.lockin_filter(FS, 0.1)
-    b = design.enbw(filt.sos, FS)
-    # Analog third-order Butterworth: ENBW = fc * pi / 3 / sin(pi / 6) / 2 ... = 1.0472 fc
+    b = design.enbw(filt.sos, filt.fs_d)
+    # Analog third-order Butterworth: ENBW = (pi / 3) fc (one-sided, unit DC gain).
     assert abs(b / filt.fc - np.pi / 3) < 0.01
     rng = np.random.default_rng(1)
     S_N = 2.0  # one-sided density: variance of white samples = S_N fs / 2
-    x = rng.normal(0, np.sqrt(S_N * FS / 2), (200, 3000))
-    y = sig.sosfilt(filt.sos, x, axis=1)[:, -1]
-    # 200 draws: the sample variance has relative sd sqrt(2/200) = 0.1; allow 3 sd.
-    assert abs(np.var(y) / (S_N * design.enbw(filt.sos, FS, 3000)) - 1) < 0.3
+    x = rng.normal(0, np.sqrt(S_N * FS / 2), (400, 2400))
+    w = design.lockin_weights(FS, 0.24, "butterworth3", 2400)
+    y = x @ w
+    # 400 draws: the sample variance has relative sd sqrt(2/400) = 0.07; allow 3 sd.
+    assert abs(np.var(y) / (S_N * FS * np.sum(w**2) / 2) - 1) < 0.21
     assert design.boxcar_enbw(0.1) == 5.0
 
 

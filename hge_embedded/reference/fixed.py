@@ -32,8 +32,9 @@ zero-mean by the error feedback; ``accuracy_bound`` adds a margin of
 ``L1 * 2^-6`` codes for them. For the Butterworth used here ``L1 < 1.2``, so
 ``|2R_fixed - 2R_float| <= 2 sqrt(2) 1.2 5.1e-6 A + rounding = 1.8e-5 A + rounding``.
 
-Rounding: the mixer floors to Q6 (error in [0, 1) LSB per sample, weighted by
-the same ``L1``); each filter section floors with error feedback, so its
+Rounding: each mixer product is rounded half-up to the pre-sum's format
+(error in [-1/2, 1/2) LSB, so a pre-sum of 8 is off by less than 4 LSB,
+weighted by the filter's ``L1``); each filter section floors with error feedback, so its
 output is the exact recursion plus ``(e[n-1] - e[n]) / 2^30`` with
 ``e in [0, 2^30)``: a noise of at most one LSB per sample shaped by
 ``(1 - z^-1) / A(z)`` (and the sections after it). ``hge_embedded.design.
@@ -50,6 +51,8 @@ SINE_TABLE_SIZE = 1 << SINE_TABLE_BITS
 SINE_AMPLITUDE = (1 << 22) - 1
 QUARTER_TURN = 1 << 30
 MIXER_SHIFT = 16
+BW3_DECIMATION = 8
+PRESUM_SHIFT = 19
 REF_ERROR_BOUND = (2 * np.pi / 1024) ** 2 / 8 + 1.0 / SINE_AMPLITUDE + 2 * np.pi * 2.0 ** -26
 FILTER_MIN = -(1 << 30)
 FILTER_MAX = (1 << 30) - 1
@@ -86,7 +89,7 @@ def sin_q22(phase) -> np.ndarray:
 
 
 def condition(x, dc: int) -> np.ndarray:
-    """``hge_condition``: ``sat24(x - dc)`` as int64."""
+    """``hge_condition``: ``sat24(x - dc)`` as int64 (the C side's 32-bit route gives the same)."""
     return np.clip(np.asarray(x, dtype=np.int64) - int(dc), SAMPLE_MIN, SAMPLE_MAX)
 
 
@@ -124,23 +127,27 @@ def lockin_bw3(x, steps, phases, coeffs, dc: int = 0):
     """``hge_lockin_bw3_process`` on a fresh instance, then ``_output``.
 
     ``coeffs`` is ``(b0, b1, b2, a1, a2, c0, c1, d1, b_shift)``: b in
-    Q(30 + b_shift), the rest Q2.30. Returns the int64 final outputs
-    ``(out_i, out_q)``, each shape (M,).
+    Q(30 + b_shift), the rest Q2.30. Products are rounded half-up by 2^19 and
+    summed in groups of 8 (from the first sample; a last partial group is not
+    filtered), and the sums run through the filter. Returns the int64 final
+    outputs ``(out_i, out_q)``, each shape (M,).
     """
     b0, b1, b2, a1, a2, c0, c1, d1, b_shift = (int(v) for v in coeffs)
     pi, pq = mix(x, dc, steps, phases)
-    p = np.concatenate([pi, pq]) >> MIXER_SHIFT  # (2M, n): I rows then Q rows
+    p = (np.concatenate([pi, pq]) + (1 << (PRESUM_SHIFT - 1))) >> PRESUM_SHIFT  # (2M, n): I rows, Q rows
     ch, n = p.shape
+    groups = n // BW3_DECIMATION
+    u = p[:, :groups * BW3_DECIMATION].reshape(ch, groups, BW3_DECIMATION).sum(axis=2)
     x1 = np.zeros(ch, np.int64); x2 = np.zeros(ch, np.int64)
     y1 = np.zeros(ch, np.int64); y2 = np.zeros(ch, np.int64)
     z1 = np.zeros(ch, np.int64)
     e1 = np.zeros(ch, np.int64); e2 = np.zeros(ch, np.int64)
-    for k in range(n):
-        pk = p[:, k]
-        num = (b0 * pk + b1 * x1 + b2 * x2) >> b_shift
+    for k in range(groups):
+        uk = u[:, k]
+        num = (b0 * uk + b1 * x1 + b2 * x2) >> b_shift
         y, e1 = _section_out(num - a1 * y1 - a2 * y2 + e1)
         z1, e2 = _section_out(c0 * y + c1 * y1 - d1 * z1 + e2)
-        x2, x1, y2, y1 = x1, pk, y1, y
+        x2, x1, y2, y1 = x1, uk, y1, y
     m = ch // 2
     return z1[:m], z1[m:]
 

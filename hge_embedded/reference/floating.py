@@ -14,12 +14,13 @@ def references(n: int, fs: float, freqs, phases):
 
 
 def lockin(x, fs: float, freqs, phases, *, filter: str, sos=None, gain: float = 1.0,  # noqa: A002
-           remove_dc: bool = True):
+           remove_dc: bool = True, decimation: int = 8):
     """Demodulate ``x`` (float, shape (n,)) at each frequency; returns ``(X, Y)``, each (M,).
 
-    ``filter="butterworth3"``: mix, run ``sos`` with ``scipy.signal.sosfilt``,
-    read the last sample and divide by ``gain`` (the step response there).
-    ``filter="boxcar"``: the mean of the products (integrate-and-dump).
+    ``filter="butterworth3"``: mix, average groups of ``decimation`` products
+    (the pre-sum), run ``sos`` (designed at fs / decimation) with
+    ``scipy.signal.sosfilt``, read the last output and divide by ``gain`` (the
+    step response there). ``filter="boxcar"``: the mean of the products.
     """
     x = np.asarray(x, dtype=float)
     if remove_dc:
@@ -28,6 +29,8 @@ def lockin(x, fs: float, freqs, phases, *, filter: str, sos=None, gain: float = 
     if filter == "boxcar":
         return (s * x).mean(axis=1), (c * x).mean(axis=1)
     prod = np.concatenate([s * x, c * x])
+    groups = prod.shape[1] // decimation
+    prod = prod[:, :groups * decimation].reshape(prod.shape[0], groups, decimation).mean(axis=2)
     out = sig.sosfilt(sos, prod, axis=1)[:, -1] / gain
     m = len(freqs)
     return out[:m], out[m:]
