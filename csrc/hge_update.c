@@ -82,8 +82,10 @@ hge_status hge_update_process(const hge_update_t *u, int32_t *w, const int64_t *
     for (m = 0; m < u->n_electrodes; ++m) {
         int64_t p = hge_mul_sat64(g[m], u->eta);
         int64_t delta;
-        /* Round half-up without overflow: floor((floor(p / 2^(s-1)) + 1) / 2). */
-        delta = u->shift == 0u ? p : ((p >> (u->shift - 1u)) + 1) >> 1;
+        /* Round half-up without overflow: floor(p / 2^s) plus the bit below it
+         * (= floor((floor(p / 2^(s-1)) + 1) / 2); adding 1 first would overflow
+         * at p = 2^63 - 1, s = 1). */
+        delta = u->shift == 0u ? p : (p >> u->shift) + ((p >> (u->shift - 1u)) & 1);
         /* Any |delta| >= 2^33 already pushes w past every int32 limit. */
         delta = hge_clamp64(delta, -((int64_t)1 << 33), (int64_t)1 << 33);
         w[m] = (int32_t)hge_clamp64((int64_t)w[m] - delta, u->w_min[m], u->w_max[m]);

@@ -48,6 +48,15 @@ def test_update_rounds_half_up_and_saturates():
     assert g.tolist() == [2**63 - 1] * 4  # saturated, not wrapped
 
 
+def test_update_rounding_at_int64_extremes():
+    """p = eta g saturates at 2^63 - 1; rounding by 2^1 must give 2^62, not wrap (a bug once)."""
+    for shift, expect in ((1, -2**31), (2, -2**31), (62, -2)):  # (2^63 - 1) / 2^62 rounds to 2
+        rule = core.UpdateRule([-2**31], [2**31 - 1], eta=-3, shift=shift)
+        w = rule.step([0], [-3074457345618258603])
+        assert w[0] == fixed.update_process([0], [-3074457345618258603], [-2**31], [2**31 - 1], -3, shift)[0]
+        assert w[0] == expect
+
+
 def test_update_matches_float_rule_when_unsaturated():
     rng = np.random.default_rng(3)
     n = 5
