@@ -118,6 +118,9 @@ def main() -> int:
         dv = rng.integers(-2**31, 2**31 - 1, (kp, ne))
         eta = int(rng.integers(-2**31, 2**31 - 1))
         shift = int(rng.integers(0, 63))
+        if j == 9:  # eta * g saturates at 2^63 - 1 and rounds by 2^1: the case that once overflowed
+            ne, eta, shift = max(ne, 1), -3, 1
+            g0[0] = -3074457345618258603
         g = fixed.update_accumulate(g0, de, dv)
         wn = fixed.update_process(w, g, lo, hi, eta, shift)
         ucases.append((ne, kp, eta, shift, sum(len(a) for a in u_lo), sum(len(a) for a in u_dedi),
