@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 
 def _clean(obj):
     """JSON-safe: numpy scalars to Python, NaN and infinities to null."""
@@ -181,6 +183,70 @@ def cmd_gradient(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    """What the driver sees, and whether the setup file fits it."""
+    from .devices.nidaq import NIDAQError, _explain, list_devices
+    from .devices.nidaq_config import load_setup
+    ok = True
+    try:
+        import nidaqmx.errors
+        import nidaqmx.system
+        try:
+            version = nidaqmx.system.System.local().driver_version
+        except nidaqmx.errors.Error as exc:
+            raise _explain(exc, None, "asking for the driver version") from None
+        print(f"NI-DAQmx driver {version.major_version}.{version.minor_version}.{version.update_version}")
+        devices = list_devices()
+    except NIDAQError as exc:
+        print(f"driver: {exc}")
+        devices, ok = [], False
+    except Exception as exc:  # noqa: BLE001 - report, do not crash
+        print(f"driver: NI-DAQmx not usable here ({type(exc).__name__}: {exc})")
+        devices, ok = [], False
+    for name, product in devices:
+        print(f"  {name:16s} {product}")
+    if args.config:
+        try:
+            setup = load_setup(args.config)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"setup: {exc}")
+            return 2
+        print(f"setup {args.config}: {len(setup.ao_channels)} electrodes, AI {setup.ai_channel}, "
+              f"{setup.rate:g} S/s, ceiling {setup.ceiling} V")
+        seen = {d[0] for d in devices}
+        for module in setup.modules:
+            found = module in seen
+            ok &= found
+            print(f"  {module:16s} {'found' if found else 'NOT FOUND by the driver'}")
+    return 0 if ok else 1
+
+
+def cmd_calibrate(args) -> int:
+    """Measure the chain's gain and phase at the default plan's frequencies and save them."""
+    from . import plans
+    from .calibration import calibrate
+    device = make_device(args)
+    try:
+        freqs = np.unique(np.concatenate([plans.plan_frequencies(n, fs=device.fs, T=args.T, filter=f)
+                                          for n in range(1, device.n_electrodes + 1)
+                                          for f in ("butterworth3", "boxcar")]))
+        cal = calibrate(device, freqs, T=args.T)
+    finally:
+        close = getattr(device, "close", None)
+        if close:
+            close()
+    out = args.out or (getattr(getattr(device, "setup", None), "calibration_file", None) or "calibration.json")
+    cal.save(out)
+    if args.json:
+        _print_json({"file": str(out), **cal.to_dict()})
+    else:
+        print(f"{'f [Hz]':>8s} {'gain':>8s} {'phase [deg]':>12s}   ({cal.method})")
+        for f, h in zip(cal.freqs, cal.response):
+            print(f"{f:8.1f} {abs(h):8.4f} {np.degrees(np.angle(h)):12.3f}")
+        print(f"saved to {out}")
+    return 0
+
+
 def make_device(args):
     """--device sim (default), nidaq (with --config), or package.module:factory."""
     spec = args.device
@@ -253,6 +319,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     g.set_defaults(func=cmd_gradient)
 
+    c = sub.add_parser("calibrate", help="measure the chain's gain and phase per frequency (loopback) and save it")
+    add_device_args(c)
+    c.add_argument("-T", type=float, default=0.1, help="window, s (default 0.1)")
+    c.add_argument("--out", help="calibration file (default: the setup's [calibration] file)")
+    c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    c.set_defaults(func=cmd_calibrate)
+
+    d = sub.add_parser("doctor", help="list the NI-DAQmx devices the driver sees and check a setup file")
+    d.add_argument("--config", help="setup file (TOML) to check")
+    d.set_defaults(func=cmd_doctor)
+
     b = sub.add_parser("bench", help="measure speed and accuracy; prints figures")
     b.add_argument("what", choices=["core", "gradient"],
                    help="core: C lock-in vs numpy/scipy float64; gradient: accuracy, noise, timing")
@@ -266,7 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as exc:
+        from .devices.nidaq import NIDAQError
+        if isinstance(exc, (NIDAQError, FileNotFoundError)):
+            sys.stderr.write(f"hge: {exc}\n")
+            return 2
+        raise
 
 
 if __name__ == "__main__":
