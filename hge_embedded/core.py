@@ -87,6 +87,15 @@ def _blocks(n: int, block_sizes):
     return sizes
 
 
+def _feed(name: str, process, inst, x: np.ndarray, block_sizes) -> None:
+    """Hand ``x`` to a C ``_process`` function in consecutive blocks (one block by default)."""
+    start = 0
+    for size in _blocks(x.size, block_sizes):
+        if size:
+            check_status(name, process(inst, _ptr("int32_t *", x[start:start + size]), size))
+        start += size
+
+
 def _dc(dc) -> int:
     dc = int(dc)
     if not SAMPLE_MIN <= dc <= SAMPLE_MAX:
@@ -125,13 +134,7 @@ def lockin_bw3(x, steps, phases, coeffs, *, dc: int = 0, block_sizes=None):
     check_status("hge_lockin_bw3_init", lib.hge_lockin_bw3_init(
         inst, k, terms, m, _ptr("uint32_t *", steps), _ptr("uint32_t *", phases)))
     check_status("hge_lockin_bw3_set_dc", lib.hge_lockin_bw3_set_dc(inst, _dc(dc)))
-    start = 0
-    for size in _blocks(x.size, block_sizes):
-        blk = x[start:start + size]
-        start += size
-        if size:
-            check_status("hge_lockin_bw3_process",
-                         lib.hge_lockin_bw3_process(inst, _ptr("int32_t *", blk), size))
+    _feed("hge_lockin_bw3_process", lib.hge_lockin_bw3_process, inst, x, block_sizes)
     out_i = np.empty(m, np.int32)
     out_q = np.empty(m, np.int32)
     check_status("hge_lockin_bw3_output", lib.hge_lockin_bw3_output(
@@ -151,13 +154,7 @@ def lockin_boxcar(x, steps, phases, *, dc: int = 0, block_sizes=None):
     check_status("hge_lockin_boxcar_init", lib.hge_lockin_boxcar_init(
         inst, terms, m, _ptr("uint32_t *", steps), _ptr("uint32_t *", phases)))
     check_status("hge_lockin_boxcar_set_dc", lib.hge_lockin_boxcar_set_dc(inst, _dc(dc)))
-    start = 0
-    for size in _blocks(x.size, block_sizes):
-        blk = x[start:start + size]
-        start += size
-        if size:
-            check_status("hge_lockin_boxcar_process",
-                         lib.hge_lockin_boxcar_process(inst, _ptr("int32_t *", blk), size))
+    _feed("hge_lockin_boxcar_process", lib.hge_lockin_boxcar_process, inst, x, block_sizes)
     out_i = np.empty(m, np.int64)
     out_q = np.empty(m, np.int64)
     count = ffi.new("uint32_t *")
