@@ -93,7 +93,6 @@ class Trainer:
                              f"inside the device limits for a {self.amplitude} V perturbation")
         self.w_min = np.ceil(lo / self.lsb).astype(np.int64)
         self.w_max = np.floor(hi / self.lsb).astype(np.int64)
-        self.rule = core.UpdateRule(self.w_min, self.w_max, eta=1, shift=0)  # eta set below
         ratio = self.lr / self.lsb  # codes per unit of dE/dV
         self.shift = 32 + int(np.floor(np.log2(2**30 / ratio)))
         self.eta = int(round(ratio * 2.0 ** (self.shift - 32)))

@@ -26,11 +26,9 @@ A lock-in output is a weighted sum ``sum_n w_n x_n ref_n / A_r`` whose weights
 (the filter's impulse response read at the window's end, or 1/N) have
 ``sum |w_n| = L1``. A reference error ``e_n`` then moves ``X`` (or ``Y``) by at
 most ``L1 * max|x| * REF_ERROR_BOUND``, and ``R`` by at most ``sqrt(2)`` times
-that. On top come the integer path's own roundings (mixer floor to Q6, filter
-floor with error feedback), each below one Q6 LSB per sample and made
-zero-mean by the error feedback; ``accuracy_bound`` adds a margin of
-``L1 * 2^-6`` codes for them. For the Butterworth used here ``L1 < 1.2``, so
-``|2R_fixed - 2R_float| <= 2 sqrt(2) 1.2 5.1e-6 A + rounding = 1.8e-5 A + rounding``.
+that. For the Butterworth used here ``L1 < 1.2``, so the reference alone
+contributes ``|2R_fixed - 2R_float| <= 2 sqrt(2) 1.2 5.1e-6 A = 1.8e-5 A``; the
+integer path's own roundings come on top (next paragraph).
 
 Rounding: each mixer product is rounded half-up to the pre-sum's format
 (error in [-1/2, 1/2) LSB, so a pre-sum of 8 is off by less than 4 LSB,
