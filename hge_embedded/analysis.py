@@ -30,6 +30,8 @@ harmonics (kept out of the pass bands by ``plans``).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import design
@@ -61,14 +63,25 @@ def demod_matrix(freqs, fs: float, weights: np.ndarray) -> np.ndarray:
     return np.block([[ws @ s0.T, ws @ c0.T], [wc @ s0.T, wc @ c0.T]])
 
 
-def solve_crosstalk(X, Y, freqs, fs: float, weights: np.ndarray):
+@functools.lru_cache(maxsize=256)
+def crosstalk_inverse(freqs: tuple, fs: float, T: float, filter: str, n: int, quantized: bool) -> np.ndarray:  # noqa: A002
+    """Inverse of ``demod_matrix`` for a window configuration (cached: every window of a run shares it)."""
+    G_inv = np.linalg.inv(demod_matrix(freqs, fs, lockin_weights(fs, T, filter, n, quantized)))
+    G_inv.flags.writeable = False
+    return G_inv
+
+
+def solve_crosstalk(X, Y, freqs, fs: float, weights: np.ndarray, G_inv: np.ndarray | None = None):
     """Undo the linear leakage between channels: returns the corrected ``(X, Y)``.
 
     Exact for a linear response (whatever the spacing); device harmonics and
     intermodulation are not in the basis and stay a matter for the plan.
+    ``G_inv``: the inverse of ``demod_matrix``, when the caller keeps it.
     """
     m = len(freqs)
-    ab = np.linalg.solve(demod_matrix(freqs, fs, weights), np.concatenate([X, Y]))
+    if G_inv is None:
+        G_inv = np.linalg.inv(demod_matrix(freqs, fs, weights))
+    ab = G_inv @ np.concatenate([X, Y])
     return ab[:m] / 2.0, ab[m:] / 2.0
 
 
@@ -181,12 +194,8 @@ def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins:
     from .calibration import fit_tones
     y = np.asarray(samples, float)
     n = y.size
-    t = np.arange(n) / fs
     tones = np.atleast_1d(np.asarray(freqs if amplitude_freqs is None else amplitude_freqs, float))
-    c = fit_tones(y, fs, tones)
-    model = (np.sin(2 * np.pi * np.outer(t, tones)) @ c.real + np.cos(2 * np.pi * np.outer(t, tones)) @ c.imag)
-    r = y - model
-    r = r - np.polyval(np.polyfit(t, r, 1), t)
+    _, r = fit_tones(y, fs, tones, residual=True)  # tones, DC and slope removed
     w = np.hanning(n)
     P = 2.0 * np.abs(np.fft.rfft(r * w)) ** 2 / (fs * np.sum(w**2))
     fb = np.fft.rfftfreq(n, 1.0 / fs)

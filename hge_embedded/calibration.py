@@ -19,6 +19,7 @@ Two ways to measure H, chosen by what the device offers:
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
@@ -72,15 +73,24 @@ class Calibration:
             return cls.from_dict(json.load(fh))
 
 
-def fit_tones(samples, fs: float, freqs) -> np.ndarray:
-    """Least-squares complex amplitudes ``alpha + j beta`` of ``alpha sin + beta cos`` at each f (plus DC and slope)."""
-    y = np.asarray(samples, float)
-    t = np.arange(y.size) / fs
+@functools.lru_cache(maxsize=256)
+def tone_basis(fs: float, freqs: tuple, n: int):
+    """The basis ``[sin, cos, 1, t]`` of a window and its pseudo-inverse (cached: windows repeat)."""
+    t = np.arange(n) / fs
     arg = 2 * np.pi * np.outer(t, freqs)
     A = np.column_stack([np.sin(arg), np.cos(arg), np.ones_like(t), t - t.mean()])
-    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-    m = len(freqs)
-    return coef[:m] + 1j * coef[m:2 * m]
+    return A, np.linalg.pinv(A)
+
+
+def fit_tones(samples, fs: float, freqs, *, residual: bool = False):
+    """Least-squares complex amplitudes ``alpha + j beta`` of ``alpha sin + beta cos`` at each f (plus DC
+    and slope) of the last axis of ``samples``; with ``residual`` also what the fit leaves."""
+    y = np.asarray(samples, float)
+    A, pinv = tone_basis(float(fs), tuple(float(f) for f in np.atleast_1d(freqs)), y.shape[-1])
+    coef = y @ pinv.T
+    m = len(np.atleast_1d(freqs))
+    z = coef[..., :m] + 1j * coef[..., m:2 * m]
+    return (z, y - coef @ A.T) if residual else z
 
 
 def calibrate(device, freqs, *, T: float = 0.1, amplitude: float = 0.05, windows: int = 4,

@@ -207,6 +207,7 @@ def lockin_filter(fs: float, T: float, n: int | None = None, fc: float | None = 
     return LockinFilter(fs, T, n, fc, sos, coeffs, step_gain(sos, n_d), step_gain(coeffs_to_sos(coeffs), n_d))
 
 
+@functools.lru_cache(maxsize=64)
 def lockin_weights(fs: float, T: float, filter: str, n: int | None = None,  # noqa: A002
                    quantized: bool = False) -> np.ndarray:
     """Weights ``w_k`` (k = 0..n-1, applied to sample k's product) of a lock-in read at the window's end.
@@ -218,12 +219,14 @@ def lockin_weights(fs: float, T: float, filter: str, n: int | None = None,  # no
     """
     n = int(round(T * fs)) if n is None else int(n)
     if filter == "boxcar":
-        return np.full(n, 1.0 / n)
-    lf = lockin_filter(float(fs), float(T), n)
-    sos, gain = (coeffs_to_sos(lf.coeffs), lf.gain_fixed) if quantized else (lf.sos, lf.gain_float)
-    h = impulse_response(sos, lf.n_d)[::-1] / gain
-    w = np.zeros(n)
-    w[:lf.n_d * DECIMATION] = np.repeat(h, DECIMATION) / DECIMATION
+        w = np.full(n, 1.0 / n)
+    else:
+        lf = lockin_filter(float(fs), float(T), n)
+        sos, gain = (coeffs_to_sos(lf.coeffs), lf.gain_fixed) if quantized else (lf.sos, lf.gain_float)
+        h = impulse_response(sos, lf.n_d)[::-1] / gain
+        w = np.zeros(n)
+        w[:lf.n_d * DECIMATION] = np.repeat(h, DECIMATION) / DECIMATION
+    w.flags.writeable = False  # cached and shared: read-only
     return w
 
 

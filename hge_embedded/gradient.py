@@ -95,7 +95,10 @@ def applied_fundamentals(volts, idx, freqs, fs: float, dac_lsb: float | None):
     if not dac_lsb:
         return None
     q = np.round(volts[idx] / dac_lsb) * dac_lsb
-    return np.array([fit_tones(q[i], fs, [freqs[i]])[0] for i in range(len(idx))])
+    # Each electrode carries one tone; fitting all tones to every row and keeping the
+    # diagonal is the same least-squares answer (the other tones are absent from a row)
+    # in one matrix product.
+    return np.diagonal(fit_tones(q, fs, freqs)).copy() if len(idx) > 1 else fit_tones(q, fs, freqs)[:, 0]
 
 
 def _estimate(z, amplitudes, response, phase, applied=None):
@@ -154,6 +157,7 @@ class HGEWindow:
         self.dac_lsb = getattr(device, "dac_lsb", None)
         self.weights = analysis.lockin_weights(self.fs, T, filter, self.n, quantized=engine != "float")
         self.enbw = analysis.lockin_enbw(self.fs, T, filter)
+        self._quantized = engine != "float"
 
     def waveform(self, bias, sel=None) -> np.ndarray:
         """Volts (n_electrodes, n) of one window at ``bias``, perturbing ``sel`` (default all)."""
@@ -170,7 +174,8 @@ class HGEWindow:
                        full_scale=self.full_scale)
         X, Y = d.X, d.Y
         if self.crosstalk == "solve":
-            X, Y = analysis.solve_crosstalk(X, Y, f, self.fs, self.weights)
+            G_inv = analysis.crosstalk_inverse(tuple(f), self.fs, self.T, self.filter, self.n, self._quantized)
+            X, Y = analysis.solve_crosstalk(X, Y, f, self.fs, self.weights, G_inv)
         z = X + 1j * Y
         applied = applied_fundamentals(volts, self.idx[sel], f, self.fs, self.dac_lsb)
         grad = _estimate(z, self.amps[sel], self.response[sel], self.phase, applied)
