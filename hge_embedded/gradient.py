@@ -7,7 +7,7 @@ them); ``electrodes.to_index`` converts once.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.signal as sig
@@ -44,7 +44,6 @@ class GradientResult:
     mode: str = "parallel"
     filter: str = "butterworth3"
     phase: str = "calibrated"
-    timing: dict = field(default_factory=dict)
 
 
 def calibration_for(device, freqs, T: float) -> Calibration:
