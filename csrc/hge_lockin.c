@@ -153,6 +153,18 @@ typedef struct {
     uint32_t b_shift;
 } hge_bw3_mac_t;
 
+/* sat(acc >> 30) into [-2^30, 2^30 - 1]: the shift fits exactly when acc lies in
+ * [-2^60, 2^60), one unsigned compare; otherwise saturate by sign. acc + 2^60
+ * cannot overflow since |acc| < 6 * 2^60 (bounds above). Same result as
+ * hge_clamp64(acc >> 30, HGE_FILTER_MIN, HGE_FILTER_MAX), cheaper on 32-bit cores. */
+static inline int32_t hge_q30_sat(int64_t acc)
+{
+    if ((uint64_t)(acc + ((int64_t)1 << 60)) < ((uint64_t)1 << 61)) {
+        return (int32_t)(acc >> 30);
+    }
+    return acc < 0 ? (int32_t)HGE_FILTER_MIN : (int32_t)HGE_FILTER_MAX;
+}
+
 /* One pre-sum u (Q6, |u| < 2^29) through biquad + first-order section with error feedback. */
 static inline void hge_bw3_step(hge_bw3_channel_t *c, const hge_bw3_mac_t *k, int32_t u)
 {
@@ -162,11 +174,11 @@ static inline void hge_bw3_step(hge_bw3_channel_t *c, const hge_bw3_mac_t *k, in
     acc = (int64_t)k->b0 * u + (int64_t)k->b1 * c->x1 + (int64_t)k->b2 * c->x2;
     acc = (acc >> k->b_shift) + (int64_t)k->na1 * c->y1 + (int64_t)k->na2 * c->y2 + (int64_t)c->e1;
     c->e1 = (uint32_t)((uint64_t)acc & HGE_REMAINDER_MASK);
-    y = (int32_t)hge_clamp64(acc >> 30, HGE_FILTER_MIN, HGE_FILTER_MAX);
+    y = hge_q30_sat(acc);
 
     acc = (int64_t)k->c0 * y + (int64_t)k->c1 * c->y1 + (int64_t)k->nd1 * c->z1 + (int64_t)c->e2;
     c->e2 = (uint32_t)((uint64_t)acc & HGE_REMAINDER_MASK);
-    z = (int32_t)hge_clamp64(acc >> 30, HGE_FILTER_MIN, HGE_FILTER_MAX);
+    z = hge_q30_sat(acc);
 
     c->x2 = c->x1;
     c->x1 = u;
@@ -223,14 +235,23 @@ hge_status hge_lockin_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_
         for (m = 0; m < s->n_terms; ++m) {
             hge_lockin_bw3_term_t t = s->terms[m];
             uint32_t count = s->presum_count;
-            for (j = 0; j < len; ++j) {
-                int32_t sn;
-                int32_t cs;
-                hge_sincos_q22(t.nco.phase, &sn, &cs);
-                t.nco.phase += t.nco.step;
-                t.i.acc += hge_presum_term(buf[j], sn);
-                t.q.acc += hge_presum_term(buf[j], cs);
-                if (++count == HGE_BW3_DECIMATION) {
+            j = 0;
+            while (j < len) {
+                /* Run to the end of the current group of 8 (or of the chunk), then filter. */
+                uint32_t stop = j + (HGE_BW3_DECIMATION - count);
+                if (stop > len) {
+                    stop = len;
+                }
+                count += stop - j;
+                for (; j < stop; ++j) {
+                    int32_t sn;
+                    int32_t cs;
+                    hge_sincos_q22(t.nco.phase, &sn, &cs);
+                    t.nco.phase += t.nco.step;
+                    t.i.acc += hge_presum_term(buf[j], sn);
+                    t.q.acc += hge_presum_term(buf[j], cs);
+                }
+                if (count == HGE_BW3_DECIMATION) {
                     count = 0u;
                     hge_bw3_step(&t.i, &k, t.i.acc);
                     hge_bw3_step(&t.q, &k, t.q.acc);

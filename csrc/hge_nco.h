@@ -78,17 +78,16 @@ static inline int32_t hge_quarter_interp(uint32_t pos)
 static inline void hge_sincos_q22(uint32_t phase, int32_t *s, int32_t *c)
 {
     uint32_t quadrant = phase >> 30;
+    /* Odd quadrants read the sine at the mirrored position pi/2 - pos and the
+     * cosine at pos; even ones the other way round (a mask, no branch: the
+     * quadrant changes every few samples). Then sin is negative in quadrants
+     * 2-3, cos in quadrants 1-2 (masks 0 or -1; int32_t is two's complement). */
+    uint32_t mirror = (0u - (quadrant & 1u)) & 0x3FFFFFFFu;
     uint32_t pos = phase & 0x3FFFFFFFu;
-    int32_t a = hge_quarter_interp(pos);
-    int32_t b = hge_quarter_interp(pos ^ 0x3FFFFFFFu);
-    /* Branch-free (the quadrant changes every few samples, so branches
-     * mispredict): odd quadrants swap a and b; sin is negative in quadrants
-     * 2-3, cos in quadrants 1-2. Masks are 0 or -1 (int32_t is two's complement). */
-    int32_t swap = -(int32_t)(quadrant & 1u);
+    int32_t sv = hge_quarter_interp(pos ^ mirror);
+    int32_t cv = hge_quarter_interp(pos ^ mirror ^ 0x3FFFFFFFu);
     int32_t s_neg = -(int32_t)((quadrant >> 1) & 1u);
     int32_t c_neg = -(int32_t)((quadrant ^ (quadrant >> 1)) & 1u);
-    int32_t sv = a ^ ((a ^ b) & swap);
-    int32_t cv = b ^ ((a ^ b) & swap);
     *s = (sv ^ s_neg) - s_neg;
     *c = (cv ^ c_neg) - c_neg;
 }
