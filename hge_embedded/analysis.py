@@ -164,11 +164,12 @@ def mse_parallel(spacing, S, a, grad, f, fs: float, T: float, filter: str, ratio
     """Eq. 8, parallel: the channel at ``f`` with ``neighbours`` channels at +-k spacing
     whose derivatives are ``ratio`` times its own (the paper's Fig. 3b: ratio 2.05)."""
     spacing = np.atleast_1d(np.asarray(spacing, float))
+    seq = float(np.squeeze(mse_sequential(S, a, grad, f, fs, T, filter)))  # one channel: a scalar
     out = np.empty(spacing.size)
     for i, sp in enumerate(spacing):
         offsets = np.array([(k // 2 + 1) * sp * (1 if k % 2 == 0 else -1) for k in range(neighbours)])
         leak = np.sum((ratio * abs(grad) * leak_gain(offsets, fs, T, filter)) ** 2) / 2
-        out[i] = mse_sequential(S, a, grad, f, fs, T, filter) + leak
+        out[i] = seq + leak
     return out
 
 
