@@ -35,6 +35,7 @@ import functools
 import numpy as np
 
 from . import design
+from .tonefit import fit_tones
 
 EULER_GAMMA = 0.5772156649015329
 
@@ -83,6 +84,30 @@ def solve_crosstalk(X, Y, freqs, fs: float, weights: np.ndarray, G_inv: np.ndarr
         G_inv = np.linalg.inv(demod_matrix(freqs, fs, weights))
     ab = G_inv @ np.concatenate([X, Y])
     return ab[:m] / 2.0, ab[m:] / 2.0
+
+
+@functools.lru_cache(maxsize=256)
+def lockin_noise_cov(freqs: tuple, fs: float, T: float, filter: str, n: int, quantized: bool,  # noqa: A002
+                     solve: bool) -> np.ndarray:
+    """Covariance (2M x 2M) of ``[X; Y]`` for white input noise of unit one-sided density (1 nA^2/Hz).
+
+    ``X_m = sum_k w_k sin(w_m k) (x_k - mean x)``: the mixing rows less their
+    mean, times the per-sample variance ``fs / 2``. With ``solve`` the
+    crosstalk solve's inverse is applied (``G^-1 C G^-T / 4``, as
+    ``solve_crosstalk`` does): its noise gain, which grows as channels crowd.
+    Without it the diagonal is ``ENBW / 2`` (Eq. 4).
+    """
+    w = lockin_weights(fs, T, filter, n, quantized)
+    f = np.asarray(freqs, float)
+    arg = 2 * np.pi * np.outer(f, np.arange(w.size)) / fs
+    R = np.vstack([w * np.sin(arg), w * np.cos(arg)])
+    R -= R.mean(axis=1, keepdims=True)
+    C = (fs / 2.0) * (R @ R.T)
+    if solve:
+        G_inv = crosstalk_inverse(tuple(f), fs, T, filter, n, quantized)
+        C = G_inv @ C @ G_inv.T / 4.0
+    C.flags.writeable = False
+    return C
 
 
 def lockin_enbw(fs: float, T: float, filter: str) -> float:  # noqa: A002
@@ -192,7 +217,6 @@ def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins:
     0.6..1.4 times the plan's span (the log-periodogram's bias, Euler's gamma,
     added back). Works for white (s = 0) and 1/f^beta noise.
     """
-    from .calibration import fit_tones
     y = np.asarray(samples, float)
     n = y.size
     tones = np.atleast_1d(np.asarray(freqs if amplitude_freqs is None else amplitude_freqs, float))
@@ -213,6 +237,7 @@ def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins:
 
     def S(fq):
         return np.exp(icpt + slope * np.log(np.asarray(fq, float)))
+    S.slope = float(slope)  # log-log slope of the fit: 0 white, -1.5 the paper's 1/f^1.5
     return S
 
 
