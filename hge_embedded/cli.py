@@ -157,11 +157,12 @@ def cmd_gradient(args) -> int:
         bias = np.array([float(x) for x in args.bias.split(",")]) if args.bias else np.zeros(device.n_electrodes)
         electrodes = [int(x) for x in args.electrodes.split(",")] if args.electrodes else None
         if args.method == "fd":
-            r = finite_difference_gradient(device, bias, electrodes=electrodes, T=args.T)
+            r = finite_difference_gradient(device, bias, electrodes=electrodes, T=args.T,
+                                           saturation=args.saturation)
         else:
             r = extract_gradient(device, bias, electrodes=electrodes, T=args.T, filter=args.filter,
                                  mode=args.mode, engine=args.engine, phase=args.phase,
-                                 amplitudes=args.amplitude)
+                                 amplitudes=args.amplitude, saturation=args.saturation)
     finally:
         close = getattr(device, "close", None)
         if close:
@@ -171,6 +172,8 @@ def cmd_gradient(args) -> int:
         _print_json({"electrodes": r.electrodes.tolist(), "gradient_nA_per_V": r.gradient.tolist(),
                      "stderr_nA_per_V": r.stderr.tolist(), "freqs_Hz": r.freqs.tolist(),
                      "current_nA": r.current, "bias_V": r.bias.tolist(), "lab_time_s": r.lab_time_s,
+                     "calibration_time_s": r.calibration_time_s, "saturated_samples": r.saturated_samples,
+                     "stderr_reliable": r.stderr_reliable, "warnings": r.warnings,
                      "true_gradient_nA_per_V": None if truth is None else truth[r.electrodes - 1].tolist()})
         return 0
     print(f"{'electrode':>9s} {'f [Hz]':>8s} {'dI/dV [nA/V]':>13s} {'stderr':>8s}" + ("   exact" if truth is not None else ""))
@@ -179,7 +182,10 @@ def cmd_gradient(args) -> int:
         if truth is not None:
             line += f" {truth[e - 1]:9.3f}"
         print(line)
-    print(f"output current {r.current:.3f} nA; lab time {r.lab_time_s:.3f} s")
+    cal_txt = f" (of which calibration {r.calibration_time_s:.3f} s)" if r.calibration_time_s else ""
+    print(f"output current {r.current:.3f} nA; lab time {r.lab_time_s:.3f} s{cal_txt}")
+    for w in r.warnings:
+        sys.stderr.write(f"hge: warning: {w}\n")
     return 0
 
 
@@ -222,15 +228,19 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    """Measure the chain's gain and phase at the default plan's frequencies and save them."""
+    """Measure the chain's gain and phase at the default plans' frequencies and save them.
+
+    Loopback when the device has one; otherwise the phase method, perturbing
+    the device at ``--bias`` with ``--amplitude`` (see ``calibration``)."""
     from . import plans
     from .calibration import calibrate
     device = make_device(args)
     try:
+        bias = np.array([float(x) for x in args.bias.split(",")]) if args.bias else None
         freqs = np.unique(np.concatenate([plans.plan_frequencies(n, fs=device.fs, T=args.T, filter=f)
                                           for n in range(1, device.n_electrodes + 1)
                                           for f in ("butterworth3", "boxcar")]))
-        cal = calibrate(device, freqs, T=args.T)
+        cal = calibrate(device, freqs, T=args.T, bias=bias, amplitude=args.amplitude, method=args.method)
     finally:
         close = getattr(device, "close", None)
         if close:
@@ -240,10 +250,12 @@ def cmd_calibrate(args) -> int:
     if args.json:
         _print_json({"file": str(out), **cal.to_dict()})
     else:
-        print(f"{'f [Hz]':>8s} {'gain':>8s} {'phase [deg]':>12s}   ({cal.method})")
-        for f, h in zip(cal.freqs, cal.response):
-            print(f"{f:8.1f} {abs(h):8.4f} {np.degrees(np.angle(h)):12.3f}")
-        print(f"saved to {out}")
+        print(f"{'f [Hz]':>8s} {'gain':>8s} {'phase [deg]':>12s} {'+-':>6s}   ({cal.method})")
+        sd = cal.phase_sd if cal.phase_sd is not None else np.full(cal.freqs.size, np.nan)
+        for f, h, e in zip(cal.freqs, cal.response, sd):
+            print(f"{f:8.1f} {abs(h):8.4f} {np.degrees(np.angle(h)):12.3f} {np.degrees(e):6.2f}")
+        extra = f"; delay {cal.delay_s * 1e3:.3f} ms" if cal.delay_s is not None else ""
+        print(f"lab time {cal.lab_time_s:.2f} s ({cal.windows} windows){extra}; saved to {out}")
     return 0
 
 
@@ -316,13 +328,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--phase", choices=["calibrated", "inphase", "magnitude"], default="calibrated")
     g.add_argument("--amplitude", type=float, default=0.008, help="perturbation amplitude, V (default 0.008)")
     g.add_argument("-T", type=float, default=0.1, help="window, s (default 0.1)")
+    g.add_argument("--saturation", choices=["raise", "count"], default="raise",
+                   help="a window on the rail: raise (default) or count it in the result")
     g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     g.set_defaults(func=cmd_gradient)
 
-    c = sub.add_parser("calibrate", help="measure the chain's gain and phase per frequency (loopback) and save it")
+    c = sub.add_parser("calibrate", help="measure the chain's gain and phase per frequency (loopback, or the "
+                                         "phase method on the device) and save it")
     add_device_args(c)
     c.add_argument("-T", type=float, default=0.1, help="window, s (default 0.1)")
     c.add_argument("--out", help="calibration file (default: the setup's [calibration] file)")
+    c.add_argument("--bias", help="phase method: comma-separated volts per electrode (default 0 V, or mid-limits)")
+    c.add_argument("--amplitude", type=float, default=None,
+                   help="perturbation amplitude, V (default 0.05 loopback, 0.008 phase method)")
+    c.add_argument("--method", choices=["auto", "loopback", "phase"], default="auto",
+                   help="auto (default): loopback if the device has one, else the phase method")
     c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     c.set_defaults(func=cmd_calibrate)
 

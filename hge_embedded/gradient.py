@@ -483,7 +483,8 @@ def finite_difference_gradient(device, bias, *, electrodes=None, step: float = 0
             for j in (0, 1):
                 y = checked_measure(device, plan[2 * k + j])
                 saturated += check_saturation(y, full_scale, what=f"{name}, finite-difference window "
-                                              f"{2 * k + j + 1} (repeat {r + 1})", policy=saturation)
+                                              f"{2 * k + j + 1} (repeat {r + 1})", policy=saturation,
+                                              runs=False)  # DC windows: only the stated full scale
                 levels.append(float(w @ y))
                 t = np.arange(n)
                 resid = y - np.polyval(np.polyfit(t, y, 1), t)

@@ -20,13 +20,16 @@ RUN_MIN = 16
 SATURATION = ("raise", "count")
 
 
-def saturated_samples(y, full_scale: float | None = None) -> int:
-    """Number of samples of one window that sit on a rail (see the module docstring)."""
+def saturated_samples(y, full_scale: float | None = None, *, runs: bool = True) -> int:
+    """Number of samples of one window that sit on a rail (see the module docstring).
+
+    ``runs=False`` counts only samples at ``full_scale``: for unperturbed (DC)
+    windows, where a noise-free device legitimately repeats one value."""
     y = np.asarray(y, float)
     bad = np.zeros(y.size, bool)
     if full_scale:
         bad |= np.abs(y) >= full_scale * (1 - 1e-9)
-    for extreme in (y.min(), y.max()):
+    for extreme in (y.min(), y.max()) if runs else ():
         at = np.concatenate([[False], y == extreme, [False]])
         edges = np.flatnonzero(np.diff(at.astype(np.int8)))
         for start, stop in zip(edges[::2], edges[1::2]):
@@ -35,9 +38,9 @@ def saturated_samples(y, full_scale: float | None = None) -> int:
     return int(bad.sum())
 
 
-def check_saturation(y, full_scale, *, what: str, policy: str = "raise") -> int:
+def check_saturation(y, full_scale, *, what: str, policy: str = "raise", runs: bool = True) -> int:
     """Count saturated samples of a window; raise (``policy="raise"``) if there are any."""
-    count = saturated_samples(y, full_scale)
+    count = saturated_samples(y, full_scale, runs=runs)
     if count and policy == "raise":
         fs_txt = f"at or beyond full_scale = {full_scale:g} nA, or " if full_scale else ""
         raise ValueError(f"{what}: {count} of {np.size(y)} samples are saturated ({fs_txt}stuck at the window's "

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from . import core
-from .devices import check_volts
+from .devices import check_volts, device_name
+from .devices import measure as checked_measure
 from .electrodes import to_index
 from .gradient import HGEWindow
 from .losses import DEFAULT_SCALE_NA, corrsig
@@ -78,6 +79,8 @@ class Trainer:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if batch_size is not None and not 1 <= batch_size <= len(task.targets):
             raise ValueError(f"batch_size must be in 1..{len(task.targets)}, got {batch_size}")
+        if not np.isfinite(self.ramp) or self.ramp < 0:
+            raise ValueError(f"ramp must be a finite time >= 0 s, got {ramp!r}")
         self.fs = float(device.fs)
         self.in_idx = to_index(task.input_electrodes, device.n_electrodes)
         self.ctl_idx = to_index(task.control_electrodes, device.n_electrodes)
@@ -143,8 +146,8 @@ class Trainer:
         ctl = self.controls(codes)
         volts, slices = self._string([self._bias(x, ctl) for x in inputs],
                                      lambda b: np.repeat(b[:, None], n, axis=1))
-        y = self.device.measure(volts)
-        self.lab_time += volts.shape[1] / self.fs
+        y = checked_measure(self.device, volts)
+        self.lab_time += volts.shape[1] / self.fs + self.window.take_calibration_time()
         return np.array([y[s].mean() for s in slices])
 
     def loss(self, y, z):
@@ -162,9 +165,13 @@ class Trainer:
         for c in cands:
             y = self.measure_outputs(self.task.inputs, c)
             try:
-                scores.append(self.loss(y, self.task.targets)[0])
+                score = float(self.loss(y, self.task.targets)[0])
             except ValueError:
-                scores.append(np.inf)
+                score = np.inf
+            scores.append(score if np.isfinite(score) else np.inf)  # NaN never wins
+        if not np.isfinite(min(scores)):
+            raise ValueError(f"{device_name(self.device)}: none of the {len(cands)} initial candidates gave a "
+                             f"finite loss (outputs constant or non-finite); check the device and its limits")
         self.codes = cands[int(np.argmin(scores))]
 
     def step(self) -> float:
@@ -175,15 +182,19 @@ class Trainer:
         ctl = self.controls()
         biases = [self._bias(task.inputs[k], ctl) for k in batch]
         volts, slices = self._string(biases, self.window.waveform)
-        y_all = self.device.measure(volts)
-        self.lab_time += volts.shape[1] / self.fs
+        y_all = checked_measure(self.device, volts)
+        self.lab_time += volts.shape[1] / self.fs + self.window.take_calibration_time()
         y = np.empty(batch.size)
         grads = np.empty((batch.size, self.ctl_idx.size))
         for j, s in enumerate(slices):
             y[j] = y_all[s].mean()
-            _, grads[j], _, _ = self.window.read(y_all[s], volts[:, s], stderr=False)
+            _, grads[j], _, _ = self.window.read(y_all[s], volts[:, s], stderr=False,
+                                                 label=f"data point {batch[j]}")
         self.outputs[batch] = y
         E, dE = self.loss(y, task.targets[batch])
+        if not (np.isfinite(E) and np.all(np.isfinite(dE))):
+            raise ValueError(f"{device_name(self.device)}: non-finite loss {E} or dE/dI {np.asarray(dE).tolist()} "
+                             f"at iteration {self.iteration}; not stepping on it")
         self.losses.append(float(E))
         self.history_controls.append(ctl.tolist())
         if E < self.stop_loss:
@@ -218,6 +229,8 @@ class Trainer:
         task = self.task
         found = accuracy = threshold = test_out = None
         outputs = self.measure_outputs(task.inputs)
+        if not np.all(np.isfinite(outputs)):
+            raise ValueError(f"{device_name(self.device)}: non-finite outputs at the final evaluation")
         if task.kind == "gate":
             found = gate_found(outputs, task.targets)
         if task.test_inputs is not None:
