@@ -32,7 +32,8 @@ MODES = ("parallel", "sequential")
 CROSSTALK = ("solve", "none")
 MIN_DAC_STEPS = 4          # amplitude >= 4 DAC steps: the quantised sine's fundamental is then
                            # within ~1/8 of the asked amplitude and never 0 (it is used exactly)
-STEEP_SLOPE = -2.0         # residual spectra steeper than 1/f^2: stderr not trusted (side-lobe leakage)
+STEEP_SLOPE = -3.0         # noise below the plan steeper than 1/f^3: its power law (extrapolated below
+                           # 3/T, where one window cannot see it) decides stderr: not trusted
 
 # Calibrations measured on the fly, per device object and plan (lab time spent once).
 _CALIBRATIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -236,8 +237,8 @@ class HGEWindow:
                 except np.linalg.LinAlgError:
                     raise ValueError(f"freqs: the crosstalk solve is singular for {list(key)} Hz "
                                      f"(frequencies too close for T = {self.T} s)") from None
-            self._cov[key] = analysis.lockin_noise_cov(key, self.fs, self.T, filter, self.n, self._quantized,
-                                                       crosstalk == "solve")
+            self._cov[key] = analysis.lockin_noise_spectra(key, self.fs, self.T, filter, self.n,
+                                                           self._quantized, crosstalk == "solve")
         self.full_scale = getattr(device, "full_scale", None)
         self.response = np.ones(m, complex)
         self.calibration = None
@@ -314,28 +315,28 @@ class HGEWindow:
         if not np.all(np.isfinite(grad)):
             raise ValueError(f"{self.name}, {label}: non-finite dI/dV {grad.tolist()} at {f.tolist()} Hz")
         if stderr:
-            psd = analysis.residual_psd(y, self.fs, f)
+            psd = analysis.window_psd(y, self.fs, f)
             self.last_slope = psd.slope
-            se = self._stderr(psd(f), z, sel, key)
+            se = self._stderr(psd, z, sel, key)
         else:
             se = np.full(f.size, np.nan)
         return z, grad, se, applied_bias(volts[:, 0], self.n, self.dac_lsb, volts)
 
-    def _stderr(self, S, z, sel, key):
-        """sqrt(Var dI/dV): the noise density at each channel through the lock-in and the crosstalk
-        solve (``analysis.lockin_noise_cov``), projected on the estimator's axis."""
-        C = self._cov[key]
-        m = len(key)
+    def _stderr(self, psd, z, sel, key):
+        """sqrt(Var dI/dV): this window's noise spectrum (``analysis.window_psd``) through the lock-in,
+        the crosstalk solve and the estimator's axis (``analysis.lockin_noise_spectra``: side lobes
+        and the solve's noise gain included)."""
+        fb, KXX, KYY, KXY = self._cov[key]
         if self.phase == "inphase":
-            c, s, scale = np.ones(m), np.zeros(m), 2.0 / self.amps[sel]
+            c, s, scale = np.ones(len(key)), np.zeros(len(key)), 2.0 / self.amps[sel]
         else:
             ang = np.angle(z) if self.phase == "magnitude" else np.angle(self.response[sel])
             c, s = np.cos(ang), np.sin(ang)
             gain = 1.0 if self.phase == "magnitude" else np.abs(self.response[sel])
             scale = 2.0 / (self.amps[sel] * gain)
-        i = np.arange(m)
-        var = c**2 * C[i, i] + s**2 * C[m + i, m + i] + 2 * c * s * C[i, m + i]
-        return scale * np.sqrt(S * var)
+        S = psd(fb)
+        var = c**2 * (KXX @ S) + s**2 * (KYY @ S) + 2 * c * s * (KXY @ S)
+        return scale * np.sqrt(np.maximum(var, 0.0))
 
 
 def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: float = 0.1, freqs=None,
@@ -416,9 +417,9 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
         dcs.append(dc)
     warnings = []
     reliable = True
-    if min(slopes) < STEEP_SLOPE:
+    if np.nanmin(np.append(slopes, 0.0)) < STEEP_SLOPE:
         reliable = False
-        warnings.append(f"the noise spectrum near the plan falls as 1/f^{-min(slopes):.1f}, steeper than "
+        warnings.append(f"the noise spectrum below the plan falls as 1/f^{-np.nanmin(slopes):.1f}, steeper than "
                         f"1/f^{-STEEP_SLOPE:g}: noise leaking through the window's side lobes is not in stderr, "
                         f"which may be low")
     if saturated:

@@ -11,7 +11,8 @@ class LinearDevice:
     an output lag of ``lag`` whole samples (the chain the user did not tell us about), and
     optional ``full_scale`` (clips there) / ``dac_lsb`` attributes."""
 
-    def __init__(self, w, *, S=0.0, lag=0, seed=0, limits=None, full_scale=None, dac_lsb=None, offset=0.0):
+    def __init__(self, w, *, S=0.0, lag=0, seed=0, limits=None, full_scale=None, dac_lsb=None, offset=0.0,
+                 pink=0.0, beta=2.0):
         self.w = np.asarray(w, float)
         self.n_electrodes = self.w.size
         self.fs = FS
@@ -22,7 +23,17 @@ class LinearDevice:
             self.full_scale = float(full_scale)
         if dac_lsb is not None:
             self.dac_lsb = float(dac_lsb)
+        self.pink, self.beta = float(pink), float(beta)
         self.samples_written = 0
+
+    def coloured(self, n):
+        """Noise of one-sided PSD ``pink (1000 Hz / f)^beta``, synthesised over 16 n samples (content down
+        to fs / 16 n) and cut to n: each window sees the drift of a longer record."""
+        m = 16 * n
+        f = np.fft.rfftfreq(m, 1.0 / self.fs)[1:]
+        amp = np.sqrt(self.pink * (1000.0 / f) ** self.beta * self.fs * m / 4)
+        spec = np.concatenate([[0], amp * (self.rng.normal(size=f.size) + 1j * self.rng.normal(size=f.size))])
+        return np.fft.irfft(spec, m)[:n]
 
     def current(self, volts):
         return self.offset + self.w @ volts
@@ -36,6 +47,8 @@ class LinearDevice:
         i = self.current(volts)
         if self.lag:  # the device sat at the window's first voltages before it (as after a ramp)
             i = np.concatenate([np.full(self.lag, i[0]), i[:-self.lag]])
+        if self.pink:
+            i = i + self.coloured(i.size)
         if self.S:
             # One-sided density S at sample rate fs: per-sample variance S fs / 2.
             i = i + self.rng.normal(0.0, np.sqrt(self.S * self.fs / 2), i.size)
