@@ -86,7 +86,8 @@ def cmd_train(args) -> int:
     try:
         for i, task in enumerate(task_list):
             seed = args.seed * 1000 + i if len(task_list) > 1 else args.seed
-            kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, batch_size=args.batch_size,
+            kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, phase=args.phase,
+                          batch_size=args.batch_size,
                           lr=args.lr, max_iter=args.max_iter)
             state = states.get(task.name)
             result, trainer = tr.train_task(device, task, seed=seed, progress=progress, callback=remember,
@@ -312,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-T", type=float, default=0.1, help="HGE window per data point, s (default 0.1)")
     t.add_argument("--filter", choices=["butterworth3", "boxcar"], default="butterworth3")
     t.add_argument("--engine", choices=["c", "fixed", "float"], default="c")
+    t.add_argument("--phase", choices=["calibrated", "inphase", "magnitude"], default="calibrated",
+                   help="estimator: calibrated chain phase (default; calibrates once if the device has no "
+                        "calibration), inphase 2X/a (no calibration), magnitude 2R/a")
     t.add_argument("--lr", type=float, help="learning rate (default: 0.02 gates, 0.015 sphere)")
     t.add_argument("--max-iter", type=int, help="iterations at most (default 300)")
     t.add_argument("--batch-size", type=int, help="data points per iteration (default all)")

@@ -276,3 +276,73 @@ def test_stderr_under_steep_noise(filt):
     steep = LinearDevice(W[:3], pink=1e-3, beta=3.5, seed=2)
     r = extract_gradient(steep, np.zeros(3), amplitudes=A_STAT, filter=filt, phase="inphase")
     assert not r.stderr_reliable and any("steeper" in w for w in r.warnings)
+
+
+def test_noise_spectra_weights_sum_to_the_white_covariance():
+    """Parseval: for white noise the spectral weights sum to the covariance's diagonal
+    (``lockin_noise_cov``), with and without the solve; without it that is ENBW / 2."""
+    from hge_embedded import analysis
+    f = (1000.0, 960.0, 910.0)
+    for filt in ("boxcar", "butterworth3"):
+        for solve in (False, True):
+            _, KXX, KYY, _ = analysis.lockin_noise_spectra(f, 1e4, 0.1, filt, 1000, True, solve)
+            C = analysis.lockin_noise_cov(f, 1e4, 0.1, filt, 1000, True, solve)
+            assert np.allclose(KXX.sum(axis=1), np.diag(C)[:3], rtol=1e-9)
+            assert np.allclose(KYY.sum(axis=1), np.diag(C)[3:], rtol=1e-9)
+        enbw = analysis.lockin_enbw(1e4, 0.1, filt)
+        C = analysis.lockin_noise_cov(f, 1e4, 0.1, filt, 1000, False, False)
+        assert np.allclose(np.diag(C), enbw / 2, rtol=0.02)  # sin^2 averages to 1/2 over the window
+
+
+def _trainer(device, **kw):
+    from hge_embedded.tasks import gate
+    from hge_embedded.train import Trainer
+    return Trainer(device, gate("0110"), phase="inphase", **kw)
+
+
+def test_training_nan_candidate_never_wins():
+    d = SimulatedDNPU(noise=False)
+    tr = _trainer(d)
+    twin = _trainer(SimulatedDNPU(noise=False))
+    cands = [twin.rng.integers(twin.w_min, twin.w_max + 1) for _ in range(tr.task.init_candidates)]
+    real, calls = [], []
+    orig = tr.loss
+
+    def loss(y, z):
+        calls.append(1)
+        E, dE = orig(y, z)
+        real.append(E)
+        return (np.nan, dE) if len(calls) == 1 else (E, dE)
+    tr.loss = loss
+    tr.initialise()
+    best = int(np.argmin(real[1:])) + 1  # the NaN-scored candidate 0 is out
+    assert np.array_equal(tr.codes, cands[best])
+    tr.loss = lambda y, z: (np.nan, np.zeros_like(y))
+    with pytest.raises(ValueError, match="SimulatedDNPU: none of the .* initial candidates gave a finite loss"):
+        tr.initialise()
+
+
+def test_training_refuses_nonfinite_numbers():
+    d = SimulatedDNPU(noise=False)
+    tr = _trainer(d)
+    tr.initialise()
+    orig = tr.loss
+    tr.loss = lambda y, z: (orig(y, z)[0], np.full(len(y), np.nan))
+    with pytest.raises(ValueError, match="SimulatedDNPU: non-finite loss .* dE/dI"):
+        tr.step()
+
+    class NaNAfter(LinearDevice):
+        """Good for the initial candidates, then a NaN in every measurement."""
+        calls = 0
+
+        def measure(self, volts):
+            self.calls += 1
+            y = super().measure(volts)
+            if self.calls > 8:
+                y[3] = np.nan
+            return y
+    bad = NaNAfter(np.linspace(-20, 20, 7), limits=[[-1.2, 0.7]] * 7)
+    tr = _trainer(bad)
+    tr.initialise()
+    with pytest.raises(ValueError, match=r"NaNAfter.measure\(\) must return .* \(NaN 1\)"):
+        tr.step()

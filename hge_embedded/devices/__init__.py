@@ -29,7 +29,7 @@ class Device(Protocol):
 def device_name(device) -> str:
     """A short name for messages: the device's ``name`` attribute if it has one, else its class."""
     name = getattr(device, "name", None)
-    return str(name) if isinstance(name, str) and name else type(device).__qualname__
+    return str(name) if isinstance(name, str) and name else type(device).__name__
 
 
 def check_limits(limits, n_electrodes: int | None = None, *, name: str = "limits") -> np.ndarray:
