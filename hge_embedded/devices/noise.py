@@ -36,6 +36,10 @@ class NoiseSource:
         self.model, self.fs, self.rng, self.segment = model, float(fs), rng, int(segment)
         self._buf = np.empty(0)
         self._t = 0.0  # seconds served so far, for drift
+        # The segment being served is a function of the generator's state before it was made,
+        # so (that state, samples served from it) is the whole state: get_state stays small.
+        self._seg_state = None
+        self._pos = 0
 
     def _new_segment(self) -> np.ndarray:
         n = self.segment
@@ -56,13 +60,32 @@ class NoiseSource:
         out = np.empty(n)
         filled = 0
         while filled < n:
-            if self._buf.size == 0:
-                self._buf = self._new_segment()
-            k = min(n - filled, self._buf.size)
-            out[filled:filled + k] = self._buf[:k]
-            self._buf = self._buf[k:]
+            if self._pos >= self._buf.size:
+                self._seg_state = self.rng.bit_generator.state
+                self._buf, self._pos = self._new_segment(), 0
+            k = min(n - filled, self._buf.size - self._pos)
+            out[filled:filled + k] = self._buf[self._pos:self._pos + k]
+            self._pos += k
             filled += k
         if self.model.drift:
             out += self.model.drift * (self._t + np.arange(n) / self.fs)
         self._t += n / self.fs
         return out
+
+    def get_state(self) -> dict:
+        """Small, JSON-able state: the generator before the current segment, the position in it."""
+        if self._seg_state is None:
+            return {"rng": self.rng.bit_generator.state, "segment_rng": None, "pos": 0, "t": self._t}
+        return {"rng": self.rng.bit_generator.state, "segment_rng": self._seg_state,
+                "pos": int(self._pos), "t": self._t}
+
+    def set_state(self, st: dict) -> None:
+        """Continue exactly where ``get_state`` was taken (the segment is made again from its seed state)."""
+        if st["segment_rng"] is None:
+            self._buf, self._pos, self._seg_state = np.empty(0), 0, None
+        else:
+            self.rng.bit_generator.state = st["segment_rng"]
+            self._seg_state = st["segment_rng"]
+            self._buf, self._pos = self._new_segment(), int(st["pos"])
+        self.rng.bit_generator.state = st["rng"]
+        self._t = float(st["t"])

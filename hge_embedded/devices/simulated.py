@@ -149,15 +149,13 @@ class SimulatedDNPU:
     def get_state(self) -> dict:
         st = {"samples_measured": self.samples_measured}
         if self._noise is not None:
-            st.update(rng=self._noise.rng.bit_generator.state, buffer=self._noise._buf, t=self._noise._t)
+            st["noise"] = self._noise.get_state()
         return st
 
     def set_state(self, st: dict) -> None:
         self.samples_measured = int(st["samples_measured"])
         if self._noise is not None:
-            self._noise.rng.bit_generator.state = st["rng"]
-            self._noise._buf = np.asarray(st["buffer"], float)
-            self._noise._t = float(st["t"])
+            self._noise.set_state(st["noise"])
 
     # -- exact, noise-free views of the device -------------------------------------------
     def static_current(self, V) -> np.ndarray:
