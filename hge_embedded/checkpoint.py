@@ -47,6 +47,10 @@ def write_json_atomic(path, obj) -> None:
     with deferred():
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
+            if hasattr(os, "fchmod"):  # mkstemp makes 0600; a result file is as readable as any other
+                umask = os.umask(0)
+                os.umask(umask)
+                os.fchmod(fd, 0o666 & ~umask)
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
                 fh.flush()

@@ -138,6 +138,11 @@ def cmd_train(args) -> int:
                           lr=args.lr, max_iter=args.max_iter)
             trainers = [tr.Trainer(device, t, seed=tr.task_seed(args.seed, i, n), **kwargs)
                         for i, t in enumerate(task_list)]
+            if snapshot is not None:
+                try:
+                    tr.check_snapshot(snapshot, trainers)
+                except ValueError as exc:
+                    raise ValueError(f"--resume: {ckpt} cannot be resumed ({exc}); it was left as it is") from None
     except BaseException:
         _close(device)
         raise
@@ -179,8 +184,6 @@ def cmd_train(args) -> int:
         if not snapshot:
             ck.write_json_atomic(out / "config.json", config)
         # Trainers whose tasks finish early leave their unused iterations: count them as done.
-        results = []
-
         def on_snap(snap, boundary):
             on_snapshot(snap, boundary)
             if boundary:
@@ -490,7 +493,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, with errors as one line (``hge: error: ...``) instead of usage + message."""
 
     def error(self, message):
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def add_device_args(p) -> None:

@@ -310,6 +310,29 @@ def task_seed(seed: int, index: int, n_tasks: int) -> int:
     return seed * 1000 + index if n_tasks > 1 else seed
 
 
+def check_snapshot(snapshot: dict, trainers) -> None:
+    """Refuse (``ValueError``) a checkpoint whose tasks do not fit ``trainers`` or lack a field."""
+    done = snapshot.get("done") or []
+    if len(done) > len(trainers):
+        raise ValueError(f"checkpoint: {len(done)} finished tasks, but the run has {len(trainers)}")
+    for tr, d in zip(trainers, done):
+        if not isinstance(d, dict) or d.get("task") != tr.task.name:
+            raise ValueError(f"checkpoint: finished task {d.get('task') if isinstance(d, dict) else d!r} "
+                             f"where the run has {tr.task.name!r}")
+        TrainResult.from_dict(d)
+    cur = snapshot.get("current")
+    if cur is not None:
+        if len(done) >= len(trainers):
+            raise ValueError("checkpoint: a task in progress after the last task")
+        nxt = trainers[len(done)]
+        missing = [k for k in Trainer.STATE_KEYS if k not in cur] if isinstance(cur, dict) else ["all"]
+        if missing:
+            raise ValueError(f"checkpoint: the state of task {nxt.task.name!r} lacks {missing}")
+        if cur["task"] != nxt.task.name or cur["seed"] != nxt.seed:
+            raise ValueError(f"checkpoint: task in progress {cur['task']!r} seed {cur['seed']}, where the run has "
+                             f"{nxt.task.name!r} seed {nxt.seed}")
+
+
 def run_tasks(trainers, *, snapshot=None, config=None, progress=None, on_snapshot=None) -> list:
     """Train ``trainers`` (one per task, sharing one device) in order; resumable anywhere.
 
@@ -340,14 +363,9 @@ def run_tasks(trainers, *, snapshot=None, config=None, progress=None, on_snapsho
         return []
     device = trainers[0].device
     snapshot = snapshot or {}
+    check_snapshot(snapshot, trainers)
     done_dicts = list(snapshot.get("done") or [])
-    if len(done_dicts) > len(trainers):
-        raise ValueError(f"checkpoint: {len(done_dicts)} finished tasks, but the run has {len(trainers)}")
-    results = []
-    for tr, d in zip(trainers, done_dicts):
-        if d.get("task") != tr.task.name:
-            raise ValueError(f"checkpoint: finished task {d.get('task')!r} where the run has {tr.task.name!r}")
-        results.append(TrainResult.from_dict(d))
+    results = [TrainResult.from_dict(d) for d in done_dicts]
     current = snapshot.get("current")
     boundary_device = snapshot.get("device")
     if current is None and boundary_device is not None and hasattr(device, "set_state"):
