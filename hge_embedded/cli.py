@@ -240,7 +240,7 @@ def cmd_train(args) -> int:
              for r in results})))
         np.savez(out / "history.npz", **{f"{i}_loss": np.array(r.losses) for i, r in enumerate(results)},
                  **{f"{i}_controls": np.array(r.history_controls) for i, r in enumerate(results)})
-        summary["plots"] = [str(p) for p in plots.write_all(out, results, task_list)]
+        summary["plots"] = [] if args.no_plots else [str(p) for p in plots.write_all(out, results, task_list)]
     finally:
         lock.release()
     if args.json:
@@ -528,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="... and at least every S seconds (default 60)")
     t.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     t.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    t.add_argument("--no-plots", action="store_true", help="skip the PNG figures (JSON and NPZ are still written)")
     t.add_argument("-T", type=positive_float, default=0.1, help="HGE window per data point, s (default 0.1)")
     t.add_argument("--filter", choices=["butterworth3", "boxcar"], default="butterworth3")
     t.add_argument("--engine", choices=["c", "fixed", "float"], default="c")
