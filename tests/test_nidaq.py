@@ -392,3 +392,28 @@ def test_setup_values_are_range_checked_at_load(section, key, value, match):
         data["ao"]["limits"] = [[-1.2, 0.7]] * len(value)
     with pytest.raises(ValueError, match=match):
         parse_setup(data)
+
+
+def test_sigterm_mid_window_drives_to_zero(rig):
+    """Item 2: through `hge`'s handler, SIGTERM reaches the backend as an exception mid-window;
+    the outputs go to 0 V (trigger disarmed) before the process exits."""
+    import os
+    import signal
+
+    from hge_embedded import signals
+    dev, interp, fake = rig
+    real_read = interp.read_analog_f64.side_effect
+
+    def read(*args):
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler raises at the next bytecode
+        return real_read(*args)
+    interp.read_analog_f64.side_effect = read
+    prev = signals.install()
+    try:
+        with pytest.raises(signals.Interrupted) as info:
+            dev.measure(np.full((7, 100), -0.4))
+    finally:
+        signals.restore(prev)
+    assert info.value.exit_code == 128 + signal.SIGTERM
+    assert np.all(fake.written[-1] == 0)
+    assert ("disable_start_trig", (AO,)) in [(c[0], c.args) for c in interp.method_calls]
