@@ -88,6 +88,7 @@ typedef struct {
     int32_t scale; int64_t stop_loss; uint32_t max_iter; int32_t eta; uint32_t shift;
 } hge_trainer_config_t;
 typedef struct {
+    int32_t *y; int32_t *didv; int32_t *q;
     int32_t w[8];
     uint32_t dac_pos; uint32_t adc_pos;
     uint32_t iteration; uint32_t measurements;

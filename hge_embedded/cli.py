@@ -89,9 +89,14 @@ def cmd_train(args) -> int:
             kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, batch_size=args.batch_size,
                           lr=args.lr, max_iter=args.max_iter)
             state = states.get(task.name)
-            result, trainer = tr.train_task(device, task, seed=seed, progress=progress, callback=remember,
-                                            state=state, **kwargs)
-            current[task.name] = trainer.state()
+            if args.trainer == "firmware":  # the C on-device trainer (hge_embedded.firmware_trainer)
+                from .firmware_trainer import train_task_firmware
+                result = train_task_firmware(device, task, seed=seed, progress=progress, T=args.T, lr=args.lr,
+                                             max_iter=args.max_iter, batch_size=args.batch_size, resume=args.resume)
+            else:
+                result, trainer = tr.train_task(device, task, seed=seed, progress=progress, callback=remember,
+                                                state=state, **kwargs)
+                current[task.name] = trainer.state()
             results.append(result)
             done_tasks.append(task)
             if not args.quiet:
@@ -303,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="learning rate (default: 0.02 gates, 0.015 sphere)")
     t.add_argument("--max-iter", type=int, help="iterations at most (default 300)")
     t.add_argument("--batch-size", type=int, help="data points per iteration (default all)")
+    t.add_argument("--trainer", choices=["host", "firmware"], default="host",
+                   help="host: Python trainer (default); firmware: the whole loop in the C on-device trainer "
+                        "(integrate-and-dump; --filter, --engine, --batch-size, --resume are the host's)")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")
