@@ -29,7 +29,7 @@ int64_t hge_shift_round(int64_t v, int32_t s)
 {
     if (s >= 0) {
         uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-        if (s >= 63 || (mag != 0u && hge_bitlen64(mag) + (uint32_t)s > 62u)) {
+        if (s >= 63 || (mag != 0u && hge_bitlen64(mag) + (uint32_t)s > 63u)) {
             return v == 0 ? 0 : (v < 0 ? -HGE_I64_SAT : HGE_I64_SAT);
         }
         return v < 0 ? -(int64_t)(mag << (uint32_t)s) : (int64_t)(mag << (uint32_t)s);

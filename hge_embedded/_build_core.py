@@ -107,6 +107,8 @@ int hge_trainer_done(const hge_trainer_t *tr);
 hge_status hge_corrsig(const int32_t *y, const uint8_t *z, uint32_t n, int32_t scale, int32_t *q,
                        hge_corrsig_result_t *r);
 int64_t hge_exp_q24(int32_t t);
+int64_t hge_div_round(int64_t num, int64_t den);
+int64_t hge_shift_round(int64_t v, int32_t s);
 int64_t hge_mul_shift(int64_t a, int64_t b, uint32_t s);
 int64_t hge_ratio(int64_t num, int64_t den, int32_t shift);
 uint64_t hge_isqrt64(uint64_t v);

@@ -195,7 +195,10 @@ class FirmwareRun:
         self.inputs = self._input_codes(x)
         self.n_window = int(round(T * self.fs))
         self.T = self.n_window / self.fs
-        self.freqs = plans.plan_frequencies(M, fs=self.fs, T=self.T, filter="boxcar")
+        # On the 1/T grid (whole periods: integrate-and-dump has no crosstalk) with the
+        # Butterworth plan's wider spacing and product guards, so the phase-only calibration
+        # (which demodulates with the Butterworth) can measure the chain at the same tones.
+        self.freqs = plans.plan_frequencies(M, fs=self.fs, T=self.T, filter="butterworth3")
         steps = np.round(self.freqs / self.fs * 2**32).astype(np.int64)
         cal = calibration if calibration is not None else calibration_for(device, self.freqs, self.T)
         H = cal.at(self.freqs)

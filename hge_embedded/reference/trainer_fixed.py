@@ -64,7 +64,7 @@ def div_round(num: int, den: int) -> int:
 
 def shift_round(v: int, s: int) -> int:
     if s >= 0:
-        if v != 0 and (s >= 63 or abs(v).bit_length() + s > 62):
+        if v != 0 and (s >= 63 or abs(v).bit_length() + s > 63):
             return I64_SAT if v > 0 else -I64_SAT
         return v << s if v >= 0 else -((-v) << s)
     if s <= -63:
