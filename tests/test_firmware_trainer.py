@@ -318,3 +318,41 @@ def test_firmware_refuses_what_it_cannot_do():
 def test_constant_gates_need_no_training():
     r = train_task_firmware(SimulatedDNPU(seed=0, noise=False), gate("0000"))
     assert r.found is True and r.iterations == 0 and r.lab_time_s == 0.0
+
+
+def _one_pass(cfg, inputs, targets, offset):
+    """One measurement pass (max_iter = 0) of the C trainer on the toy device plus a DC offset."""
+    tr, dev = FirmwareTrainer(dict(cfg, max_iter=0), inputs, targets), td.ToyDevice()
+    while not tr.done():
+        codes = tr.dac_block(97)
+        tr.adc_block(np.clip(dev.measure_codes(codes) + offset, -(1 << 23), (1 << 23) - 1))
+        tr.poll()
+    return np.array(tr.y), tr.didv
+
+
+@pytest.mark.parametrize("offset", [-2_000_000, 1, 1_000_000])
+def test_streaming_dc_removal_makes_the_gradient_blind_to_an_offset(offset):
+    """With settle samples, dc = round(settle mean) moves by exactly the offset, so x - dc and
+    every dI/dV are identical, and y moves by exactly the offset (no saturation here)."""
+    cfg, inputs, targets = td.closed_loop_config("0110")
+    y0, g0 = _one_pass(cfg, inputs, targets, 0)
+    y1, g1 = _one_pass(cfg, inputs, targets, offset)
+    assert np.array_equal(g0, g1)
+    assert np.array_equal(y1 - y0, np.full(4, offset))
+
+
+def test_dc_left_in_moves_the_gradient_within_the_derived_bound():
+    """Without settle samples nothing is removed (dc = 0): an offset e then moves each window's
+    Q22 sums by e * sum(ref) (linearity), |sum(ref)| <= dc_leak_bound(N); through the
+    window-end formats: |dX8| <= |e| bound / (N 2^14) + 1 (two roundings), and
+    |d dIdV| <= (|dX8| |cal_i| + |dY8| |cal_q|) / 2^16 + 1."""
+    cfg, inputs, targets = td.closed_loop_config("0110")
+    cfg = dict(cfg, n_settle=0)
+    e = 1_000_000  # keeps every sample off the ADC rails (saturation is not linear)
+    _, g0 = _one_pass(cfg, inputs, targets, 0)
+    _, g1 = _one_pass(cfg, inputs, targets, e)
+    n = cfg["n_window"]
+    dx8 = e * dc_leak_bound(n) / (n * 2**14) + 1
+    bound = (dx8 * np.abs(cfg["cal_i"]) + dx8 * np.abs(cfg["cal_q"])) / 2**16 + 1
+    assert np.all(np.abs(g1 - g0) <= bound[None, :])
+    assert np.any(g1 != g0)  # the offset did reach the sums: the bound is what held it
