@@ -27,7 +27,8 @@
  * Restriction: |sep / scale| is clamped at 12 (exp(12) = 1.6e5): beyond it
  * the loss and gradient are those at the clamp. Accuracy against float64
  * (derived in trainer_fixed.py, tested in tests/test_firmware_trainer.py):
- * relative error of E and of max|dE/dy| below 2^-20.
+ * E within 2^-27 (1 + ex) + (1 - rho) ex 2^-23 + 2^-25; each dE/dy_k within
+ * 2^-20 of the size of B's terms over sy.
  */
 #ifndef HGE_CORRSIG_H
 #define HGE_CORRSIG_H

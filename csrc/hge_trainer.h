@@ -23,7 +23,8 @@
  *          code, sat int32; cal = 2 (cos, sin)(arg H) / (|H| a_m) 2^24 / (1 - 2^-22),
  *          H the chain's calibrated gain, a_m the applied amplitude (codes)
  *   y_k  = round(sum x / N), x saturated to 24 bits  (the window's level)
- * Integrate-and-dump needs every f_m on the 1/T grid (whole periods in the
+ * Integrate-and-dump has exactly unit gain at the window's end (no settling
+ * gain to divide out) and needs every f_m on the 1/T grid (whole periods in the
  * window): then channels do not cross-talk and the DC left after removal,
  * e, moves X by e * sum(ref) / N, bounded in trainer_fixed.dc_leak_bound.
  * The Butterworth back end is not supported here (documented restriction: it
