@@ -356,3 +356,13 @@ def test_dc_left_in_moves_the_gradient_within_the_derived_bound():
     bound = (dx8 * np.abs(cfg["cal_i"]) + dx8 * np.abs(cfg["cal_q"])) / 2**16 + 1
     assert np.all(np.abs(g1 - g0) <= bound[None, :])
     assert np.any(g1 != g0)  # the offset did reach the sums: the bound is what held it
+
+
+def test_sphere_path_trains_and_reports_test_accuracy():
+    """The classification path: training points in one iteration, test points in an evaluation pass."""
+    from hge_embedded.tasks import sphere
+    task = sphere(seed=0, n_train=12, n_test=16)
+    r = train_task_firmware(SimulatedDNPU(seed=0, noise=False), task, T=0.05, max_iter=2)
+    assert r.found is None and 0.5 <= r.accuracy <= 1.0
+    assert r.test_outputs.shape == (16,) and np.all(np.isfinite(r.test_outputs))
+    assert r.iterations <= 2 and len(r.losses) == r.iterations + 1
