@@ -104,6 +104,15 @@ static uint32_t calibrate_ticks_per_64k(void)
 }
 
 static hge_trainer_t tr;
+
+/* Bytes of the instance per DAC channel and per control, from the sizes of its arrays
+ * (capacity HGE_TRAINER_MAX_DAC / _CTL): config limits and input map, ramp state; and
+ * config map, range, start, step, amplitude, calibration, controls, lock-in terminal, phase. */
+#define PER_DAC_BYTES ((sizeof tr.cfg.in + sizeof tr.cfg.dac_lo + sizeof tr.cfg.dac_hi + sizeof tr.s_from + \
+                        sizeof tr.s_bias + sizeof tr.s_step + sizeof tr.s_acc) / HGE_TRAINER_MAX_DAC)
+#define PER_CTL_BYTES ((sizeof tr.cfg.ctl + sizeof tr.cfg.w_min + sizeof tr.cfg.w_max + sizeof tr.cfg.w0 + \
+                        sizeof tr.cfg.steps + sizeof tr.cfg.amp + sizeof tr.cfg.cal_i + sizeof tr.cfg.cal_q + \
+                        sizeof tr.w + sizeof tr.terms + sizeof tr.phase) / HGE_TRAINER_MAX_CTL)
 static int32_t workspace[4u * (2u + N_CTL)];
 static int32_t dac_buf[TRAIN_BLOCK * N_DAC];
 static int32_t adc_buf[TRAIN_BLOCK];
@@ -178,6 +187,10 @@ int main(void)
     sh_put_i64((int64_t)(ticks * 32768u / (cal ? cal : 1u) / tr.dac_pos));
     sh_puts("\nSTATE train-" TARGET_NAME " trainer bytes ");
     sh_put_i64((int64_t)sizeof(hge_trainer_t));
+    sh_puts(" per DAC channel ");
+    sh_put_i64((int64_t)PER_DAC_BYTES);
+    sh_puts(" per control ");
+    sh_put_i64((int64_t)PER_CTL_BYTES);
     sh_puts(" workspace bytes per point ");
     sh_put_i64((int64_t)(4u * (2u + N_CTL)));
     sh_puts(" samples ");

@@ -51,12 +51,15 @@ def main() -> int:
     build = pathlib.Path(sys.argv[1])
     print(f"{'target':12s} {'board':10s} {'flash own':>9s} {'+libgcc':>8s} {'RAM inst':>8s} {'B/point':>7s} "
           f"{'stack':>6s} {'insn/sample':>11s}")
+    per_el = []
     for target in sys.argv[2:]:
         d = build / f"train-{target}"
         own, lib = kept_sections(d / "trainer.map")
         log = (d / "run.log").read_text()
         inst = int(re.search(r"trainer bytes (\d+)", log).group(1))
         per_point = int(re.search(r"workspace bytes per point (\d+)", log).group(1))
+        per_dac, per_ctl = re.search(r"per DAC channel (\d+) per control (\d+)", log).groups()
+        per_el.append(f"{target}: {per_dac} B per DAC channel, {per_ctl} B per control")
         ips = int(re.search(r"instructions per sample[^:]*: (\d+)", log).group(1))
         frames = {}
         for su in d.glob("*.su"):
@@ -66,8 +69,9 @@ def main() -> int:
         stack = sum(frames.get(f, 0) for f in POLL_CHAIN)
         board = "microbit" if target.startswith("m0") else "mps2-an386"
         print(f"{target:12s} {board:10s} {own:9d} {lib:8d} {inst:8d} {per_point:7d} {stack:6d} {ips:11d}")
-    print("RAM inst: the instance for up to 8 DAC channels and 8 controls (per electrode: about "
-          "inst / 8); B/point: 4 (2 + M) with M = 5 controls; stack: poll -> corrsig chain.")
+    print("RAM inst: the instance for up to 8 DAC channels and 8 controls; per electrode (sizeof its "
+          "arrays): " + "; ".join(per_el) + " (+ 4 B per control per data point).")
+    print("B/point: 4 (2 + M) with M = 5 controls; stack: poll -> corrsig chain.")
     return 0
 
 
