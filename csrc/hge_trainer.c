@@ -56,6 +56,9 @@ static hge_status check_config(const hge_trainer_config_t *c, const int32_t *inp
             return HGE_ERR_RANGE;
         }
     }
+    if (c->filter > HGE_TRAINER_BW3 || (c->filter == HGE_TRAINER_BW3 && c->n_window % HGE_BW3_DECIMATION != 0u)) {
+        return HGE_ERR_RANGE;
+    }
     if (c->scale < 4096 || c->shift > 62u) {
         return HGE_ERR_RANGE;
     }
@@ -168,6 +171,9 @@ hge_status hge_trainer_init(hge_trainer_t *tr, const hge_trainer_config_t *cfg, 
     st = hge_update_init(&tr->update, tr->cfg.w_min, tr->cfg.w_max, cfg->n_ctl, cfg->eta, cfg->shift);
     if (st == HGE_OK) {
         st = hge_lockin_boxcar_init(&tr->lockin, tr->terms, cfg->n_ctl, tr->cfg.steps, 0);
+    }
+    if (st == HGE_OK && cfg->filter == HGE_TRAINER_BW3) {
+        st = hge_lockin_bw3_init(&tr->bw3, &tr->cfg.coeffs, tr->bw3_terms, cfg->n_ctl, tr->cfg.steps, 0);
     }
     if (st != HGE_OK) {
         return st;
@@ -298,8 +304,13 @@ static void a_enter(hge_trainer_t *tr, uint32_t state)
         for (m = 0; m < c->n_ctl; ++m) {
             phases[m] = tr->adc_pos * c->steps[m];
         }
-        (void)hge_lockin_boxcar_reset(&tr->lockin, phases);
-        (void)hge_lockin_boxcar_set_dc(&tr->lockin, dc);
+        if (c->filter == HGE_TRAINER_BW3) {
+            (void)hge_lockin_bw3_reset(&tr->bw3, phases);
+            (void)hge_lockin_bw3_set_dc(&tr->bw3, dc);
+        } else {
+            (void)hge_lockin_boxcar_reset(&tr->lockin, phases);
+            (void)hge_lockin_boxcar_set_dc(&tr->lockin, dc);
+        }
     }
     tr->a_state = state;
 }
@@ -311,10 +322,21 @@ static void window_end(hge_trainer_t *tr)
     int64_t oi[HGE_TRAINER_MAX_CTL], oq[HGE_TRAINER_MAX_CTL];
     uint32_t count, m, k = tr->a_point;
     int64_t n = (int64_t)c->n_window;
-    (void)hge_lockin_boxcar_output(&tr->lockin, oi, oq, &count);
+    int32_t bi[HGE_TRAINER_MAX_CTL], bq[HGE_TRAINER_MAX_CTL];
+    if (c->filter == HGE_TRAINER_BW3) {
+        (void)hge_lockin_bw3_output(&tr->bw3, bi, bq);
+    } else {
+        (void)hge_lockin_boxcar_output(&tr->lockin, oi, oq, &count);
+    }
     for (m = 0; m < c->n_ctl; ++m) {
-        int64_t x8 = sat32(hge_shift_round(hge_div_round(oi[m], n), -14));
-        int64_t y8 = sat32(hge_shift_round(hge_div_round(oq[m], n), -14));
+        int64_t x8, y8;
+        if (c->filter == HGE_TRAINER_BW3) {
+            x8 = sat32((int64_t)bi[m] * 4);
+            y8 = sat32((int64_t)bq[m] * 4);
+        } else {
+            x8 = sat32(hge_shift_round(hge_div_round(oi[m], n), -14));
+            y8 = sat32(hge_shift_round(hge_div_round(oq[m], n), -14));
+        }
         /* each product < 2^62, so the sum < 2^63 */
         tr->didv[k * c->n_ctl + m] = sat32(hge_shift_round(x8 * c->cal_i[m] + y8 * c->cal_q[m], -16));
     }
@@ -378,7 +400,11 @@ hge_status hge_trainer_adc_block(hge_trainer_t *tr, const int32_t *x, uint32_t n
             for (j = 0; j < r; ++j) {
                 tr->a_sum += sat24(x[i + j]);
             }
-            (void)hge_lockin_boxcar_process(&tr->lockin, x + i, r);
+            if (c->filter == HGE_TRAINER_BW3) {
+                (void)hge_lockin_bw3_process(&tr->bw3, x + i, r);
+            } else {
+                (void)hge_lockin_boxcar_process(&tr->lockin, x + i, r);
+            }
             i += r;
             tr->adc_pos += r;
             tr->a_count += r;

@@ -27,8 +27,12 @@
  * gain to divide out) and needs every f_m on the 1/T grid (whole periods in the
  * window): then channels do not cross-talk and the DC left after removal,
  * e, moves X by e * sum(ref) / N, bounded in trainer_fixed.dc_leak_bound.
- * The Butterworth back end is not supported here (documented restriction: it
- * needs the crosstalk solve the host does).
+ * With filter = HGE_TRAINER_BW3 the window runs through the Butterworth lock-in
+ * instead (n_window a multiple of 8; coefficients copied into the instance):
+ *   X8 = sat32(out_i * 4)   (Q6 -> the same Q8 scale, times the filter's gain at T)
+ * and the host folds 1 / gain into cal_i, cal_q (the precomputed correction).
+ * Restriction: no crosstalk solve on the device; the plan's spacing (>= 4/T,
+ * product guards) is what keeps channels apart, as in the paper.
  *
  * Iteration end (main loop, hge_trainer_poll): corrsig (hge_corrsig.h) gives
  * E (Q24) and dE/dy_k = q_k 2^-e; the chain rule g = sum_k q_k dIdV_k
@@ -66,6 +70,8 @@
 #define HGE_TRAINER_MAX_CTL 8u
 #define HGE_DIDV_FRAC 16
 #define HGE_GRAD_FRAC 32
+#define HGE_TRAINER_BOXCAR 0u
+#define HGE_TRAINER_BW3 1u
 
 typedef struct {
     uint32_t n_dac;                        /* DAC channels (electrodes), 1..8 */
@@ -89,6 +95,8 @@ typedef struct {
     uint32_t max_iter;                     /* updates at most (0: measure once) */
     int32_t eta;                           /* update rate, with shift: codes per Q32 unit of g */
     uint32_t shift;
+    uint32_t filter;                       /* HGE_TRAINER_BOXCAR or HGE_TRAINER_BW3 */
+    hge_bw3_coeffs_t coeffs;               /* Butterworth coefficients (bw3 only; copied) */
 } hge_trainer_config_t;
 
 typedef struct {
@@ -102,6 +110,8 @@ typedef struct {
     hge_update_t update;
     hge_lockin_boxcar_t lockin;
     hge_lockin_boxcar_term_t terms[HGE_TRAINER_MAX_CTL];
+    hge_lockin_bw3_t bw3;
+    hge_lockin_bw3_term_t bw3_terms[HGE_TRAINER_MAX_CTL];
     uint32_t phase[HGE_TRAINER_MAX_CTL]; /* DAC-side phase accumulators (the one phase source) */
     /* DAC side */
     uint32_t dac_pos, s_state, s_point, s_count;

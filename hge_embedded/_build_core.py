@@ -86,6 +86,7 @@ typedef struct {
     uint32_t steps[8]; int32_t amp[8]; int32_t cal_i[8]; int32_t cal_q[8];
     uint32_t n_ramp; uint32_t n_settle; uint32_t n_window;
     int32_t scale; int64_t stop_loss; uint32_t max_iter; int32_t eta; uint32_t shift;
+    uint32_t filter; hge_bw3_coeffs_t coeffs;
 } hge_trainer_config_t;
 typedef struct {
     int32_t *y; int32_t *didv; int32_t *q;

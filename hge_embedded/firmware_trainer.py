@@ -13,8 +13,10 @@ limits from ``device.limits`` and ``dac_lsb``; a frequency plan on the 1/T grid
 chain calibration (``gradient.calibration_for``: the device's own, or one measured
 through ``loopback``/phase) folded with the applied perturbation's amplitude into one Q24
 rotation-and-gain pair per control; the loss scale in ADC codes; ``eta``/``shift`` of the
-update for the learning rate. Restriction: the firmware trainer demodulates with
-integrate-and-dump only (``--filter`` applies to the host trainer).
+update for the learning rate. Demodulation: integrate-and-dump by default (``hge train
+--trainer firmware``; ``--filter`` is the host trainer's); ``filter="butterworth3"`` here
+runs the Butterworth lock-in on the device, its gain at T divided out through the
+calibration constants and no crosstalk solve (the plan's spacing keeps channels apart).
 """
 from __future__ import annotations
 
@@ -50,7 +52,11 @@ class FirmwareTrainer:
         self.cfg = dict(cfg)
         c = ffi.new("hge_trainer_config_t *")
         for key, val in cfg.items():
-            if isinstance(val, (list, tuple, np.ndarray)):
+            if key == "coeffs":
+                k = [int(x) for x in val]
+                c.coeffs.b[0], c.coeffs.b[1], c.coeffs.b[2], c.coeffs.a[0], c.coeffs.a[1] = k[:5]
+                c.coeffs.c[0], c.coeffs.c[1], c.coeffs.d, c.coeffs.b_shift = k[5:]
+            elif isinstance(val, (list, tuple, np.ndarray)):
                 arr = getattr(c, key)
                 if len(val) > len(arr):
                     raise ValueError(f"{key}: at most {len(arr)} entries, got {len(val)}")
@@ -144,8 +150,11 @@ class FirmwareRun:
     def __init__(self, device, task: Task, *, seed: int = 0, T: float = 0.1, ramp: float = 0.015,
                  settle: float = SETTLE, amplitude: float = 0.008, lr: float | None = None,
                  max_iter: int | None = None, stop_loss: float | None = None,
-                 loss_scale: float = DEFAULT_SCALE_NA, calibration=None):
+                 loss_scale: float = DEFAULT_SCALE_NA, calibration=None, filter: str = "boxcar"):  # noqa: A002
+        from . import design
         from .gradient import calibration_for
+        if filter not in ("boxcar", "butterworth3"):
+            raise ValueError(f"filter must be 'boxcar' or 'butterworth3', got {filter!r}")
         if len(task.targets) > lib.HGE_CORRSIG_MAX_POINTS:
             raise ValueError(f"task {task.name}: the firmware trainer takes at most "
                              f"{lib.HGE_CORRSIG_MAX_POINTS} data points, got {len(task.targets)}")
@@ -204,6 +213,14 @@ class FirmwareRun:
         H = cal.at(self.freqs)
         a_eff = applied_amplitude(amp)
         gain = 2.0 / (np.abs(H) * a_eff) * 2**24 / (1 - 2.0**-22)
+        extra = {"filter": 0}
+        if filter == "butterworth3":
+            if self.n_window % design.DECIMATION:
+                raise ValueError(f"T: the Butterworth needs a window of a multiple of {design.DECIMATION} "
+                                 f"samples, got {self.n_window}")
+            lf = design.lockin_filter(self.fs, self.T, self.n_window)
+            gain = gain / lf.gain_fixed  # the filter's step response at T, divided out in the constants
+            extra = {"filter": 1, "coeffs": list(lf.coeffs)}
         cal_i = np.round(gain * np.cos(np.angle(H))).astype(np.int64)
         cal_q = np.round(gain * np.sin(np.angle(H))).astype(np.int64)
         if np.any(np.abs(np.concatenate([cal_i, cal_q])) >= 2**31):
@@ -219,7 +236,7 @@ class FirmwareRun:
                         n_ramp=int(round(ramp * self.fs)), n_settle=int(round(settle * self.fs)),
                         n_window=self.n_window, scale=scale,
                         stop_loss=int(np.clip(round(self.stop_loss * 2**24), -2**63, 2**63 - 1)),
-                        max_iter=self.max_iter, eta=eta, shift=shift)
+                        max_iter=self.max_iter, eta=eta, shift=shift, **extra)
         self.cfg["in"] = self.in_idx.tolist()
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
         self.lab_time = 0.0
@@ -284,7 +301,7 @@ class FirmwareRun:
 def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: float = 0.1,
                         ramp: float = 0.015, amplitude: float = 0.008, lr: float | None = None,
                         max_iter: int | None = None, stop_loss: float | None = None, batch_size=None,
-                        resume: bool = False):
+                        resume: bool = False, filter: str = "boxcar"):  # noqa: A002
     """Train one task with the C trainer; returns a ``train.TrainResult`` (same fields as the host's).
 
     ``batch_size`` and ``resume`` exist only in the host trainer: anything but None / False
@@ -303,7 +320,7 @@ def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: 
                            outputs=np.full(len(task.targets), np.nan), losses=[], lab_time_s=0.0,
                            wall_time_s=time.perf_counter() - t0)
     fr = FirmwareRun(device, task, seed=seed, T=T, ramp=ramp, amplitude=amplitude, lr=lr, max_iter=max_iter,
-                     stop_loss=stop_loss)
+                     stop_loss=stop_loss, filter=filter)
     w0 = fr.initial_controls()
     tr, losses = fr.run(fr.inputs, task.targets, w0, max_iter=fr.max_iter, progress=progress)
     outputs = np.array(tr.y, float) * fr.adc_lsb

@@ -188,6 +188,10 @@ def trainer_cases(draw):
                max_iter=draw(st.integers(0, 3)), eta=int(rng.integers(1, 2**30)), shift=int(rng.integers(20, 40)))
     cfg["in"] = list(chans[n_ctl:n_ctl + n_in])
     inputs = np.array([[rng.integers(lo[c], hi[c] + 1) for c in cfg["in"]] for _ in range(K)], np.int64)
+    if draw(st.booleans()):  # the Butterworth back end: a window of a multiple of 8 samples
+        from hge_embedded import design
+        cfg["n_window"] = n = draw(st.sampled_from([24, 32, 40, 48]))
+        cfg["filter"], cfg["coeffs"] = 1, list(design.lockin_filter(10_000.0, n / 10_000.0, n).coeffs)
     blocks = draw(st.lists(st.integers(1, 97), min_size=1, max_size=6))
     return cfg, inputs.reshape(K, n_in), targets, blocks, draw(st.integers(1, 2**31)), draw(st.booleans())
 
@@ -366,3 +370,15 @@ def test_sphere_path_trains_and_reports_test_accuracy():
     assert r.found is None and 0.5 <= r.accuracy <= 1.0
     assert r.test_outputs.shape == (16,) and np.all(np.isfinite(r.test_outputs))
     assert r.iterations <= 2 and len(r.losses) == r.iterations + 1
+
+
+def test_butterworth_back_end_trains_xor():
+    r = train_task_firmware(SimulatedDNPU(seed=0), gate("xor"), filter="butterworth3", max_iter=60)
+    assert r.found and r.final_loss < 0.008
+
+
+def test_butterworth_back_end_refuses_a_window_off_the_group_of_8():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        FirmwareRun(SimulatedDNPU(seed=0, noise=False), gate("xor"), T=0.1003, filter="butterworth3")
+    with pytest.raises(ValueError, match="filter"):
+        FirmwareRun(SimulatedDNPU(seed=0, noise=False), gate("xor"), filter="bessel")

@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from .fixed import SAMPLE_MAX, SAMPLE_MIN, lockin_boxcar, sin_q22, update_accumulate, update_process
+from .fixed import SAMPLE_MAX, SAMPLE_MIN, lockin_boxcar, lockin_bw3, sin_q22, update_accumulate, update_process
 
 I64_SAT = (1 << 63) - 1
 EXP_T_MAX = 12 << 24
@@ -50,6 +50,7 @@ GRAD_FRAC = 32
 SYNTH_MAX_AMP = 511
 MAX_DAC = 8
 MAX_CTL = 8
+FILTER_BOXCAR, FILTER_BW3 = 0, 1
 
 
 def _sat(v: int) -> int:
@@ -190,7 +191,8 @@ def _sat32(v: int) -> int:
 
 class TrainerModel:
     """``hge_trainer_t`` step for step. ``cfg`` is a dict with the fields of
-    ``hge_trainer_config_t`` (lists for the arrays); ``inputs`` (K, n_in) codes;
+    ``hge_trainer_config_t`` (lists for the arrays; ``filter`` 0 boxcar (default) or 1
+    Butterworth, then ``coeffs`` = (b0, b1, b2, a1, a2, c0, c1, d1, b_shift)); ``inputs`` (K, n_in) codes;
     ``targets`` (K,) 0/1. Validation is the binding's job; this model assumes a
     configuration ``hge_trainer_init`` accepts."""
 
@@ -331,10 +333,17 @@ class TrainerModel:
         c = self.c
         k, n = self.a_point, c["n_window"]
         x = np.concatenate(self.window_x)
-        oi, oq = lockin_boxcar(x, self.steps, self.window_phases, dc=self.window_dc)
+        bw3 = c.get("filter", 0) == FILTER_BW3
+        if bw3:
+            oi, oq = lockin_bw3(x, self.steps, self.window_phases, c["coeffs"], dc=self.window_dc)
+        else:
+            oi, oq = lockin_boxcar(x, self.steps, self.window_phases, dc=self.window_dc)
         for m in range(c["n_ctl"]):
-            x8 = _sat32(shift_round(div_round(int(oi[m]), n), -14))
-            y8 = _sat32(shift_round(div_round(int(oq[m]), n), -14))
+            if bw3:
+                x8, y8 = _sat32(int(oi[m]) * 4), _sat32(int(oq[m]) * 4)
+            else:
+                x8 = _sat32(shift_round(div_round(int(oi[m]), n), -14))
+                y8 = _sat32(shift_round(div_round(int(oq[m]), n), -14))
             self.didv[k, m] = _sat32(shift_round(x8 * c["cal_i"][m] + y8 * c["cal_q"][m], -16))
         self.y[k] = div_round(self.a_sum, n)
 

@@ -107,12 +107,12 @@ static hge_trainer_t tr;
 
 /* Bytes of the instance per DAC channel and per control, from the sizes of its arrays
  * (capacity HGE_TRAINER_MAX_DAC / _CTL): config limits and input map, ramp state; and
- * config map, range, start, step, amplitude, calibration, controls, lock-in terminal, phase. */
+ * config map, range, start, step, amplitude, calibration, controls, both lock-in terminals, phase. */
 #define PER_DAC_BYTES ((sizeof tr.cfg.in + sizeof tr.cfg.dac_lo + sizeof tr.cfg.dac_hi + sizeof tr.s_from + \
                         sizeof tr.s_bias + sizeof tr.s_step + sizeof tr.s_acc) / HGE_TRAINER_MAX_DAC)
 #define PER_CTL_BYTES ((sizeof tr.cfg.ctl + sizeof tr.cfg.w_min + sizeof tr.cfg.w_max + sizeof tr.cfg.w0 + \
                         sizeof tr.cfg.steps + sizeof tr.cfg.amp + sizeof tr.cfg.cal_i + sizeof tr.cfg.cal_q + \
-                        sizeof tr.w + sizeof tr.terms + sizeof tr.phase) / HGE_TRAINER_MAX_CTL)
+                        sizeof tr.w + sizeof tr.terms + sizeof tr.bw3_terms + sizeof tr.phase) / HGE_TRAINER_MAX_CTL)
 static int32_t workspace[4u * (2u + N_CTL)];
 static int32_t dac_buf[TRAIN_BLOCK * N_DAC];
 static int32_t adc_buf[TRAIN_BLOCK];
