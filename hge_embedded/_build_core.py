@@ -66,11 +66,64 @@ SOURCE = """
 static int32_t hge_sin_q22_exported(uint32_t phase) { return hge_sin_q22(phase); }
 """
 
+
+# ---- issue 13: the on-device trainer (csrc/hge_fixmath, hge_corrsig, hge_synth, hge_trainer) ----
+# Kept apart from the lock-in declarations above so the two can change independently.
+CDEF_TRAINER = """
+typedef int... uint8_t;
+typedef int... uint64_t;
+#define HGE_TRAINER_MAX_DAC ...
+#define HGE_TRAINER_MAX_CTL ...
+#define HGE_CORRSIG_MAX_POINTS ...
+#define HGE_DIDV_FRAC ...
+#define HGE_GRAD_FRAC ...
+#define HGE_LOSS_FRAC ...
+typedef struct {
+    uint32_t n_dac; uint32_t n_ctl; uint32_t n_in; uint32_t n_points;
+    uint8_t ctl[8]; uint8_t in[8];
+    int32_t dac_lo[8]; int32_t dac_hi[8];
+    int32_t w_min[8]; int32_t w_max[8]; int32_t w0[8];
+    uint32_t steps[8]; int32_t amp[8]; int32_t cal_i[8]; int32_t cal_q[8];
+    uint32_t n_ramp; uint32_t n_settle; uint32_t n_window;
+    int32_t scale; int64_t stop_loss; uint32_t max_iter; int32_t eta; uint32_t shift;
+    uint32_t filter; hge_bw3_coeffs_t coeffs;
+} hge_trainer_config_t;
+typedef struct {
+    int32_t *y; int32_t *didv; int32_t *q;
+    int32_t w[8];
+    uint32_t dac_pos; uint32_t adc_pos;
+    uint32_t iteration; uint32_t measurements;
+    int64_t loss; int32_t exponent; int error;
+    ...;
+} hge_trainer_t;
+typedef struct { int64_t loss; int32_t rho; int32_t x; int32_t exponent; } hge_corrsig_result_t;
+uint32_t hge_trainer_workspace_words(uint32_t n_points, uint32_t n_ctl);
+hge_status hge_trainer_init(hge_trainer_t *tr, const hge_trainer_config_t *cfg, const int32_t *inputs,
+                            const uint8_t *targets, int32_t *workspace, uint32_t workspace_words);
+hge_status hge_trainer_dac_block(hge_trainer_t *tr, int32_t *codes, uint32_t n);
+hge_status hge_trainer_adc_block(hge_trainer_t *tr, const int32_t *x, uint32_t n);
+hge_status hge_trainer_block(hge_trainer_t *tr, const int32_t *adc_in, int32_t *dac_out, uint32_t n);
+int hge_trainer_poll(hge_trainer_t *tr);
+int hge_trainer_done(const hge_trainer_t *tr);
+hge_status hge_corrsig(const int32_t *y, const uint8_t *z, uint32_t n, int32_t scale, int32_t *q,
+                       hge_corrsig_result_t *r);
+int64_t hge_exp_q24(int32_t t);
+int64_t hge_div_round(int64_t num, int64_t den);
+int64_t hge_shift_round(int64_t v, int32_t s);
+int64_t hge_mul_shift(int64_t a, int64_t b, uint32_t s);
+int64_t hge_ratio(int64_t num, int64_t den, int32_t shift);
+uint64_t hge_isqrt64(uint64_t v);
+"""
+SOURCE_TRAINER = """
+#include "hge_trainer.h"
+"""
+# ---- end of issue 13 block ----
+
 ffibuilder = FFI()
-ffibuilder.cdef(CDEF)
+ffibuilder.cdef(CDEF + CDEF_TRAINER)
 ffibuilder.set_source(
     "hge_embedded._hge_core",
-    SOURCE,
+    SOURCE + SOURCE_TRAINER,
     sources=[str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.c"))],
     include_dirs=[str(CSRC.relative_to(ROOT))],
     extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra"],

@@ -94,7 +94,8 @@ def _run_config(args, task_list) -> dict:
             "config": None if args.config is None else str(_abspath(args.config)),
             "device_seed": args.device_seed, "no_noise": args.no_noise, "T": args.T, "filter": args.filter,
             "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
-            "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls}
+            "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
+            "trainer": args.trainer}
 
 
 def _abspath(path):
@@ -137,8 +138,12 @@ def cmd_train(args) -> int:
             kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, phase=args.phase,
                           batch_size=args.batch_size,
                           lr=args.lr, max_iter=args.max_iter)
-            trainers = [tr.Trainer(device, t, seed=tr.task_seed(args.seed, i, n), **kwargs)
-                        for i, t in enumerate(task_list)]
+            if args.trainer == "firmware":
+                _check_firmware_args(args)
+                trainers = None
+            else:
+                trainers = [tr.Trainer(device, t, seed=tr.task_seed(args.seed, i, n), **kwargs)
+                            for i, t in enumerate(task_list)]
             if snapshot is not None:
                 try:
                     tr.check_snapshot(snapshot, trainers)
@@ -159,7 +164,10 @@ def cmd_train(args) -> int:
         raise
     saved = {"snapshot": snapshot, "written": snapshot, "iters": 0, "time": time.monotonic()}
     every_iter, every_s = args.checkpoint_every, args.checkpoint_seconds
-    total = sum(t.max_iter if not t.task.constant else 0 for t in trainers)
+    if trainers is None:
+        total = sum(0 if t.constant else (t.max_iter if args.max_iter is None else args.max_iter) for t in task_list)
+    else:
+        total = sum(t.max_iter if not t.task.constant else 0 for t in trainers)
     bar = Progress(total, f"train {args.task} on {name}", enabled=not args.quiet)
     done_before = len(snapshot["done"]) if snapshot else 0
     if snapshot:
@@ -197,7 +205,11 @@ def cmd_train(args) -> int:
                     bar.write(f"{r.task:18s} {status:>10s} after {r.iterations:3d} iterations, loss "
                               f"{r.final_loss if r.final_loss is not None else float('nan'):.4f}"
                               f"{' (constant: threshold only)' if t.task.constant else ''}")
-        results = tr.run_tasks(trainers, snapshot=snapshot, config=config, progress=progress, on_snapshot=on_snap)
+        if trainers is None:
+            results = _train_firmware(args, device, task_list, progress, bar)
+        else:
+            results = tr.run_tasks(trainers, snapshot=snapshot, config=config, progress=progress,
+                                   on_snapshot=on_snap)
     except BaseException as exc:
         # Any way of stopping (an error, Ctrl-C, SIGTERM, SIGHUP): the last consistent snapshot
         # is saved (never one older or smaller than what is on disk), the device goes to 0 V.
@@ -256,6 +268,35 @@ def cmd_train(args) -> int:
         print(f"{summary['iterations']} iterations; lab time {summary['lab_time_s']:.1f} s "
               f"({where}); wall time {wall:.1f} s; results in {out}")
     return 0
+
+
+def _check_firmware_args(args) -> None:
+    """``--trainer firmware`` runs the C trainer's own loop: refuse the host trainer's options."""
+    host_only = {"--resume": args.resume, "--batch-size": args.batch_size is not None,
+                 "--filter": args.filter != "butterworth3", "--engine": args.engine != "c",
+                 "--phase": args.phase != "calibrated"}
+    given = [k for k, v in host_only.items() if v]
+    if given:
+        raise ValueError(f"--trainer firmware: {', '.join(given)} belong(s) to the host trainer (the firmware "
+                         "trainer uses integrate-and-dump, its own fixed-point lock-in and calibration, and keeps "
+                         "its state on the device: no checkpoints)")
+
+
+def _train_firmware(args, device, task_list, progress, bar) -> list:
+    """Each task through the C on-device trainer (``hge_embedded.firmware_trainer``)."""
+    from . import train as tr
+    from .firmware_trainer import train_task_firmware
+    results = []
+    for i, task in enumerate(task_list):
+        r = train_task_firmware(device, task, seed=tr.task_seed(args.seed, i, len(task_list)), progress=progress,
+                                T=args.T, lr=args.lr, max_iter=args.max_iter)
+        if not task.constant:
+            bar.update((task.max_iter if args.max_iter is None else args.max_iter) - r.iterations)
+        if not args.quiet:
+            status = ("found" if r.found else "NOT found") if r.found is not None else f"accuracy {r.accuracy:.3f}"
+            bar.write(f"{r.task:18s} {status:>10s} after {r.iterations:3d} iterations (firmware trainer)")
+        results.append(r)
+    return results
 
 
 def cmd_gradient(args) -> int:
@@ -559,6 +600,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="electrodes for the task's inputs (default: the paper's, gates 1,6, sphere 2,4,6)")
     t.add_argument("--controls", type=electrode_list,
                    help="control electrodes (default: every electrode that is not an input)")
+    t.add_argument("--trainer", choices=["host", "firmware"], default="host",
+                   help="host: the Python trainer (default); firmware: the whole loop in the C on-device trainer "
+                        "(integrate-and-dump; no checkpoints; --filter, --engine, --phase, --batch-size and "
+                        "--resume are the host trainer's)")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")
