@@ -10,6 +10,7 @@ CDEF = """
 typedef int... int32_t;
 typedef int... int64_t;
 typedef int... uint32_t;
+typedef int... uint64_t;
 typedef int... int16_t;
 typedef enum { HGE_OK = 0, HGE_ERR_NULL = -1, HGE_ERR_SIZE = -2, HGE_ERR_FREQ = -3,
                HGE_ERR_TERMINALS = -4, HGE_ERR_RANGE = -5, HGE_ERR_COEF = -6 } hge_status;
@@ -19,11 +20,14 @@ typedef enum { HGE_OK = 0, HGE_ERR_NULL = -1, HGE_ERR_SIZE = -2, HGE_ERR_FREQ = 
 #define HGE_SINE_TABLE_SIZE ...
 #define HGE_SINE_AMPLITUDE ...
 #define HGE_MIXER_SHIFT ...
-extern const int32_t hge_sine_table[];
+extern const int32_t hge_sine_table[...];
 
 typedef struct { uint32_t phase; uint32_t step; } hge_nco_t;
 hge_status hge_nco_init(hge_nco_t *nco, uint32_t step, uint32_t phase);
 int32_t hge_sin_q22_exported(uint32_t phase);
+int32_t hge_q30_sat_exported(int64_t acc);
+uint64_t hge_chunk_walk_exported(uint32_t n, uint32_t *chunks, uint32_t *last);
+int hge_wrapv_probe(int x);
 
 typedef struct { int32_t b[3]; int32_t a[2]; int32_t c[2]; int32_t d; uint32_t b_shift; } hge_bw3_coeffs_t;
 typedef struct { ...; } hge_lockin_bw3_term_t;
@@ -62,8 +66,29 @@ hge_status hge_update_process(const hge_update_t *u, int32_t *w, const int64_t *
 
 SOURCE = """
 #include "hge.h"
-/* hge_sin_q22 is static inline in the header; give the binding a real symbol. */
+#include "hge_lockin_kernels.h"
+/* Static inline helpers get real symbols here so the tests reach them. */
 static int32_t hge_sin_q22_exported(uint32_t phase) { return hge_sin_q22(phase); }
+static int32_t hge_q30_sat_exported(int64_t acc) { return hge_q30_sat(acc); }
+/* Walks a block of n samples with the process loops' chunk iterator; returns the
+ * samples covered, and the number of chunks and the last chunk's length. */
+static uint64_t hge_chunk_walk_exported(uint32_t n, uint32_t *chunks, uint32_t *last)
+{
+    uint64_t covered = 0;
+    uint32_t remaining = n;
+    *chunks = 0;
+    *last = 0;
+    while (remaining > 0u) {
+        *last = hge_next_chunk(&remaining);
+        covered += *last;
+        *chunks += 1u;
+    }
+    return covered;
+}
+/* -fno-wrapv probe: with signed overflow undefined (the microcontroller's C),
+ * GCC and clang fold x + 1 > x to 1 at -O2; under -fwrapv INT_MAX gives 0.
+ * tests/test_build_flags.py calls it with INT_MAX to check the flag took effect. */
+static int hge_wrapv_probe(int x) { return x + 1 > x; }
 """
 
 ffibuilder = FFI()
@@ -73,7 +98,11 @@ ffibuilder.set_source(
     SOURCE,
     sources=[str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.c"))],
     include_dirs=[str(CSRC.relative_to(ROOT))],
-    extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra"],
+    # Python's own CFLAGS carry -fwrapv (signed overflow defined as wrapping);
+    # -fno-wrapv after it restores C's rules, so the host tests run the same C the
+    # microcontroller runs (a signed overflow stays undefined, and UBSan in
+    # .ci/run can see it). tests/test_build_flags.py checks it took effect.
+    extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra", "-fno-wrapv"],
 )
 
 if __name__ == "__main__":

@@ -38,8 +38,24 @@ def check_status(func: str, status: int) -> None:
         raise HGEStatusError(func, status)
 
 
+def _c_ready(arr: np.ndarray) -> np.ndarray:
+    """``arr`` itself if C-contiguous and aligned for its dtype, else an aligned copy.
+
+    ``v.int_array`` returns a contiguous array, but numpy calls a contiguous view at an
+    odd byte offset (``np.frombuffer(buf, offset=1)``) contiguous too; C may not read
+    an ``int32_t *`` there (undefined behaviour; a fault on Cortex-M0 and with some
+    SIMD loads). ``np.require`` copies exactly when a flag is missing.
+    """
+    return np.require(arr, requirements=["C_CONTIGUOUS", "ALIGNED"])
+
+
 def _ptr(ctype: str, arr: np.ndarray):
-    return ffi.cast(ctype, ffi.from_buffer(arr)) if arr.size else ffi.NULL
+    """A C pointer to ``arr``'s data; refuses memory C must not read as ``ctype``."""
+    if not arr.size:
+        return ffi.NULL
+    if not (arr.flags.c_contiguous and arr.flags.aligned):
+        raise ValueError(f"internal: array for {ctype} is not contiguous and aligned (flags {arr.flags})")
+    return ffi.cast(ctype, ffi.from_buffer(arr))
 
 
 def state_bytes_per_terminal(filter: str = "butterworth3") -> int:  # noqa: A002 - DESIGN.md name
@@ -70,11 +86,11 @@ def _terminal_args(steps, phases):
     if bad.any():
         raise ValueError(f"steps: each must be in (0, 2^31) (0 < f < fs/2), got {int(steps[bad][0])}")
     phases = np.zeros(m, np.uint32) if phases is None else v.int_array("phases", phases, np.uint32, length=m)
-    return steps, phases
+    return _c_ready(steps), _c_ready(phases)
 
 
 def _codes(x) -> np.ndarray:
-    return v.int_array("x", x, np.int32)
+    return _c_ready(v.int_array("x", x, np.int32))
 
 
 def _blocks(n: int, block_sizes):
@@ -167,8 +183,11 @@ class UpdateRule:
     """``hge_update_t``: ``w <- clamp(w - round(eta g / 2^shift), w_min, w_max)`` on DAC codes."""
 
     def __init__(self, w_min, w_max, *, eta: int, shift: int):
-        self.w_min = v.int_array("w_min", w_min, np.int32)
-        self.w_max = v.int_array("w_max", w_max, np.int32, length=self.w_min.size)
+        # Own read-only copies: the C instance borrows the limits for its lifetime
+        # (hge_update.h), so nothing outside may change them under it.
+        self.w_min = np.array(v.int_array("w_min", w_min, np.int32), order="C")
+        self.w_max = np.array(v.int_array("w_max", w_max, np.int32, length=self.w_min.size), order="C")
+        self.w_min.flags.writeable = self.w_max.flags.writeable = False
         n = self.w_min.size
         if n == 0 or n > MAX_TERMINALS:
             raise ValueError(f"w_min: need 1..{MAX_TERMINALS} electrodes, got {n}")
@@ -187,11 +206,11 @@ class UpdateRule:
 
     def accumulate(self, dEdI, dIdV, g=None) -> np.ndarray:
         """Return ``g + sum_k dEdI[k] dIdV[k, :]`` (saturating int64); dIdV shape (K, n)."""
-        dEdI = v.int_array("dEdI", dEdI, np.int32)
-        dIdV = v.int_array("dIdV", dIdV, np.int32, ndim=2, length=dEdI.size)
+        dEdI = _c_ready(v.int_array("dEdI", dEdI, np.int32))
+        dIdV = _c_ready(v.int_array("dIdV", dIdV, np.int32, ndim=2, length=dEdI.size))
         if dIdV.shape[1] != self.n:
             raise ValueError(f"dIdV must have {self.n} columns, got {dIdV.shape[1]}")
-        g = np.zeros(self.n, np.int64) if g is None else v.int_array("g", g, np.int64, length=self.n).copy()
+        g = np.zeros(self.n, np.int64) if g is None else np.array(v.int_array("g", g, np.int64, length=self.n))
         if dEdI.size:
             check_status("hge_update_accumulate", lib.hge_update_accumulate(
                 self._u, _ptr("int64_t *", g), _ptr("int32_t *", dEdI), _ptr("int32_t *", dIdV), dEdI.size))
@@ -199,8 +218,8 @@ class UpdateRule:
 
     def step(self, w, g) -> np.ndarray:
         """One update of the codes ``w`` with gradient ``g``; returns the new codes."""
-        w = v.int_array("w", w, np.int32, length=self.n).copy()
-        g = v.int_array("g", g, np.int64, length=self.n)
+        w = np.array(v.int_array("w", w, np.int32, length=self.n))
+        g = _c_ready(v.int_array("g", g, np.int64, length=self.n))
         check_status("hge_update_process", lib.hge_update_process(
             self._u, _ptr("int32_t *", w), _ptr("int64_t *", g)))
         return w

@@ -1,0 +1,102 @@
+/*
+ * hge_lockin_kernels.h - the per-sample and per-group arithmetic of the lock-in,
+ * shared (as static inline functions) by the portable C99 path in hge_lockin.c
+ * and the host-only fast paths in csrc/host/. One copy of every rounding and
+ * saturation step, so each variant is bit-exact with the others by construction
+ * and with hge_embedded/reference/fixed.py by test. Internal: not part of the API.
+ */
+#ifndef HGE_LOCKIN_KERNELS_H
+#define HGE_LOCKIN_KERNELS_H
+
+#include "hge_lockin.h"
+
+#define HGE_REMAINDER_MASK 0x3FFFFFFFu
+
+/* Samples are conditioned once per chunk (not once per terminal) into this
+ * many int32 on the stack. */
+#define HGE_CHUNK 32u
+
+/*
+ * Length of the next chunk of a block with *remaining samples left, and
+ * *remaining reduced by it. The process loops run `while (remaining > 0)` on
+ * it: remaining strictly decreases (by min(remaining, HGE_CHUNK) >= 1) and
+ * never wraps (it subtracts at most what is left), so every uint32_t block
+ * length terminates after ceil(n / HGE_CHUNK) chunks. (A running
+ * `start += HGE_CHUNK` compared against n wraps past 2^32 - HGE_CHUNK.)
+ */
+static inline uint32_t hge_next_chunk(uint32_t *remaining)
+{
+    uint32_t len = *remaining < HGE_CHUNK ? *remaining : HGE_CHUNK;
+    *remaining -= len;
+    return len;
+}
+
+/* sat24(x - dc): Q0 in, Q0 out, saturating, in 32-bit arithmetic.
+ * With |dc| < 2^23, clamping x to +-2^25 first changes nothing: any x beyond
+ * it leaves x - dc beyond +-2^23 either way, so the result is the same. */
+static inline int32_t hge_condition(int32_t x, int32_t dc)
+{
+    int32_t v = x > 33554432 ? 33554432 : (x < -33554432 ? -33554432 : x);
+    v -= dc;
+    return v > HGE_SAMPLE_MAX ? (int32_t)HGE_SAMPLE_MAX : (v < HGE_SAMPLE_MIN ? (int32_t)HGE_SAMPLE_MIN : v);
+}
+
+/* sat(acc >> 30) into [-2^30, 2^30 - 1] (Q36 in int64 -> Q6, floor): the shift
+ * fits exactly when acc lies in [-2^60, 2^60), one unsigned compare; otherwise
+ * saturate by sign. acc + 2^60 cannot overflow since |acc| < 6 * 2^60 (bounds in
+ * hge_lockin.c). Same result as hge_clamp64(acc >> 30, HGE_FILTER_MIN,
+ * HGE_FILTER_MAX), cheaper on 32-bit cores. The exact edges (+-2^60, +-2^60 - 1)
+ * are tested in tests/test_lockin_edges.py. */
+static inline int32_t hge_q30_sat(int64_t acc)
+{
+    if ((uint64_t)acc + ((uint64_t)1 << 60) < ((uint64_t)1 << 61)) {
+        return (int32_t)(acc >> 30);
+    }
+    return acc < 0 ? (int32_t)HGE_FILTER_MIN : (int32_t)HGE_FILTER_MAX;
+}
+
+/* One pre-sum u (Q6, |u| < 2^29) through biquad + first-order section with
+ * error feedback (formats in hge_lockin.h). */
+static inline void hge_bw3_step(hge_bw3_channel_t *c, const hge_bw3_mac_t *k, int32_t u)
+{
+    int64_t acc;
+    int32_t y;
+    int32_t z;
+    acc = (int64_t)k->b0 * u + (int64_t)k->b1 * c->x1 + (int64_t)k->b2 * c->x2;
+    acc = (acc >> k->b_shift) + (int64_t)k->na1 * c->y1 + (int64_t)k->na2 * c->y2 + (int64_t)c->e1;
+    c->e1 = (uint32_t)((uint64_t)acc & HGE_REMAINDER_MASK);
+    y = hge_q30_sat(acc);
+
+    acc = (int64_t)k->c0 * y + (int64_t)k->c1 * c->y1 + (int64_t)k->nd1 * c->z1 + (int64_t)c->e2;
+    c->e2 = (uint32_t)((uint64_t)acc & HGE_REMAINDER_MASK);
+    z = hge_q30_sat(acc);
+
+    c->x2 = c->x1;
+    c->x1 = u;
+    c->y2 = c->y1;
+    c->y1 = y;
+    c->z1 = z;
+}
+
+/*
+ * Mixer product rounded to the pre-sum's format and added to it:
+ *   acc + ((x' ref + 2^18) >> 19), the term |.| < 2^26.
+ * Inputs: x16 = 16 x' (|x'| <= 2^23, so |x16| <= 2^27), ref Q22 (|ref| < 2^22).
+ * The term is the high word of x16 (512 ref) + 2^31, the same number (both
+ * factors fit int32), which on a Cortex-M4 (ARMv7E-M, __ARM_FEATURE_DSP) is one
+ * SMMLAR: Ra + ((Rn Rm + 2^31) >> 32), exact since Ra 2^32 has no low bits.
+ * Elsewhere plain C: the 64-bit product, +2^31, arithmetic shift (pinned in
+ * hge_types.h).
+ */
+static inline int32_t hge_presum_mac(int32_t acc, int32_t x16, int32_t ref)
+{
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    int32_t out;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(out) : "r"(x16), "r"(ref * 512), "r"(acc));
+    return out;
+#else
+    return acc + (int32_t)(((int64_t)x16 * (ref * 512) + 0x80000000LL) >> 32);
+#endif
+}
+
+#endif /* HGE_LOCKIN_KERNELS_H */
