@@ -38,7 +38,12 @@ def test_every_target_passes_bit_exact(firmware_run):
 
 def test_state_and_flash_targets_from_the_target(firmware_run):
     out = firmware_run.stdout
-    for bw3, box in re.findall(r"bytes per terminal: bw3 (\d+), boxcar (\d+)", out):
+    states = re.findall(r"^STATE (\S+) bytes per terminal: bw3 (\d+), boxcar (\d+)", out, re.M)
+    passed = re.findall(r"^PASS (\S+): \d+ vectors", out, re.M)
+    # One line per lock-in target that passed: a vanished line must fail, not pass vacuously.
+    assert sorted(t for t, _, _ in states) == sorted(passed), out[-3000:]
+    assert {"m0plus-O2", "m0plus-Os", "m4-O2", "m4-Os"} <= set(passed)
+    for _, bw3, box in states:
         assert int(bw3) <= 72 and int(box) <= 24
     row = re.search(r"^m4-Os\s+(\d+)\s+(\d+)", out, re.M)
     assert row, out
