@@ -164,7 +164,6 @@ hge_status hge_lockin_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_
     int32_t buf[HGE_CHUNK];
     uint32_t remaining = n;
     uint32_t m;
-    uint32_t j;
     if (s == 0 || x == 0 || s->terms == 0) {
         return HGE_ERR_NULL;
     }
@@ -175,33 +174,7 @@ hge_status hge_lockin_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_
         hge_condition_chunk16(x, len, s->dc, buf);
         x += len;
         for (m = 0; m < s->n_terms; ++m) {
-            hge_lockin_bw3_term_t t = s->terms[m];
-            uint32_t count = s->presum_count;
-            j = 0;
-            while (j < len) {
-                /* Run to the end of the current group of 8 (or of the chunk), then filter. */
-                uint32_t stop = j + (HGE_BW3_DECIMATION - count);
-                if (stop > len) {
-                    stop = len;
-                }
-                count += stop - j;
-                for (; j < stop; ++j) {
-                    int32_t sn;
-                    int32_t cs;
-                    hge_sincos_q22(t.nco.phase, &sn, &cs);
-                    t.nco.phase += t.nco.step;
-                    t.i.acc = hge_presum_mac(t.i.acc, buf[j], sn);
-                    t.q.acc = hge_presum_mac(t.q.acc, buf[j], cs);
-                }
-                if (count == HGE_BW3_DECIMATION) {
-                    count = 0u;
-                    hge_bw3_step(&t.i, &s->k, t.i.acc);
-                    hge_bw3_step(&t.q, &s->k, t.q.acc);
-                    t.i.acc = 0;
-                    t.q.acc = 0;
-                }
-            }
-            s->terms[m] = t;
+            hge_bw3_term_chunk(&s->terms[m], &s->k, buf, len, s->presum_count);
         }
         s->presum_count = (s->presum_count + len) % HGE_BW3_DECIMATION;
     }
@@ -277,7 +250,6 @@ hge_status hge_lockin_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, u
     int32_t buf[HGE_CHUNK];
     uint32_t remaining = n;
     uint32_t m;
-    uint32_t k;
     if (s == 0 || x == 0 || s->terms == 0) {
         return HGE_ERR_NULL;
     }
@@ -289,16 +261,7 @@ hge_status hge_lockin_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, u
         hge_condition_chunk(x, len, s->dc, buf);
         x += len;
         for (m = 0; m < s->n_terms; ++m) {
-            hge_lockin_boxcar_term_t t = s->terms[m];
-            for (k = 0; k < len; ++k) {
-                int32_t sn;
-                int32_t cs;
-                hge_sincos_q22(t.nco.phase, &sn, &cs);
-                t.acc_i += (int64_t)buf[k] * sn;
-                t.acc_q += (int64_t)buf[k] * cs;
-                t.nco.phase += t.nco.step;
-            }
-            s->terms[m] = t;
+            hge_boxcar_term_chunk(&s->terms[m], buf, len);
         }
     }
     s->count += n;

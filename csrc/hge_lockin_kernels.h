@@ -99,4 +99,58 @@ static inline int32_t hge_presum_mac(int32_t acc, int32_t x16, int32_t ref)
 #endif
 }
 
+/*
+ * One Butterworth terminal over a chunk of conditioned samples x16 (= 16 x'),
+ * starting `count` samples into its current group of 8: references from the
+ * terminal's NCO, mixer products into the pre-sums, a filter step at the end of
+ * every group. The terminal is copied into locals for the run (its state stays in
+ * registers) and written back.
+ */
+static inline void hge_bw3_term_chunk(hge_lockin_bw3_term_t *tp, const hge_bw3_mac_t *k,
+                                      const int32_t *x16, uint32_t len, uint32_t count)
+{
+    hge_lockin_bw3_term_t t = *tp;
+    uint32_t j = 0;
+    while (j < len) {
+        /* Run to the end of the current group of 8 (or of the chunk), then filter. */
+        uint32_t stop = j + (HGE_BW3_DECIMATION - count);
+        if (stop > len) {
+            stop = len;
+        }
+        count += stop - j;
+        for (; j < stop; ++j) {
+            int32_t sn;
+            int32_t cs;
+            hge_sincos_q22(t.nco.phase, &sn, &cs);
+            t.nco.phase += t.nco.step;
+            t.i.acc = hge_presum_mac(t.i.acc, x16[j], sn);
+            t.q.acc = hge_presum_mac(t.q.acc, x16[j], cs);
+        }
+        if (count == HGE_BW3_DECIMATION) {
+            count = 0u;
+            hge_bw3_step(&t.i, k, t.i.acc);
+            hge_bw3_step(&t.q, k, t.q.acc);
+            t.i.acc = 0;
+            t.q.acc = 0;
+        }
+    }
+    *tp = t;
+}
+
+/* One integrate-and-dump terminal over a chunk of conditioned samples xc (= x'). */
+static inline void hge_boxcar_term_chunk(hge_lockin_boxcar_term_t *tp, const int32_t *xc, uint32_t len)
+{
+    hge_lockin_boxcar_term_t t = *tp;
+    uint32_t j;
+    for (j = 0; j < len; ++j) {
+        int32_t sn;
+        int32_t cs;
+        hge_sincos_q22(t.nco.phase, &sn, &cs);
+        t.acc_i += (int64_t)xc[j] * sn;
+        t.acc_q += (int64_t)xc[j] * cs;
+        t.nco.phase += t.nco.step;
+    }
+    *tp = t;
+}
+
 #endif /* HGE_LOCKIN_KERNELS_H */

@@ -57,6 +57,19 @@ hge_status hge_lockin_boxcar_output(const hge_lockin_boxcar_t *s, int64_t *out_i
                                     int64_t *out_q, uint32_t *count);
 hge_status hge_lockin_boxcar_reset(hge_lockin_boxcar_t *s, const uint32_t *phases);
 
+#define HGE_ISA_AUTO ...
+#define HGE_ISA_GENERIC ...
+#define HGE_ISA_AVX2 ...
+#define HGE_HOST_MAX_THREADS ...
+typedef struct { uint32_t isa; uint32_t threads; } hge_host_opts_t;
+int hge_host_isa_available(uint32_t isa);
+hge_status hge_refs_fill(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                         const uint32_t *phases, uint32_t n);
+hge_status hge_host_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                uint32_t stride, const hge_host_opts_t *opts);
+hge_status hge_host_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
+                                   const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts);
+
 hge_status hge_update_init(hge_update_t *u, const int32_t *w_min, const int32_t *w_max,
                            uint32_t n_electrodes, int32_t eta, uint32_t shift);
 hge_status hge_update_accumulate(const hge_update_t *u, int64_t *g, const int32_t *dEdI,
@@ -67,6 +80,7 @@ hge_status hge_update_process(const hge_update_t *u, int32_t *w, const int64_t *
 SOURCE = """
 #include "hge.h"
 #include "hge_lockin_kernels.h"
+#include "hge_lockin_host.h"
 /* Static inline helpers get real symbols here so the tests reach them. */
 static int32_t hge_sin_q22_exported(uint32_t phase) { return hge_sin_q22(phase); }
 static int32_t hge_q30_sat_exported(int64_t acc) { return hge_q30_sat(acc); }
@@ -96,13 +110,16 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "hge_embedded._hge_core",
     SOURCE,
-    sources=[str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.c"))],
-    include_dirs=[str(CSRC.relative_to(ROOT))],
+    # csrc/*.c is the portable core (also the firmware's); csrc/host/*.c the host-only
+    # fast paths (threads, runtime ISA dispatch, reference cache).
+    sources=[str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.c")) + sorted((CSRC / "host").glob("*.c"))],
+    include_dirs=[str(CSRC.relative_to(ROOT)), str((CSRC / "host").relative_to(ROOT))],
+    extra_link_args=["-pthread"],
     # Python's own CFLAGS carry -fwrapv (signed overflow defined as wrapping);
     # -fno-wrapv after it restores C's rules, so the host tests run the same C the
     # microcontroller runs (a signed overflow stays undefined, and UBSan in
     # .ci/run can see it). tests/test_build_flags.py checks it took effect.
-    extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra", "-fno-wrapv"],
+    extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra", "-fno-wrapv", "-pthread"],
 )
 
 if __name__ == "__main__":

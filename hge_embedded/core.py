@@ -1,10 +1,15 @@
 """Thin binding of the C lock-in core (``csrc/``): numpy arrays in, numpy arrays out.
 
-No per-sample Python work: each call hands whole buffers to C. Arguments are
+No per-sample Python work: each call hands whole buffers to C. The lock-ins run the
+host's fast paths (``csrc/host``: runtime ISA dispatch, threads over terminals, an
+optional :class:`References` cache) unless ``isa="portable"`` asks for the portable
+C99 path the firmware runs; every path gives the same integers. Arguments are
 validated here, once, so the C status codes only fire for direct ``lib`` use;
 ``check_status`` still turns any non-zero status into an ``HGEStatusError``.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -103,13 +108,6 @@ def _blocks(n: int, block_sizes):
     return sizes
 
 
-def _feed(name: str, process, inst, x: np.ndarray, block_sizes) -> None:
-    """Hand ``x`` to a C ``_process`` function in consecutive blocks (one block by default)."""
-    start = 0
-    for size in _blocks(x.size, block_sizes):
-        if size:
-            check_status(name, process(inst, _ptr("int32_t *", x[start:start + size]), size))
-        start += size
 
 
 def _dc(dc) -> int:
@@ -139,18 +137,134 @@ def bw3_coeffs_struct(coeffs):
     return k
 
 
-def lockin_bw3(x, steps, phases, coeffs, *, dc: int = 0, block_sizes=None):
-    """Butterworth lock-in over codes ``x``; returns Q6 ``(out_i, out_q)`` as int64 (M,)."""
+ISAS = {"auto": lib.HGE_ISA_AUTO, "generic": lib.HGE_ISA_GENERIC, "avx2": lib.HGE_ISA_AVX2}
+#: Below this many terminal-samples a call stays on one thread (starting one costs ~50 us).
+THREAD_MIN_WORK = 1 << 18
+
+
+def isa_available(isa: str) -> bool:
+    """Whether the host path ``isa`` ("portable", "auto", "generic", "avx2") can run here."""
+    v.choice("isa", isa, {"portable", *ISAS})
+    return isa == "portable" or bool(lib.hge_host_isa_available(ISAS[isa]))
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class References:
+    """Reference cache of a plan: the C core's Q22 sin and cos of every terminal at every
+    sample of a window (``hge_refs_fill``, the same NCO walk the core makes), computed
+    once and reused by every window of that plan and length.
+
+    Parameters
+    ----------
+    steps, phases : array_like of uint32, shape (M,)
+        The plan's phase steps and start phases (``phases=None``: all 0).
+    n : int
+        Window length in samples; a call with a cache must process exactly ``n`` samples.
+
+    Notes
+    -----
+    Memory: ``8 M n`` bytes (M = 64, n = 1e5: 51 MB). The table is read-only; a cache
+    only serves calls whose steps and phases equal its own (checked on every call).
+    """
+
+    def __init__(self, steps, phases, n: int):
+        self.steps, self.phases = _terminal_args(steps, phases)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"n must be an integer, got {type(n).__name__}")
+        self.n = int(n)
+        if self.n < 1 or self.n >= 1 << 32:
+            raise ValueError(f"n must be in [1, 2^32), got {n}")
+        m = self.steps.size
+        self.table = np.empty((2 * m, self.n), np.int32)
+        check_status("hge_refs_fill", lib.hge_refs_fill(
+            _ptr("int32_t *", self.table), self.n, m, _ptr("uint32_t *", self.steps),
+            _ptr("uint32_t *", self.phases), self.n))
+        self.table.flags.writeable = False
+        self.steps.flags.writeable = self.phases.flags.writeable = False
+
+    def check(self, steps, phases, n: int) -> None:
+        """Raise ``ValueError`` unless this cache is for ``steps``, ``phases`` and ``n`` samples."""
+        if n != self.n:
+            raise ValueError(f"references: cache is for {self.n} samples, got x of {n}")
+        if not (np.array_equal(steps, self.steps) and np.array_equal(phases, self.phases)):
+            raise ValueError("references: cache was built for other steps or phases")
+
+
+def _host_opts(isa: str, threads, work: int, m: int):
+    v.choice("isa", isa, {"portable", *ISAS})
+    if isa != "portable" and not lib.hge_host_isa_available(ISAS[isa]):
+        raise ValueError(f"isa: {isa!r} is not available on this CPU")
+    if threads is None:
+        threads = 1 if work < THREAD_MIN_WORK or isa == "portable" else min(_cpus(), m, lib.HGE_HOST_MAX_THREADS)
+    threads = int(threads)
+    if not 1 <= threads <= lib.HGE_HOST_MAX_THREADS:
+        raise ValueError(f"threads must be in [1, {lib.HGE_HOST_MAX_THREADS}], got {threads}")
+    if isa == "portable" and threads != 1:
+        raise ValueError(f"threads: the portable path runs on one thread, got {threads}")
+    opts = ffi.new("hge_host_opts_t *")
+    opts.isa = ISAS.get(isa, 0)
+    opts.threads = threads
+    return opts
+
+
+def _feed_host(name: str, portable, host, inst, x, block_sizes, isa, opts, refs) -> None:
+    """Hand ``x`` to the portable or a host ``_process`` in consecutive blocks; with a
+    cache, each block gets the cache entry of its first sample."""
+    start = 0
+    for size in _blocks(x.size, block_sizes):
+        if size:
+            xp = _ptr("int32_t *", x[start:start + size])
+            if isa == "portable":
+                st = portable(inst, xp, size)
+            elif refs is None:
+                st = host(inst, xp, size, ffi.NULL, 0, opts)
+            else:
+                rp = ffi.cast("int32_t *", ffi.from_buffer(refs.table)) + start
+                st = host(inst, xp, size, rp, refs.n, opts)  # row stride of the table
+            check_status(name, st)
+        start += size
+
+
+def _checked_refs(references, steps, phases, n, isa):
+    if references is None:
+        return None
+    if not isinstance(references, References):
+        raise TypeError(f"references must be a core.References, got {type(references).__name__}")
+    if isa == "portable":
+        raise ValueError("references: the portable path computes its references; use isa='auto'")
+    references.check(steps, phases, n)
+    return references
+
+
+def lockin_bw3(x, steps, phases, coeffs, *, dc: int = 0, block_sizes=None, isa: str = "auto",
+               threads=None, references=None):
+    """Butterworth lock-in over codes ``x``; returns Q6 ``(out_i, out_q)`` as int64 (M,).
+
+    ``isa``: "auto" (default; AVX2 when the CPU has it), "generic", "avx2", or
+    "portable" (the C99 path the firmware runs). ``threads``: threads over terminals
+    (None: one below THREAD_MIN_WORK terminal-samples, else one per CPU).
+    ``references``: a :class:`References` for these steps, phases and ``x.size``.
+    All choices give identical integers.
+    """
     x = _codes(x)
     steps, phases = _terminal_args(steps, phases)
     m = steps.size
+    opts = _host_opts(isa, threads, m * x.size, m)
+    refs = _checked_refs(references, steps, phases, x.size, isa)
     k = bw3_coeffs_struct(coeffs)
     inst = ffi.new("hge_lockin_bw3_t *")
     terms = ffi.new("hge_lockin_bw3_term_t[]", m)
     check_status("hge_lockin_bw3_init", lib.hge_lockin_bw3_init(
         inst, k, terms, m, _ptr("uint32_t *", steps), _ptr("uint32_t *", phases)))
     check_status("hge_lockin_bw3_set_dc", lib.hge_lockin_bw3_set_dc(inst, _dc(dc)))
-    _feed("hge_lockin_bw3_process", lib.hge_lockin_bw3_process, inst, x, block_sizes)
+    _feed_host("hge_lockin_bw3_process", lib.hge_lockin_bw3_process, lib.hge_host_bw3_process,
+               inst, x, block_sizes, isa, opts, refs)
     out_i = np.empty(m, np.int32)
     out_q = np.empty(m, np.int32)
     check_status("hge_lockin_bw3_output", lib.hge_lockin_bw3_output(
@@ -158,19 +272,26 @@ def lockin_bw3(x, steps, phases, coeffs, *, dc: int = 0, block_sizes=None):
     return out_i.astype(np.int64), out_q.astype(np.int64)
 
 
-def lockin_boxcar(x, steps, phases, *, dc: int = 0, block_sizes=None):
-    """Integrate-and-dump lock-in; returns the Q22 sums ``(out_i, out_q)`` as int64 (M,)."""
+def lockin_boxcar(x, steps, phases, *, dc: int = 0, block_sizes=None, isa: str = "auto", threads=None,
+                  references=None):
+    """Integrate-and-dump lock-in; returns the Q22 sums ``(out_i, out_q)`` as int64 (M,).
+
+    ``isa``, ``threads``, ``references`` as for :func:`lockin_bw3`.
+    """
     x = _codes(x)
     if x.size > BOXCAR_MAX_SAMPLES:
         raise ValueError(f"x: integrate-and-dump takes at most {BOXCAR_MAX_SAMPLES} samples, got {x.size}")
     steps, phases = _terminal_args(steps, phases)
     m = steps.size
+    opts = _host_opts(isa, threads, m * x.size, m)
+    refs = _checked_refs(references, steps, phases, x.size, isa)
     inst = ffi.new("hge_lockin_boxcar_t *")
     terms = ffi.new("hge_lockin_boxcar_term_t[]", m)
     check_status("hge_lockin_boxcar_init", lib.hge_lockin_boxcar_init(
         inst, terms, m, _ptr("uint32_t *", steps), _ptr("uint32_t *", phases)))
     check_status("hge_lockin_boxcar_set_dc", lib.hge_lockin_boxcar_set_dc(inst, _dc(dc)))
-    _feed("hge_lockin_boxcar_process", lib.hge_lockin_boxcar_process, inst, x, block_sizes)
+    _feed_host("hge_lockin_boxcar_process", lib.hge_lockin_boxcar_process, lib.hge_host_boxcar_process,
+               inst, x, block_sizes, isa, opts, refs)
     out_i = np.empty(m, np.int64)
     out_q = np.empty(m, np.int64)
     count = ffi.new("uint32_t *")
