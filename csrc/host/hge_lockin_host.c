@@ -23,6 +23,7 @@
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #define HGE_HOST_X86 1
+#include <immintrin.h>
 #else
 #define HGE_HOST_X86 0
 #endif
@@ -111,22 +112,153 @@ HGE_INLINE void hge_host_products(const int32_t *x16, const int32_t *ref, uint32
     }
 }
 
+/* Pre-sums of whole groups, u[g * HGE_HOST_LANES] (one channel's column of a
+ * group-major table: the channels of a batch sit side by side per group). */
+#define HGE_HOST_LANES (2u * HGE_HOST_BATCH)
 HGE_INLINE void hge_host_group_sums(const int32_t *p, uint32_t groups, int32_t *u)
 {
     uint32_t g;
     for (g = 0; g < groups; ++g) {
         const int32_t *q = p + HGE_BW3_DECIMATION * g;
-        u[g] = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+        u[g * HGE_HOST_LANES] = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
     }
 }
+
+#if HGE_HOST_X86
+/*
+ * The filter step of hge_bw3_step for four channels at once, in the 64-bit lanes of
+ * AVX2 registers (structure of arrays). Each operation is the scalar one:
+ *   - products: VPMULDQ multiplies the signed low 32 bits of each lane into an exact
+ *     int64, so every state word (x, y, z) only needs its low 32 bits right;
+ *   - acc >> b_shift: AVX2 has no 64-bit arithmetic shift; floor(a / 2^s) is
+ *     s ^ ((a ^ s) >>> b) with s the sign mask (0 or -1), exact for b in 0..32;
+ *   - hge_q30_sat(acc) = floor(clamp(acc, -2^60, 2^60 - 1) / 2^30): equal for every
+ *     acc (inside the clamp nothing changes; beyond it both give the limit), and
+ *     the low 32 bits of that floor are bits 30..61 of the clamped acc, so a
+ *     logical shift by 30 is enough (the high bits of the lane are never read);
+ *   - remainders acc & (2^30 - 1) as in the scalar code.
+ */
+typedef struct {
+    __m256i x1, x2, y1, y2, z1, e1, e2;
+} hge_v4ch_t;
+
+typedef struct {
+    __m256i b0, b1, b2, na1, na2, c0, c1, nd1, lo, hi, mask;
+    __m128i b_shift;
+} hge_v4k_t;
+
+__attribute__((target("avx2"))) static inline __m256i hge_v_sra64(__m256i a, __m128i count)
+{
+    __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), a);
+    return _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(a, sign), count), sign);
+}
+
+__attribute__((target("avx2"))) static inline __m256i hge_v_q30_sat(__m256i acc, const hge_v4k_t *k)
+{
+    acc = _mm256_blendv_epi8(acc, k->hi, _mm256_cmpgt_epi64(acc, k->hi));
+    acc = _mm256_blendv_epi8(acc, k->lo, _mm256_cmpgt_epi64(k->lo, acc));
+    return _mm256_srli_epi64(acc, 30);
+}
+
+__attribute__((target("avx2"))) static inline void hge_v_step(hge_v4ch_t *c, const hge_v4k_t *k, __m256i u)
+{
+    __m256i acc;
+    __m256i y;
+    __m256i z;
+    acc = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(k->b0, u), _mm256_mul_epi32(k->b1, c->x1)),
+                           _mm256_mul_epi32(k->b2, c->x2));
+    acc = _mm256_add_epi64(_mm256_add_epi64(hge_v_sra64(acc, k->b_shift), _mm256_mul_epi32(k->na1, c->y1)),
+                           _mm256_add_epi64(_mm256_mul_epi32(k->na2, c->y2), c->e1));
+    c->e1 = _mm256_and_si256(acc, k->mask);
+    y = hge_v_q30_sat(acc, k);
+    acc = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(k->c0, y), _mm256_mul_epi32(k->c1, c->y1)),
+                           _mm256_add_epi64(_mm256_mul_epi32(k->nd1, c->z1), c->e2));
+    c->e2 = _mm256_and_si256(acc, k->mask);
+    z = hge_v_q30_sat(acc, k);
+    c->x2 = c->x1;
+    c->x1 = u;
+    c->y2 = c->y1;
+    c->y1 = y;
+    c->z1 = z;
+}
+
+/* Channels ch[0..nch) (nch <= 8; missing lanes run on zeros and are dropped)
+ * through `groups` filter steps with pre-sums u[g * 8 + c]. */
+__attribute__((target("avx2"))) static void hge_host_filter_avx2(hge_bw3_channel_t *const *ch, uint32_t nch,
+                                                                 const hge_bw3_mac_t *km, const int32_t *u,
+                                                                 uint32_t groups)
+{
+    hge_v4k_t k;
+    hge_v4ch_t v[2];
+    int64_t lane[7][8];
+    uint32_t c;
+    uint32_t g;
+    k.b0 = _mm256_set1_epi64x(km->b0);
+    k.b1 = _mm256_set1_epi64x(km->b1);
+    k.b2 = _mm256_set1_epi64x(km->b2);
+    k.na1 = _mm256_set1_epi64x(km->na1);
+    k.na2 = _mm256_set1_epi64x(km->na2);
+    k.c0 = _mm256_set1_epi64x(km->c0);
+    k.c1 = _mm256_set1_epi64x(km->c1);
+    k.nd1 = _mm256_set1_epi64x(km->nd1);
+    k.lo = _mm256_set1_epi64x(-((int64_t)1 << 60));
+    k.hi = _mm256_set1_epi64x(((int64_t)1 << 60) - 1);
+    k.mask = _mm256_set1_epi64x(HGE_REMAINDER_MASK);
+    k.b_shift = _mm_cvtsi32_si128((int)km->b_shift);
+    for (c = 0; c < 8u; ++c) {
+        const hge_bw3_channel_t *q = c < nch ? ch[c] : 0;
+        lane[0][c] = q ? q->x1 : 0;
+        lane[1][c] = q ? q->x2 : 0;
+        lane[2][c] = q ? q->y1 : 0;
+        lane[3][c] = q ? q->y2 : 0;
+        lane[4][c] = q ? q->z1 : 0;
+        lane[5][c] = q ? (int64_t)q->e1 : 0;
+        lane[6][c] = q ? (int64_t)q->e2 : 0;
+    }
+    for (c = 0; c < 2u; ++c) {
+        v[c].x1 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[0][4u * c]);
+        v[c].x2 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[1][4u * c]);
+        v[c].y1 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[2][4u * c]);
+        v[c].y2 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[3][4u * c]);
+        v[c].z1 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[4][4u * c]);
+        v[c].e1 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[5][4u * c]);
+        v[c].e2 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[6][4u * c]);
+    }
+    for (g = 0; g < groups; ++g) {
+        const int32_t *ug = u + HGE_HOST_LANES * g;
+        hge_v_step(&v[0], &k, _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)(const void *)ug)));
+        hge_v_step(&v[1], &k, _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)(const void *)(ug + 4))));
+    }
+    for (c = 0; c < 2u; ++c) {
+        _mm256_storeu_si256((__m256i *)(void *)&lane[0][4u * c], v[c].x1);
+        _mm256_storeu_si256((__m256i *)(void *)&lane[1][4u * c], v[c].x2);
+        _mm256_storeu_si256((__m256i *)(void *)&lane[2][4u * c], v[c].y1);
+        _mm256_storeu_si256((__m256i *)(void *)&lane[3][4u * c], v[c].y2);
+        _mm256_storeu_si256((__m256i *)(void *)&lane[4][4u * c], v[c].z1);
+        _mm256_storeu_si256((__m256i *)(void *)&lane[5][4u * c], v[c].e1);
+        _mm256_storeu_si256((__m256i *)(void *)&lane[6][4u * c], v[c].e2);
+    }
+    for (c = 0; c < nch; ++c) {
+        /* Low 32 bits of each lane: the int32 state word (two's complement). */
+        ch[c]->x1 = (int32_t)(uint32_t)(uint64_t)lane[0][c];
+        ch[c]->x2 = (int32_t)(uint32_t)(uint64_t)lane[1][c];
+        ch[c]->y1 = (int32_t)(uint32_t)(uint64_t)lane[2][c];
+        ch[c]->y2 = (int32_t)(uint32_t)(uint64_t)lane[3][c];
+        ch[c]->z1 = (int32_t)(uint32_t)(uint64_t)lane[4][c];
+        ch[c]->e1 = (uint32_t)lane[5][c];
+        ch[c]->e2 = (uint32_t)lane[6][c];
+    }
+}
+#endif
 
 /* Cached-reference Butterworth over one chunk for terminals [m0, m1), m1 - m0 <=
  * HGE_HOST_BATCH; the chunk starts `count` samples into the current group. */
 HGE_INLINE void hge_host_bw3_batch_refs(hge_lockin_bw3_t *s, uint32_t m0, uint32_t m1, const int32_t *x16,
-                                        uint32_t len, uint32_t count, const int32_t *refs, uint32_t stride)
+                                        uint32_t len, uint32_t count, const int32_t *refs, uint32_t stride,
+                                        int simd_filter)
 {
     int32_t p[HGE_HOST_CHUNK];
-    int32_t u[2u * HGE_HOST_BATCH][HGE_HOST_GROUPS];
+    int32_t u[HGE_HOST_GROUPS * HGE_HOST_LANES];
     hge_bw3_channel_t *ch[2u * HGE_HOST_BATCH];
     uint32_t head = (HGE_BW3_DECIMATION - count) % HGE_BW3_DECIMATION;
     uint32_t groups;
@@ -156,16 +288,24 @@ HGE_INLINE void hge_host_bw3_batch_refs(hge_lockin_bw3_t *s, uint32_t m0, uint32
         }
         /* Whole groups: all products, then the sums. */
         hge_host_products(x16 + head, rs + head, groups * HGE_BW3_DECIMATION, p);
-        hge_host_group_sums(p, groups, u[2u * (m - m0)]);
+        hge_host_group_sums(p, groups, u + 2u * (m - m0));
         hge_host_products(x16 + head, rc + head, groups * HGE_BW3_DECIMATION, p);
-        hge_host_group_sums(p, groups, u[2u * (m - m0) + 1u]);
+        hge_host_group_sums(p, groups, u + 2u * (m - m0) + 1u);
         ch[2u * (m - m0)] = &t->i;
         ch[2u * (m - m0) + 1u] = &t->q;
     }
-    /* The filter steps, channels interleaved group by group. */
-    for (g = 0; g < groups; ++g) {
-        for (c = 0; c < nch; ++c) {
-            hge_bw3_step(ch[c], &s->k, u[c][g]);
+    /* The filter steps, channels interleaved group by group (or in SIMD lanes). */
+#if HGE_HOST_X86
+    if (simd_filter) {
+        hge_host_filter_avx2(ch, nch, &s->k, u, groups);
+    } else
+#endif
+    {
+        (void)simd_filter;
+        for (g = 0; g < groups; ++g) {
+            for (c = 0; c < nch; ++c) {
+                hge_bw3_step(ch[c], &s->k, u[HGE_HOST_LANES * g + c]);
+            }
         }
     }
     /* Start the group the next block finishes (scalar); advance the NCOs. */
@@ -181,7 +321,7 @@ HGE_INLINE void hge_host_bw3_batch_refs(hge_lockin_bw3_t *s, uint32_t m0, uint32
     }
 }
 
-HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job)
+HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job, int simd_filter)
 {
     int32_t x16[HGE_HOST_CHUNK];
     hge_lockin_bw3_t *s = job->bw3;
@@ -196,7 +336,7 @@ HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job)
         if (job->refs != 0) {
             for (m = job->m0; m < job->m1; m += HGE_HOST_BATCH) {
                 uint32_t end = job->m1 - m < HGE_HOST_BATCH ? job->m1 : m + HGE_HOST_BATCH;
-                hge_host_bw3_batch_refs(s, m, end, x16, len, count, job->refs + done, job->stride);
+                hge_host_bw3_batch_refs(s, m, end, x16, len, count, job->refs + done, job->stride, simd_filter);
             }
         } else {
             for (m = job->m0; m < job->m1; ++m) {
@@ -247,7 +387,7 @@ static void hge_host_run_generic(const void *p)
 {
     const hge_host_job_t *job = (const hge_host_job_t *)p;
     if (job->bw3 != 0) {
-        hge_host_bw3_job(job);
+        hge_host_bw3_job(job, 0);
     } else {
         hge_host_boxcar_job(job);
     }
@@ -258,7 +398,7 @@ __attribute__((target("avx2"), flatten)) static void hge_host_run_avx2(const voi
 {
     const hge_host_job_t *job = (const hge_host_job_t *)p;
     if (job->bw3 != 0) {
-        hge_host_bw3_job(job);
+        hge_host_bw3_job(job, 1);
     } else {
         hge_host_boxcar_job(job);
     }
