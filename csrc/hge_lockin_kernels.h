@@ -32,11 +32,13 @@ static inline uint32_t hge_next_chunk(uint32_t *remaining)
 }
 
 /* sat24(x - dc): Q0 in, Q0 out, saturating, in 32-bit arithmetic.
- * With |dc| < 2^23, clamping x to +-2^25 first changes nothing: any x beyond
- * it leaves x - dc beyond +-2^23 either way, so the result is the same. */
+ * With |dc| <= 2^23, clamping x to [-2^25, 2^25 - 1] first changes nothing: any x
+ * beyond it leaves x - dc beyond [-2^23, 2^23 - 1] either way, so the result is the
+ * same. Both clamps have the form [-2^k, 2^k - 1], which GCC maps onto one SSAT
+ * each on ARMv7-M (checked in the Cortex-M4 disassembly). */
 static inline int32_t hge_condition(int32_t x, int32_t dc)
 {
-    int32_t v = x > 33554432 ? 33554432 : (x < -33554432 ? -33554432 : x);
+    int32_t v = x > 33554431 ? 33554431 : (x < -33554432 ? -33554432 : x);
     v -= dc;
     return v > HGE_SAMPLE_MAX ? (int32_t)HGE_SAMPLE_MAX : (v < HGE_SAMPLE_MIN ? (int32_t)HGE_SAMPLE_MIN : v);
 }
@@ -88,12 +90,37 @@ static inline void hge_bw3_step(hge_bw3_channel_t *c, const hge_bw3_mac_t *k, in
  * Elsewhere plain C: the 64-bit product, +2^31, arithmetic shift (pinned in
  * hge_types.h).
  */
+/*
+ * The same term from 32-bit products only, for cores without a 32x32->64
+ * multiply (ARMv6-M: Cortex-M0/M0+, where an int64 product is a libgcc call).
+ * With x' = x16 / 16 = xh 2^12 + xl (xl in [0, 2^12), |xh| <= 2^11) and
+ * ref = rh 2^11 + rl (rl in [0, 2^11), |rh| <= 2^11):
+ *   x' ref = A 2^23 + (2 B + C) 2^11 + D,  A = xh rh, B = xh rl, C = xl rh, D = xl rl
+ * (|A| <= 2^22, |B|, |C|, D < 2^23, |2B + C| < 2^25: every product and sum fits
+ * int32), and since floor(floor(y) / k) = floor(y / k) for integers k,
+ *   (x' ref + 2^18) >> 19 = 16 A + ((2 B + C + ((D + 2^18) >> 11)) >> 8),
+ * the same integer as hge_presum_mac's term (tested on the host against it and
+ * the model in tests/test_lockin_edges.py, and on QEMU by the vectors).
+ */
+static inline int32_t hge_presum_mac_pieces(int32_t acc, int32_t x16, int32_t ref)
+{
+    int32_t xv = x16 >> 4; /* exact: x16 is 16 x' (arithmetic shift, hge_types.h) */
+    int32_t xh = xv >> 12;
+    int32_t xl = xv & 4095;
+    int32_t rh = ref >> 11;
+    int32_t rl = ref & 2047;
+    int32_t s = 2 * (xh * rl) + xl * rh + ((xl * rl + 262144) >> 11);
+    return acc + 16 * (xh * rh) + (s >> 8);
+}
+
 static inline int32_t hge_presum_mac(int32_t acc, int32_t x16, int32_t ref)
 {
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
     int32_t out;
     __asm__("smmlar %0, %1, %2, %3" : "=r"(out) : "r"(x16), "r"(ref * 512), "r"(acc));
     return out;
+#elif defined(__ARM_ARCH_6M__)
+    return hge_presum_mac_pieces(acc, x16, ref);
 #else
     return acc + (int32_t)(((int64_t)x16 * (ref * 512) + 0x80000000LL) >> 32);
 #endif

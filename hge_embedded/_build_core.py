@@ -26,6 +26,7 @@ typedef struct { uint32_t phase; uint32_t step; } hge_nco_t;
 hge_status hge_nco_init(hge_nco_t *nco, uint32_t step, uint32_t phase);
 int32_t hge_sin_q22_exported(uint32_t phase);
 int32_t hge_q30_sat_exported(int64_t acc);
+int32_t hge_presum_term_exported(int32_t xv, int32_t ref, int pieces);
 uint64_t hge_chunk_walk_exported(uint32_t n, uint32_t *chunks, uint32_t *last);
 int hge_wrapv_probe(int x);
 
@@ -84,6 +85,12 @@ SOURCE = """
 /* Static inline helpers get real symbols here so the tests reach them. */
 static int32_t hge_sin_q22_exported(uint32_t phase) { return hge_sin_q22(phase); }
 static int32_t hge_q30_sat_exported(int64_t acc) { return hge_q30_sat(acc); }
+/* The mixer term ((x' ref + 2^18) >> 19) as the host computes it, or from 32-bit
+ * pieces as the ARMv6-M build does. */
+static int32_t hge_presum_term_exported(int32_t xv, int32_t ref, int pieces)
+{
+    return pieces ? hge_presum_mac_pieces(0, xv * 16, ref) : hge_presum_mac(0, xv * 16, ref);
+}
 /* Walks a block of n samples with the process loops' chunk iterator; returns the
  * samples covered, and the number of chunks and the last chunk's length. */
 static uint64_t hge_chunk_walk_exported(uint32_t n, uint32_t *chunks, uint32_t *last)

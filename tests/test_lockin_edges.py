@@ -166,3 +166,26 @@ def test_unaligned_views_never_reach_c():
     gi, gq = fixed.lockin_boxcar(np.asarray(x), steps, [0, 0])
     assert np.array_equal(bi, gi) and np.array_equal(bq, gq)
     assert core.mean_code(x) == fixed.mean_q0(np.asarray(x))
+
+
+# The mixer term's extremes: x' at both 24-bit limits and around 0, ref at the Q22
+# amplitude, the split points of the ARMv6-M pieces (multiples of 2^11, 2^12) and
+# random values.
+XS = [-2**23, -2**23 + 1, -4097, -4096, -4095, -1, 0, 1, 4095, 4096, 2**23 - 2, 2**23 - 1]
+REFS = [-(2**22 - 1), -2049, -2048, -2047, -1, 0, 1, 2047, 2048, 2**22 - 2, 2**22 - 1]
+
+
+def model_term(xv: int, ref: int) -> int:
+    return (xv * ref + (1 << 18)) >> 19
+
+
+def test_presum_term_pieces_equal_the_model():
+    """hge_presum_mac_pieces (the Cortex-M0 route, 32-bit products only) is the model's
+    rounding, exactly; so is the host's 64-bit route."""
+    rng = np.random.default_rng(11)
+    pairs = [(a, b) for a in XS for b in REFS]
+    pairs += list(zip(rng.integers(-2**23, 2**23, 4000).tolist(), rng.integers(-2**22 + 1, 2**22, 4000).tolist()))
+    for xv, ref in pairs:
+        want = model_term(xv, ref)
+        assert lib.hge_presum_term_exported(xv, ref, 1) == want, (xv, ref)
+        assert lib.hge_presum_term_exported(xv, ref, 0) == want, (xv, ref)
