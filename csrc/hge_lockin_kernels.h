@@ -14,7 +14,7 @@
 
 /* Samples are conditioned once per chunk (not once per terminal) into this
  * many int32 on the stack. */
-#define HGE_CHUNK 32u
+#define HGE_CHUNK 64u
 
 /*
  * Length of the next chunk of a block with *remaining samples left, and
@@ -38,9 +38,19 @@ static inline uint32_t hge_next_chunk(uint32_t *remaining)
  * each on ARMv7-M (checked in the Cortex-M4 disassembly). */
 static inline int32_t hge_condition(int32_t x, int32_t dc)
 {
+#if defined(__ARM_FEATURE_SAT) && defined(__GNUC__)
+    /* SSAT #n saturates to [-2^(n-1), 2^(n-1) - 1]: the two clamps below, one
+     * instruction each (CMSIS's __SSAT, written here: the core has no CMSIS). */
+    int32_t v;
+    __asm__("ssat %0, #26, %1" : "=r"(v) : "r"(x) : "cc");
+    v -= dc;
+    __asm__("ssat %0, #24, %1" : "=r"(v) : "r"(v) : "cc");
+    return v;
+#else
     int32_t v = x > 33554431 ? 33554431 : (x < -33554432 ? -33554432 : x);
     v -= dc;
     return v > HGE_SAMPLE_MAX ? (int32_t)HGE_SAMPLE_MAX : (v < HGE_SAMPLE_MIN ? (int32_t)HGE_SAMPLE_MIN : v);
+#endif
 }
 
 /* sat(acc >> 30) into [-2^30, 2^30 - 1] (Q36 in int64 -> Q6, floor): the shift

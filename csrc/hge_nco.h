@@ -66,9 +66,17 @@ static inline int32_t hge_quarter_interp(uint32_t pos)
 {
     uint32_t idx = pos >> (30 - HGE_SINE_TABLE_BITS);
     int32_t frac = (int32_t)((pos >> (14 - HGE_SINE_TABLE_BITS)) & 0xFFFFu);
-    const int32_t *node = &hge_sine_table[idx]; /* two adjacent words: one LDRD on ARMv7-M */
-    int32_t lo = node[0];
-    return lo + (((node[1] - lo) * frac + 32768) >> 16);
+    const int32_t *node = &hge_sine_table[idx];
+    int32_t lo;
+    int32_t hi;
+#if defined(__ARM_ARCH_7EM__) && defined(__GNUC__)
+    /* Both nodes in one LDRD (GCC issues two LDRs for node[0], node[1]). */
+    __asm__("ldrd %0, %1, [%2]" : "=r"(lo), "=r"(hi) : "r"(node) : "memory");
+#else
+    lo = node[0];
+    hi = node[1];
+#endif
+    return lo + (((hi - lo) * frac + 32768) >> 16);
 }
 
 /*

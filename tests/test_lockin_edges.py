@@ -85,18 +85,22 @@ def test_bw3_coefficient_stability_edges(changes, ok):
     assert status == (lib.HGE_OK if ok else lib.HGE_ERR_COEF)
 
 
-@pytest.mark.parametrize("n", [0, 1, 31, 32, 33, 2**31, 2**32 - 33, 2**32 - 32, 2**32 - 31, 2**32 - 1])
+CHUNK = lib.HGE_CHUNK
+
+
+@pytest.mark.parametrize("n", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2**31, 2**32 - CHUNK - 1, 2**32 - CHUNK,
+                               2**32 - CHUNK + 1, 2**32 - 1])
 def test_chunk_iteration_covers_any_uint32_block(n):
-    """The process loops walk a block with hge_next_chunk (remaining -= min(remaining, 32)),
-    which terminates for every uint32_t n: the old start += 32 wrapped above 2^32 - 32
-    and looped forever. A 4 GiB block cannot be allocated in a test, so the iterator the
+    """The process loops walk a block with hge_next_chunk (remaining -= min(remaining, HGE_CHUNK)),
+    which terminates for every uint32_t n: the old start += HGE_CHUNK wrapped above
+    2^32 - HGE_CHUNK and looped forever. A 4 GiB block cannot be allocated in a test, so the iterator the
     loops use is walked here on its own, at the edges."""
     chunks = ffi.new("uint32_t *")
     last = ffi.new("uint32_t *")
     covered = lib.hge_chunk_walk_exported(n, chunks, last)
     assert covered == n
-    assert chunks[0] == -(-n // 32)
-    assert last[0] == (0 if n == 0 else (n - 1) % 32 + 1)
+    assert chunks[0] == -(-n // CHUNK)
+    assert last[0] == (0 if n == 0 else (n - 1) % CHUNK + 1)
 
 
 def test_bw3_coefficients_are_copied_at_init():
