@@ -67,6 +67,42 @@ static inline int32_t hge_q30_sat(int64_t acc)
     return acc < 0 ? (int32_t)HGE_FILTER_MIN : (int32_t)HGE_FILTER_MAX;
 }
 
+/*
+ * a0 b0 + a1 b1 + a2 b2, exact in int64, from 32-bit multiplies only: the
+ * filter's sums of products on ARMv6-M (Cortex-M0/M0+), which has no 32x32->64
+ * multiply (GCC would call libgcc's 64 x 64 __aeabi_lmul for each product).
+ * With a = ah 2^16 + al, b = bh 2^16 + bl (ah, bh = floor(. / 2^16), al, bl in
+ * [0, 2^16)):  sum a b = 2^32 P + 2^16 M + L,  P = sum ah bh, M = sum (ah bl + al bh),
+ * L = sum al bl. Each piece product fits int32 (|ah bl|, |al bh| < 2^31) or uint32
+ * (al bl < 2^32); M and L are summed in int64 and P in int32, which needs
+ * sum |ah bh| < 2^31: true for every sum in hge_bw3_step (coefficients |.| < 2^31,
+ * so |ah| <= 2^15; signals |.| <= 2^30, so |bh| <= 2^14: three terms < 3 2^29,
+ * bounds in hge_lockin.c). Pass a2 = b2 = 0 for two terms. Tested on the host
+ * against the plain sum (tests/test_lockin_edges.py) and on QEMU by the vectors.
+ */
+static inline int64_t hge_dot3_pieces(int32_t a0, int32_t b0, int32_t a1, int32_t b1, int32_t a2, int32_t b2)
+{
+    int32_t ah0 = a0 >> 16, ah1 = a1 >> 16, ah2 = a2 >> 16;
+    int32_t bh0 = b0 >> 16, bh1 = b1 >> 16, bh2 = b2 >> 16;
+    uint32_t al0 = (uint32_t)a0 & 0xFFFFu, al1 = (uint32_t)a1 & 0xFFFFu, al2 = (uint32_t)a2 & 0xFFFFu;
+    uint32_t bl0 = (uint32_t)b0 & 0xFFFFu, bl1 = (uint32_t)b1 & 0xFFFFu, bl2 = (uint32_t)b2 & 0xFFFFu;
+    int32_t p = ah0 * bh0 + ah1 * bh1 + ah2 * bh2;
+    int64_t m = (int64_t)(ah0 * (int32_t)bl0) + (int64_t)((int32_t)al0 * bh0) +
+                (int64_t)(ah1 * (int32_t)bl1) + (int64_t)((int32_t)al1 * bh1) +
+                (int64_t)(ah2 * (int32_t)bl2) + (int64_t)((int32_t)al2 * bh2);
+    int64_t l = (int64_t)(al0 * bl0) + (int64_t)(al1 * bl1) + (int64_t)(al2 * bl2);
+    return (int64_t)p * 4294967296LL + m * 65536 + l;
+}
+
+static inline int64_t hge_dot3(int32_t a0, int32_t b0, int32_t a1, int32_t b1, int32_t a2, int32_t b2)
+{
+#if defined(__ARM_ARCH_6M__)
+    return hge_dot3_pieces(a0, b0, a1, b1, a2, b2);
+#else
+    return (int64_t)a0 * b0 + (int64_t)a1 * b1 + (int64_t)a2 * b2;
+#endif
+}
+
 /* One pre-sum u (Q6, |u| < 2^29) through biquad + first-order section with
  * error feedback (formats in hge_lockin.h). */
 static inline void hge_bw3_step(hge_bw3_channel_t *c, const hge_bw3_mac_t *k, int32_t u)
@@ -74,12 +110,12 @@ static inline void hge_bw3_step(hge_bw3_channel_t *c, const hge_bw3_mac_t *k, in
     int64_t acc;
     int32_t y;
     int32_t z;
-    acc = (int64_t)k->b0 * u + (int64_t)k->b1 * c->x1 + (int64_t)k->b2 * c->x2;
-    acc = (acc >> k->b_shift) + (int64_t)k->na1 * c->y1 + (int64_t)k->na2 * c->y2 + (int64_t)c->e1;
+    acc = hge_dot3(k->b0, u, k->b1, c->x1, k->b2, c->x2);
+    acc = (acc >> k->b_shift) + hge_dot3(k->na1, c->y1, k->na2, c->y2, 0, 0) + (int64_t)c->e1;
     c->e1 = (uint32_t)((uint64_t)acc & HGE_REMAINDER_MASK);
     y = hge_q30_sat(acc);
 
-    acc = (int64_t)k->c0 * y + (int64_t)k->c1 * c->y1 + (int64_t)k->nd1 * c->z1 + (int64_t)c->e2;
+    acc = hge_dot3(k->c0, y, k->c1, c->y1, k->nd1, c->z1) + (int64_t)c->e2;
     c->e2 = (uint32_t)((uint64_t)acc & HGE_REMAINDER_MASK);
     z = hge_q30_sat(acc);
 

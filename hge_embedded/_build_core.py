@@ -28,6 +28,7 @@ hge_status hge_nco_init(hge_nco_t *nco, uint32_t step, uint32_t phase);
 int32_t hge_sin_q22_exported(uint32_t phase);
 int32_t hge_q30_sat_exported(int64_t acc);
 int32_t hge_presum_term_exported(int32_t xv, int32_t ref, int pieces);
+int64_t hge_dot3_pieces_exported(int32_t a0, int32_t b0, int32_t a1, int32_t b1, int32_t a2, int32_t b2);
 uint64_t hge_chunk_walk_exported(uint32_t n, uint32_t *chunks, uint32_t *last);
 int hge_wrapv_probe(int x);
 
@@ -91,6 +92,10 @@ static int32_t hge_q30_sat_exported(int64_t acc) { return hge_q30_sat(acc); }
 static int32_t hge_presum_term_exported(int32_t xv, int32_t ref, int pieces)
 {
     return pieces ? hge_presum_mac_pieces(0, xv * 16, ref) : hge_presum_mac(0, xv * 16, ref);
+}
+static int64_t hge_dot3_pieces_exported(int32_t a0, int32_t b0, int32_t a1, int32_t b1, int32_t a2, int32_t b2)
+{
+    return hge_dot3_pieces(a0, b0, a1, b1, a2, b2);
 }
 /* Walks a block of n samples with the process loops' chunk iterator; returns the
  * samples covered, and the number of chunks and the last chunk's length. */

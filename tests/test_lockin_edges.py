@@ -193,3 +193,21 @@ def test_presum_term_pieces_equal_the_model():
         want = model_term(xv, ref)
         assert lib.hge_presum_term_exported(xv, ref, 1) == want, (xv, ref)
         assert lib.hge_presum_term_exported(xv, ref, 0) == want, (xv, ref)
+
+
+def test_dot3_pieces_is_the_exact_sum():
+    """hge_dot3_pieces (the Cortex-M0 filter's sums of products, 32-bit multiplies only)
+    equals the exact sum wherever its precondition holds: coefficients anywhere in int32,
+    signals within [-2^30, 2^30] (the filter's range), at the extremes, the 2^16 split
+    points and random values."""
+    coef = [-2**31, -2**31 + 1, -65537, -65536, -1, 0, 1, 65535, 65536, 2**31 - 1]
+    sig_ = [-2**30, -2**30 + 1, -65536, -65535, -1, 0, 1, 65535, 65536, 2**30 - 1, 2**30]
+    rng = np.random.default_rng(13)
+    cases = [(a, b, a2, b2, a3, b3) for a in coef for b in sig_ for (a2, b2, a3, b3) in
+             [(a, b, a, b), (-a - 1 if a < 0 else a, -b, 0, 0), (2**31 - 1, 2**30, -2**31, -2**30)]]
+    for _ in range(3000):
+        c = rng.integers(-2**31, 2**31, 3).tolist()
+        x = rng.integers(-2**30, 2**30 + 1, 3).tolist()
+        cases.append((c[0], x[0], c[1], x[1], c[2], x[2]))
+    for a0, b0, a1, b1, a2, b2 in cases:
+        assert lib.hge_dot3_pieces_exported(a0, b0, a1, b1, a2, b2) == a0 * b0 + a1 * b1 + a2 * b2
