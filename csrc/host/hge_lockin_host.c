@@ -182,6 +182,57 @@ __attribute__((target("avx2"))) static inline void hge_v_step(hge_v4ch_t *c, con
     c->z1 = z;
 }
 
+/*
+ * Pre-sums of whole groups from cached references, 8 groups (64 samples) per
+ * step: u[g * HGE_HOST_LANES] = sum over the group of (x16 (512 ref) + 2^31) >> 32.
+ * Products: VPMULDQ on the even int32 lanes and on the odd ones (shifted down),
+ * + 2^31, high dwords blended back into place: the scalar term exactly. Group
+ * sums: a tree of VPHADDD, i.e. integer additions in another order (exact, as
+ * |sum| < 2^29). Groups beyond a multiple of 8 go through the scalar code.
+ */
+__attribute__((target("avx2"))) static void hge_host_presums_avx2(const int32_t *x16, const int32_t *ref,
+                                                                  uint32_t groups, int32_t *u)
+{
+    const __m256i half = _mm256_set1_epi64x(0x80000000LL);
+    uint32_t g;
+    uint32_t q;
+    for (g = 0; g + 8u <= groups; g += 8u) {
+        __m256i prod[8];
+        __m256i h0, h1, h2, h3;
+        __m128i lo, hi;
+        int32_t out[8];
+        for (q = 0; q < 8u; ++q) {
+            const int32_t *xs = x16 + HGE_BW3_DECIMATION * (g + q);
+            const int32_t *rs = ref + HGE_BW3_DECIMATION * (g + q);
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)xs);
+            __m256i rv = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(const void *)rs), 9);
+            __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(xv, rv), half);
+            __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(xv, 32), _mm256_srli_epi64(rv, 32)), half);
+            prod[q] = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+        }
+        h0 = _mm256_hadd_epi32(prod[0], prod[1]);
+        h1 = _mm256_hadd_epi32(prod[2], prod[3]);
+        h2 = _mm256_hadd_epi32(prod[4], prod[5]);
+        h3 = _mm256_hadd_epi32(prod[6], prod[7]);
+        h0 = _mm256_hadd_epi32(h0, h1); /* per 128-bit half: groups g..g+3 */
+        h2 = _mm256_hadd_epi32(h2, h3); /* groups g+4..g+7 */
+        lo = _mm_add_epi32(_mm256_castsi256_si128(h0), _mm256_extracti128_si256(h0, 1));
+        hi = _mm_add_epi32(_mm256_castsi256_si128(h2), _mm256_extracti128_si256(h2, 1));
+        _mm_storeu_si128((__m128i *)(void *)out, lo);
+        _mm_storeu_si128((__m128i *)(void *)(out + 4), hi);
+        for (q = 0; q < 8u; ++q) {
+            u[(g + q) * HGE_HOST_LANES] = out[q];
+        }
+    }
+    for (; g < groups; ++g) {
+        int32_t acc = 0;
+        for (q = 0; q < HGE_BW3_DECIMATION; ++q) {
+            acc = hge_presum_mac(acc, x16[HGE_BW3_DECIMATION * g + q], ref[HGE_BW3_DECIMATION * g + q]);
+        }
+        u[g * HGE_HOST_LANES] = acc;
+    }
+}
+
 /* Channels ch[0..nch) (nch <= 8; missing lanes run on zeros and are dropped)
  * through `groups` filter steps with pre-sums u[g * 8 + c]. */
 __attribute__((target("avx2"))) static void hge_host_filter_avx2(hge_bw3_channel_t *const *ch, uint32_t nch,
@@ -287,10 +338,18 @@ HGE_INLINE void hge_host_bw3_batch_refs(hge_lockin_bw3_t *s, uint32_t m0, uint32
             t->q.acc = 0;
         }
         /* Whole groups: all products, then the sums. */
-        hge_host_products(x16 + head, rs + head, groups * HGE_BW3_DECIMATION, p);
-        hge_host_group_sums(p, groups, u + 2u * (m - m0));
-        hge_host_products(x16 + head, rc + head, groups * HGE_BW3_DECIMATION, p);
-        hge_host_group_sums(p, groups, u + 2u * (m - m0) + 1u);
+#if HGE_HOST_X86
+        if (simd_filter) {
+            hge_host_presums_avx2(x16 + head, rs + head, groups, u + 2u * (m - m0));
+            hge_host_presums_avx2(x16 + head, rc + head, groups, u + 2u * (m - m0) + 1u);
+        } else
+#endif
+        {
+            hge_host_products(x16 + head, rs + head, groups * HGE_BW3_DECIMATION, p);
+            hge_host_group_sums(p, groups, u + 2u * (m - m0));
+            hge_host_products(x16 + head, rc + head, groups * HGE_BW3_DECIMATION, p);
+            hge_host_group_sums(p, groups, u + 2u * (m - m0) + 1u);
+        }
         ch[2u * (m - m0)] = &t->i;
         ch[2u * (m - m0) + 1u] = &t->q;
     }
