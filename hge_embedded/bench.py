@@ -116,9 +116,9 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 1
                filters=("butterworth3", "boxcar"), seed: int = 0, min_total: float = 0.3, progress=None):
     """Measure the C core and the fair numpy baseline for every (filter, M, N).
 
-    Per row: ``c_ns`` (host C path: AVX2 when present, cached references, threads over
-    terminals at large M), ``c_portable_ns`` (the portable C99 path the firmware runs,
-    NCO per sample, one thread), ``numpy_ns`` (:class:`NumpyLockin`), all wall-clock ns
+    Per row: ``c_ns`` (host C path through a :class:`hge_embedded.core.LockinPlan`: AVX2
+    when present, cached references, threads over terminals at large M),
+    ``c_portable_ns`` (the portable C99 path the firmware runs, NCO per sample, one thread), ``numpy_ns`` (:class:`NumpyLockin`), all wall-clock ns
     per terminal-sample (best of 3 rounds), ``ratio`` = numpy_ns / c_ns, and
     ``c_instructions`` per terminal-sample where a hardware counter exists (else None).
     ``progress`` (default: stderr) receives one line per row.
@@ -134,27 +134,28 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 1
         for m in terminals:
             freqs = np.linspace(20.0, 2000.0, m) if m > 1 else np.array([200.0])
             steps = design.freq_to_step(freqs, fs)
-            refs = core.References(steps, None, n)
             for filt in filters:
                 if filt == "boxcar" and n > core.BOXCAR_MAX_SAMPLES:
                     continue
                 if filt == "butterworth3":
                     lf = design.lockin_filter(fs, T, n)
                     baseline = NumpyLockin(fs, freqs, n, filt, lf.sos, lf.gain_float)
-
-                    def c_call(isa="auto", references=refs, threads=None):
-                        core.lockin_bw3(x, steps, None, lf.coeffs, dc=core.mean_code(x), isa=isa,
-                                        references=references, threads=threads)
+                    coeffs = lf.coeffs
                 else:
                     baseline = NumpyLockin(fs, freqs, n, filt)
+                    coeffs = None
+                plan = core.LockinPlan(steps, None, n, filter=filt, coeffs=coeffs)
+                plan_1t = core.LockinPlan(steps, None, n, filter=filt, coeffs=coeffs, threads=1, cache=False)
+                plan_1t.references = plan.references  # same cache, one thread (instruction count)
+                portable = core.LockinPlan(steps, None, n, filter=filt, coeffs=coeffs, isa="portable")
 
-                    def c_call(isa="auto", references=refs, threads=None):
-                        core.lockin_boxcar(x, steps, None, dc=core.mean_code(x), isa=isa,
-                                           references=references, threads=threads)
+                def c_call(p=plan):
+                    p(x, dc=core.mean_code(x))
+
                 t_c = _best_time(c_call, min_total)
-                t_portable = _best_time(lambda: c_call("portable", None, 1), min_total)
+                t_portable = _best_time(lambda: c_call(portable), min_total)
                 t_np = _best_time(lambda: baseline(xf), min_total)
-                insn = counter.count(lambda: c_call(threads=1))
+                insn = counter.count(lambda: c_call(plan_1t))
                 row = dict(filter=filt, terminals=m, samples=n,
                            c_ns=1e9 * t_c / (m * n), c_portable_ns=1e9 * t_portable / (m * n),
                            numpy_ns=1e9 * t_np / (m * n), ratio=t_np / t_c,
@@ -163,7 +164,7 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 1
                 rows.append(row)
                 print(f"bench core: {filt} M={m} N={n}: C {row['c_ns']:.3f} ns, numpy {row['numpy_ns']:.3f} ns, "
                       f"{row['ratio']:.1f}x", file=progress, flush=True)
-            del refs
+                del plan, plan_1t, portable
     return rows
 
 

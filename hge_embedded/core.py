@@ -300,6 +300,77 @@ def lockin_boxcar(x, steps, phases, *, dc: int = 0, block_sizes=None, isa: str =
     return out_i, out_q
 
 
+class LockinPlan:
+    """A lock-in prepared once per plan and window length, then called on each window.
+
+    Validation, the coefficient block, the host options and the :class:`References`
+    cache are made once here, so a call does only the per-window work (checking the
+    codes, the C calls). Results equal :func:`lockin_bw3` / :func:`lockin_boxcar`.
+
+    Parameters
+    ----------
+    steps, phases : array_like of uint32, shape (M,)
+        Phase steps and start phases (``phases=None``: all 0).
+    n : int
+        Window length in samples; each call takes exactly ``n`` codes.
+    filter : {"butterworth3", "boxcar"}
+    coeffs : sequence of 9 ints, required for ``"butterworth3"``
+        ``(b0, b1, b2, a1, a2, c0, c1, d1, b_shift)`` as :func:`lockin_bw3`.
+    isa, threads : as :func:`lockin_bw3`.
+    cache : bool
+        Build the reference cache (``8 M n`` bytes) and use it on every call.
+    """
+
+    def __init__(self, steps, phases, n: int, *, filter: str = "butterworth3", coeffs=None,  # noqa: A002
+                 isa: str = "auto", threads=None, cache: bool = True):
+        v.choice("filter", filter, {"butterworth3", "boxcar"})
+        self.steps, self.phases = _terminal_args(steps, phases)
+        self.m = self.steps.size
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= int(n) < 1 << 32:
+            raise ValueError(f"n must be an integer in [1, 2^32), got {n!r}")
+        self.n, self.filter, self.isa = int(n), filter, isa
+        if filter == "boxcar" and self.n > BOXCAR_MAX_SAMPLES:
+            raise ValueError(f"n: integrate-and-dump takes at most {BOXCAR_MAX_SAMPLES} samples, got {n}")
+        if filter == "butterworth3":
+            if coeffs is None:
+                raise ValueError("coeffs: required for filter='butterworth3'")
+            self._k = bw3_coeffs_struct(coeffs)
+        self._opts = _host_opts(isa, threads, self.m * self.n, self.m)
+        self.references = References(self.steps, self.phases, self.n) if cache and isa != "portable" else None
+        self._psteps, self._pphases = _ptr("uint32_t *", self.steps), _ptr("uint32_t *", self.phases)
+
+    def __call__(self, x, *, dc: int = 0):
+        """Demodulate one window of ``n`` codes; returns ``(out_i, out_q)`` int64 (M,) as the functions do."""
+        x = _codes(x)
+        if x.size != self.n:
+            raise ValueError(f"x: this plan takes windows of {self.n} samples, got {x.size}")
+        m = self.m
+        if self.filter == "butterworth3":
+            inst = ffi.new("hge_lockin_bw3_t *")
+            terms = ffi.new("hge_lockin_bw3_term_t[]", m)
+            check_status("hge_lockin_bw3_init", lib.hge_lockin_bw3_init(
+                inst, self._k, terms, m, self._psteps, self._pphases))
+            check_status("hge_lockin_bw3_set_dc", lib.hge_lockin_bw3_set_dc(inst, _dc(dc)))
+            _feed_host("hge_lockin_bw3_process", lib.hge_lockin_bw3_process, lib.hge_host_bw3_process,
+                       inst, x, None, self.isa, self._opts, self.references)
+            out_i, out_q = np.empty(m, np.int32), np.empty(m, np.int32)
+            check_status("hge_lockin_bw3_output", lib.hge_lockin_bw3_output(
+                inst, _ptr("int32_t *", out_i), _ptr("int32_t *", out_q)))
+            return out_i.astype(np.int64), out_q.astype(np.int64)
+        inst = ffi.new("hge_lockin_boxcar_t *")
+        terms = ffi.new("hge_lockin_boxcar_term_t[]", m)
+        check_status("hge_lockin_boxcar_init", lib.hge_lockin_boxcar_init(inst, terms, m, self._psteps,
+                                                                          self._pphases))
+        check_status("hge_lockin_boxcar_set_dc", lib.hge_lockin_boxcar_set_dc(inst, _dc(dc)))
+        _feed_host("hge_lockin_boxcar_process", lib.hge_lockin_boxcar_process, lib.hge_host_boxcar_process,
+                   inst, x, None, self.isa, self._opts, self.references)
+        out_i, out_q = np.empty(m, np.int64), np.empty(m, np.int64)
+        count = ffi.new("uint32_t *")
+        check_status("hge_lockin_boxcar_output", lib.hge_lockin_boxcar_output(
+            inst, _ptr("int64_t *", out_i), _ptr("int64_t *", out_q), count))
+        return out_i, out_q
+
+
 class UpdateRule:
     """``hge_update_t``: ``w <- clamp(w - round(eta g / 2^shift), w_min, w_max)`` on DAC codes."""
 

@@ -157,3 +157,33 @@ def test_bw3_partial_groups_across_blocks(seed, n):
     for path, one in all_paths(lambda **kw: core.lockin_bw3(x, steps, None, coeffs, block_sizes=[1] * n, **kw),
                                steps, [0, 0], n):
         assert np.array_equal(one[0], whole[0]) and np.array_equal(one[1], whole[1]), path
+
+
+@given(windows(max_terms=16, max_n=500), st.booleans())
+def test_lockin_plan_equals_the_model(w, cache):
+    """core.LockinPlan (prepared once, called per window) on every isa, both filters."""
+    x, freqs, phases, _ = w
+    steps = design.freq_to_step(freqs, FS)
+    uph = design.phase_to_uint32(phases)
+    coeffs = design.lockin_filter(FS, 0.1).coeffs
+    want_bw3 = fixed.lockin_bw3(x, steps, uph, coeffs, 5)
+    want_box = fixed.lockin_boxcar(x, steps, uph, 5)
+    for isa in ["portable"] + ISAS:
+        use_cache = cache and isa != "portable"
+        bw3 = core.LockinPlan(steps, uph, x.size, coeffs=coeffs, isa=isa, cache=use_cache)
+        box = core.LockinPlan(steps, uph, x.size, filter="boxcar", isa=isa, cache=use_cache)
+        for _ in range(2):  # the same plan serves window after window
+            assert all(np.array_equal(a, b) for a, b in zip(bw3(x, dc=5), want_bw3)), isa
+            assert all(np.array_equal(a, b) for a, b in zip(box(x, dc=5), want_box)), isa
+
+
+def test_lockin_plan_refuses_other_windows():
+    plan = core.LockinPlan([1 << 20], None, 64, coeffs=design.lockin_filter(FS, 0.1).coeffs)
+    with pytest.raises(ValueError, match="64 samples"):
+        plan(np.zeros(63, np.int32))
+    with pytest.raises(ValueError, match="coeffs"):
+        core.LockinPlan([1 << 20], None, 64)
+    refs = core.References([1 << 20], None, 64)
+    with pytest.raises(ValueError, match="other steps"):
+        core.lockin_bw3(np.zeros(64, np.int32), [1 << 21], None, design.lockin_filter(FS, 0.1).coeffs,
+                        references=refs)
