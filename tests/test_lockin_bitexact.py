@@ -187,3 +187,20 @@ def test_lockin_plan_refuses_other_windows():
     with pytest.raises(ValueError, match="other steps"):
         core.lockin_bw3(np.zeros(64, np.int32), [1 << 21], None, design.lockin_filter(FS, 0.1).coeffs,
                         references=refs)
+
+
+@pytest.mark.parametrize("level", [2**18, -2**18, 3 * 2**18, -(2**23) + 2**18])
+def test_bw3_mixer_ties_every_path(level):
+    """Exact halves in the mixer's rounding: x' = level is 2^18 mod 2^19, so every odd
+    reference makes x' ref = 2^18 mod 2^19, a tie that half-up rounding must send up.
+    Random inputs hit a tie once in 2^19 products; here about half the products are ties."""
+    n, m = 2600, 5
+    x = np.full(n, level, np.int64)
+    rng = np.random.default_rng(abs(level) % 1000)
+    steps = design.freq_to_step(rng.uniform(1, 4999, m), FS)
+    uph = rng.integers(0, 2**32, m, dtype=np.uint64)
+    coeffs = design.lockin_filter(FS, 0.1).coeffs
+    fi, fq = fixed.lockin_bw3(x, steps, uph, coeffs)
+    for path, (ci, cq) in all_paths(lambda **kw: core.lockin_bw3(x, steps, uph, coeffs, block_sizes=[3, n - 3], **kw),
+                                    steps, uph, n):
+        assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path

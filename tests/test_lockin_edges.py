@@ -175,7 +175,8 @@ def test_unaligned_views_never_reach_c():
 # The mixer term's extremes: x' at both 24-bit limits and around 0, ref at the Q22
 # amplitude, the split points of the ARMv6-M pieces (multiples of 2^11, 2^12) and
 # random values.
-XS = [-2**23, -2**23 + 1, -4097, -4096, -4095, -1, 0, 1, 4095, 4096, 2**23 - 2, 2**23 - 1]
+XS = [-2**23, -2**23 + 1, -4097, -4096, -4095, -1, 0, 1, 4095, 4096, 2**18, -2**18, 3 * 2**18,
+      2**23 - 2, 2**23 - 1]  # 2^18 mod 2^19: ties with every odd ref
 REFS = [-(2**22 - 1), -2049, -2048, -2047, -1, 0, 1, 2047, 2048, 2**22 - 2, 2**22 - 1]
 
 
