@@ -121,9 +121,20 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 1
     ``c_portable_ns`` (the portable C99 path the firmware runs, NCO per sample, one thread), ``numpy_ns`` (:class:`NumpyLockin`), all wall-clock ns
     per terminal-sample (best of 3 rounds), ``ratio`` = numpy_ns / c_ns, and
     ``c_instructions`` per terminal-sample where a hardware counter exists (else None).
-    ``progress`` (default: stderr) receives one line per row.
+    ``progress``: None prints one line per row on stderr; a callable is called as
+    ``progress(done, total, label)`` before every row and once at the end (the CLI's
+    progress bar); anything else with ``write`` receives the lines.
     """
-    progress = sys.stderr if progress is None else progress
+    todo = [(n, m, f) for n in lengths for m in terminals for f in filters
+            if not (f == "boxcar" and n > core.BOXCAR_MAX_SAMPLES)]
+    done = 0
+
+    def report(label, line=None):
+        if callable(progress):
+            progress(done, len(todo), label)
+        elif line is not None:
+            print(line, file=sys.stderr if progress is None else progress, flush=True)
+
     counter = InstructionCounter()
     rng = np.random.default_rng(seed)
     rows = []
@@ -144,6 +155,7 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 1
                 else:
                     baseline = NumpyLockin(fs, freqs, n, filt)
                     coeffs = None
+                report(f"{filt} M={m} N={n}")
                 plan = core.LockinPlan(steps, None, n, filter=filt, coeffs=coeffs)
                 plan_1t = core.LockinPlan(steps, None, n, filter=filt, coeffs=coeffs, threads=1, cache=False)
                 plan_1t.references = plan.references  # same cache, one thread (instruction count)
@@ -162,9 +174,11 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 1
                            c_instructions=None if insn is None else insn / (m * n),
                            realtime_factor_c=n / fs / t_c)
                 rows.append(row)
-                print(f"bench core: {filt} M={m} N={n}: C {row['c_ns']:.3f} ns, numpy {row['numpy_ns']:.3f} ns, "
-                      f"{row['ratio']:.1f}x", file=progress, flush=True)
+                done += 1
+                report(f"{filt} M={m} N={n}", f"bench core: {filt} M={m} N={n}: C {row['c_ns']:.3f} ns, "
+                       f"numpy {row['numpy_ns']:.3f} ns, {row['ratio']:.1f}x")
                 del plan, plan_1t, portable
+    report("done")
     return rows
 
 

@@ -46,3 +46,12 @@ def test_bench_core_rows_and_progress():
         assert r["c_instructions"] is None or r["c_instructions"] > 0
     assert out.getvalue().count("bench core:") == len(rows)
     assert "ratio" in bench.format_core(rows)
+
+
+def test_bench_core_progress_callable():
+    """The CLI's progress bar: progress(done, total, label) before each row and at the end."""
+    calls = []
+    rows = bench.bench_core(terminals=(2,), lengths=(400,), filters=("boxcar",), min_total=0.001,
+                            progress=lambda d, t, label: calls.append((d, t, label)))
+    assert len(rows) == 1
+    assert calls[0] == (0, 1, "boxcar M=2 N=400") and calls[-1] == (1, 1, "done")
