@@ -209,7 +209,8 @@ class FirmwareRun:
         # (which demodulates with the Butterworth) can measure the chain at the same tones.
         self.freqs = plans.plan_frequencies(M, fs=self.fs, T=self.T, filter="butterworth3")
         steps = np.round(self.freqs / self.fs * 2**32).astype(np.int64)
-        cal = calibration if calibration is not None else calibration_for(device, self.freqs, self.T)
+        # A calibration measured now (no device.calibration, none given) costs lab time: counted below.
+        cal, cal_time = (calibration, 0.0) if calibration is not None else calibration_for(device, self.freqs, self.T)
         H = cal.at(self.freqs)
         a_eff = applied_amplitude(amp)
         gain = 2.0 / (np.abs(H) * a_eff) * 2**24 / (1 - 2.0**-22)
@@ -239,7 +240,7 @@ class FirmwareRun:
                         max_iter=self.max_iter, eta=eta, shift=shift, **extra)
         self.cfg["in"] = self.in_idx.tolist()
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
-        self.lab_time = 0.0
+        self.lab_time = float(cal_time)
 
     def _input_codes(self, x) -> np.ndarray:
         lo = np.ceil(self.limits[self.in_idx, 0] / self.lsb - 1e-9)
