@@ -69,7 +69,7 @@ def cmd_train(args) -> int:
     device = make_device(args)
     config = {"task": args.task, "seed": args.seed, "device": args.device, "T": args.T,
               "filter": args.filter, "engine": args.engine, "batch_size": args.batch_size,
-              "lr": args.lr, "max_iter": args.max_iter}
+              "lr": args.lr, "max_iter": args.max_iter, "init": args.init}
     (out / "config.json").write_text(json.dumps(config, indent=1))
     results, done_tasks, t0 = [], [], time.perf_counter()
     current = {}
@@ -87,7 +87,7 @@ def cmd_train(args) -> int:
         for i, task in enumerate(task_list):
             seed = args.seed * 1000 + i if len(task_list) > 1 else args.seed
             kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, batch_size=args.batch_size,
-                          lr=args.lr, max_iter=args.max_iter)
+                          lr=args.lr, max_iter=args.max_iter, init=args.init)
             state = states.get(task.name)
             result, trainer = tr.train_task(device, task, seed=seed, progress=progress, callback=remember,
                                             state=state, **kwargs)
@@ -124,6 +124,8 @@ def cmd_train(args) -> int:
         "accuracy": results[0].accuracy if len(results) == 1 else None,
         "iterations": int(sum(r.iterations for r in results)),
         "final_loss": results[-1].final_loss if len(results) == 1 else None,
+        "initial_loss": results[-1].initial_loss if len(results) == 1 else None,
+        "initial_accuracy": results[-1].initial_accuracy if len(results) == 1 else None,
         "lab_time_s": float(sum(r.lab_time_s for r in results)),
         "wall_time_s": wall,
         "per_task": [r.summary() for r in results],
@@ -282,6 +284,15 @@ def add_device_args(p) -> None:
     p.add_argument("--no-noise", action="store_true", help="simulated device without noise")
 
 
+def _init_arg(text: str) -> str:
+    from .train import parse_init
+    try:
+        parse_init(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hge",
@@ -303,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="learning rate (default: 0.02 gates, 0.015 sphere)")
     t.add_argument("--max-iter", type=int, help="iterations at most (default 300)")
     t.add_argument("--batch-size", type=int, help="data points per iteration (default all)")
+    t.add_argument("--init", type=_init_arg, default="single", metavar="single|best-of-N",
+                   help="starting controls: one random setting (default, as the paper) or the best of N "
+                        "random settings by loss")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")
