@@ -111,6 +111,8 @@ def class_gap(y, z) -> float:
     min(low) - max(high); negative when the classes overlap."""
     y, z = np.asarray(y, float), np.asarray(z, float)
     hi, lo = y[z == 1], y[z == 0]
+    if hi.size == 0 or lo.size == 0:
+        raise ValueError("z: targets are all one class; a constant gate has no gap between classes")
     return float(max(hi.min() - lo.max(), lo.min() - hi.max()))
 
 

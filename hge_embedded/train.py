@@ -255,7 +255,7 @@ class Trainer:
         found = accuracy = threshold = test_out = gap = None
         outputs, noise_sd = self.measure_outputs(task.inputs, noise=True)
         if task.kind == "gate":
-            gap = class_gap(outputs, task.targets)
+            gap = None if task.constant else class_gap(outputs, task.targets)
             found = gate_found(outputs, task.targets, margin=FOUND_MARGIN_SD * noise_sd)
         if task.test_inputs is not None:
             test_out = self.measure_outputs(task.test_inputs)

@@ -128,16 +128,19 @@ class FastEvaluator:
                 if ok[k]:
                     runs.append([int(starts[c0]), int(ends[c1 - 1]), u_lo[:, k], u_hi[:, k]])
                     continue
-                c = c0
-                while c < c1:
-                    r_lo, r_hi, cs = lo[:, c], hi[:, c], c
+                # Greedy split on plain floats (7-vectors: numpy calls would cost more than the work).
+                lo_l, hi_l = lo[:, c0:c1].T.tolist(), hi[:, c0:c1].T.tolist()
+                c = 0
+                while c < c1 - c0:
+                    r_lo, r_hi, cs = lo_l[c], hi_l[c], c
                     c += 1
-                    while c < c1:
-                        n_lo, n_hi = np.minimum(r_lo, lo[:, c]), np.maximum(r_hi, hi[:, c])
-                        if np.max(n_hi - n_lo) > lim:
+                    while c < c1 - c0:
+                        n_lo = [min(p, q) for p, q in zip(r_lo, lo_l[c])]
+                        n_hi = [max(p, q) for p, q in zip(r_hi, hi_l[c])]
+                        if max(q - p for p, q in zip(n_lo, n_hi)) > lim:
                             break
                         r_lo, r_hi, c = n_lo, n_hi, c + 1
-                    runs.append([int(starts[cs]), int(ends[c - 1]), r_lo, r_hi])
+                    runs.append([int(starts[c0 + cs]), int(ends[c0 + c - 1]), np.array(r_lo), np.array(r_hi)])
         # Grow each run into the neighbouring big chunks, sample by sample, while its box stays small.
         prev_end = 0
         for k, run in enumerate(runs):
