@@ -137,13 +137,20 @@ def test_bad_arguments_get_clear_errors(tmp_path):
 
 
 def test_cli_train_json_summary(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "xor", "--json",
-                        "--quiet", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    # AND from the best of 8 starts (issue 11's device: found after 27 iterations, gap 10 nA
+    # against 0.24 nA of output noise per sample).
+    r = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--init", "best-of-8",
+                        "--json", "--quiet", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
-    for key in ("task", "found", "total", "accuracy", "iterations", "final_loss", "lab_time_s", "wall_time_s"):
+    for key in ("task", "found", "total", "accuracy", "iterations", "final_loss", "lab_time_s", "wall_time_s",
+                "initial_loss", "initial_accuracy"):
         assert key in s
     assert s["found"] == 1 and s["total"] == 1
+    assert s["final_loss"] < s["initial_loss"]
+    bad = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--init", "best-of-x",
+                          "--out", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "init must be 'single' or 'best-of-N'" in bad.stderr
     assert (tmp_path / "learning_curve.png").stat().st_size > 1000
     assert (tmp_path / "gate_outputs.png").exists() and (tmp_path / "history.npz").exists()
 
