@@ -225,7 +225,7 @@ class FastEvaluator:
             seg = v[:, s:e]
             if e - s >= 3 and np.max(np.abs(np.diff(seg, 2, axis=1))) <= self.line_tol:
                 span = np.max(np.abs(seg[:, -1] - seg[:, 0]))
-                t_knots = np.linspace(0.0, 1.0, int(np.ceil(span / RAMP_KNOT)) + 1)
+                t_knots = np.linspace(0.0, 1.0, max(1, int(np.ceil(span / RAMP_KNOT))) + 1)
                 jobs.append(("ramp", s, e, t_knots, None, len(pts), None))
                 pts.extend(seg[:, 0] + t * (seg[:, -1] - seg[:, 0]) for t in t_knots)
             else:
