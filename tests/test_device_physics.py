@@ -192,3 +192,30 @@ def test_fd_variance_flat_in_T_and_about_1e2_above_hge():
     print(f"FD variance slope {slope:.3f}; FD/HGE at 0.1 s {ratio:.0f}")
     assert abs(slope) < 0.2
     assert 30 < ratio < 1000
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.0, 0.008), st.integers(1, 7))
+def test_fast_evaluation_agrees_with_exact_solves(seed, amp, n_moving):
+    """Any window (bias, amplitude <= 8 mV, 1-7 moving electrodes), a ramp and arbitrary samples:
+    ``measure`` on an ideal chain equals exact solves within the fourth-order bound of the
+    window expansion (0.015 nA, see test_taylor_window_evaluation_matches_exact_solves); the
+    arbitrary samples are solved exactly (round-off)."""
+    rng = np.random.default_rng(seed)
+    d = SimulatedDNPU(seed=seed % 5, noise=False, dac_bits=None, adc_bits=None, chain_bandwidth=None,
+                      chain_delay=0.0)
+    b = rng.uniform(-1.1, 0.5, 7)
+    t = np.arange(400) / 1e4
+    w = np.repeat(b[:, None], t.size, axis=1)
+    idx = rng.choice(7, n_moving, replace=False)
+    w[idx] += amp * np.sin(2 * np.pi * rng.uniform(50, 1000, n_moving)[:, None] * t)
+    ramp = b[:, None] + (rng.uniform(-1.1, 0.5, 7) - b)[:, None] * np.linspace(0, 1, 120)
+    arb = rng.uniform(-1.1, 0.5, (7, 20))
+    volts = np.concatenate([w, ramp, arb], axis=1)
+    y, exact = d.measure(volts), d.static_current(volts)
+    assert np.max(np.abs(y[:400] - exact[:400])) < 0.015
+    assert np.max(np.abs(y[-20:] - exact[-20:])) < 1e-9
