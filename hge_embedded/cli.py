@@ -95,7 +95,7 @@ def _run_config(args, task_list) -> dict:
             "device_seed": args.device_seed, "no_noise": args.no_noise, "T": args.T, "filter": args.filter,
             "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
             "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
-            "trainer": args.trainer}
+            "trainer": args.trainer, "init": args.init}
 
 
 def _abspath(path):
@@ -137,7 +137,7 @@ def cmd_train(args) -> int:
                          for t in task_list]
             kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, phase=args.phase,
                           batch_size=args.batch_size,
-                          lr=args.lr, max_iter=args.max_iter)
+                          lr=args.lr, max_iter=args.max_iter, init=args.init)
             if args.trainer == "firmware":
                 _check_firmware_args(args)
                 trainers = None
@@ -242,6 +242,8 @@ def cmd_train(args) -> int:
             "accuracy": results[0].accuracy if len(results) == 1 else None,
             "iterations": int(sum(r.iterations for r in results)),
             "final_loss": results[-1].final_loss if len(results) == 1 else None,
+            "initial_loss": results[-1].initial_loss if len(results) == 1 else None,
+            "initial_accuracy": results[-1].initial_accuracy if len(results) == 1 else None,
             "lab_time_s": float(sum(r.lab_time_s for r in results)),
             "wall_time_s": wall,
             "per_task": [r.summary() for r in results],
@@ -560,6 +562,15 @@ def add_device_args(p) -> None:
     p.add_argument("--no-noise", action="store_true", help="simulated device without noise")
 
 
+def _init_arg(text: str) -> str:
+    from .train import parse_init
+    try:
+        parse_init(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     p = Parser(
@@ -604,6 +615,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="host: the Python trainer (default); firmware: the whole loop in the C on-device trainer "
                         "(integrate-and-dump; no checkpoints; --filter, --engine, --phase, --batch-size and "
                         "--resume are the host trainer's)")
+    t.add_argument("--init", type=_init_arg, default="single", metavar="single|best-of-N",
+                   help="starting controls: one random setting (default, as the paper) or the best of N "
+                        "random settings by loss")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")

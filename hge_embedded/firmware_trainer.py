@@ -337,4 +337,5 @@ def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: 
     return TrainResult(task=task.name, kind=task.kind, found=found, accuracy=accuracy, iterations=tr.iteration,
                        final_loss=losses[-1] if losses else None, controls=controls, outputs=outputs,
                        losses=losses, lab_time_s=fr.lab_time, wall_time_s=time.perf_counter() - t0,
-                       threshold=threshold, test_outputs=test_out)
+                       threshold=threshold, test_outputs=test_out,
+                       initial_loss=losses[0] if losses else None)
