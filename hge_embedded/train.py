@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import core
-from .devices import check_volts, device_name
+from .devices import check_limits, check_volts, device_name
 from .devices import measure as checked_measure
 from .electrodes import to_index
 from .gradient import HGEWindow
@@ -84,7 +84,7 @@ class Trainer:
         self.fs = float(device.fs)
         self.in_idx = to_index(task.input_electrodes, device.n_electrodes)
         self.ctl_idx = to_index(task.control_electrodes, device.n_electrodes)
-        lim = np.asarray(device.limits, float)
+        lim = check_limits(device.limits, int(device.n_electrodes), name=f"{device_name(device)}.limits")
         if np.any(task.inputs < lim[self.in_idx, 0]) or np.any(task.inputs > lim[self.in_idx, 1]):
             raise ValueError(f"task {task.name}: inputs leave the device limits of electrodes "
                              f"{list(task.input_electrodes)}")

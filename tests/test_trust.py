@@ -346,3 +346,33 @@ def test_training_refuses_nonfinite_numbers():
     tr.initialise()
     with pytest.raises(ValueError, match=r"NaNAfter.measure\(\) must return .* \(NaN 1\)"):
         tr.step()
+
+
+def test_trainer_and_calibrate_refuse_before_driving():
+    from hge_embedded.tasks import gate
+    from hge_embedded.train import Trainer
+    lim = np.array([[-1.2, 0.7]] * 7)
+    lim[4] = [np.nan, 0.7]
+    d = Recorder(np.linspace(-20, 20, 7), limits=lim)
+    with pytest.raises(ValueError, match="electrode 5 has non-finite limits"):
+        Trainer(d, gate("0110"))
+    ok = Recorder(np.linspace(-20, 20, 7), limits=[[-1.2, 0.7]] * 7, dac_lsb=20 / 2**16)
+    with pytest.raises(ValueError, match="below 4 steps of the device's DAC"):
+        Trainer(ok, gate("0110"), amplitude=0.0005)
+    with pytest.raises(ValueError, match=r"electrode 1 at sample \d+ is 0.70\d* V, outside its limits"):
+        calibrate(ok, [900.0, 1000.0], bias=np.full(7, 0.7))           # bias + 8 mV leaves the limits
+    with pytest.raises(ValueError, match=r"freqs must be a non-empty list in \(0, fs/2"):
+        calibrate(ok, [900.0, 6000.0])
+    assert d.samples_written == 0 and ok.samples_written == 0
+
+
+def test_cli_gradient_json_reports_calibration_time(capsys):
+    import json
+
+    from hge_embedded import cli
+    assert cli.main(["gradient", "--device", "tests.devices_for_tests:lag3", "--bias", "0,0,0,0",
+                     "--filter", "boxcar", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["calibration_time_s"] > 0
+    assert out["lab_time_s"] == pytest.approx(0.1 + out["calibration_time_s"])
+    assert np.all(np.sign(out["gradient_nA_per_V"]) == np.sign([10.0, -7.0, 4.0, 12.0]))
