@@ -21,7 +21,7 @@ from . import _validate as v
 from . import analysis, design, plans
 from .calibration import Calibration, calibrate
 from .demod import demodulate
-from .devices import check_limits, check_volts, device_name
+from .devices import check_limits, check_volts, device_name, has_loopback
 from .devices import measure as checked_measure
 from .electrodes import to_index, to_number
 from .saturation import SATURATION, check_saturation
@@ -82,7 +82,7 @@ def calibration_for(device, freqs, T: float, *, bias=None, electrodes=None, ampl
     if key in per_device:
         return per_device[key], 0.0
     # The loopback drives a reference resistor, not the device: it keeps its own amplitude.
-    amp = None if callable(getattr(device, "loopback", None)) else amplitudes
+    amp = None if has_loopback(device) else amplitudes
     cal = calibrate(device, freqs, T=T, bias=bias, electrodes=electrodes, amplitude=amp, saturation=saturation)
     per_device[key] = cal
     return cal, cal.lab_time_s

@@ -376,3 +376,15 @@ def test_cli_gradient_json_reports_calibration_time(capsys):
     assert out["calibration_time_s"] > 0
     assert out["lab_time_s"] == pytest.approx(0.1 + out["calibration_time_s"])
     assert np.all(np.sign(out["gradient_nA_per_V"]) == np.sign([10.0, -7.0, 4.0, 12.0]))
+
+
+def test_device_declaring_no_loopback_gets_the_phase_method():
+    """An NI setup without a loopback channel still has the method but declares
+    ``has_loopback = False``: calibration uses the phase method instead of failing."""
+    class NoWire(LinearDevice):
+        has_loopback = False
+
+        def loopback(self, volts):
+            raise AssertionError("must not be called")
+    cal = calibrate(NoWire(W, lag=3), [900.0, 1000.0])
+    assert cal.method == "phase" and abs(cal.delay_s * 1e4 - 3) < 0.1
