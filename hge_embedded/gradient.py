@@ -490,8 +490,8 @@ def finite_difference_gradient(device, bias, *, electrodes=None, step: float = 0
                 t = np.arange(n)
                 resid = y - np.polyval(np.polyfit(t, y, 1), t)
                 noise_var[k] += np.var(resid) * n / (n - 2) * np.sum(w**2) / (2 * repeats)
-                if n >= 64:
-                    slopes.append(analysis.residual_psd(y, fs, [fs / 8]).slope)
+                if n >= 64:  # log-log slope of the noise from 3/T up (white: 0)
+                    slopes.append(analysis.window_psd(y, fs, [fs / 8]).slope)
                 ys.append(y)
             per_repeat[r, k] = (levels[0] - levels[1]) / (2 * step)
     grad = per_repeat.mean(axis=0)
@@ -504,9 +504,9 @@ def finite_difference_gradient(device, bias, *, electrodes=None, step: float = 0
         stderr = np.sqrt(2 * noise_var) / (2 * step)
         warnings.append("stderr from the noise inside one window pair (white-noise model); drift between "
                         "windows is not in it: pass repeats >= 2 for an observed spread")
-        if slopes and np.median(slopes) < -0.5:
+        if slopes and np.nanmedian(slopes) < -0.5:
             reliable = False
-            warnings.append(f"the output noise is not white (log-log slope {np.median(slopes):.1f}): "
+            warnings.append(f"the output noise is not white (log-log slope {np.nanmedian(slopes):.1f}): "
                             f"stderr is likely low")
     if saturated:
         reliable = False

@@ -218,6 +218,9 @@ def test_finite_difference_stderr_is_honest_in_white_noise():
     ratio = np.array([r.stderr for r in rs]).mean(axis=0) / g.std(axis=0, ddof=1)
     assert np.all(np.abs(ratio - 1) < 0.25), ratio
     assert np.all(np.abs(g.mean(axis=0) - W[:2]) < 3 * g.std(axis=0, ddof=1) / np.sqrt(300))
+    assert all(r.stderr_reliable for r in rs[:20])
+    pink = finite_difference_gradient(LinearDevice(W[:2], pink=1e-3, beta=1.5), np.zeros(2), step=0.05)
+    assert not pink.stderr_reliable and any("not white" in w for w in pink.warnings)
     rep = finite_difference_gradient(d, np.zeros(2), step=0.05, repeats=4)
     assert np.all(np.isfinite(rep.stderr)) and rep.lab_time_s == pytest.approx(1.6)
 
