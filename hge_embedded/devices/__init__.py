@@ -1,6 +1,6 @@
 """Devices: anything with ``fs``, ``n_electrodes``, ``limits`` and ``measure(volts) -> current``.
 
-See DESIGN.md section 3. ``measure`` takes float64 volts of shape
+See docs/design.md section 3. ``measure`` takes float64 volts of shape
 ``(n_electrodes, n_samples)`` and returns float64 nA of shape ``(n_samples,)``,
 aligned sample for sample; ramps to and from 0 V and chain delays known in
 whole samples are the device's business and never appear in the result.
@@ -8,7 +8,8 @@ whole samples are the device's business and never appear in the result.
 Optional attributes a device may offer, used when present:
 ``full_scale`` (nA at ADC code 2^23 - 1, for exact code conversion),
 ``loopback(volts) -> (n_samples,)`` (the chain without the device, for
-``calibrate``), ``close()``.
+``calibrate``), ``close()``, ``get_state() -> dict`` / ``set_state(dict)`` (a small
+JSON-able state that checkpoints store; see docs/design.md section 3).
 """
 from __future__ import annotations
 
