@@ -58,7 +58,7 @@ from .saturation import SATURATION, check_saturation
 from .tonefit import fit_tones, tone_basis  # noqa: F401  (tone_basis: re-exported for old imports)
 
 LOOPBACK_NA_PER_V = 10.0     # the simulator's reference resistor (100 MOhm)
-PHASE_SD_TARGET = 0.03       # rad: stop adding rounds below this (bias of the estimator ~ sd^2 / 2 = 0.05 %)
+PHASE_SD_TARGET = 0.05       # rad: stop adding rounds below this (bias of the estimator ~ sd^2 / 2 = 0.13 %)
 PHASE_SD_MAX = 0.1           # rad: refuse above this (~0.5 % rms bias of the calibrated estimator)
 INTERCEPT_MAX = np.radians(30.0)   # |phi0| of a chain that passes DC with positive gain
 SMOOTH_TOL = np.radians(20.0)      # departure from the line a smooth chain may show (curvature)

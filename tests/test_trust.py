@@ -233,8 +233,8 @@ def test_default_path_unbiased_on_white_noise_without_loopback(filt):
     """h = 10 V-style slopes, white noise 1e-3 nA^2/Hz, 0.1 V, T = 0.1 s, no loopback, the
     default path (phase calibration at the bias, then 200 windows):
 
-    * mean within 3 standard errors of the truth (the calibration's own phase error is a fixed
-      bias of at most 1 - cos(3 * 0.03 rad) = 0.4 % ... it is measured to 0.03 rad);
+    * mean within 3 standard errors of the truth (3 SE = 0.21 nA/V here, 2-5 % of the slopes;
+      the calibration measures each phase to <= 0.05 rad, a fixed bias of 1 - cos(0.05) = 0.13 %);
     * boxcar variance <= 1.25 x S / (a^2 T) (200 draws: relative sd of a variance 10 %,
       pooled over 3 electrodes 5.8 %: 1.25 is > 4 sd above 1);
     * reported stderr within 25 % of the spread (same statistics)."""
