@@ -419,9 +419,10 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
     reliable = True
     if np.nanmin(np.append(slopes, 0.0)) < STEEP_SLOPE:
         reliable = False
-        warnings.append(f"the noise spectrum below the plan falls as 1/f^{-np.nanmin(slopes):.1f}, steeper than "
-                        f"1/f^{-STEEP_SLOPE:g}: noise leaking through the window's side lobes is not in stderr, "
-                        f"which may be low")
+        warnings.append(f"the output below the plan falls as 1/f^{-np.nanmin(slopes):.1f}, steeper than "
+                        f"1/f^{-STEEP_SLOPE:g}: stderr extrapolates that spectrum below 3/T and may be off (on a "
+                        f"quiet device this residual is the device's own intermodulation, and stderr is "
+                        f"conservative)")
     if saturated:
         reliable = False
         warnings.append(f"{saturated} samples were saturated (saturation='count'): the gradient is too small")
