@@ -74,7 +74,7 @@ def calibration_for(device, freqs, T: float, *, bias=None, electrodes=None, ampl
     own = getattr(device, "calibration", None)
     if own is not None:
         return own, 0.0
-    key = (tuple(np.round(np.sort(freqs), 9)), round(float(T), 12))
+    key = (tuple(np.round(np.sort(freqs), 9)), round(float(T), 12))  # as in HGEWindow.restore_calibration
     try:
         per_device = _CALIBRATIONS.setdefault(device, {})
     except TypeError:  # not weak-referenceable or not hashable: measure every time
@@ -175,8 +175,9 @@ class HGEWindow:
     the samples measured for it into dI/dV. ``extract_gradient`` is one
     waveform + one ``device.measure`` + one read; the trainer strings many
     windows and ramps into one ``measure`` and reads each window's slice.
-    Arguments as for ``extract_gradient``. Every configuration error is raised
-    here, before anything is applied. A calibration the phase estimator needs
+    Arguments as for ``extract_gradient``; ``eager``: a loopback calibration is
+    measured at construction (the phase method always waits for a bias). Every
+    configuration error is raised here, before anything is applied. A calibration the phase estimator needs
     and nobody supplied is measured by ``calibrate_at(bias)`` (or, for callers
     that do not call it, at the first ``waveform``), and its lab time is kept
     in ``calibration_time_s`` until ``take_calibration_time()``.
@@ -185,7 +186,7 @@ class HGEWindow:
     def __init__(self, device, *, electrodes=None, amplitudes=0.008, T: float = 0.1, freqs=None,
                  filter: str = "butterworth3", engine: str = "c", phase: str = "calibrated",  # noqa: A002
                  calibration: Calibration | None = None, crosstalk: str = "solve", check: bool = True,
-                 mode: str = "parallel", saturation: str = "raise"):
+                 mode: str = "parallel", saturation: str = "raise", eager: bool = False):
         v.choice("mode", mode, MODES)
         v.choice("phase", phase, PHASES)
         v.choice("crosstalk", crosstalk, CROSSTALK)
@@ -249,6 +250,32 @@ class HGEWindow:
                 self._set_calibration(own)
         self.last_saturated = 0
         self.last_slope = 0.0
+        if eager and self.needs_calibration and has_loopback(device):
+            # Needs no bias: measure it now, when the caller builds its measurement (the trainer:
+            # before a checkpoint restores the device's state, so a resumed run's noise is unshifted).
+            self.calibrate_at(None)
+
+    def calibration_state(self) -> dict | None:
+        """The calibration in use, exactly (JSON-able), for a checkpoint; None if there is none."""
+        c = self.calibration
+        if c is None:
+            return None
+        return {"freqs": c.freqs.tolist(), "re": c.response.real.tolist(), "im": c.response.imag.tolist(),
+                "method": c.method}
+
+    def restore_calibration(self, st: dict | None) -> None:
+        """Use a calibration from ``calibration_state`` (a resumed run measures it no second time);
+        also remembered for this device object and plan, as a measured one would be."""
+        if st is None or self.phase != "calibrated":
+            return
+        cal = Calibration(np.asarray(st["freqs"], float),
+                          np.asarray(st["re"], float) + 1j * np.asarray(st["im"], float), str(st["method"]))
+        self._set_calibration(cal)
+        key = (tuple(np.round(np.sort(self.freqs), 9)), round(float(self.T), 12))
+        try:
+            _CALIBRATIONS.setdefault(self.device, {})[key] = cal
+        except TypeError:
+            pass
 
     def _set_calibration(self, cal: Calibration) -> None:
         self.calibration = cal

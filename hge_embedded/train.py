@@ -122,7 +122,7 @@ class Trainer:
         self.eta = int(round(ratio * 2.0 ** (self.shift - 32)))
         self.rule = core.UpdateRule(self.w_min, self.w_max, eta=self.eta, shift=self.shift)
         self.window = HGEWindow(device, electrodes=task.control_electrodes, amplitudes=self.amplitude,
-                                T=self.T, filter=filter, engine=engine, phase=phase)
+                                T=self.T, filter=filter, engine=engine, phase=phase, eager=True)
         self.n_ramp = int(round(self.ramp * self.fs))
         # Run state (everything a checkpoint must hold).
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
@@ -131,7 +131,7 @@ class Trainer:
         self.losses: list = []
         self.history_controls: list = []
         self.outputs = np.zeros(len(task.targets))
-        self.lab_time = 0.0
+        self.lab_time = self.window.take_calibration_time()  # a loopback calibration measured just now
         self.done = False
 
     # -- volts --------------------------------------------------------------------------
@@ -281,6 +281,7 @@ class Trainer:
               "lab_time": self.lab_time, "done": self.done, "rng": self.rng.bit_generator.state}
         get = getattr(self.device, "get_state", None)
         st["device"] = get() if get else None
+        st["calibration"] = self.window.calibration_state()  # a resumed run does not measure it again
         return st
 
     STATE_KEYS = ("task", "seed", "iteration", "codes", "losses", "history_controls", "outputs",
@@ -300,6 +301,7 @@ class Trainer:
         self.rng.bit_generator.state = st["rng"]
         if st.get("device") is not None and hasattr(self.device, "set_state"):
             self.device.set_state(st["device"])
+        self.window.restore_calibration(st.get("calibration"))
 
 
 def save_checkpoint(path, snapshot: dict) -> None:
