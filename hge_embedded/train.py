@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import checkpoint, core
-from .devices import check_volts, device_name
+from .devices import check_limits, check_volts, device_name
 from .devices import measure as checked_measure
 from .electrodes import to_index
 from .gradient import HGEWindow
@@ -129,7 +129,7 @@ class Trainer:
         self.fs = float(device.fs)
         self.in_idx = to_index(task.input_electrodes, device.n_electrodes)
         self.ctl_idx = to_index(task.control_electrodes, device.n_electrodes)
-        lim = np.asarray(device.limits, float)
+        lim = check_limits(device.limits, int(device.n_electrodes), name=f"{device_name(device)}.limits")
         if np.any(task.inputs < lim[self.in_idx, 0]) or np.any(task.inputs > lim[self.in_idx, 1]):
             raise ValueError(f"task {task.name}: inputs leave the device limits of electrodes "
                              f"{list(task.input_electrodes)}")
@@ -146,7 +146,7 @@ class Trainer:
         self.eta = int(round(ratio * 2.0 ** (self.shift - 32)))
         self.rule = core.UpdateRule(self.w_min, self.w_max, eta=self.eta, shift=self.shift)
         self.window = HGEWindow(device, electrodes=task.control_electrodes, amplitudes=self.amplitude,
-                                T=self.T, filter=filter, engine=engine, phase=phase)
+                                T=self.T, filter=filter, engine=engine, phase=phase, eager=True)
         self.n_ramp = int(round(self.ramp * self.fs))
         # Run state (everything a checkpoint must hold).
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
@@ -155,7 +155,7 @@ class Trainer:
         self.losses: list = []
         self.history_controls: list = []
         self.outputs = np.zeros(len(task.targets))
-        self.lab_time = 0.0
+        self.lab_time = self.window.take_calibration_time()  # a loopback calibration measured just now
         self.done = False
         self.initial_accuracy: float | None = None
 
@@ -321,6 +321,7 @@ class Trainer:
               "initial_accuracy": self.initial_accuracy}
         get = getattr(self.device, "get_state", None)
         st["device"] = get() if get else None
+        st["calibration"] = self.window.calibration_state()  # a resumed run does not measure it again
         return st
 
     STATE_KEYS = ("task", "seed", "iteration", "codes", "losses", "history_controls", "outputs",
@@ -341,6 +342,7 @@ class Trainer:
         self.initial_accuracy = st.get("initial_accuracy")
         if st.get("device") is not None and hasattr(self.device, "set_state"):
             self.device.set_state(st["device"])
+        self.window.restore_calibration(st.get("calibration"))
 
 
 def save_checkpoint(path, snapshot: dict) -> None:
