@@ -53,9 +53,12 @@ def test_resume_from_every_snapshot_equals_the_uninterrupted_run():
     """Item 4: a resume that lands anywhere, also between two tasks, continues exactly (the
     finished task is not measured again, the noise of later tasks is not shifted)."""
     snaps = []
-    full = run_tasks(make_trainers(), on_snapshot=lambda s, b: snaps.append(json.loads(json.dumps(s))))
+    trainers = make_trainers()
+    start = {"config": None, "done": [], "device": trainers[0].device.get_state(), "current": None}
+    full = run_tasks(trainers, on_snapshot=lambda s, b: snaps.append(json.loads(json.dumps(s))))
     want = comparable([r.to_dict() for r in full])
     assert len(snaps) == 3 + 1 + 1 + 3 + 1  # iterations and task ends; the constant task has no iteration
+    snaps.insert(0, json.loads(json.dumps(start)))  # what `hge train` writes before the first task
     for snap in snaps:
         resumed = run_tasks(make_trainers(), snapshot=snap)
         assert comparable([r.to_dict() for r in resumed]) == want
@@ -155,10 +158,16 @@ def test_every_stop_signal_takes_the_same_path(tmp_path, sig):
     while not (out / "checkpoint.json").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     proc.send_signal(sig)
+    time.sleep(0.03)  # a second signal 30 ms later (item 3: two Ctrl-C broke the checkpoint)
+    try:
+        proc.send_signal(sig)
+    except ProcessLookupError:
+        pass
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
     assert f"stopped by {signal.Signals(sig).name}" in err and "Traceback" not in err
     ck.load(out / "checkpoint.json")  # a complete, loadable checkpoint
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
 
 
 # -- refusing to mix runs (items 1, 4) ---------------------------------------------------------
@@ -376,3 +385,10 @@ def test_every_design_reference_resolves():
             assert "DESIGN.md" not in text, path
         refs += re.findall(r"docs/design\.md section (\d+)", text)
     assert refs and set(refs) <= sections
+
+
+def test_bench_shows_progress_in_plain_lines(tmp_path):
+    r = hge("bench", "core", "--min-time", "0.001", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and "ETA" in r.stderr and "bench core" in r.stderr
+    assert r.stdout.startswith("device: none")
