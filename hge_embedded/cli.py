@@ -632,7 +632,10 @@ def main(argv=None) -> int:
         sys.stderr.write(f"hge: error: {_one_line(exc)}" + ("" if debug else " (--debug shows the traceback)") + "\n")
         return EXIT_FAILURE
     finally:
-        signals.restore(previous)
+        if argv is None and signals.received():
+            signals.ignore_rest()  # the program is ending on the first signal; a second must not kill it
+        else:
+            signals.restore(previous)
 
 
 if __name__ == "__main__":
