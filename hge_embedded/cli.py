@@ -96,8 +96,8 @@ def _run_config(args, task_list) -> dict:
     return {"task": args.task, "seed": args.seed, "device": args.device,
             "config": None if args.config is None else str(_abspath(args.config)),
             "device_seed": args.device_seed, "no_noise": args.no_noise, "T": args.T, "filter": args.filter,
-            "engine": args.engine, "batch_size": args.batch_size, "lr": args.lr, "max_iter": args.max_iter,
-            "inputs": args.inputs, "controls": args.controls}
+            "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
+            "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls}
 
 
 def _abspath(path):
@@ -137,7 +137,8 @@ def cmd_train(args) -> int:
             n = len(task_list)
             task_list = [tasks_mod.map_electrodes(t, device.n_electrodes, inputs=args.inputs, controls=args.controls)
                          for t in task_list]
-            kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, batch_size=args.batch_size,
+            kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, phase=args.phase,
+                          batch_size=args.batch_size,
                           lr=args.lr, max_iter=args.max_iter)
             trainers = [tr.Trainer(device, t, seed=tr.task_seed(args.seed, i, n), **kwargs)
                         for i, t in enumerate(task_list)]
@@ -283,11 +284,12 @@ def cmd_gradient(args) -> int:
                 from .electrodes import to_index
                 to_index(electrodes, device.n_electrodes)
         if args.method == "fd":
-            r = finite_difference_gradient(device, bias, electrodes=electrodes, T=args.T)
+            r = finite_difference_gradient(device, bias, electrodes=electrodes, T=args.T,
+                                           saturation=args.saturation)
         else:
             r = extract_gradient(device, bias, electrodes=electrodes, T=args.T, filter=args.filter,
                                  mode=args.mode, engine=args.engine, phase=args.phase,
-                                 amplitudes=args.amplitude)
+                                 amplitudes=args.amplitude, saturation=args.saturation)
     finally:
         _close(device)
     truth = device.true_gradient(r.bias) if hasattr(device, "true_gradient") else None
@@ -295,6 +297,8 @@ def cmd_gradient(args) -> int:
         _print_json({"device": name, "electrodes": r.electrodes.tolist(), "gradient_nA_per_V": r.gradient.tolist(),
                      "stderr_nA_per_V": r.stderr.tolist(), "freqs_Hz": r.freqs.tolist(),
                      "current_nA": r.current, "bias_V": r.bias.tolist(), "lab_time_s": r.lab_time_s,
+                     "calibration_time_s": r.calibration_time_s, "saturated_samples": r.saturated_samples,
+                     "stderr_reliable": r.stderr_reliable, "warnings": r.warnings,
                      "true_gradient_nA_per_V": None if truth is None else truth[r.electrodes - 1].tolist()})
         return 0
     print(f"device: {name}")
@@ -304,7 +308,10 @@ def cmd_gradient(args) -> int:
         if truth is not None:
             line += f" {truth[e - 1]:9.3f}"
         print(line)
-    print(f"output current {r.current:.3f} nA; lab time {r.lab_time_s:.3f} s")
+    cal_txt = f" (of which calibration {r.calibration_time_s:.3f} s)" if r.calibration_time_s else ""
+    print(f"output current {r.current:.3f} nA; lab time {r.lab_time_s:.3f} s{cal_txt}")
+    for w in r.warnings:
+        sys.stderr.write(f"hge: warning: {w}\n")
     return 0
 
 
@@ -360,17 +367,24 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    """Measure the chain's gain and phase at the default plan's frequencies and save it."""
+    """Measure the chain's gain and phase at the default plans' frequencies and save them.
+
+    Loopback when the device has one; otherwise the phase method, perturbing
+    the device at ``--bias`` with ``--amplitude`` (see ``calibration``)."""
     from . import plans
     from .calibration import calibrate
     device = make_device(args)
     name = describe_device(args, device)
     try:
         with usage_errors():
+            bias = None if args.bias is None else np.asarray(args.bias, float)
+            if bias is not None and bias.size != device.n_electrodes:
+                raise ValueError(f"--bias needs {device.n_electrodes} voltages (one per electrode of {name}), "
+                                 f"got {bias.size}: {args.bias}")
             freqs = np.unique(np.concatenate([plans.plan_frequencies(n, fs=device.fs, T=args.T, filter=f)
                                               for n in range(1, device.n_electrodes + 1)
                                               for f in ("butterworth3", "boxcar")]))
-        cal = calibrate(device, freqs, T=args.T)
+        cal = calibrate(device, freqs, T=args.T, bias=bias, amplitude=args.amplitude, method=args.method)
     finally:
         _close(device)
     out = args.out or (getattr(getattr(device, "setup", None), "calibration_file", None) or "calibration.json")
@@ -379,10 +393,12 @@ def cmd_calibrate(args) -> int:
         _print_json({"device": name, "file": str(out), **cal.to_dict()})
     else:
         print(f"device: {name}")
-        print(f"{'f [Hz]':>8s} {'gain':>8s} {'phase [deg]':>12s}   ({cal.method})")
-        for f, h in zip(cal.freqs, cal.response):
-            print(f"{f:8.1f} {abs(h):8.4f} {np.degrees(np.angle(h)):12.3f}")
-        print(f"saved to {out}")
+        print(f"{'f [Hz]':>8s} {'gain':>8s} {'phase [deg]':>12s} {'+-':>6s}   ({cal.method})")
+        sd = cal.phase_sd if cal.phase_sd is not None else np.full(cal.freqs.size, np.nan)
+        for f, h, e in zip(cal.freqs, cal.response, sd):
+            print(f"{f:8.1f} {abs(h):8.4f} {np.degrees(np.angle(h)):12.3f} {np.degrees(e):6.2f}")
+        extra = f"; delay {cal.delay_s * 1e3:.3f} ms" if cal.delay_s is not None else ""
+        print(f"lab time {cal.lab_time_s:.2f} s ({cal.windows} windows){extra}; saved to {out}")
     return 0
 
 
@@ -539,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-T", type=positive_float, default=0.1, help="HGE window per data point, s (default 0.1)")
     t.add_argument("--filter", choices=["butterworth3", "boxcar"], default="butterworth3")
     t.add_argument("--engine", choices=["c", "fixed", "float"], default="c")
+    t.add_argument("--phase", choices=["calibrated", "inphase", "magnitude"], default="calibrated",
+                   help="estimator: calibrated chain phase (default; calibrates once if the device has no "
+                        "calibration), inphase 2X/a (no calibration), magnitude 2R/a")
     t.add_argument("--lr", type=positive_float, help="learning rate (default: 0.02 gates, 0.015 sphere)")
     t.add_argument("--max-iter", type=nonnegative_int,
                    help="gradient measurements per task at most (default 300; 0: none, only the start is measured)")
@@ -561,13 +580,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--phase", choices=["calibrated", "inphase", "magnitude"], default="calibrated")
     g.add_argument("--amplitude", type=positive_float, default=0.008, help="perturbation amplitude, V (default 0.008)")
     g.add_argument("-T", type=positive_float, default=0.1, help="window, s (default 0.1)")
+    g.add_argument("--saturation", choices=["raise", "count"], default="raise",
+                   help="a window on the rail: raise (default) or count it in the result")
     g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     g.set_defaults(func=cmd_gradient)
 
-    c = sub.add_parser("calibrate", help="measure the chain's gain and phase per frequency (loopback) and save it")
+    c = sub.add_parser("calibrate", help="measure the chain's gain and phase per frequency (loopback, or the "
+                                         "phase method on the device) and save it")
     add_device_args(c)
     c.add_argument("-T", type=positive_float, default=0.1, help="window, s (default 0.1)")
     c.add_argument("--out", help="calibration file (default: the setup's [calibration] file)")
+    c.add_argument("--bias", type=volt_list,
+                   help="phase method: comma-separated volts per electrode (default 0 V, or mid-limits)")
+    c.add_argument("--amplitude", type=positive_float, default=None,
+                   help="perturbation amplitude, V (default 0.05 loopback, 0.008 phase method)")
+    c.add_argument("--method", choices=["auto", "loopback", "phase"], default="auto",
+                   help="auto (default): loopback if the device has one, else the phase method")
     c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     c.set_defaults(func=cmd_calibrate)
 

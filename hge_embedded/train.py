@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import checkpoint, core
-from .devices import check_volts
+from .devices import check_volts, device_name
+from .devices import measure as checked_measure
 from .electrodes import to_index
 from .gradient import HGEWindow
 from .losses import DEFAULT_SCALE_NA, corrsig
@@ -84,7 +85,7 @@ class Trainer:
                  filter: str = "butterworth3", engine: str = "c", amplitude: float = 0.008,  # noqa: A002
                  lr: float | None = None, max_iter: int | None = None, stop_loss: float | None = None,
                  batch_size: int | None = None, loss_scale: float = DEFAULT_SCALE_NA,
-                 separation: str = "mean"):
+                 separation: str = "mean", phase: str = "calibrated"):
         self.device, self.task = device, task
         self.seed, self.T, self.ramp, self.amplitude = seed, float(T), float(ramp), float(amplitude)
         self.lr = task.lr if lr is None else float(lr)
@@ -99,6 +100,8 @@ class Trainer:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if batch_size is not None and not 1 <= batch_size <= len(task.targets):
             raise ValueError(f"batch_size must be in 1..{len(task.targets)}, got {batch_size}")
+        if not np.isfinite(self.ramp) or self.ramp < 0:
+            raise ValueError(f"ramp must be a finite time >= 0 s, got {ramp!r}")
         self.fs = float(device.fs)
         self.in_idx = to_index(task.input_electrodes, device.n_electrodes)
         self.ctl_idx = to_index(task.control_electrodes, device.n_electrodes)
@@ -119,7 +122,7 @@ class Trainer:
         self.eta = int(round(ratio * 2.0 ** (self.shift - 32)))
         self.rule = core.UpdateRule(self.w_min, self.w_max, eta=self.eta, shift=self.shift)
         self.window = HGEWindow(device, electrodes=task.control_electrodes, amplitudes=self.amplitude,
-                                T=self.T, filter=filter, engine=engine)
+                                T=self.T, filter=filter, engine=engine, phase=phase)
         self.n_ramp = int(round(self.ramp * self.fs))
         # Run state (everything a checkpoint must hold).
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
@@ -164,8 +167,8 @@ class Trainer:
         ctl = self.controls(codes)
         volts, slices = self._string([self._bias(x, ctl) for x in inputs],
                                      lambda b: np.repeat(b[:, None], n, axis=1))
-        y = self.device.measure(volts)
-        self.lab_time += volts.shape[1] / self.fs
+        y = checked_measure(self.device, volts)
+        self.lab_time += volts.shape[1] / self.fs + self.window.take_calibration_time()
         return np.array([y[s].mean() for s in slices])
 
     def loss(self, y, z):
@@ -183,9 +186,13 @@ class Trainer:
         for c in cands:
             y = self.measure_outputs(self.task.inputs, c)
             try:
-                scores.append(self.loss(y, self.task.targets)[0])
+                score = float(self.loss(y, self.task.targets)[0])
             except ValueError:
-                scores.append(np.inf)
+                score = np.inf
+            scores.append(score if np.isfinite(score) else np.inf)  # NaN never wins
+        if not np.isfinite(min(scores)):
+            raise ValueError(f"{device_name(self.device)}: none of the {len(cands)} initial candidates gave a "
+                             f"finite loss (outputs constant or non-finite); check the device and its limits")
         self.codes = cands[int(np.argmin(scores))]
 
     def step(self) -> float:
@@ -196,15 +203,19 @@ class Trainer:
         ctl = self.controls()
         biases = [self._bias(task.inputs[k], ctl) for k in batch]
         volts, slices = self._string(biases, self.window.waveform)
-        y_all = self.device.measure(volts)
-        self.lab_time += volts.shape[1] / self.fs
+        y_all = checked_measure(self.device, volts)
+        self.lab_time += volts.shape[1] / self.fs + self.window.take_calibration_time()
         y = np.empty(batch.size)
         grads = np.empty((batch.size, self.ctl_idx.size))
         for j, s in enumerate(slices):
             y[j] = y_all[s].mean()
-            _, grads[j], _, _ = self.window.read(y_all[s], volts[:, s], stderr=False)
+            _, grads[j], _, _ = self.window.read(y_all[s], volts[:, s], stderr=False,
+                                                 label=f"data point {batch[j]}")
         self.outputs[batch] = y
         E, dE = self.loss(y, task.targets[batch])
+        if not (np.isfinite(E) and np.all(np.isfinite(dE))):
+            raise ValueError(f"{device_name(self.device)}: non-finite loss {E} or dE/dI {np.asarray(dE).tolist()} "
+                             f"at iteration {self.iteration}; not stepping on it")
         self.losses.append(float(E))
         self.history_controls.append(ctl.tolist())
         if E < self.stop_loss:
@@ -248,6 +259,8 @@ class Trainer:
         task = self.task
         found = accuracy = threshold = test_out = None
         outputs = self.measure_outputs(task.inputs)
+        if not np.all(np.isfinite(outputs)):
+            raise ValueError(f"{device_name(self.device)}: non-finite outputs at the final evaluation")
         if task.kind == "gate":
             found = gate_found(outputs, task.targets)
         if task.test_inputs is not None:
