@@ -77,13 +77,16 @@ def cmd_bench(args) -> int:
             r = bench.bench_gradient(points=args.points, reps=args.reps, progress=tick)
     if args.what == "core":
         if args.json:
-            _print_json({"bench": "core", "rows": rows})
+            _print_json({"bench": "core", "device": "none (the C core on this machine)", "rows": rows})
         else:
+            print("device: none (the C core and numpy on this machine)")
             print(bench.format_core(rows))
         return 0
+    device = "simulated DNPU (device seeds 0 and 1, built by the bench)"
     if args.json:
-        _print_json({"bench": "gradient", "device": "simulated DNPU (bench seeds)", **r})
+        _print_json({"bench": "gradient", "device": device, **r})
     else:
+        print(f"device: {device}")
         print(bench.format_gradient(r))
     return 0
 
@@ -171,7 +174,8 @@ def cmd_train(args) -> int:
     bar = Progress(total, f"train {args.task} on {name}", enabled=not args.quiet)
     done_before = len(snapshot["done"]) if snapshot else 0
     if snapshot:
-        bar.update(sum(t.max_iter for t in trainers[:done_before] if not t.task.constant))
+        bar.update(sum(t.max_iter for t in trainers[:done_before] if not t.task.constant)
+                   + (snapshot["current"] or {}).get("iteration", 0))
 
     def save_latest():
         if saved["snapshot"] is not None and saved["snapshot"] is not saved["written"]:
@@ -191,7 +195,10 @@ def cmd_train(args) -> int:
     t0 = time.perf_counter()
     try:
         if not snapshot:
+            # A new run starts with a checkpoint of its start, so --resume works from any moment.
             ck.write_json_atomic(out / "config.json", config)
+            saved["snapshot"] = {"config": config, "done": [], "device": tr.device_state(device), "current": None}
+            save_latest()
         # Trainers whose tasks finish early leave their unused iterations: count them as done.
         def on_snap(snap, boundary):
             on_snapshot(snap, boundary)
@@ -712,7 +719,10 @@ def main(argv=None) -> int:
         sys.stderr.write(f"hge: error: {_one_line(exc)}" + ("" if debug else " (--debug shows the traceback)") + "\n")
         return EXIT_FAILURE
     finally:
-        signals.restore(previous)
+        if argv is None and signals.received():
+            signals.ignore_rest()  # the program is ending on the first signal; a second must not kill it
+        else:
+            signals.restore(previous)
 
 
 if __name__ == "__main__":

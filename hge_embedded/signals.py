@@ -65,6 +65,17 @@ def restore(previous: dict) -> None:
         signal.signal(s, h)
 
 
+def received() -> bool:
+    """Whether one of the signals arrived since ``install()``."""
+    return bool(_received)
+
+
+def ignore_rest() -> None:
+    """Ignore these signals from now on: a late second one must not change how the process ends."""
+    for s in SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
 @contextmanager
 def deferred():
     """Hold a signal that arrives inside the block until the block has finished."""
