@@ -69,7 +69,7 @@ def cmd_train(args) -> int:
     device = make_device(args)
     config = {"task": args.task, "seed": args.seed, "device": args.device, "T": args.T,
               "filter": args.filter, "engine": args.engine, "batch_size": args.batch_size,
-              "lr": args.lr, "max_iter": args.max_iter}
+              "lr": args.lr, "max_iter": args.max_iter, "paper_mode": args.paper_mode}
     (out / "config.json").write_text(json.dumps(config, indent=1))
     results, done_tasks, t0 = [], [], time.perf_counter()
     current = {}
@@ -88,6 +88,9 @@ def cmd_train(args) -> int:
             seed = args.seed * 1000 + i if len(task_list) > 1 else args.seed
             kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, batch_size=args.batch_size,
                           lr=args.lr, max_iter=args.max_iter)
+            if args.paper_mode:
+                from .reproduce.common import paper_train_kwargs
+                kwargs.update(paper_train_kwargs(task))
             state = states.get(task.name)
             result, trainer = tr.train_task(device, task, seed=seed, progress=progress, callback=remember,
                                             state=state, **kwargs)
@@ -159,9 +162,10 @@ def cmd_gradient(args) -> int:
         if args.method == "fd":
             r = finite_difference_gradient(device, bias, electrodes=electrodes, T=args.T)
         else:
+            # --paper-mode: the plain read-out and 2R/a with the sign from the phase (as published).
+            method = {"phase": "magnitude", "crosstalk": "none"} if args.paper_mode else {"phase": args.phase}
             r = extract_gradient(device, bias, electrodes=electrodes, T=args.T, filter=args.filter,
-                                 mode=args.mode, engine=args.engine, phase=args.phase,
-                                 amplitudes=args.amplitude)
+                                 mode=args.mode, engine=args.engine, amplitudes=args.amplitude, **method)
     finally:
         close = getattr(device, "close", None)
         if close:
@@ -180,6 +184,22 @@ def cmd_gradient(args) -> int:
             line += f" {truth[e - 1]:9.3f}"
         print(line)
     print(f"output current {r.current:.3f} nA; lab time {r.lab_time_s:.3f} s")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    """The paper's figures and claims next to the project's (``hge_embedded.reproduce``)."""
+    from . import reproduce
+    try:
+        summary = reproduce.run(args.out, figures=args.figure, quick=args.quick, paper_mode=args.paper_mode,
+                                seed=args.seed, progress=not args.quiet)
+    except ValueError as exc:
+        raise SystemExit(f"hge reproduce: {exc}")
+    if args.json:
+        _print_json(summary)
+    else:
+        print(reproduce.summary_markdown(summary), end="")
+        print(f"\nwritten to {args.out} ({summary['wall_time_s']:.0f} s wall)")
     return 0
 
 
@@ -303,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="learning rate (default: 0.02 gates, 0.015 sphere)")
     t.add_argument("--max-iter", type=int, help="iterations at most (default 300)")
     t.add_argument("--batch-size", type=int, help="data points per iteration (default all)")
+    t.add_argument("--paper-mode", action="store_true",
+                   help="the method as published: single random start, loss (1 - rho)/sigmoid(y_sep) with y_sep "
+                        "in nA, plain read-out, 2R/a with the sign from the phase")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")
@@ -315,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--engine", choices=["c", "fixed", "float"], default="c")
     g.add_argument("--phase", choices=["calibrated", "inphase", "magnitude"], default="calibrated")
     g.add_argument("--amplitude", type=float, default=0.008, help="perturbation amplitude, V (default 0.008)")
+    g.add_argument("--paper-mode", action="store_true",
+                   help="the read-out as published: no crosstalk solve, 2R/a with the sign from the phase "
+                        "(overrides --phase)")
     g.add_argument("-T", type=float, default=0.1, help="window, s (default 0.1)")
     g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     g.set_defaults(func=cmd_gradient)
@@ -325,6 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="calibration file (default: the setup's [calibration] file)")
     c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     c.set_defaults(func=cmd_calibrate)
+
+    r = sub.add_parser("reproduce", help="the paper's figures and claims next to the project's, with verdicts")
+    r.add_argument("--figure", nargs="+", action="extend",
+                   help="figure IDs to run (default all): 1c 2b 2c 2d 2e 3b 3c 3d 4a 4b 4c 4d speedup")
+    r.add_argument("--paper-mode", action="store_true",
+                   help="the method as published (plain read-out, 2R/a, single random start, the Methods' loss)")
+    r.add_argument("--quick", action="store_true", help="small Monte Carlo sizes (minutes instead of the paper's)")
+    r.add_argument("--seed", type=int, default=0, help="seeds the simulated device, its noise and the data")
+    r.add_argument("--out", required=True, help="directory for DIR/<ID>/ data and PNGs and DIR/summary.{md,json}")
+    r.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    r.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    r.set_defaults(func=cmd_reproduce)
 
     d = sub.add_parser("doctor", help="list the NI-DAQmx devices the driver sees and check a setup file")
     d.add_argument("--config", help="setup file (TOML) to check")
