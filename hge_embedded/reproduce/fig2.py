@@ -44,14 +44,18 @@ def run_2b(ctx) -> list[Row]:
     p = np.polyfit(v - op[e], I, 3)
     fit = np.polyval(p, v - op[e])
     r2 = 1 - np.sum((I - fit) ** 2) / np.sum((I - I.mean()) ** 2)
+    # The same fit on the exact (noise-free) curve separates the device's shape from the noise.
+    fit_exact = np.polyval(np.polyfit(v - op[e], exact, 3), v - op[e])
+    r2_exact = 1 - np.sum((exact - fit_exact) ** 2) / np.sum((exact - exact.mean()) ** 2)
     slope_fit, slope_true = p[2], dev.true_gradient(op)[e]
     d = ctx.dir("2b")
     write_csv(d / "iv.csv", {"V_electrode_V": v, "I_measured_nA": I, "I_exact_nA": exact, "I_cubic_fit_nA": fit})
     write_json(d / "fit.json", {"electrode": ELECTRODE, "operating_point_V": op, "cubic_coeffs_nA_per_Vk": p,
-                                "r2": r2, "slope_fit_nA_per_V": slope_fit, "slope_exact_nA_per_V": slope_true})
+                                "r2": r2, "r2_exact_curve": r2_exact, "slope_fit_nA_per_V": slope_fit, "slope_exact_nA_per_V": slope_true})
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot(v, I, ".", ms=4, label="measured (0.1 s windows)")
+    ax.plot(v, exact, "k-", lw=1, label="exact (noise-free)")
     ax.plot(v, fit, "-", label=f"cubic fit (R$^2$ = {r2:.4f})")
     ax.plot(op[e], dev.static_current(op), "r*", ms=12, label="operating point")
     ax.set_xlabel(f"V{ELECTRODE} [V]")
@@ -61,11 +65,17 @@ def run_2b(ctx) -> list[Row]:
     params = (f"device seed {ctx.seed}, electrode {ELECTRODE} swept +-{SWEEP_HALF_V} V around a random operating "
               f"point (the paper gives neither the electrode nor the range; assumed), {npts} points of 0.1 s")
     rel = (slope_fit - slope_true) / slope_true
-    why = "" if r2 >= CUBIC_R2 else (f"; why: this device's I-V curve over +-{SWEEP_HALF_V} V has more curvature "
-                                     "than a cubic holds (see iv.png); a cubic describes it only on a narrower range")
+    if r2 >= CUBIC_R2:
+        why = ""
+    elif r2_exact >= CUBIC_R2:
+        why = (f"; why: the device's own curve is cubic (R^2 = {r2_exact:.4f} noise-free), the measured one is not: "
+               "the 1/f^1.5 noise wanders by ~nA between the sweep's 0.1 s windows (see iv.png)")
+    else:
+        why = (f"; why: the device's own curve over +-{SWEEP_HALF_V} V is not cubic (R^2 = {r2_exact:.4f} "
+               "noise-free; see iv.png)")
     return [
         Row("2b", "the I-V curve is well described by a cubic around the operating point",
-            "cubic fit (figure)", f"R^2 = {r2:.4f}", "one sweep",
+            "cubic fit (figure)", f"R^2 = {r2:.4f} (noise-free curve: {r2_exact:.4f})", "one sweep",
             "agree" if r2 >= CUBIC_R2 else ("partial" if r2 >= 0.9 else "disagree"),
             params + f"; verdict: agree if R^2 >= {CUBIC_R2}, partial >= 0.9" + why),
         Row("2b", "the cubic fit's slope at the operating point is a reference derivative",

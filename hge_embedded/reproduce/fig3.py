@@ -57,7 +57,7 @@ def run_3b(ctx) -> list[Row]:
     g = _median_gradient(ctx)
     spacings = np.array([5, 10, 15, 20, 30, 40, 60, 80.0]) if ctx.quick else \
         np.array([4, 6, 8, 10, 12, 15, 20, 25, 30, 35, 40, 50, 60, 80, 100.0])
-    reps = ctx.size(100, 1000)
+    reps = ctx.size(60, 1000)
     bar = ctx.bar("3b", spacings.size * reps)
     t = np.arange(n) / fs
     k = np.array([0, 1, -1, 2, -2, 3, -3])

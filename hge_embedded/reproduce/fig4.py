@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from .. import tasks
-from ..train import Trainer, train_task
+from ..train import Trainer
 from .common import Row, pyplot, save, trainer_init_kwargs, trainer_method_kwargs, verdict_close, write_csv, write_json
 from .device import make_device
 
@@ -24,16 +24,47 @@ def _method_text(ctx) -> str:
     return "project mode: the trainer's default start and loss scale, calibrated projection and crosstalk solve"
 
 
+def _train(ctx, dev, task, seed: int, callback=None, **extra):
+    """Train ``task`` with the method's keywords; returns (result, trainer, overflow note or None).
+
+    The Methods' loss without a scale (paper mode) can make dE/dI exceed the fixed-point chain
+    rule's range from a random start (E ~ exp(-y_sep / 1 nA) for a separation of -40 nA is 1e17);
+    the trainer refuses such a step with ``OverflowError``, and the run ends there: the figure
+    reports it instead of stopping the command.
+    """
+    kw = trainer_init_kwargs(task, single=ctx.paper_mode)
+    kw.update(trainer_method_kwargs(ctx.paper_mode))
+    kw.update(extra)
+    t0 = time.perf_counter()
+    tr = Trainer(dev, task, seed=seed, **kw)
+    note = None
+    try:
+        if callback is not None:
+            callback(tr, "start")
+        tr.run(callback=None if callback is None else (lambda t: callback(t, "step")))
+    except OverflowError as exc:
+        note = f"stopped at iteration {tr.iteration}: {exc}"
+    return tr.result(time.perf_counter() - t0), tr, note
+
+
+def _overflow_why(notes) -> str:
+    notes = [n for n in notes if n]
+    if not notes:
+        return ""
+    return (f"; why: {len(notes)} run(s) stopped because dE/dI left the fixed-point chain rule's range ({notes[0]}): "
+            "the Methods' loss (1 - rho) / sigmoid(y_sep) with y_sep in nA grows as exp(-y_sep / 1 nA) when a "
+            "random start separates the classes the wrong way by tens of nA")
+
+
 def run_4a(ctx) -> list[Row]:
     dev = make_device(ctx)
     gates = tasks.parse_tasks("all-gates")
     bar = ctx.bar("4a", len(gates))
-    results = []
+    results, notes = [], []
     for i, task in enumerate(gates):
-        kw = trainer_init_kwargs(task, single=ctx.paper_mode)
-        kw.update(trainer_method_kwargs(ctx.paper_mode))
-        res, _ = train_task(dev, task, seed=ctx.seed * 1000 + i, **kw)
+        res, _, note = _train(ctx, dev, task, ctx.seed * 1000 + i)
         results.append(res)
+        notes.append(note)
         bar.advance()
     bar.close()
     found = sum(bool(r.found) for r in results)
@@ -71,7 +102,7 @@ def run_4a(ctx) -> list[Row]:
     return [Row("4a", "all 16 Boolean gates are found", f"{PAPER_GATES}/16",
                 f"{found}/16 (iterations of the 14 trained gates: median {np.median(trained):g}, max {trained.max()})",
                 "one run per gate", "agree" if found == PAPER_GATES else ("partial" if found >= 14 else "disagree"),
-                params + "; verdict: agree at 16/16, partial >= 14")]
+                params + "; verdict: agree at 16/16, partial >= 14" + _overflow_why(notes))]
 
 
 def _sphere(ctx) -> dict:
@@ -81,21 +112,23 @@ def _sphere(ctx) -> dict:
     dev = make_device(ctx)
     n_train, n_test, max_iter = (100, 400, 60) if ctx.quick else (300, 1000, 300)
     task = tasks.sphere(ctx.seed, n_train=n_train, n_test=n_test)
-    kw = trainer_init_kwargs(task, single=ctx.paper_mode)
-    kw.update(trainer_method_kwargs(ctx.paper_mode))
-    t0 = time.perf_counter()
-    tr = Trainer(dev, task, seed=ctx.seed, max_iter=max_iter, **kw)
-    tr.initialise()
-    y0 = tr.measure_outputs(task.test_inputs)
-    acc0, _ = balanced_accuracy(y0, task.test_targets)
     bar = ctx.bar("4b-d", max_iter)
-    tr.run(callback=lambda _t: bar.advance())
+    initial = {}
+
+    def callback(tr, event):
+        if event == "start":
+            # The accuracy at iteration 0: the start the trainer picked, before any HGE step.
+            tr.initialise()
+            initial["acc"] = balanced_accuracy(tr.measure_outputs(task.test_inputs), task.test_targets)[0]
+        else:
+            bar.advance()
+    res, tr, note = _train(ctx, dev, task, ctx.seed, callback=callback, max_iter=max_iter)
     bar.close()
-    res = tr.result(time.perf_counter() - t0)
+    acc0 = initial["acc"]
     y, z = res.test_outputs, task.test_targets
     plain = max(np.mean((y > res.threshold) == (z == 1)), np.mean((y < res.threshold) == (z == 1)))
     out = {"task": task, "result": res, "initial_accuracy": acc0, "plain_accuracy": float(plain),
-           "n_train": n_train, "n_test": n_test, "max_iter": max_iter}
+           "n_train": n_train, "n_test": n_test, "max_iter": max_iter, "note": note}
     ctx.cache["sphere"] = out
     return out
 
@@ -104,7 +137,7 @@ def _sphere_params(ctx, s) -> str:
     return (f"device seed {ctx.seed}, run seed {ctx.seed}, {s['n_train']} training / {s['n_test']} test points "
             f"(balanced ball r < 0.3 V vs shell 0.5-0.7 V; the paper's class balance is not given), lr 0.015, <= "
             f"{s['max_iter']} iterations{' (--quick; the paper: 300 training, 1000 test, 300 iterations)' if ctx.quick else ''}, "
-            f"stop at E < 0.2; {_method_text(ctx)}")
+            f"stop at E < 0.2; {_method_text(ctx)}" + _overflow_why([s["note"]]))
 
 
 def run_4b(ctx) -> list[Row]:
