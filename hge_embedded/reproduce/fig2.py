@@ -274,6 +274,10 @@ def run_2e(ctx) -> list[Row]:
     sd = np.std(ref, ddof=1)
     ax.axhspan(ref_m - sd, ref_m + sd, color="0.8", alpha=0.6, label="cubic fits of I-V sweeps +- std")
     ax.set_xscale("log")
+    # Frame HGE and the reference; FD's error bars at small amplitudes run off the panel (values in the CSV).
+    lo = min(np.min(hm - hs), ref_m - sd, exact)
+    hi = max(np.max(hm + hs), ref_m + sd, exact)
+    ax.set_ylim(lo - 0.3 * (hi - lo), hi + 0.3 * (hi - lo))
     ax.set_xlabel("perturbation amplitude [mV]")
     ax.set_ylabel(f"dI/dV{ELECTRODE} [nA/V]")
     ax.legend(fontsize=7)
@@ -299,6 +303,14 @@ def run_2e(ctx) -> list[Row]:
                "100 mV, too smooth on the 0.1 V scale to show the paper's amplitude/bias trade-off")
     ref_rel = (hm[i8] - ref_m) / ref_m
     ref_se_rel = np.hypot(hs[i8] / np.sqrt(reps), ref_se) / abs(ref_m)
+    ref_verdict = verdict_close(ref_rel, 0.0, ref_se_rel, 0.0, abs_tol=0.05)
+    ref_why = ""
+    if ref_verdict == "agree" and ref_se_rel > 0.05:
+        ref_verdict = "partial"
+        ref_why = (f"; why: the reference itself scatters by {ref_se_rel:.0%} (s.e.): under the 1/f^1.5 noise "
+                   "the I-V sweeps' 0.1 s windows wander by ~nA (see 2b), so the comparison cannot discriminate")
+    elif ref_verdict != "agree":
+        ref_why = "; why: the cubic fits are biased by the noise's low-frequency wander across a sweep (see 2b)"
     return [
         Row("2e", "the HGE spread falls as 1/amplitude (noise-limited at small amplitude)", "slope -1",
             f"slope {s_std:.3f} (2-16 mV)", f"+-{s_std_se:.2g}", verdict_close(s_std, -1.0, s_std_se, 0.1),
@@ -313,6 +325,7 @@ def run_2e(ctx) -> list[Row]:
             "it within max(2 s.e., 30 %), partial if it does not match, disagree if the bias is < 1 %" + why),
         Row("2e", "HGE at 8 mV matches the reference derivative from cubic fits of noisy I-V sweeps",
             "HGE = reference (figure)", f"HGE {hm[i8]:.4g} vs reference {ref_m:.4g} nA/V ({ref_rel:+.1%}); exact "
-            f"{exact:.4g}", f"+-{ref_se_rel:.1%}", verdict_close(ref_rel, 0.0, ref_se_rel, 0.0, abs_tol=0.05),
-            params + "; verdict: agree within max(2 s.e., 5 %)"),
+            f"{exact:.4g}", f"+-{ref_se_rel:.1%}", ref_verdict,
+            params + "; verdict: agree within max(2 s.e., 5 %) when the s.e. is <= 5 % (a discriminating "
+            "comparison), partial when it is larger (inconclusive), else disagree" + ref_why),
     ]

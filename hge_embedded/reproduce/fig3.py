@@ -135,6 +135,10 @@ def run_3b(ctx) -> list[Row]:
         ax.plot(spacings, mse_solve, "kx", label="MC, ratio 2.05, crosstalk solve")
     ax.errorbar(spacings, mse_seq, yerr=mse_seq_se, fmt="s", color="k", mfc="none", ms=4, label="MC sequential")
     ax.axhline(seq_model, color="k", ls="--", lw=1, label="sequential (Eq. 8)")
+    from matplotlib.ticker import ScalarFormatter
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("frequency spacing $\\Delta f$ [Hz]")
     ax.set_ylabel("MSE of dI/dV [nA$^2$/V$^2$]")
     ax.legend(fontsize=6, ncol=2)
