@@ -199,9 +199,10 @@ def run_2d(ctx) -> list[Row]:
     ratio_verdict = "agree" if 30 <= ratio <= 300 else ("partial" if 10 <= ratio <= 1000 else "disagree")
     why = ""
     if fd_verdict != "agree" or ratio_verdict != "agree":
-        why = ("; why: FD differences two windows, so its variance is set by the noise below ~1/T; 1/f^1.5 "
-               "continued to low frequencies (the paper's Fig. 2c slope, which the paper measures only above "
-               "~1 Hz) makes FD grow with T and FD/HGE larger than the paper reports")
+        why = ("; why: FD differences two windows, so its variance is set by the noise near and below 1/T; "
+               "the simulator's 1/f^1.5 (Fig. 2c's slope) continues down to its lowest frequency, which makes FD "
+               "grow with T and FD/HGE larger than the paper's; a spectrum that flattens below a corner (issue 11) "
+               "is what the paper's flat FD curve implies")
     return [
         Row("2d", "HGE variance falls as 1/T (Eq. 5)", "slope -1", f"slope {s_h:.3f}", f"+-{s_he:.2g}",
             verdict_close(s_h, -1.0, s_he, 0.1), params + "; verdict: agree within max(2 s.e., 0.1)"),
