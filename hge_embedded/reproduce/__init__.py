@@ -47,7 +47,12 @@ def run(out, *, figures=None, quick: bool = False, paper_mode: bool = False, see
     rows, timing, t0 = [], {}, time.perf_counter()
     for fid in ids:
         t1 = time.perf_counter()
-        rows += FIGURES[fid](ctx)
+        for row in FIGURES[fid](ctx):
+            if row.verdict == "disagree" and "why:" not in row.parameters:
+                # Every disagreement must say why; a figure that has no analysis for this case says so.
+                row.parameters += (f"; why: not analysed by the figure's code for this outcome; the data and "
+                                   f"the PNG are in {fid}/")
+            rows.append(row)
         timing[fid] = time.perf_counter() - t1
     summary = {"rows": [r.to_dict() for r in rows], "figures": ids, "quick": quick, "paper_mode": paper_mode,
                "seed": seed, "wall_time_s": time.perf_counter() - t0, "wall_time_per_figure_s": timing}
