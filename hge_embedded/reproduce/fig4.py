@@ -116,7 +116,7 @@ def _sphere(ctx) -> dict:
     initial = {}
 
     def callback(tr, event):
-        if event == "start":
+        if event == "start" and hasattr(tr, "initialise"):
             # The accuracy at iteration 0: the start the trainer picked, before any HGE step.
             tr.initialise()
             initial["acc"] = balanced_accuracy(tr.measure_outputs(task.test_inputs), task.test_targets)[0]
@@ -124,7 +124,8 @@ def _sphere(ctx) -> dict:
             bar.advance()
     res, tr, note = _train(ctx, dev, task, ctx.seed, callback=callback, max_iter=max_iter)
     bar.close()
-    acc0 = initial["acc"]
+    # A trainer that reports it itself (issue 11: initial_accuracy) is used when the hook above could not run.
+    acc0 = initial.get("acc", getattr(res, "initial_accuracy", float("nan")))
     y, z = res.test_outputs, task.test_targets
     plain = max(np.mean((y > res.threshold) == (z == 1)), np.mean((y < res.threshold) == (z == 1)))
     out = {"task": task, "result": res, "initial_accuracy": acc0, "plain_accuracy": float(plain),
