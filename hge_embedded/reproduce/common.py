@@ -192,6 +192,13 @@ def clean(obj):
     return obj
 
 
+def plain_log_ticks(axis) -> None:
+    """Plain numbers (0.2, 30) instead of 2x10^-1 on a log axis with few decades."""
+    from matplotlib.ticker import ScalarFormatter
+    axis.set_major_formatter(ScalarFormatter())
+    axis.set_minor_formatter(ScalarFormatter())
+
+
 def pyplot():
     import matplotlib
     matplotlib.use("Agg")
@@ -199,8 +206,8 @@ def pyplot():
     return plt
 
 
-def save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def save(fig, path: Path, rect=None) -> Path:
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
     pyplot().close(fig)
     return path

@@ -6,8 +6,8 @@ import scipy.signal as sig
 
 from .. import analysis, plans
 from ..gradient import extract_gradient, finite_difference_gradient
-from .common import (Row, fmt, loglog_slope, mean_se, noise_psd, pyplot, save, var_se, verdict_close,
-                     write_csv, write_json)
+from .common import (Row, fmt, loglog_slope, mean_se, noise_psd, plain_log_ticks, pyplot, save, var_se,
+                     verdict_close, write_csv, write_json)
 from .device import ELECTRODE, dc_level, make_device, operating_point
 
 # Methods: the rig's rate, window per gradient and perturbation amplitude.
@@ -51,7 +51,8 @@ def run_2b(ctx) -> list[Row]:
     d = ctx.dir("2b")
     write_csv(d / "iv.csv", {"V_electrode_V": v, "I_measured_nA": I, "I_exact_nA": exact, "I_cubic_fit_nA": fit})
     write_json(d / "fit.json", {"electrode": ELECTRODE, "operating_point_V": op, "cubic_coeffs_nA_per_Vk": p,
-                                "r2": r2, "r2_exact_curve": r2_exact, "slope_fit_nA_per_V": slope_fit, "slope_exact_nA_per_V": slope_true})
+                                "r2": r2, "r2_exact_curve": r2_exact, "slope_fit_nA_per_V": slope_fit,
+                                "slope_exact_nA_per_V": slope_true})
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.plot(v, I, ".", ms=4, label="measured (0.1 s windows)")
@@ -184,6 +185,7 @@ def run_2d(ctx) -> list[Row]:
     ax.errorbar(Ts, fd_v, yerr=fd_e, fmt="s", label=f"FD (slope {s_f:.2f})")
     ax.loglog(Ts, hge_m, "C0-", label="HGE model (Eqs. 4-5, exact PSD)")
     ax.loglog(Ts, fd_m, "C1--", label="FD model (same PSD)")
+    plain_log_ticks(ax.xaxis)
     ax.set_xlabel("window T [s]")
     ax.set_ylabel("variance of dI/dV [nA$^2$/V$^2$]")
     ax.legend(fontsize=8)

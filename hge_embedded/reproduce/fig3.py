@@ -6,8 +6,8 @@ import numpy as np
 from .. import analysis, design
 from ..demod import demodulate
 from ..gradient import extract_gradient
-from .common import (Row, coloured_noise, fmt, noise_psd, paper_hge_kwargs, pyplot, save, verdict_close, write_csv,
-                     write_json)
+from .common import (Row, coloured_noise, fmt, noise_psd, paper_hge_kwargs, plain_log_ticks, pyplot, save,
+                     verdict_close, write_csv, write_json)
 from .device import make_device
 
 PAPER_T_S = 0.1
@@ -135,9 +135,7 @@ def run_3b(ctx) -> list[Row]:
         ax.plot(spacings, mse_solve, "kx", label="MC, ratio 2.05, crosstalk solve")
     ax.errorbar(spacings, mse_seq, yerr=mse_seq_se, fmt="s", color="k", mfc="none", ms=4, label="MC sequential")
     ax.axhline(seq_model, color="k", ls="--", lw=1, label="sequential (Eq. 8)")
-    from matplotlib.ticker import ScalarFormatter
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    plain_log_ticks(ax.xaxis)
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("frequency spacing $\\Delta f$ [Hz]")
     ax.set_ylabel("MSE of dI/dV [nA$^2$/V$^2$]")

@@ -94,8 +94,7 @@ def run_4a(ctx) -> list[Row]:
                         plt.Line2D([], [], marker="o", ls="", color="tab:orange", label="target 0"),
                         plt.Line2D([], [], ls="--", color="0.4", label="threshold")], loc="lower center", ncol=3,
                fontsize=8)
-    fig.subplots_adjust(bottom=0.1)
-    save(fig, d / "gates.png")
+    save(fig, d / "gates.png", rect=(0, 0.04, 1, 1))
     trained = iters[[t.targets.min() != t.targets.max() for t in gates]]
     params = (f"device seed {ctx.seed}, run seeds {ctx.seed}*1000 + gate index, lr 0.02, <= 300 iterations, stop at "
               f"E < 0.008 (Methods); found: the trainer's own criterion (tasks.gate_found); {_method_text(ctx)}")
@@ -137,7 +136,8 @@ def _sphere(ctx) -> dict:
 def _sphere_params(ctx, s) -> str:
     return (f"device seed {ctx.seed}, run seed {ctx.seed}, {s['n_train']} training / {s['n_test']} test points "
             f"(balanced ball r < 0.3 V vs shell 0.5-0.7 V; the paper's class balance is not given), lr 0.015, <= "
-            f"{s['max_iter']} iterations{' (--quick; the paper: 300 training, 1000 test, 300 iterations)' if ctx.quick else ''}, "
+            f"{s['max_iter']} iterations"
+            f"{' (--quick; the paper: 300 training, 1000 test, 300 iterations)' if ctx.quick else ''}, "
             f"stop at E < 0.2; {_method_text(ctx)}" + _overflow_why([s["note"]]))
 
 
