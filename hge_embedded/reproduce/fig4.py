@@ -161,7 +161,12 @@ def run_4b(ctx) -> list[Row]:
     acc, n = res.accuracy, s["n_test"]
     se = float(np.sqrt(acc * (1 - acc) / n))
     v = verdict_close(acc, PAPER_SPHERE_ACCURACY, se, 0.0, abs_tol=0.02)
-    why = "" if v == "agree" else "; why: see 4d's learning curve (the simulator's landscape and the start decide)"
+    L = res.losses
+    why = "" if v == "agree" else (
+        f"; why: training ended at E = {L[-1]:.3g} after {res.iterations} iterations "
+        f"({'without reaching' if min(L, default=np.inf) >= PAPER_SPHERE_STOP else 'after reaching'} the paper's "
+        f"0.2; learning curve in 4d)" + (" from a single random start" if ctx.paper_mode else "")
+        + (f"; --quick stops at {s['max_iter']} iterations" if ctx.quick else ""))
     return [
         Row("4b", "sphere: test accuracy 94 %", "94 %", f"balanced {acc:.1%}, plain {s['plain_accuracy']:.1%}",
             f"+-{se:.1%} (binomial)", v,
