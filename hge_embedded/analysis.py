@@ -35,6 +35,7 @@ import functools
 import numpy as np
 
 from . import design
+from .tonefit import fit_tones
 
 EULER_GAMMA = 0.5772156649015329
 
@@ -83,6 +84,105 @@ def solve_crosstalk(X, Y, freqs, fs: float, weights: np.ndarray, G_inv: np.ndarr
         G_inv = np.linalg.inv(demod_matrix(freqs, fs, weights))
     ab = G_inv @ np.concatenate([X, Y])
     return ab[:m] / 2.0, ab[m:] / 2.0
+
+
+@functools.lru_cache(maxsize=256)
+def lockin_noise_cov(freqs: tuple, fs: float, T: float, filter: str, n: int, quantized: bool,  # noqa: A002
+                     solve: bool) -> np.ndarray:
+    """Covariance (2M x 2M) of ``[X; Y]`` for white input noise of unit one-sided density (1 nA^2/Hz).
+
+    ``X_m = sum_k w_k sin(w_m k) (x_k - mean x)``: the mixing rows less their
+    mean, times the per-sample variance ``fs / 2``. With ``solve`` the
+    crosstalk solve's inverse is applied (``G^-1 C G^-T / 4``, as
+    ``solve_crosstalk`` does): its noise gain, which grows as channels crowd.
+    Without it the diagonal is ``ENBW / 2`` (Eq. 4).
+    """
+    w = lockin_weights(fs, T, filter, n, quantized)
+    f = np.asarray(freqs, float)
+    arg = 2 * np.pi * np.outer(f, np.arange(w.size)) / fs
+    R = np.vstack([w * np.sin(arg), w * np.cos(arg)])
+    R -= R.mean(axis=1, keepdims=True)
+    C = (fs / 2.0) * (R @ R.T)
+    if solve:
+        G_inv = crosstalk_inverse(tuple(f), fs, T, filter, n, quantized)
+        C = G_inv @ C @ G_inv.T / 4.0
+    C.flags.writeable = False
+    return C
+
+
+@functools.lru_cache(maxsize=64)
+def lockin_noise_spectra(freqs: tuple, fs: float, T: float, filter: str, n: int, quantized: bool,  # noqa: A002
+                         solve: bool, pad_factor: int = 16):
+    """Spectral weights of each channel's noise: ``Var(c X_m + s Y_m) = sum_f S(f) K_m(f)``.
+
+    Returns ``(f, KXX, KYY, KXY)``, ``f`` the positive bins of a ``pad_factor n``
+    FFT and each ``K`` of shape (M, bins), already times the bin width, so that
+    for a one-sided PSD ``S`` (nA^2/Hz) ``K_m = c^2 KXX + s^2 KYY + 2 c s KXY``
+    (the mixing rows less their mean, through the crosstalk solve when
+    ``solve``; Parseval: for white S it sums to ``lockin_noise_cov``). Unlike
+    ``S(f_m) * ENBW`` this counts noise leaking through the window's side
+    lobes, which dominates integrate-and-dump under spectra of 1/f^2 and steeper.
+    """
+    w = lockin_weights(fs, T, filter, n, quantized)
+    f = np.asarray(freqs, float)
+    m = f.size
+    arg = 2 * np.pi * np.outer(f, np.arange(w.size)) / fs
+    R = np.vstack([w * np.sin(arg), w * np.cos(arg)])
+    R -= R.mean(axis=1, keepdims=True)
+    if solve:
+        R = crosstalk_inverse(tuple(f), fs, T, filter, n, quantized) @ R / 2.0
+    pad = pad_factor * w.size
+    U = np.fft.rfft(R, pad, axis=1)[:, 1:]
+    df = fs / pad
+    fb = np.fft.rfftfreq(pad, 1.0 / fs)[1:]
+    out = (fb, np.abs(U[:m]) ** 2 * df, np.abs(U[m:]) ** 2 * df, (U[:m] * np.conj(U[m:])).real * df)
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+def window_psd(samples, fs: float, freqs, *, guard_bins: int = 3):
+    """Noise density of one window over the whole band: ``S(f)`` (callable, nA^2/Hz, one-sided).
+
+    Two power laws fitted to the residual's Hann periodogram (tones, DC and
+    slope removed; bins near tones left out; Euler's gamma added back to the
+    log-periodogram): below the plan (3/T .. 0.9 f_min, where side-lobe
+    leakage comes from) and around it (``residual_psd``). ``S.slope`` is the
+    low band's log-log slope (NaN if it had fewer than 8 bins; then the plan
+    band's law is used everywhere).
+    """
+    y = np.asarray(samples, float)
+    n = y.size
+    f = np.atleast_1d(np.asarray(freqs, float))
+    near = residual_psd(y, fs, f, guard_bins=guard_bins)
+    _, r = fit_tones(y, fs, f, residual=True)
+    w = np.hanning(n)
+    P = 2.0 * np.abs(np.fft.rfft(r * w)) ** 2 / (fs * np.sum(w**2))
+    fb = np.fft.rfftfreq(n, 1.0 / fs)
+    edge = 0.9 * f.min()
+    sel = (fb >= 3 * fs / n) & (fb <= edge)
+    for ft in f:
+        sel &= np.abs(fb - ft) > guard_bins * fs / n
+    if sel.sum() < 8:
+        def S(fq):
+            return near(fq)
+        S.slope = float("nan")
+        return S
+    x = np.log(fb[sel])
+    coef, cov = np.polyfit(x, np.log(np.maximum(P[sel], 1e-300)), 1, cov=True)
+    slope, icpt = coef
+    icpt += EULER_GAMMA
+
+    def S(fq):
+        fq = np.asarray(fq, float)
+        lf = np.log(np.maximum(fq, 1e-12))
+        # Extrapolated below 3/T the fitted log-density is uncertain (var_l); exp() of it is biased up
+        # by exp(var_l / 2) on average, which would inflate stderr under steep spectra: take it out.
+        var_l = cov[0, 0] * lf**2 + 2 * cov[0, 1] * lf + cov[1, 1]
+        low = np.exp(icpt + slope * lf - var_l / 2)
+        return np.where(fq <= edge, low, near(fq))
+    S.slope = float(slope)
+    return S
 
 
 def lockin_enbw(fs: float, T: float, filter: str) -> float:  # noqa: A002
@@ -192,7 +292,6 @@ def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins:
     0.6..1.4 times the plan's span (the log-periodogram's bias, Euler's gamma,
     added back). Works for white (s = 0) and 1/f^beta noise.
     """
-    from .calibration import fit_tones
     y = np.asarray(samples, float)
     n = y.size
     tones = np.atleast_1d(np.asarray(freqs if amplitude_freqs is None else amplitude_freqs, float))
@@ -213,6 +312,7 @@ def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins:
 
     def S(fq):
         return np.exp(icpt + slope * np.log(np.asarray(fq, float)))
+    S.slope = float(slope)  # log-log slope of the fit: 0 white, -1.5 the paper's 1/f^1.5
     return S
 
 

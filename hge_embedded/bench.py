@@ -45,16 +45,23 @@ def numpy_lockin(x, fs, freqs, filter, sos=None, gain=1.0, decimation=8):  # noq
 
 
 def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64), lengths=(1000, 100_000),
-               filters=("butterworth3", "boxcar"), seed: int = 0, min_total: float = 0.3):
-    """Measure both paths for every (filter, M, N); returns a list of result rows."""
+               filters=("butterworth3", "boxcar"), seed: int = 0, min_total: float = 0.3, progress=None):
+    """Measure both paths for every (filter, M, N); returns a list of result rows.
+
+    ``progress(done, total, label)``, if given, is called after every configuration.
+    """
     rng = np.random.default_rng(seed)
     rows = []
+    total, done = len(lengths) * len(filters) * len(terminals), 0
     for n in lengths:
         x = np.round(rng.normal(0, 1e6, n)).astype(np.int32)
         xf = x.astype(float)
         T = n / fs
         for filt in filters:
             for m in terminals:
+                done += 1
+                if progress:
+                    progress(done - 1, total, f"{filt} M={m} N={n}")
                 freqs = np.linspace(20.0, 2000.0, m) if m > 1 else np.array([200.0])
                 steps = design.freq_to_step(freqs, fs)
                 if filt == "butterworth3":
@@ -82,6 +89,8 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64), lengths=(1000, 100_00
                                  numpy_channel_samples_per_s=rate_np,
                                  speedup=rate_c / rate_np,
                                  realtime_factor_c=rate_c / (m * fs)))
+    if progress:
+        progress(total, total, "done")
     return rows
 
 
@@ -110,8 +119,17 @@ def _accuracy(device, filt, points, rng, crosstalk="solve"):
     return dict(max=float(raw.max()), p99=float(np.percentile(raw, 99)), cubic_max=float(cub.max()))
 
 
-def bench_gradient(points: int = 100, reps: int = 300, seed: int = 0):
-    """Accuracy, error terms, noise, spacing, HGE vs finite differences and timing (issue figures)."""
+def bench_gradient(points: int = 100, reps: int = 300, seed: int = 0, progress=None):
+    """Accuracy, error terms, noise, spacing, HGE vs finite differences and timing (issue figures).
+
+    ``progress(done, total, label)``, if given, is called after every stage (12 stages).
+    """
+    stage = [0]
+
+    def step(label):
+        stage[0] += 1
+        if progress:
+            progress(stage[0], 12, label)
     from . import analysis, plans
     from .demod import demodulate
     from .devices.noise import NoiseModel
@@ -125,6 +143,7 @@ def bench_gradient(points: int = 100, reps: int = 300, seed: int = 0):
         for filt, ct in (("boxcar", "solve"), ("butterworth3", "solve"), ("butterworth3", "none")):
             d = SimulatedDNPU(seed=seed, noise=False, **kw)
             acc[f"{label}, {filt}, crosstalk={ct}"] = _accuracy(d, filt, points, np.random.default_rng(123), ct)
+            step(f"accuracy {label} {filt}")
     out["noise_free_accuracy"] = acc
     # 2. Error terms of the paper's read-out at the default plan.
     f = plans.plan_frequencies(7)
@@ -145,11 +164,13 @@ def bench_gradient(points: int = 100, reps: int = 300, seed: int = 0):
         noise[filt] = dict(var_over_model=(g.var(axis=0, ddof=1) / model).round(3).tolist(),
                            stderr_over_spread=(np.mean([r.stderr for r in rs], axis=0)
                                                / g.std(axis=0, ddof=1)).round(3).tolist())
+        step(f"noise {filt}")
     S = 1e-4
     for filt in ("boxcar", "butterworth3"):
         d = SimulatedDNPU(seed=seed + 1, noise=NoiseModel(white=S, pink_level=0.0), dac_bits=None)
         g = np.array([extract_gradient(d, b, filter=filt).gradient for _ in range(reps)])
         noise[filt]["white_var_over_bound"] = float(np.mean(g.var(axis=0, ddof=1)) / analysis.white_noise_bound(S, a, T))
+        step(f"white noise {filt}")
     out["noise"] = noise
     # 4. HGE vs finite differences under the paper's 1/f noise.
     d = SimulatedDNPU(seed=seed, dac_bits=None)
@@ -159,6 +180,7 @@ def bench_gradient(points: int = 100, reps: int = 300, seed: int = 0):
     fd = np.array([r.gradient for r in fd_runs])
     out["fd_over_hge_variance"] = (fd.var(axis=0, ddof=1) / hge.var(axis=0, ddof=1)).round(1).tolist()
     out["fd_lab_time_over_hge"] = fd_runs[0].lab_time_s / hge_runs[0].lab_time_s
+    step("HGE vs finite differences")
     # 5. Wall time of one parallel 7-electrode gradient, split.
     d = SimulatedDNPU(seed=seed)
     extract_gradient(d, b)
@@ -172,6 +194,7 @@ def bench_gradient(points: int = 100, reps: int = 300, seed: int = 0):
     out["wall_time_ms"] = dict(device_model=t_dev * 1e3, chain_and_noise=(t_meas - t_dev) * 1e3,
                                core_demodulate=t_core * 1e3, host_overhead=(t_all - t_meas - t_core) * 1e3,
                                total=t_all * 1e3)
+    step("wall time")
     return out
 
 

@@ -1,11 +1,38 @@
-"""The ``hge`` command: train, gradient, bench (see ``hge --help``)."""
+"""The ``hge`` command: train, gradient, calibrate, doctor, bench (see ``hge --help``).
+
+Errors: every mistake a user can make is one line on stderr, ``hge: error: ...``,
+with exit code 2 for the command line or an input file (``UsageError``, argparse,
+setup and checkpoint files) and 1 for a failure while running (driver, device, a
+bug). ``--debug`` (anywhere on the line) adds the traceback. SIGINT, SIGTERM and
+SIGHUP stop every command the same way (outputs to 0 V, ``train`` saves its
+checkpoint) with exit code 128 + the signal's number.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 
 import numpy as np
+
+from . import signals
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class UsageError(Exception):
+    """A mistake in the command line or in a file it names: reported in one line, exit code 2."""
+
+
+@contextmanager
+def usage_errors():
+    """Argument checks of the library (``ValueError``/``TypeError`` naming the value) as usage errors."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _clean(obj):
@@ -31,170 +58,272 @@ def _print_json(obj) -> None:
     sys.stdout.write("\n")
 
 
+def _close(device) -> None:
+    close = getattr(device, "close", None)
+    if close:
+        close()
+
+
 def cmd_bench(args) -> int:
     from . import bench
+    from .progress import Progress
+    with Progress(0, f"bench {args.what}", enabled=not args.quiet, unit="step") as bar:
+        def tick(done, total, label):
+            bar.total = total
+            bar.update(done - bar.n, postfix=label)
+        if args.what == "core":
+            rows = bench.bench_core(min_total=args.min_time, progress=tick)
+        else:
+            r = bench.bench_gradient(points=args.points, reps=args.reps, progress=tick)
     if args.what == "core":
-        rows = bench.bench_core(min_total=args.min_time)
         if args.json:
             _print_json({"bench": "core", "rows": rows})
         else:
             print(bench.format_core(rows))
         return 0
-    if args.what == "gradient":
-        r = bench.bench_gradient(points=args.points, reps=args.reps)
-        if args.json:
-            _print_json({"bench": "gradient", **r})
-        else:
-            print(bench.format_gradient(r))
-        return 0
-    raise AssertionError(args.what)
+    if args.json:
+        _print_json({"bench": "gradient", "device": "simulated DNPU (bench seeds)", **r})
+    else:
+        print(bench.format_gradient(r))
+    return 0
+
+
+def _run_config(args, task_list) -> dict:
+    """Every option that changes a training run's result (stored in, and compared with, its checkpoint)."""
+    return {"task": args.task, "seed": args.seed, "device": args.device,
+            "config": None if args.config is None else str(_abspath(args.config)),
+            "device_seed": args.device_seed, "no_noise": args.no_noise, "T": args.T, "filter": args.filter,
+            "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
+            "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
+            "paper_mode": args.paper_mode}
+
+
+def _abspath(path):
+    from pathlib import Path
+    return Path(path).expanduser().resolve()
 
 
 def cmd_train(args) -> int:
     import time
     from pathlib import Path
 
-    import numpy as np
+    from . import checkpoint as ck, plots, tasks as tasks_mod, train as tr
+    from .progress import Progress
 
-    from . import plots, tasks as tasks_mod, train as tr
-
-    try:
+    with usage_errors():
         task_list = tasks_mod.parse_tasks(args.task, args.seed)
-    except ValueError as exc:
-        raise SystemExit(f"hge train: {exc}")
     out = Path(args.out) if args.out else Path("runs") / f"{args.task}-seed{args.seed}"
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = out / "checkpoint.json"
-    states = tr.load_checkpoint(ckpt) if args.resume else {}
+    ckpt = out / ck.CHECKPOINT
+    config = _run_config(args, task_list)
+    # 1. The run directory, read only: refuse before anything is built or written.
+    snapshot = None
+    if args.resume:
+        try:
+            snapshot = ck.load(ckpt, config)
+        except FileNotFoundError as exc:
+            raise UsageError(str(exc)) from None
+        except ck.CheckpointError as exc:
+            raise UsageError(str(exc)) from None
+    elif ckpt.exists() or (out / "config.json").exists():
+        raise UsageError(f"--out {out} already holds a run; add --resume to continue it "
+                         "(same options), or choose another --out")
+    # 2. Device, electrode mapping and trainers: every argument checked before the run directory exists.
     device = make_device(args)
-    config = {"task": args.task, "seed": args.seed, "device": args.device, "T": args.T,
-              "filter": args.filter, "engine": args.engine, "batch_size": args.batch_size,
-              "lr": args.lr, "max_iter": args.max_iter, "paper_mode": args.paper_mode}
-    (out / "config.json").write_text(json.dumps(config, indent=1))
-    results, done_tasks, t0 = [], [], time.perf_counter()
-    current = {}
-
-    def progress(trainer, E):
-        if not args.quiet:
-            sys.stderr.write(f"\r{trainer.task.name:18s} iteration {trainer.iteration:3d}/{trainer.max_iter} "
-                             f"loss {E:8.4f}")
-            sys.stderr.flush()
-
-    def remember(trainer):
-        current[trainer.task.name] = trainer.state()
-
+    name = describe_device(args, device)
     try:
-        for i, task in enumerate(task_list):
-            seed = args.seed * 1000 + i if len(task_list) > 1 else args.seed
-            kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, batch_size=args.batch_size,
+        with usage_errors():
+            n = len(task_list)
+            task_list = [tasks_mod.map_electrodes(t, device.n_electrodes, inputs=args.inputs, controls=args.controls)
+                         for t in task_list]
+            kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, phase=args.phase,
+                          batch_size=args.batch_size,
                           lr=args.lr, max_iter=args.max_iter)
             if args.paper_mode:
+                # The method as published: single start, the Methods' loss, plain read-out, 2R/a.
                 from .reproduce.common import paper_train_kwargs
-                kwargs.update(paper_train_kwargs(task))
-            state = states.get(task.name)
-            result, trainer = tr.train_task(device, task, seed=seed, progress=progress, callback=remember,
-                                            state=state, **kwargs)
-            current[task.name] = trainer.state()
-            results.append(result)
-            done_tasks.append(task)
-            if not args.quiet:
-                status = ("found" if result.found else "NOT found") if result.found is not None \
-                    else f"accuracy {result.accuracy:.3f}"
-                sys.stderr.write(f"\r{task.name:18s} {status:>10s} after {result.iterations:3d} iterations, "
-                                 f"loss {result.final_loss if result.final_loss is not None else float('nan'):.4f}"
-                                 f"{' (constant: threshold only)' if task.constant else ''}\n")
-    except BaseException as exc:
-        # Ctrl-C or an error: the device goes to 0 V (its own close / measure ramps), and the
-        # state as of the last finished iteration is saved for --resume.
-        tr.save_checkpoint(ckpt, current)
-        close = getattr(device, "close", None)
-        if close:
-            close()
-        if isinstance(exc, KeyboardInterrupt):
-            sys.stderr.write(f"\ninterrupted; checkpoint saved to {ckpt}; continue with --resume\n")
-            return 130
+                trainers = [tr.Trainer(device, t, seed=tr.task_seed(args.seed, i, n),
+                                       **{**kwargs, **paper_train_kwargs(t)}) for i, t in enumerate(task_list)]
+            else:
+                trainers = [tr.Trainer(device, t, seed=tr.task_seed(args.seed, i, n), **kwargs)
+                            for i, t in enumerate(task_list)]
+            if snapshot is not None:
+                try:
+                    tr.check_snapshot(snapshot, trainers)
+                except ValueError as exc:
+                    raise ValueError(f"--resume: {ckpt} cannot be resumed ({exc}); it was left as it is") from None
+    except BaseException:
+        _close(device)
         raise
-    tr.save_checkpoint(ckpt, current)
-    close = getattr(device, "close", None)
-    if close:
-        close()
-    wall = time.perf_counter() - t0
-    gates = [r for r in results if r.kind == "gate"]
-    summary = {
-        "task": args.task,
-        "found": sum(bool(r.found) for r in gates) if gates else None,
-        "total": len(gates) if gates else len(results),
-        "accuracy": results[0].accuracy if len(results) == 1 else None,
-        "iterations": int(sum(r.iterations for r in results)),
-        "final_loss": results[-1].final_loss if len(results) == 1 else None,
-        "lab_time_s": float(sum(r.lab_time_s for r in results)),
-        "wall_time_s": wall,
-        "per_task": [r.summary() for r in results],
-        "out": str(out),
-    }
-    (out / "summary.json").write_text(json.dumps(_clean(summary), indent=1))
-    (out / "history.json").write_text(json.dumps(_clean(
-        {r.task: {"loss": r.losses, "controls_V": r.history_controls, "outputs_nA": r.outputs}
-         for r in results})))
-    np.savez(out / "history.npz", **{f"{i}_loss": np.array(r.losses) for i, r in enumerate(results)},
-             **{f"{i}_controls": np.array(r.history_controls) for i, r in enumerate(results)})
-    summary["plots"] = [str(p) for p in plots.write_all(out, results, done_tasks)]
+    # 3. The run: locked directory, atomic checkpoints, one path for every way of stopping.
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = ck.RunLock(out)
+    except BaseException:
+        _close(device)
+        if created and out.exists() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    saved = {"snapshot": snapshot, "written": snapshot, "iters": 0, "time": time.monotonic()}
+    every_iter, every_s = args.checkpoint_every, args.checkpoint_seconds
+    total = sum(t.max_iter if not t.task.constant else 0 for t in trainers)
+    bar = Progress(total, f"train {args.task} on {name}", enabled=not args.quiet)
+    done_before = len(snapshot["done"]) if snapshot else 0
+    if snapshot:
+        bar.update(sum(t.max_iter for t in trainers[:done_before] if not t.task.constant))
+
+    def save_latest():
+        if saved["snapshot"] is not None and saved["snapshot"] is not saved["written"]:
+            tr.save_checkpoint(ckpt, saved["snapshot"])
+            saved["written"] = saved["snapshot"]
+        saved["iters"], saved["time"] = 0, time.monotonic()
+
+    def on_snapshot(snap, boundary):
+        saved["snapshot"] = snap
+        saved["iters"] += 1
+        if boundary or saved["iters"] >= every_iter or time.monotonic() - saved["time"] >= every_s:
+            save_latest()
+
+    def progress(trainer, E):
+        bar.update(1, postfix=f"{trainer.task.name} iteration {trainer.iteration} loss {E:.4f}")
+
+    t0 = time.perf_counter()
+    try:
+        if not snapshot:
+            ck.write_json_atomic(out / "config.json", config)
+        # Trainers whose tasks finish early leave their unused iterations: count them as done.
+        def on_snap(snap, boundary):
+            on_snapshot(snap, boundary)
+            if boundary:
+                r, t = tr.TrainResult.from_dict(snap["done"][-1]), trainers[len(snap["done"]) - 1]
+                if not t.task.constant:
+                    bar.update(t.max_iter - r.iterations)
+                if not args.quiet:
+                    status = ("found" if r.found else "NOT found") if r.found is not None \
+                        else f"accuracy {r.accuracy:.3f}"
+                    bar.write(f"{r.task:18s} {status:>10s} after {r.iterations:3d} iterations, loss "
+                              f"{r.final_loss if r.final_loss is not None else float('nan'):.4f}"
+                              f"{' (constant: threshold only)' if t.task.constant else ''}")
+        results = tr.run_tasks(trainers, snapshot=snapshot, config=config, progress=progress, on_snapshot=on_snap)
+    except BaseException as exc:
+        # Any way of stopping (an error, Ctrl-C, SIGTERM, SIGHUP): the last consistent snapshot
+        # is saved (never one older or smaller than what is on disk), the device goes to 0 V.
+        bar.close()
+        try:
+            save_latest()
+        finally:
+            try:
+                _close(device)
+            finally:
+                lock.release()
+        if isinstance(exc, KeyboardInterrupt):
+            how = exc.name if isinstance(exc, signals.Interrupted) else "SIGINT"
+            sys.stderr.write(f"hge: stopped by {how}; checkpoint in {ckpt}; continue with the same "
+                             "command and --resume\n")
+            exc.reported = True
+        raise
+    bar.close()
+    try:
+        save_latest()
+        _close(device)
+        wall = time.perf_counter() - t0
+        gates = [r for r in results if r.kind == "gate"]
+        on_rig = args.device == "nidaq"
+        summary = {
+            "task": args.task,
+            "device": name,
+            "found": sum(bool(r.found) for r in gates) if gates else None,
+            "total": len(gates) if gates else len(results),
+            "accuracy": results[0].accuracy if len(results) == 1 else None,
+            "iterations": int(sum(r.iterations for r in results)),
+            "final_loss": results[-1].final_loss if len(results) == 1 else None,
+            "lab_time_s": float(sum(r.lab_time_s for r in results)),
+            "wall_time_s": wall,
+            "per_task": [r.summary() for r in results],
+            "out": str(out),
+        }
+        ck.write_json_atomic(out / "summary.json", _clean(summary))
+        (out / "history.json").write_text(json.dumps(_clean(
+            {r.task: {"loss": r.losses, "controls_V": r.history_controls, "outputs_nA": r.outputs}
+             for r in results})))
+        np.savez(out / "history.npz", **{f"{i}_loss": np.array(r.losses) for i, r in enumerate(results)},
+                 **{f"{i}_controls": np.array(r.history_controls) for i, r in enumerate(results)})
+        summary["plots"] = [] if args.no_plots else [str(p) for p in plots.write_all(out, results, task_list)]
+    finally:
+        lock.release()
     if args.json:
         _print_json(summary)
     else:
+        print(f"device: {name}")
         if gates:
             print(f"{args.task}: {summary['found']}/{summary['total']} gates found")
         if summary["accuracy"] is not None:
             print(f"{args.task}: test balanced accuracy {summary['accuracy']:.3f}")
+        where = "on the rig" if on_rig else "what the rig would take"
         print(f"{summary['iterations']} iterations; lab time {summary['lab_time_s']:.1f} s "
-              f"(on the rig); wall time {wall:.1f} s; results in {out}")
+              f"({where}); wall time {wall:.1f} s; results in {out}")
     return 0
 
 
 def cmd_gradient(args) -> int:
     import numpy as np
 
+    from .devices import check_volts
     from .gradient import extract_gradient, finite_difference_gradient
     device = make_device(args)
+    name = describe_device(args, device)
     try:
-        bias = np.array([float(x) for x in args.bias.split(",")]) if args.bias else np.zeros(device.n_electrodes)
-        electrodes = [int(x) for x in args.electrodes.split(",")] if args.electrodes else None
+        with usage_errors():
+            bias = np.zeros(device.n_electrodes) if args.bias is None else np.asarray(args.bias, float)
+            if bias.size != device.n_electrodes:
+                raise ValueError(f"--bias needs {device.n_electrodes} voltages (one per electrode of {name}), "
+                                 f"got {bias.size}: {args.bias}")
+            check_volts(bias[:, None], device.limits, name="--bias")
+            electrodes = args.electrodes
+            if electrodes is not None:
+                from .electrodes import to_index
+                to_index(electrodes, device.n_electrodes)
         if args.method == "fd":
-            r = finite_difference_gradient(device, bias, electrodes=electrodes, T=args.T)
+            r = finite_difference_gradient(device, bias, electrodes=electrodes, T=args.T,
+                                           saturation=args.saturation)
         else:
             # --paper-mode: the plain read-out and 2R/a with the sign from the phase (as published).
             method = {"phase": "magnitude", "crosstalk": "none"} if args.paper_mode else {"phase": args.phase}
             r = extract_gradient(device, bias, electrodes=electrodes, T=args.T, filter=args.filter,
-                                 mode=args.mode, engine=args.engine, amplitudes=args.amplitude, **method)
+                                 mode=args.mode, engine=args.engine, amplitudes=args.amplitude,
+                                 saturation=args.saturation, **method)
     finally:
-        close = getattr(device, "close", None)
-        if close:
-            close()
+        _close(device)
     truth = device.true_gradient(r.bias) if hasattr(device, "true_gradient") else None
     if args.json:
-        _print_json({"electrodes": r.electrodes.tolist(), "gradient_nA_per_V": r.gradient.tolist(),
+        _print_json({"device": name, "electrodes": r.electrodes.tolist(), "gradient_nA_per_V": r.gradient.tolist(),
                      "stderr_nA_per_V": r.stderr.tolist(), "freqs_Hz": r.freqs.tolist(),
                      "current_nA": r.current, "bias_V": r.bias.tolist(), "lab_time_s": r.lab_time_s,
+                     "calibration_time_s": r.calibration_time_s, "saturated_samples": r.saturated_samples,
+                     "stderr_reliable": r.stderr_reliable, "warnings": r.warnings,
                      "true_gradient_nA_per_V": None if truth is None else truth[r.electrodes - 1].tolist()})
         return 0
+    print(f"device: {name}")
     print(f"{'electrode':>9s} {'f [Hz]':>8s} {'dI/dV [nA/V]':>13s} {'stderr':>8s}" + ("   exact" if truth is not None else ""))
     for k, e in enumerate(r.electrodes):
         line = f"{e:9d} {r.freqs[k]:8.1f} {r.gradient[k]:13.3f} {r.stderr[k]:8.3f}"
         if truth is not None:
             line += f" {truth[e - 1]:9.3f}"
         print(line)
-    print(f"output current {r.current:.3f} nA; lab time {r.lab_time_s:.3f} s")
+    cal_txt = f" (of which calibration {r.calibration_time_s:.3f} s)" if r.calibration_time_s else ""
+    print(f"output current {r.current:.3f} nA; lab time {r.lab_time_s:.3f} s{cal_txt}")
+    for w in r.warnings:
+        sys.stderr.write(f"hge: warning: {w}\n")
     return 0
 
 
 def cmd_reproduce(args) -> int:
     """The paper's figures and claims next to the project's (``hge_embedded.reproduce``)."""
     from . import reproduce
-    try:
-        summary = reproduce.run(args.out, figures=args.figure, quick=args.quick, paper_mode=args.paper_mode,
-                                seed=args.seed, progress=not args.quiet)
-    except ValueError as exc:
-        raise SystemExit(f"hge reproduce: {exc}")
+    with usage_errors():
+        reproduce.check_args(args.figure, args.seed)
+    summary = reproduce.run(args.out, figures=args.figure, quick=args.quick, paper_mode=args.paper_mode,
+                            seed=args.seed, progress=not args.quiet)
     if args.json:
         _print_json(summary)
     else:
@@ -207,105 +336,222 @@ def cmd_doctor(args) -> int:
     """What the driver sees, and whether the setup file fits it."""
     from .devices.nidaq import NIDAQError, _explain, list_devices
     from .devices.nidaq_config import load_setup
-    ok = True
+    report = {"driver": None, "driver_error": None, "devices": [], "setup": None, "setup_file": args.config,
+              "modules": {}, "ok": True}
+    setup = None
+    if args.config:
+        try:
+            setup = load_setup(args.config)
+        except (ValueError, FileNotFoundError) as exc:
+            raise UsageError(str(exc)) from None
     try:
         import nidaqmx.errors
         import nidaqmx.system
         try:
             version = nidaqmx.system.System.local().driver_version
         except nidaqmx.errors.Error as exc:
-            raise _explain(exc, None, "asking for the driver version") from None
-        print(f"NI-DAQmx driver {version.major_version}.{version.minor_version}.{version.update_version}")
-        devices = list_devices()
+            raise _explain(exc, setup, "asking for the driver version") from None
+        report["driver"] = f"{version.major_version}.{version.minor_version}.{version.update_version}"
+        report["devices"] = [list(d) for d in list_devices()]
     except NIDAQError as exc:
-        print(f"driver: {exc}")
-        devices, ok = [], False
+        report["driver_error"], report["ok"] = str(exc), False
     except Exception as exc:  # noqa: BLE001 - report, do not crash
-        print(f"driver: NI-DAQmx not usable here ({type(exc).__name__}: {exc})")
-        devices, ok = [], False
-    for name, product in devices:
-        print(f"  {name:16s} {product}")
-    if args.config:
-        try:
-            setup = load_setup(args.config)
-        except (ValueError, FileNotFoundError) as exc:
-            print(f"setup: {exc}")
-            return 2
+        report["driver_error"] = f"NI-DAQmx not usable here ({type(exc).__name__}: {exc})"
+        report["ok"] = False
+    if setup is not None:
+        report["setup"] = {"electrodes": len(setup.ao_channels), "ao_channels": setup.ao_channels,
+                           "ai_channel": setup.ai_channel, "rate": setup.rate, "ceiling": setup.ceiling,
+                           "trigger": setup.trigger}
+        seen = {d[0] for d in report["devices"]}
+        for module in setup.modules:
+            report["modules"][module] = module in seen
+            report["ok"] &= module in seen
+    if args.json:
+        _print_json(report)
+        return 0 if report["ok"] else EXIT_FAILURE
+    if report["driver"]:
+        print(f"NI-DAQmx driver {report['driver']}")
+    else:
+        print(f"driver: {report['driver_error']}")
+    for dev_name, product in report["devices"]:
+        print(f"  {dev_name:16s} {product}")
+    if setup is not None:
         print(f"setup {args.config}: {len(setup.ao_channels)} electrodes, AI {setup.ai_channel}, "
               f"{setup.rate:g} S/s, ceiling {setup.ceiling} V")
-        seen = {d[0] for d in devices}
-        for module in setup.modules:
-            found = module in seen
-            ok &= found
+        for module, found in report["modules"].items():
             print(f"  {module:16s} {'found' if found else 'NOT FOUND by the driver'}")
-    return 0 if ok else 1
+    return 0 if report["ok"] else EXIT_FAILURE
 
 
 def cmd_calibrate(args) -> int:
-    """Measure the chain's gain and phase at the default plan's frequencies and save them."""
+    """Measure the chain's gain and phase at the default plans' frequencies and save them.
+
+    Loopback when the device has one; otherwise the phase method, perturbing
+    the device at ``--bias`` with ``--amplitude`` (see ``calibration``)."""
     from . import plans
     from .calibration import calibrate
     device = make_device(args)
+    name = describe_device(args, device)
     try:
-        freqs = np.unique(np.concatenate([plans.plan_frequencies(n, fs=device.fs, T=args.T, filter=f)
-                                          for n in range(1, device.n_electrodes + 1)
-                                          for f in ("butterworth3", "boxcar")]))
-        cal = calibrate(device, freqs, T=args.T)
+        with usage_errors():
+            bias = None if args.bias is None else np.asarray(args.bias, float)
+            if bias is not None and bias.size != device.n_electrodes:
+                raise ValueError(f"--bias needs {device.n_electrodes} voltages (one per electrode of {name}), "
+                                 f"got {bias.size}: {args.bias}")
+            freqs = np.unique(np.concatenate([plans.plan_frequencies(n, fs=device.fs, T=args.T, filter=f)
+                                              for n in range(1, device.n_electrodes + 1)
+                                              for f in ("butterworth3", "boxcar")]))
+        cal = calibrate(device, freqs, T=args.T, bias=bias, amplitude=args.amplitude, method=args.method)
     finally:
-        close = getattr(device, "close", None)
-        if close:
-            close()
+        _close(device)
     out = args.out or (getattr(getattr(device, "setup", None), "calibration_file", None) or "calibration.json")
     cal.save(out)
     if args.json:
-        _print_json({"file": str(out), **cal.to_dict()})
+        _print_json({"device": name, "file": str(out), **cal.to_dict()})
     else:
-        print(f"{'f [Hz]':>8s} {'gain':>8s} {'phase [deg]':>12s}   ({cal.method})")
-        for f, h in zip(cal.freqs, cal.response):
-            print(f"{f:8.1f} {abs(h):8.4f} {np.degrees(np.angle(h)):12.3f}")
-        print(f"saved to {out}")
+        print(f"device: {name}")
+        print(f"{'f [Hz]':>8s} {'gain':>8s} {'phase [deg]':>12s} {'+-':>6s}   ({cal.method})")
+        sd = cal.phase_sd if cal.phase_sd is not None else np.full(cal.freqs.size, np.nan)
+        for f, h, e in zip(cal.freqs, cal.response, sd):
+            print(f"{f:8.1f} {abs(h):8.4f} {np.degrees(np.angle(h)):12.3f} {np.degrees(e):6.2f}")
+        extra = f"; delay {cal.delay_s * 1e3:.3f} ms" if cal.delay_s is not None else ""
+        print(f"lab time {cal.lab_time_s:.2f} s ({cal.windows} windows){extra}; saved to {out}")
     return 0
 
 
 def make_device(args):
     """--device sim (default), nidaq (with --config), or package.module:factory."""
     spec = args.device
+    if args.config is not None and spec != "nidaq":
+        raise UsageError(f"--config is the NI-DAQmx setup file and needs --device nidaq (got --device {spec}); "
+                         "nothing was run")
+    if spec != "sim" and (args.device_seed is not None or args.no_noise):
+        raise UsageError(f"--device-seed and --no-noise apply to the simulator (--device sim), not --device {spec}")
     if spec == "sim":
         import numpy as np
 
         from .devices.simulated import SimulatedDNPU
-        seed = getattr(args, "seed", 0) if args.device_seed is None else args.device_seed
+        seed = getattr(args, "seed", 0)
         # The device's response is fixed (device seed 0 unless --device-seed); the run's
         # seed picks its noise, so different --seed values are different runs on one device.
         return SimulatedDNPU(seed=0 if args.device_seed is None else args.device_seed,
                              noise=not args.no_noise, rng=np.random.default_rng(np.random.SeedSequence([seed, 3])))
     if spec == "nidaq":
         if not args.config:
-            raise SystemExit("hge: --device nidaq needs --config SETUP.toml")
+            raise UsageError("--device nidaq needs --config SETUP.toml")
         from .devices.nidaq import NIDAQDevice
-        return NIDAQDevice.from_config(args.config)
+        from .devices.nidaq_config import load_setup
+        try:
+            setup = load_setup(args.config)
+        except (ValueError, FileNotFoundError) as exc:
+            raise UsageError(str(exc)) from None
+        return NIDAQDevice(setup)
     if ":" in spec:
         import importlib
-        mod, _, name = spec.partition(":")
+        mod, _, attr = spec.partition(":")
         try:
-            factory = getattr(importlib.import_module(mod), name)
+            factory = getattr(importlib.import_module(mod), attr)
         except (ImportError, AttributeError) as exc:
-            raise SystemExit(f"hge: --device {spec!r}: cannot load {name!r} from {mod!r} ({exc})")
-        return factory()
-    raise SystemExit(f"hge: --device must be sim, nidaq or package.module:factory, got {spec!r}")
+            raise UsageError(f"--device {spec!r}: cannot load {attr!r} from {mod!r} ({exc})") from None
+        device = factory()
+        missing = [a for a in ("fs", "n_electrodes", "limits", "measure") if not hasattr(device, a)]
+        if missing:
+            _close(device)
+            raise UsageError(f"--device {spec!r}: the object it made lacks {', '.join(missing)} "
+                             "(a device has fs, n_electrodes, limits and measure(volts))")
+        return device
+    raise UsageError(f"--device must be sim, nidaq or package.module:factory, got {spec!r}")
+
+
+def describe_device(args, device) -> str:
+    """The device that ran, in words every text output carries."""
+    if args.device == "sim":
+        seed = 0 if args.device_seed is None else args.device_seed
+        noise = "no noise" if args.no_noise else f"noise seed {getattr(args, 'seed', 0)}"
+        return f"simulated DNPU (device seed {seed}, {noise})"
+    if args.device == "nidaq":
+        return f"NI-DAQmx rig (setup {args.config}, {device.n_electrodes} electrodes)"
+    return f"{args.device} ({device.n_electrodes} electrodes)"
+
+
+# -- argument types: a bad value is a one-line usage error naming the flag ------------------
+def _number(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not np.isfinite(x):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return x
+
+
+def positive_float(text: str) -> float:
+    x = _number(text)
+    if x <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return x
+
+
+def _whole(text: str, lowest: int) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < lowest:
+        raise argparse.ArgumentTypeError(f"must be >= {lowest}, got {text!r}")
+    return n
+
+
+def nonnegative_int(text: str) -> int:
+    return _whole(text, 0)
+
+
+def positive_int(text: str) -> int:
+    return _whole(text, 1)
+
+
+def volt_list(text: str) -> list:
+    """``-0.3,0.1,...`` -> list of finite floats."""
+    try:
+        return [_number(x) for x in text.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"comma-separated volts, {exc}") from None
+
+
+def electrode_list(text: str) -> list:
+    """``1,6`` -> [1, 6]: electrode numbers from 1, no repeats (the device's count is checked later)."""
+    try:
+        e = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated electrode numbers (from 1), got {text!r}") from None
+    if min(e) < 1 or len(set(e)) != len(e):
+        raise argparse.ArgumentTypeError(f"electrodes are numbered from 1 and must not repeat, got {text!r}")
+    return e
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with errors as one line (``hge: error: ...``) instead of usage + message."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def add_device_args(p) -> None:
     p.add_argument("--device", default="sim", help="sim (default), nidaq, or package.module:factory")
-    p.add_argument("--config", help="setup file (TOML) for --device nidaq")
+    p.add_argument("--config", help="setup file (TOML) for --device nidaq (an error with any other device)")
     p.add_argument("--device-seed", type=int, default=None, help="seed of the simulated device's response (default 0)")
     p.add_argument("--no-noise", action="store_true", help="simulated device without noise")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from . import __version__
+    p = Parser(
         prog="hge",
-        description="Homodyne gradient extraction: train physical systems by gradient descent in materia.")
+        description="Homodyne gradient extraction: train physical systems by gradient descent in materia.",
+        epilog="Errors are one line on stderr (exit 2: the command line or a file it names; 1: a failure "
+               "while running); --debug shows the traceback. SIGINT/SIGTERM/SIGHUP: outputs to 0 V, "
+               "exit 128 + signal.")
+    p.add_argument("--version", action="version", version=f"hge {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a task on a device (default: the simulated DNPU)")
@@ -314,41 +560,65 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_args(t)
     t.add_argument("--seed", type=int, default=0, help="seeds data, initial voltages and simulated noise")
     t.add_argument("--out", help="directory for config, history, plots, checkpoint (default runs/TASK-seedN)")
-    t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out (refused, files untouched, if any option differs)")
+    t.add_argument("--checkpoint-every", type=positive_int, default=10, metavar="N",
+                   help="write the checkpoint every N iterations (default 10), and at every task's end")
+    t.add_argument("--checkpoint-seconds", type=positive_float, default=60.0, metavar="S",
+                   help="... and at least every S seconds (default 60)")
     t.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     t.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    t.add_argument("-T", type=float, default=0.1, help="HGE window per data point, s (default 0.1)")
+    t.add_argument("--no-plots", action="store_true", help="skip the PNG figures (JSON and NPZ are still written)")
+    t.add_argument("-T", type=positive_float, default=0.1, help="HGE window per data point, s (default 0.1)")
     t.add_argument("--filter", choices=["butterworth3", "boxcar"], default="butterworth3")
     t.add_argument("--engine", choices=["c", "fixed", "float"], default="c")
-    t.add_argument("--lr", type=float, help="learning rate (default: 0.02 gates, 0.015 sphere)")
-    t.add_argument("--max-iter", type=int, help="iterations at most (default 300)")
-    t.add_argument("--batch-size", type=int, help="data points per iteration (default all)")
+    t.add_argument("--phase", choices=["calibrated", "inphase", "magnitude"], default="calibrated",
+                   help="estimator: calibrated chain phase (default; calibrates once if the device has no "
+                        "calibration), inphase 2X/a (no calibration), magnitude 2R/a")
+    t.add_argument("--lr", type=positive_float, help="learning rate (default: 0.02 gates, 0.015 sphere)")
+    t.add_argument("--max-iter", type=nonnegative_int,
+                   help="gradient measurements per task at most (default 300; 0: none, only the start is measured)")
+    t.add_argument("--batch-size", type=positive_int, help="data points per iteration (default all)")
     t.add_argument("--paper-mode", action="store_true",
                    help="the method as published: single random start, loss (1 - rho)/sigmoid(y_sep) with y_sep "
-                        "in nA, plain read-out, 2R/a with the sign from the phase")
+                        "in nA, plain read-out, 2R/a with the sign from the phase (overrides --phase)")
+    t.add_argument("--inputs", type=electrode_list,
+                   help="electrodes for the task's inputs (default: the paper's, gates 1,6, sphere 2,4,6)")
+    t.add_argument("--controls", type=electrode_list,
+                   help="control electrodes (default: every electrode that is not an input)")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")
     add_device_args(g)
-    g.add_argument("--bias", help="comma-separated volts for electrodes 1..7 (default all 0)")
-    g.add_argument("--electrodes", help="comma-separated electrodes to perturb, numbered from 1 (default all)")
+    g.add_argument("--bias", type=volt_list, help="comma-separated volts for electrodes 1..7 (default all 0)")
+    g.add_argument("--electrodes", type=electrode_list,
+                   help="comma-separated electrodes to perturb, numbered from 1 (default all)")
     g.add_argument("--method", choices=["hge", "fd"], default="hge", help="HGE (default) or finite differences")
     g.add_argument("--mode", choices=["parallel", "sequential"], default="parallel")
     g.add_argument("--filter", choices=["butterworth3", "boxcar"], default="butterworth3")
     g.add_argument("--engine", choices=["c", "fixed", "float"], default="c")
     g.add_argument("--phase", choices=["calibrated", "inphase", "magnitude"], default="calibrated")
-    g.add_argument("--amplitude", type=float, default=0.008, help="perturbation amplitude, V (default 0.008)")
+    g.add_argument("--amplitude", type=positive_float, default=0.008, help="perturbation amplitude, V (default 0.008)")
     g.add_argument("--paper-mode", action="store_true",
                    help="the read-out as published: no crosstalk solve, 2R/a with the sign from the phase "
                         "(overrides --phase)")
-    g.add_argument("-T", type=float, default=0.1, help="window, s (default 0.1)")
+    g.add_argument("-T", type=positive_float, default=0.1, help="window, s (default 0.1)")
+    g.add_argument("--saturation", choices=["raise", "count"], default="raise",
+                   help="a window on the rail: raise (default) or count it in the result")
     g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     g.set_defaults(func=cmd_gradient)
 
-    c = sub.add_parser("calibrate", help="measure the chain's gain and phase per frequency (loopback) and save it")
+    c = sub.add_parser("calibrate", help="measure the chain's gain and phase per frequency (loopback, or the "
+                                         "phase method on the device) and save it")
     add_device_args(c)
-    c.add_argument("-T", type=float, default=0.1, help="window, s (default 0.1)")
+    c.add_argument("-T", type=positive_float, default=0.1, help="window, s (default 0.1)")
     c.add_argument("--out", help="calibration file (default: the setup's [calibration] file)")
+    c.add_argument("--bias", type=volt_list,
+                   help="phase method: comma-separated volts per electrode (default 0 V, or mid-limits)")
+    c.add_argument("--amplitude", type=positive_float, default=None,
+                   help="perturbation amplitude, V (default 0.05 loopback, 0.008 phase method)")
+    c.add_argument("--method", choices=["auto", "loopback", "phase"], default="auto",
+                   help="auto (default): loopback if the device has one, else the phase method")
     c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     c.set_defaults(func=cmd_calibrate)
 
@@ -358,7 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--paper-mode", action="store_true",
                    help="the method as published (plain read-out, 2R/a, single random start, the Methods' loss)")
     r.add_argument("--quick", action="store_true", help="small Monte Carlo sizes (minutes instead of the paper's)")
-    r.add_argument("--seed", type=int, default=0, help="seeds the simulated device, its noise and the data")
+    r.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seeds the simulated device, its noise and the data")
     r.add_argument("--out", required=True, help="directory for DIR/<ID>/ data and PNGs and DIR/summary.{md,json}")
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -366,29 +637,66 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("doctor", help="list the NI-DAQmx devices the driver sees and check a setup file")
     d.add_argument("--config", help="setup file (TOML) to check")
+    d.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     d.set_defaults(func=cmd_doctor)
 
     b = sub.add_parser("bench", help="measure speed and accuracy; prints figures")
     b.add_argument("what", choices=["core", "gradient"],
                    help="core: C lock-in vs numpy/scipy float64; gradient: accuracy, noise, timing")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    b.add_argument("--min-time", type=float, default=0.3, help="seconds per timing round (default 0.3)")
-    b.add_argument("--points", type=int, default=100, help="bias points for accuracy (default 100)")
-    b.add_argument("--reps", type=int, default=300, help="repetitions for noise figures (default 300)")
+    b.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    b.add_argument("--min-time", type=positive_float, default=0.3, help="seconds per timing round (default 0.3)")
+    b.add_argument("--points", type=positive_int, default=100, help="bias points for accuracy (default 100)")
+    b.add_argument("--reps", type=positive_int, default=300, help="repetitions for noise figures (default 300)")
     b.set_defaults(func=cmd_bench)
+
+    # Every command (also those added later) takes --debug.
+    for parser in (p, *sub.choices.values()):
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="on an error, show the Python traceback")
     return p
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if not isinstance(exc, (UsageError, ValueError, TypeError, OSError, RuntimeError)) or not text:
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    from .devices.nidaq import ZeroingError
+    if isinstance(cause, ZeroingError) and not isinstance(exc, ZeroingError):
+        text += f"; and {' '.join(str(cause).split())}"
+    return text
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    previous = signals.install()
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except Exception as exc:
-        from .devices.nidaq import NIDAQError
-        if isinstance(exc, (NIDAQError, FileNotFoundError)):
-            sys.stderr.write(f"hge: {exc}\n")
-            return 2
-        raise
+    except signals.Interrupted as exc:
+        if not getattr(exc, "reported", False):
+            sys.stderr.write(f"hge: stopped by {exc.name}\n")
+        if debug:
+            import traceback
+            traceback.print_exc()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 128 + 2
+    except UsageError as exc:
+        if debug:
+            import traceback
+            traceback.print_exc()
+        sys.stderr.write(f"hge: error: {_one_line(exc)}\n")
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback with --debug
+        if debug:
+            import traceback
+            traceback.print_exc()
+        sys.stderr.write(f"hge: error: {_one_line(exc)}" + ("" if debug else " (--debug shows the traceback)") + "\n")
+        return EXIT_FAILURE
+    finally:
+        signals.restore(previous)
 
 
 if __name__ == "__main__":

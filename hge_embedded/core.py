@@ -42,7 +42,7 @@ def _ptr(ctype: str, arr: np.ndarray):
     return ffi.cast(ctype, ffi.from_buffer(arr)) if arr.size else ffi.NULL
 
 
-def state_bytes_per_terminal(filter: str = "butterworth3") -> int:  # noqa: A002 - DESIGN.md name
+def state_bytes_per_terminal(filter: str = "butterworth3") -> int:  # noqa: A002 - name in docs/design.md section 3
     """Bytes of per-terminal state in the C core (``sizeof`` on the C side)."""
     v.choice("filter", filter, {"butterworth3", "boxcar"})
     if filter == "butterworth3":

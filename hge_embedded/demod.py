@@ -1,6 +1,6 @@
 """``demodulate``: one window of output samples -> X, Y for every frequency.
 
-The engines share one definition of the result (DESIGN.md section 1):
+The engines share one definition of the result (docs/design.md section 1):
 ``X_m = (A_m / 2) cos(theta_m)``, ``Y_m = (A_m / 2) sin(theta_m)`` for an input
 component ``A_m sin(2 pi f_m t + phi_m + theta_m)``, in the unit of the
 samples. Both low-pass filters are read at the window's end; the Butterworth
@@ -95,7 +95,7 @@ def demodulate(samples, fs, freqs, *, engine: str = "c", filter: str = "butterwo
     phases : (M,) array, optional
         Reference phases phi_m, rad. Default 0.
     remove_dc : bool
-        Subtract the window's mean before mixing (DESIGN.md section 1).
+        Subtract the window's mean before mixing (docs/design.md section 1).
     block_sizes : sequence of int, optional
         Feed the C core in these blocks (same result as one block; for tests).
     """

@@ -3,25 +3,37 @@
 Data path: plan -> waveform -> device.measure -> demodulate (C core) -> X, Y
 -> estimator -> dI/dV. Electrode numbers are 1-based here (as people type
 them); ``electrodes.to_index`` converts once.
+
+Every configuration error the arguments already show (plan rules in both
+modes, window length, amplitude below the DAC step, limits, voltages) is
+raised by ``HGEWindow`` or before the first ``measure``; every ``measure``
+result passes ``devices.measure``'s check; every demodulated window passes
+the saturation check; no non-finite derivative is returned.
 """
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.signal as sig
 
 from . import _validate as v
 from . import analysis, design, plans
 from .calibration import Calibration, calibrate
 from .demod import demodulate
-from .devices import check_volts
+from .devices import check_limits, check_volts, device_name
+from .devices import measure as checked_measure
 from .electrodes import to_index, to_number
+from .saturation import SATURATION, check_saturation
+from .tonefit import fit_tones
 
 PHASES = ("calibrated", "inphase", "magnitude")
 MODES = ("parallel", "sequential")
 CROSSTALK = ("solve", "none")
+MIN_DAC_STEPS = 4          # amplitude >= 4 DAC steps: the quantised sine's fundamental is then
+                           # within ~1/8 of the asked amplitude and never 0 (it is used exactly)
+STEEP_SLOPE = -3.0         # noise below the plan steeper than 1/f^3: its power law (extrapolated below
+                           # 3/T, where one window cannot see it) decides stderr: not trusted
 
 # Calibrations measured on the fly, per device object and plan (lab time spent once).
 _CALIBRATIONS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -32,7 +44,7 @@ class GradientResult:
     """dI/dV at one bias point. Arrays follow ``electrodes`` (1-based numbers)."""
 
     gradient: np.ndarray      # nA/V
-    stderr: np.ndarray        # nA/V, estimated from this window's residual spectrum
+    stderr: np.ndarray        # nA/V, estimated from this window's residual spectrum and the solve's noise gain
     bias: np.ndarray          # V, the bias actually applied (DAC-quantised, all electrodes)
     X: np.ndarray             # nA
     Y: np.ndarray             # nA
@@ -40,22 +52,40 @@ class GradientResult:
     electrodes: np.ndarray
     amplitudes: np.ndarray    # V
     current: float            # mean output current over the window(s), nA
-    lab_time_s: float         # measurement time on the rig (windows only)
+    lab_time_s: float         # measurement time on the rig: the windows plus any calibration this call ran
     mode: str = "parallel"
     filter: str = "butterworth3"
     phase: str = "calibrated"
+    calibration_time_s: float = 0.0   # part of lab_time_s spent calibrating the chain (0 when reused)
+    saturated_samples: int = 0        # with saturation="count": samples on a rail (see saturation.py)
+    stderr_reliable: bool = True      # False where the noise model behind stderr does not hold
+    warnings: list = field(default_factory=list)
 
 
-def calibration_for(device, freqs, T: float) -> Calibration:
-    """The device's calibration covering ``freqs``: its own (``device.calibration``), or one measured once."""
+def calibration_for(device, freqs, T: float, *, bias=None, electrodes=None, amplitudes=None,
+                    saturation: str = "raise") -> tuple[Calibration, float]:
+    """The device's calibration covering ``freqs`` and the lab time spent now (s).
+
+    Its own (``device.calibration``), one measured earlier on this device
+    object for this plan, or one measured now (``calibration.calibrate``: the
+    loopback when the device has one, else the phase method at ``bias`` with
+    ``amplitudes`` on ``electrodes``).
+    """
     own = getattr(device, "calibration", None)
     if own is not None:
-        return own
-    key = (tuple(np.round(np.sort(freqs), 9)), float(T))
-    per_device = _CALIBRATIONS.setdefault(device, {})
-    if key not in per_device:
-        per_device[key] = calibrate(device, freqs, T=T)
-    return per_device[key]
+        return own, 0.0
+    key = (tuple(np.round(np.sort(freqs), 9)), round(float(T), 12))
+    try:
+        per_device = _CALIBRATIONS.setdefault(device, {})
+    except TypeError:  # not weak-referenceable or not hashable: measure every time
+        per_device = {}
+    if key in per_device:
+        return per_device[key], 0.0
+    # The loopback drives a reference resistor, not the device: it keeps its own amplitude.
+    amp = None if callable(getattr(device, "loopback", None)) else amplitudes
+    cal = calibrate(device, freqs, T=T, bias=bias, electrodes=electrodes, amplitude=amp, saturation=saturation)
+    per_device[key] = cal
+    return cal, cal.lab_time_s
 
 
 def _as_bias(device, bias) -> np.ndarray:
@@ -63,6 +93,35 @@ def _as_bias(device, bias) -> np.ndarray:
     if b.size != device.n_electrodes:
         raise ValueError(f"bias must have {device.n_electrodes} voltages, got {b.size}")
     return b
+
+
+def window_samples(fs: float, T: float, filter: str) -> int:  # noqa: A002
+    """Samples of one window: ``round(T fs)``, for the Butterworth cut to whole groups of its pre-sum of 8.
+
+    The Butterworth runs at fs/8 on sums of 8 samples; a trailing partial group
+    would carry no weight, so it is not applied at all (T = 0.05 s at 10 kHz:
+    496 samples instead of 500; the filter is still the one 98 % settled at T).
+    """
+    n = int(round(T * fs))
+    if filter == "butterworth3":
+        n -= n % design.DECIMATION
+        if n < design.DECIMATION:
+            raise ValueError(f"T = {T} s at fs = {fs:g} Hz is shorter than one group of the Butterworth's "
+                             f"pre-sum ({design.DECIMATION} samples)")
+    elif n < 1:
+        raise ValueError(f"T = {T} s at fs = {fs:g} Hz gives no samples")
+    return n
+
+
+def check_amplitudes(amps, dac_lsb, name: str = "amplitudes") -> None:
+    """Refuse amplitudes that are not finite and > 0, or below ``MIN_DAC_STEPS`` DAC steps."""
+    a = np.asarray(amps, float)
+    if not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"{name} must be finite and > 0 V, got {a.tolist()}")
+    if dac_lsb and np.any(a < MIN_DAC_STEPS * dac_lsb):
+        raise ValueError(f"{name}: {a.min():g} V is below {MIN_DAC_STEPS} steps of the device's DAC "
+                         f"(dac_lsb = {dac_lsb:g} V): the applied sine would be a few codes or none; "
+                         f"use at least {MIN_DAC_STEPS * dac_lsb:g} V")
 
 
 def perturbation_waveform(bias, idx, amplitudes, freqs, n: int, fs: float) -> np.ndarray:
@@ -90,7 +149,6 @@ def applied_fundamentals(volts, idx, freqs, fs: float, dac_lsb: float | None):
     the code grid. Where the device states its ``dac_lsb``, the host
     computes the quantised waveform's fundamental exactly and uses it.
     """
-    from .calibration import fit_tones
     if not dac_lsb:
         return None
     q = np.round(volts[idx] / dac_lsb) * dac_lsb
@@ -117,79 +175,174 @@ class HGEWindow:
     the samples measured for it into dI/dV. ``extract_gradient`` is one
     waveform + one ``device.measure`` + one read; the trainer strings many
     windows and ramps into one ``measure`` and reads each window's slice.
-    Arguments as for ``extract_gradient``.
+    Arguments as for ``extract_gradient``. Every configuration error is raised
+    here, before anything is applied. A calibration the phase estimator needs
+    and nobody supplied is measured by ``calibrate_at(bias)`` (or, for callers
+    that do not call it, at the first ``waveform``), and its lab time is kept
+    in ``calibration_time_s`` until ``take_calibration_time()``.
     """
 
     def __init__(self, device, *, electrodes=None, amplitudes=0.008, T: float = 0.1, freqs=None,
                  filter: str = "butterworth3", engine: str = "c", phase: str = "calibrated",  # noqa: A002
                  calibration: Calibration | None = None, crosstalk: str = "solve", check: bool = True,
-                 mode: str = "parallel"):
+                 mode: str = "parallel", saturation: str = "raise"):
         v.choice("mode", mode, MODES)
         v.choice("phase", phase, PHASES)
         v.choice("crosstalk", crosstalk, CROSSTALK)
+        v.choice("filter", filter, ("butterworth3", "boxcar"))
+        v.choice("engine", engine, ("c", "fixed", "float"))
+        v.choice("saturation", saturation, SATURATION)
         v.positive("T", T)
         self.device, self.T, self.filter, self.engine = device, float(T), filter, engine
-        self.phase, self.crosstalk, self.mode = phase, crosstalk, mode
+        self.phase, self.crosstalk, self.mode, self.saturation = phase, crosstalk, mode, saturation
+        self.name = device_name(device)
+        self.fs = float(v.positive(f"{self.name}.fs", device.fs))
+        self.limits = check_limits(device.limits, int(device.n_electrodes), name=f"{self.name}.limits")
         self.idx = to_index(electrodes, device.n_electrodes)
         m = self.idx.size
-        self.amps = np.broadcast_to(v.float_array("amplitudes", amplitudes), (m,)).astype(float)
-        if np.any(self.amps <= 0):
-            raise ValueError(f"amplitudes must be > 0 V, got {self.amps.tolist()}")
-        self.fs = float(device.fs)
-        self.n = int(round(T * self.fs))
+        self.amps = np.broadcast_to(np.asarray(amplitudes, float), (m,)).astype(float)
+        self.dac_lsb = getattr(device, "dac_lsb", None)
+        check_amplitudes(self.amps, self.dac_lsb)
+        self.n = window_samples(self.fs, self.T, filter)
+        self._quantized = engine != "float"
+        # Designs the filter: a T too short for the Butterworth at this fs is refused here.
+        self.weights = analysis.lockin_weights(self.fs, self.T, filter, self.n, quantized=self._quantized)
+        self.enbw = float(self.fs * np.sum(self.weights**2) / 2.0)
         if freqs is None:
-            freqs = plans.plan_frequencies(m, fs=self.fs, T=T, filter=filter)
+            freqs = plans.plan_frequencies(m, fs=self.fs, T=self.T, filter=filter)
         else:
             freqs = v.float_array("freqs", np.atleast_1d(freqs), ndim=1)
             if freqs.size != m:
                 raise ValueError(f"freqs must have one frequency per electrode ({m}), got {freqs.size}")
+            if np.any((freqs <= 0) | (freqs >= self.fs / 2)):
+                raise ValueError(f"freqs must lie in (0, fs/2 = {self.fs / 2:g}) Hz, got {freqs.tolist()}")
+            if np.unique(freqs).size != freqs.size:
+                raise ValueError(f"freqs must be distinct, got {freqs.tolist()}")
             if check and mode == "parallel":
-                plans.check_plan(freqs, fs=self.fs, T=T, filter=filter)
-            elif filter == "boxcar":
-                design.check_boxcar_window(freqs, self.fs, T)
+                plans.check_plan(freqs, fs=self.fs, T=self.T, filter=filter)
+            elif check:  # sequential: each window holds one tone, checked on its own
+                for f in freqs:
+                    plans.check_plan([f], fs=self.fs, T=self.T, filter=filter)
+            if filter == "boxcar":
+                design.check_boxcar_window(freqs, self.fs, self.T)
         self.freqs = np.asarray(freqs, float)
+        self.groups = [np.arange(m)] if mode == "parallel" else [np.array([k]) for k in range(m)]
+        self._ginv, self._cov = {}, {}
+        for sel in self.groups:
+            key = tuple(self.freqs[sel])
+            if crosstalk == "solve":
+                try:
+                    self._ginv[key] = analysis.crosstalk_inverse(key, self.fs, self.T, filter, self.n,
+                                                                 self._quantized)
+                except np.linalg.LinAlgError:
+                    raise ValueError(f"freqs: the crosstalk solve is singular for {list(key)} Hz "
+                                     f"(frequencies too close for T = {self.T} s)") from None
+            self._cov[key] = analysis.lockin_noise_spectra(key, self.fs, self.T, filter, self.n,
+                                                           self._quantized, crosstalk == "solve")
+        self.full_scale = getattr(device, "full_scale", None)
         self.response = np.ones(m, complex)
+        self.calibration = None
+        self.calibration_time_s = 0.0
         if phase == "calibrated":
-            cal = calibration or calibration_for(device, self.freqs, T)
-            self.response = cal.at(self.freqs)
-        self.full_scale = getattr(device, "full_scale", None) if engine != "float" else None
-        self.dac_lsb = getattr(device, "dac_lsb", None)
-        self.weights = analysis.lockin_weights(self.fs, T, filter, self.n, quantized=engine != "float")
-        self.enbw = analysis.lockin_enbw(self.fs, T, filter)
-        self._quantized = engine != "float"
+            own = calibration if calibration is not None else getattr(device, "calibration", None)
+            if own is not None:
+                self._set_calibration(own)
+        self.last_saturated = 0
+        self.last_slope = 0.0
+
+    def _set_calibration(self, cal: Calibration) -> None:
+        self.calibration = cal
+        self.response = cal.at(self.freqs)
+        if not np.all(np.isfinite(self.response)) or np.any(np.abs(self.response) == 0):
+            raise ValueError(f"calibration: the chain response at {self.freqs.tolist()} Hz is 0 or not finite")
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.phase == "calibrated" and self.calibration is None
+
+    def calibrate_at(self, bias) -> float:
+        """Measure (or reuse) the calibration this window needs, at ``bias``; returns the lab time spent now."""
+        if not self.needs_calibration:
+            return 0.0
+        cal, spent = calibration_for(self.device, self.freqs, self.T, bias=bias, electrodes=to_number(self.idx),
+                                     amplitudes=self.amps, saturation=self.saturation)
+        self._set_calibration(cal)
+        self.calibration_time_s += spent
+        return spent
+
+    def take_calibration_time(self) -> float:
+        """Lab time spent calibrating since the last call (for callers that keep their own lab clock)."""
+        t, self.calibration_time_s = self.calibration_time_s, 0.0
+        return t
 
     def waveform(self, bias, sel=None) -> np.ndarray:
         """Volts (n_electrodes, n) of one window at ``bias``, perturbing ``sel`` (default all)."""
+        if self.needs_calibration:
+            probe = perturbation_waveform(bias, self.idx, self.amps, self.freqs, self.n, self.fs)
+            check_volts(probe, self.limits)  # the calibration drives these electrodes with these amplitudes
+            self.calibrate_at(bias)
         sel = np.arange(self.idx.size) if sel is None else sel
         return perturbation_waveform(bias, self.idx[sel], self.amps[sel], self.freqs[sel], self.n, self.fs)
 
-    def read(self, y, volts, sel=None, stderr: bool = True):
+    def read(self, y, volts, sel=None, stderr: bool = True, label: str = "window"):
         """Samples ``y`` measured for ``volts`` -> (X + jY, dI/dV, stderr, applied bias).
 
-        ``stderr=False`` skips the residual-spectrum estimate (NaN) where only dI/dV is needed."""
+        ``stderr=False`` skips the residual-spectrum estimate (NaN) where only dI/dV is needed.
+        Raises on a saturated window (unless ``saturation="count"``: the count is
+        in ``last_saturated``) and on a non-finite derivative.
+        """
+        if self.needs_calibration:
+            raise ValueError("HGEWindow.read: the calibrated estimator has no calibration yet; "
+                             "call calibrate_at(bias) before measuring")
         sel = np.arange(self.idx.size) if sel is None else sel
         f = self.freqs[sel]
-        d = demodulate(y, self.fs, f, engine=self.engine, filter=self.filter, T=self.T,
-                       full_scale=self.full_scale)
+        y = np.asarray(y, float)
+        if y.size != self.n:
+            raise ValueError(f"{label}: expected {self.n} samples, got {y.size}")
+        self.last_saturated = check_saturation(y, self.full_scale, what=f"{self.name}, {label}",
+                                               policy=self.saturation)
+        fs_demod = self.full_scale if self._quantized else None
+        if fs_demod:
+            y = np.clip(y, -fs_demod, fs_demod)  # only reachable with saturation="count"
+        d = demodulate(y, self.fs, f, engine=self.engine, filter=self.filter, T=self.T, full_scale=fs_demod)
         X, Y = d.X, d.Y
+        key = tuple(f)
         if self.crosstalk == "solve":
-            G_inv = analysis.crosstalk_inverse(tuple(f), self.fs, self.T, self.filter, self.n, self._quantized)
-            X, Y = analysis.solve_crosstalk(X, Y, f, self.fs, self.weights, G_inv)
+            X, Y = analysis.solve_crosstalk(X, Y, f, self.fs, self.weights, self._ginv[key])
         z = X + 1j * Y
         applied = applied_fundamentals(volts, self.idx[sel], f, self.fs, self.dac_lsb)
         grad = _estimate(z, self.amps[sel], self.response[sel], self.phase, applied)
+        if not np.all(np.isfinite(grad)):
+            raise ValueError(f"{self.name}, {label}: non-finite dI/dV {grad.tolist()} at {f.tolist()} Hz")
         if stderr:
-            noise = analysis.residual_psd(y, self.fs, f)(f)
-            se = np.sqrt(2.0 * noise * self.enbw) / (self.amps[sel] * np.abs(self.response[sel]))
+            psd = analysis.window_psd(y, self.fs, f)
+            self.last_slope = psd.slope
+            se = self._stderr(psd, z, sel, key)
         else:
             se = np.full(f.size, np.nan)
         return z, grad, se, applied_bias(volts[:, 0], self.n, self.dac_lsb, volts)
+
+    def _stderr(self, psd, z, sel, key):
+        """sqrt(Var dI/dV): this window's noise spectrum (``analysis.window_psd``) through the lock-in,
+        the crosstalk solve and the estimator's axis (``analysis.lockin_noise_spectra``: side lobes
+        and the solve's noise gain included)."""
+        fb, KXX, KYY, KXY = self._cov[key]
+        if self.phase == "inphase":
+            c, s, scale = np.ones(len(key)), np.zeros(len(key)), 2.0 / self.amps[sel]
+        else:
+            ang = np.angle(z) if self.phase == "magnitude" else np.angle(self.response[sel])
+            c, s = np.cos(ang), np.sin(ang)
+            gain = 1.0 if self.phase == "magnitude" else np.abs(self.response[sel])
+            scale = 2.0 / (self.amps[sel] * gain)
+        S = psd(fb)
+        var = c**2 * (KXX @ S) + s**2 * (KYY @ S) + 2 * c * s * (KXY @ S)
+        return scale * np.sqrt(np.maximum(var, 0.0))
 
 
 def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: float = 0.1, freqs=None,
                      mode: str = "parallel", filter: str = "butterworth3", engine: str = "c",  # noqa: A002
                      rng=None, phase: str = "calibrated", calibration: Calibration | None = None,
-                     crosstalk: str = "solve", check: bool = True) -> GradientResult:
+                     crosstalk: str = "solve", check: bool = True, saturation: str = "raise") -> GradientResult:
     """dI/dV of ``device`` at ``bias`` by homodyne gradient extraction.
 
     Parameters
@@ -199,12 +352,15 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
     electrodes : list of int, optional
         Electrodes to perturb, numbered from 1; default all.
     amplitudes : float or array, V
-        Perturbation amplitude per electrode (paper: 8 mV).
+        Perturbation amplitude per electrode (paper: 8 mV); at least 4 steps
+        of the device's DAC when it states ``dac_lsb``.
     T : float, s
-        Window per gradient (parallel) or per electrode (sequential).
+        Window per gradient (parallel) or per electrode (sequential). The
+        Butterworth's window is cut to whole groups of its pre-sum of 8.
     freqs : array, optional
         Hz per electrode; default ``plans.plan_frequencies``. A given plan is
-        checked against the plan rules unless ``check=False``.
+        checked against the plan rules unless ``check=False`` (sequential:
+        each frequency on its own); every frequency must lie in (0, fs/2).
     mode : {"parallel", "sequential"}
     filter : {"butterworth3", "boxcar"}
     engine : {"c", "fixed", "float"}
@@ -212,70 +368,155 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
         Estimator: projection on the calibrated chain response (default),
         ``2X/a``, or the paper's ``2R/a`` with the sign from the phase.
     calibration : Calibration, optional
-        Default: ``device.calibration`` if set, else measured once per device.
+        Default: ``device.calibration`` if set, else measured once per device
+        object and plan by ``calibrate`` (loopback if the device has one, else
+        the phase method at this ``bias`` with these amplitudes); its lab time
+        is in this result's ``lab_time_s`` and ``calibration_time_s``.
     crosstalk : {"solve", "none"}
         ``"solve"`` (default): undo the known linear leakage between channels
         (neighbours, 2f terms, onset transients; ``analysis.solve_crosstalk``),
-        exact for a linear response at any spacing. ``"none"``: the paper's
-        plain read-out, biased at small spacing.
+        exact for a linear response at any spacing; stderr includes its noise
+        gain. ``"none"``: the paper's plain read-out, biased at small spacing.
+    saturation : {"raise", "count"}
+        A window with samples on a rail raises (default), or is accepted and
+        counted in ``saturated_samples``.
     rng : ignored for the waveform (phases are 0); accepted for API stability.
+
+    Returns
+    -------
+    GradientResult
+
+    Raises
+    ------
+    ValueError
+        Any configuration error, before a sample is applied; a measurement
+        that does not check out (wrong length, non-finite, saturated); a
+        calibration that cannot be trusted.
     """
     bias = _as_bias(device, bias)
     win = HGEWindow(device, electrodes=electrodes, amplitudes=amplitudes, T=T, freqs=freqs, filter=filter,
                     engine=engine, phase=phase, calibration=calibration, crosstalk=crosstalk, check=check,
-                    mode=mode)
+                    mode=mode, saturation=saturation)
     m = win.idx.size
-    groups = [np.arange(m)] if mode == "parallel" else [np.array([k]) for k in range(m)]
+    # Every window is built and gated before anything (calibration included) is applied.
+    windows = [perturbation_waveform(bias, win.idx[sel], win.amps[sel], win.freqs[sel], win.n, win.fs)
+               for sel in win.groups]
+    for volts in windows:
+        check_volts(volts, win.limits)
+    cal_time = win.calibrate_at(bias)
     z = np.empty(m, complex)
     grad, stderr = np.empty(m), np.empty(m)
-    ys, dcs = [], []
-    for sel in groups:
-        volts = win.waveform(bias, sel)
-        check_volts(volts, device.limits)
-        y = device.measure(volts)
-        z[sel], grad[sel], stderr[sel], dc = win.read(y, volts, sel)
+    ys, dcs, saturated, slopes = [], [], 0, []
+    for k, (sel, volts) in enumerate(zip(win.groups, windows)):
+        y = checked_measure(device, volts)
+        label = f"window {k + 1} of {len(windows)} (electrodes {to_number(win.idx[sel]).tolist()})"
+        z[sel], grad[sel], stderr[sel], dc = win.read(y, volts, sel, label=label)
+        saturated += win.last_saturated
+        slopes.append(win.last_slope)
         ys.append(y)
         dcs.append(dc)
+    warnings = []
+    reliable = True
+    if np.nanmin(np.append(slopes, 0.0)) < STEEP_SLOPE:
+        reliable = False
+        warnings.append(f"the noise spectrum below the plan falls as 1/f^{-np.nanmin(slopes):.1f}, steeper than "
+                        f"1/f^{-STEEP_SLOPE:g}: noise leaking through the window's side lobes is not in stderr, "
+                        f"which may be low")
+    if saturated:
+        reliable = False
+        warnings.append(f"{saturated} samples were saturated (saturation='count'): the gradient is too small")
+    if win.calibration is not None and win.calibration.method == "phase":
+        warnings.extend(win.calibration.notes)
     return GradientResult(
         gradient=grad, stderr=stderr, bias=np.mean(dcs, axis=0), X=z.real, Y=z.imag, freqs=win.freqs,
         electrodes=to_number(win.idx), amplitudes=win.amps, current=float(np.mean(np.concatenate(ys))),
-        lab_time_s=len(ys) * win.n / win.fs, mode=mode, filter=filter, phase=phase)
+        lab_time_s=len(ys) * win.n / win.fs + cal_time, mode=mode, filter=filter, phase=phase,
+        calibration_time_s=cal_time, saturated_samples=saturated, stderr_reliable=reliable, warnings=warnings)
 
 
 def finite_difference_gradient(device, bias, *, electrodes=None, step: float = 0.008, T: float = 0.1,
-                               filter: str = "butterworth3") -> GradientResult:  # noqa: A002
-    """Central differences, two windows of T per electrode, each read like the paper:
-    the output low-passed by the same third-order Butterworth (98 % settled at T)
-    and read at T, divided by the step response there (``filter="boxcar"``: the window mean)."""
+                               filter: str = "butterworth3", repeats: int = 1,  # noqa: A002
+                               saturation: str = "raise") -> GradientResult:
+    """Central differences: two windows of T per electrode (and per repeat), each read like the lock-in.
+
+    Each window's level is the output through the lock-in's own low-pass at
+    its own rate (``design.lockin_weights``: the pre-sum of 8, then the
+    Butterworth designed for fs/8, read at the window's end and divided by its
+    step response there; ``filter="boxcar"``: the window mean). Exact for a
+    constant output.
+
+    ``stderr``: with ``repeats >= 2``, the observed spread of the repeats over
+    sqrt(repeats) (model-free; it includes drift between windows). With one
+    pair, from the windows' own noise (white-noise model: the residual about
+    a line, through the filter's weights); drift slower than a window is not
+    in it, and the result says so (``stderr_reliable`` False when the
+    residual spectrum is not flat).
+    """
     v.positive("step", step)
     v.positive("T", T)
+    v.positive("repeats", repeats, integer=True)
+    v.choice("filter", filter, ("butterworth3", "boxcar"))
+    v.choice("saturation", saturation, SATURATION)
     bias = _as_bias(device, bias)
+    name = device_name(device)
+    lim = check_limits(device.limits, int(device.n_electrodes), name=f"{name}.limits")
     idx = to_index(electrodes, device.n_electrodes)
     fs = float(device.fs)
-    n = int(round(T * fs))
-    lf = design.lockin_filter(fs, T, n) if filter == "butterworth3" else None
-
-    def level(volts_point):
-        volts = np.repeat(volts_point[:, None], n, axis=1)
-        check_volts(volts, device.limits)
-        y = device.measure(volts)
-        if lf is None:
-            return float(np.mean(y)), y
-        return float(sig.sosfilt(lf.sos, y)[-1] / lf.gain_float), y
-
-    grad = np.empty(idx.size)
-    ys = []
-    for k, e in enumerate(idx):
-        up, down = bias.copy(), bias.copy()
-        up[e] += step
-        down[e] -= step
-        i_up, y1 = level(up)
-        i_down, y2 = level(down)
-        ys += [y1, y2]
-        grad[k] = (i_up - i_down) / (2 * step)
+    dac_lsb = getattr(device, "dac_lsb", None)
+    check_amplitudes([step], dac_lsb, name="step")
+    n = window_samples(fs, T, filter)
+    w = design.lockin_weights(fs, float(T), filter, n)
+    full_scale = getattr(device, "full_scale", None)
+    plan = []
+    for e in idx:
+        for sign in (+1, -1):
+            point = bias.copy()
+            point[e] += sign * step
+            volts = np.repeat(point[:, None], n, axis=1)
+            check_volts(volts, lim)
+            plan.append(volts)
+    per_repeat = np.empty((int(repeats), idx.size))
+    noise_var = np.zeros(idx.size)
+    ys, saturated, slopes = [], 0, []
+    for r in range(int(repeats)):
+        for k in range(idx.size):
+            levels = []
+            for j in (0, 1):
+                y = checked_measure(device, plan[2 * k + j])
+                saturated += check_saturation(y, full_scale, what=f"{name}, finite-difference window "
+                                              f"{2 * k + j + 1} (repeat {r + 1})", policy=saturation,
+                                              runs=False)  # DC windows: only the stated full scale
+                levels.append(float(w @ y))
+                t = np.arange(n)
+                resid = y - np.polyval(np.polyfit(t, y, 1), t)
+                noise_var[k] += np.var(resid) * n / (n - 2) * np.sum(w**2) / (2 * repeats)
+                if n >= 64:
+                    slopes.append(analysis.residual_psd(y, fs, [fs / 8]).slope)
+                ys.append(y)
+            per_repeat[r, k] = (levels[0] - levels[1]) / (2 * step)
+    grad = per_repeat.mean(axis=0)
+    warnings = []
+    reliable = True
+    if repeats >= 2:
+        stderr = per_repeat.std(axis=0, ddof=1) / np.sqrt(repeats)
+    else:
+        # Var(level) = sigma^2 sum w^2 per window (white); two windows per derivative.
+        stderr = np.sqrt(2 * noise_var) / (2 * step)
+        warnings.append("stderr from the noise inside one window pair (white-noise model); drift between "
+                        "windows is not in it: pass repeats >= 2 for an observed spread")
+        if slopes and np.median(slopes) < -0.5:
+            reliable = False
+            warnings.append(f"the output noise is not white (log-log slope {np.median(slopes):.1f}): "
+                            f"stderr is likely low")
+    if saturated:
+        reliable = False
+        warnings.append(f"{saturated} samples were saturated (saturation='count')")
+    if not np.all(np.isfinite(grad)):
+        raise ValueError(f"{name}: non-finite finite-difference gradient {grad.tolist()}")
     nan = np.full(idx.size, np.nan)
-    return GradientResult(gradient=grad, stderr=nan, bias=applied_bias(bias, n, getattr(device, "dac_lsb", None)),
+    return GradientResult(gradient=grad, stderr=stderr, bias=applied_bias(bias, n, dac_lsb),
                           X=nan, Y=nan, freqs=nan, electrodes=to_number(idx),
                           amplitudes=np.full(idx.size, step), current=float(np.mean(np.concatenate(ys))),
-                          lab_time_s=2 * idx.size * n / fs, mode="finite-difference", filter=filter,
-                          phase="none")
+                          lab_time_s=2 * idx.size * int(repeats) * n / fs, mode="finite-difference",
+                          filter=filter, phase="none", saturated_samples=saturated, stderr_reliable=reliable,
+                          warnings=warnings)

@@ -13,6 +13,13 @@ lands inside its pass band. A plan for M electrodes is valid when, with
    ~``a^2 f''' / f'`` ~ 1e-4 of a first-order term at 8 mV, so the default asks
    only that they do not coincide);
 4. the mixer's own ``2 f_m`` and every product fold about fs/2 (aliases count);
+   for the Butterworth, which runs at fs/8 after a pre-sum of 8, ``2 f_m`` also
+   folds about fs/8: a 630 Hz tone's 1260 Hz term lands at 10 Hz. The
+   pre-sum's zeros at multiples of fs/8 attenuate exactly these aliases
+   (at T = 0.1 s the leak of 630 Hz is 0.006, below the 0.0079 the 40 Hz
+   guard already accepts), so the rule compares the folded term's actual leak
+   through the whole lock-in (``design.lockin_weights``) with the leak of a
+   component at the guard distance; it bites for short windows (wide filters);
 5. integrate-and-dump: every f is a whole multiple of 1/T, which makes the
    channels exactly orthogonal over the window, so ``spacing = guard = 1/T``
    suffices.
@@ -31,6 +38,7 @@ from itertools import combinations_with_replacement
 import numpy as np
 
 from . import _validate as v
+from . import design
 
 
 @dataclass(frozen=True)
@@ -72,8 +80,20 @@ def products(freqs, order: int) -> np.ndarray:
     return np.unique(np.round(np.array(out), 9)) if out else np.zeros(0)
 
 
-def violations(freqs, *, fs: float, rules: PlanRules, boxcar_T: float | None = None):
-    """List of human-readable rule violations of a plan (empty: valid)."""
+@functools.lru_cache(maxsize=64)
+def _presum_leak(fs: float, T: float):
+    """Leak of the Butterworth lock-in (pre-sum + filter) at a frequency offset, and at the guard."""
+    w = design.lockin_weights(fs, T, "butterworth3")
+    k = np.arange(w.size)
+    return lambda df: float(abs(np.sum(w * np.exp(-2j * np.pi * df * k / fs))))
+
+
+def violations(freqs, *, fs: float, rules: PlanRules, boxcar_T: float | None = None,
+               presum_T: float | None = None):
+    """List of human-readable rule violations of a plan (empty: valid).
+
+    ``presum_T``: the Butterworth's window (s); adds rule 4's fold about fs/8.
+    """
     f = np.asarray(freqs, float)
     msgs = []
     if np.any((f <= 0) | (f >= fs / 2)):
@@ -91,6 +111,17 @@ def violations(freqs, *, fs: float, rules: PlanRules, boxcar_T: float | None = N
         if _fold(2 * fm, fs) < rules.guard - 1e-9:
             msgs.append(f"the mixer's 2f term of {fm:g} Hz aliases to {_fold(2 * fm, fs):g} Hz, "
                         f"inside the {rules.guard:g} Hz guard around DC")
+    if presum_T is not None and f.size and np.all((f > 0) & (f < fs / 2)):
+        fs_d = fs / design.DECIMATION
+        for fm in f:
+            alias = _fold(2 * fm, fs_d)
+            if alias < rules.guard - 1e-9:
+                leak = _presum_leak(float(fs), float(presum_T))
+                here, allowed = leak(2 * fm), leak(rules.guard)
+                if here > allowed:
+                    msgs.append(f"the mixer's 2f term of {fm:g} Hz aliases to {alias:g} Hz at the Butterworth's "
+                                f"rate fs/8 = {fs_d:g} Hz; after the pre-sum it leaks {here:.3g}, more than the "
+                                f"{allowed:.3g} the {rules.guard:g} Hz guard allows")
     for order, guard in ((2, rules.guard), (3, rules.guard3)):
         p = _fold(products(f, order), fs)
         for fm in f:
@@ -107,7 +138,8 @@ def check_plan(freqs, *, fs: float, T: float, filter: str = "butterworth3",  # n
     """Return ``freqs`` as an array if the plan obeys its rules, else raise ``ValueError`` saying why."""
     f = v.float_array("freqs", np.atleast_1d(freqs), ndim=1)
     rules = rules or default_rules(filter, T)
-    msgs = violations(f, fs=fs, rules=rules, boxcar_T=T if filter == "boxcar" else None)
+    msgs = violations(f, fs=fs, rules=rules, boxcar_T=T if filter == "boxcar" else None,
+                      presum_T=T if filter == "butterworth3" else None)
     if msgs:
         raise ValueError("freqs: the plan breaks its rules:\n  - " + "\n  - ".join(msgs[:10])
                          + (f"\n  ... and {len(msgs) - 10} more" if len(msgs) > 10 else ""))
@@ -127,18 +159,20 @@ def plan_frequencies(n: int, *, fs: float = 10_000.0, T: float = 0.1, filter: st
     v.positive("T", T)
     rules = rules or default_rules(filter, T)
     f_min = rules.guard if f_min is None else f_min
-    return np.array(_greedy_plan(int(n), float(fs), float(T), float(f_max), float(f_min), rules))
+    return np.array(_greedy_plan(int(n), float(fs), float(T), float(f_max), float(f_min), rules,
+                                 filter == "butterworth3"))
 
 
 @functools.lru_cache(maxsize=256)
-def _greedy_plan(n: int, fs: float, T: float, f_max: float, f_min: float, rules: PlanRules) -> tuple:
+def _greedy_plan(n: int, fs: float, T: float, f_max: float, f_min: float, rules: PlanRules,
+                 presum: bool = False) -> tuple:
     """The plan search (cached: training asks for the same plan every window)."""
     step = 1.0 / T
     cands = np.arange(np.floor(f_max / step), np.ceil(f_min / step) - 1, -1) * step
     chosen: list[float] = []
     for c in cands:
         trial = chosen + [float(c)]
-        if not violations(trial, fs=fs, rules=rules):
+        if not violations(trial, fs=fs, rules=rules, presum_T=T if presum else None):
             chosen = trial
             if len(chosen) == n:
                 return tuple(chosen)

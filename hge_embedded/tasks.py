@@ -9,6 +9,11 @@ The two constant gates (0000, 1111) have no correlation to maximise: any device
 configuration realises them with a threshold above (0000) or below (1111) every
 output, so they are found without training (0 iterations) and the note says so.
 
+Electrodes: the defaults above are the paper's, for its 7-electrode DNPU. On any
+other device ``map_electrodes`` places a task's inputs and controls (``hge train
+--inputs 1,6 --controls 2,3,4,5,7``); without controls given, every electrode that
+is not an input is a control, which on a 7-electrode device is the paper's mapping.
+
 Sphere: class 1 is a ball of radius 0.3 V around the origin of the (V2, V4, V6)
 input cube, class 0 the spherical shell 0.5..0.7 V around it (a 0.2 V gap), sampled
 uniformly in volume and balanced (half of each class; uniform sampling in the cube
@@ -18,7 +23,7 @@ the best threshold on the test set.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -102,6 +107,52 @@ def parse_tasks(name: str, seed: int = 0) -> list[Task]:
     if key == "sphere":
         return [sphere(seed)]
     return [gate(key)]
+
+
+def map_electrodes(task: Task, n_electrodes: int, *, inputs=None, controls=None) -> Task:
+    """Place ``task`` on a device with ``n_electrodes``: which electrodes take the inputs and controls.
+
+    Parameters
+    ----------
+    task : Task
+    n_electrodes : int
+        The device's electrode count (electrodes are numbered 1..n_electrodes).
+    inputs : sequence of int, optional
+        One electrode per input dimension (2 for gates, 3 for the sphere). Default: the
+        paper's (gates 1, 6; sphere 2, 4, 6).
+    controls : sequence of int, optional
+        At least one electrode, none of them an input. Default: every other electrode.
+
+    Returns
+    -------
+    Task
+        A copy with ``input_electrodes`` and ``control_electrodes`` set.
+
+    Raises
+    ------
+    ValueError
+        Naming ``inputs`` or ``controls`` and the values, when they do not fit the device.
+    """
+    n = int(n_electrodes)
+    n_in = task.inputs.shape[1]
+    if n < n_in + 1:
+        raise ValueError(f"task {task.name} needs {n_in} input electrodes and at least 1 control electrode; "
+                         f"the device has {n}")
+    default_inputs = inputs is None
+    ins = tuple(task.input_electrodes if inputs is None else (int(e) for e in inputs))
+    if len(ins) != n_in or len(set(ins)) != n_in or min(ins) < 1 or max(ins) > n:
+        hint = (f" (the paper's default for its 7-electrode DNPU; give inputs for this device)"
+                if default_inputs else "")
+        raise ValueError(f"inputs: task {task.name} needs {n_in} distinct input electrodes in 1..{n}, "
+                         f"got {list(ins)}{hint}")
+    ctl = tuple(e for e in range(1, n + 1) if e not in ins) if controls is None else tuple(int(e) for e in controls)
+    if not ctl or len(set(ctl)) != len(ctl) or min(ctl) < 1 or max(ctl) > n:
+        raise ValueError(f"controls: task {task.name} needs at least one distinct control electrode in 1..{n}, "
+                         f"got {list(ctl)}")
+    both = sorted(set(ins) & set(ctl))
+    if both:
+        raise ValueError(f"controls: electrodes {both} are also inputs (inputs {list(ins)}, controls {list(ctl)})")
+    return replace(task, input_electrodes=ins, control_electrodes=ctl)
 
 
 def gate_found(y, z) -> bool:

@@ -15,15 +15,14 @@ sample ever leaves the limits.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from . import core
-from .devices import check_volts
+from . import checkpoint, core
+from .devices import check_volts, device_name
+from .devices import measure as checked_measure
 from .electrodes import to_index
 from .gradient import HGEWindow
 from .losses import DEFAULT_SCALE_NA, corrsig
@@ -52,6 +51,26 @@ class TrainResult:
     test_outputs: np.ndarray | None = None
     history_controls: list = field(default_factory=list)
 
+    _ARRAYS = ("controls", "outputs", "test_outputs")
+
+    def to_dict(self) -> dict:
+        """Every field, JSON-able (floats kept exactly: JSON writes the shortest round-trip repr)."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        for k in self._ARRAYS:
+            d[k] = None if d[k] is None else np.asarray(d[k]).tolist()
+        d["found"] = None if d["found"] is None else bool(d["found"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainResult":
+        d = dict(d)
+        missing = [k for k in cls.__dataclass_fields__ if k not in d]
+        if missing:
+            raise ValueError(f"a finished task's result lacks {missing}")
+        for k in cls._ARRAYS:
+            d[k] = None if d[k] is None else np.asarray(d[k], float)
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
     def summary(self) -> dict:
         return {"task": self.task, "found": self.found, "accuracy": self.accuracy,
                 "iterations": self.iterations, "final_loss": self.final_loss,
@@ -70,7 +89,10 @@ class Trainer:
         self.device, self.task = device, task
         self.seed, self.T, self.ramp, self.amplitude = seed, float(T), float(ramp), float(amplitude)
         self.lr = task.lr if lr is None else float(lr)
-        self.max_iter = task.max_iter if max_iter is None else int(max_iter)
+        self.max_iter = task.max_iter if max_iter is None else max_iter
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 0:
+            raise ValueError(f"max_iter must be a whole number >= 0, got {max_iter!r}")
+        self.max_iter = int(self.max_iter)
         self.stop_loss = task.stop_loss if stop_loss is None else float(stop_loss)
         self.batch_size = batch_size
         self.loss_scale, self.separation = loss_scale, separation
@@ -78,6 +100,8 @@ class Trainer:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if batch_size is not None and not 1 <= batch_size <= len(task.targets):
             raise ValueError(f"batch_size must be in 1..{len(task.targets)}, got {batch_size}")
+        if not np.isfinite(self.ramp) or self.ramp < 0:
+            raise ValueError(f"ramp must be a finite time >= 0 s, got {ramp!r}")
         self.fs = float(device.fs)
         self.in_idx = to_index(task.input_electrodes, device.n_electrodes)
         self.ctl_idx = to_index(task.control_electrodes, device.n_electrodes)
@@ -143,8 +167,8 @@ class Trainer:
         ctl = self.controls(codes)
         volts, slices = self._string([self._bias(x, ctl) for x in inputs],
                                      lambda b: np.repeat(b[:, None], n, axis=1))
-        y = self.device.measure(volts)
-        self.lab_time += volts.shape[1] / self.fs
+        y = checked_measure(self.device, volts)
+        self.lab_time += volts.shape[1] / self.fs + self.window.take_calibration_time()
         return np.array([y[s].mean() for s in slices])
 
     def loss(self, y, z):
@@ -162,9 +186,13 @@ class Trainer:
         for c in cands:
             y = self.measure_outputs(self.task.inputs, c)
             try:
-                scores.append(self.loss(y, self.task.targets)[0])
+                score = float(self.loss(y, self.task.targets)[0])
             except ValueError:
-                scores.append(np.inf)
+                score = np.inf
+            scores.append(score if np.isfinite(score) else np.inf)  # NaN never wins
+        if not np.isfinite(min(scores)):
+            raise ValueError(f"{device_name(self.device)}: none of the {len(cands)} initial candidates gave a "
+                             f"finite loss (outputs constant or non-finite); check the device and its limits")
         self.codes = cands[int(np.argmin(scores))]
 
     def step(self) -> float:
@@ -175,18 +203,25 @@ class Trainer:
         ctl = self.controls()
         biases = [self._bias(task.inputs[k], ctl) for k in batch]
         volts, slices = self._string(biases, self.window.waveform)
-        y_all = self.device.measure(volts)
-        self.lab_time += volts.shape[1] / self.fs
+        y_all = checked_measure(self.device, volts)
+        self.lab_time += volts.shape[1] / self.fs + self.window.take_calibration_time()
         y = np.empty(batch.size)
         grads = np.empty((batch.size, self.ctl_idx.size))
         for j, s in enumerate(slices):
             y[j] = y_all[s].mean()
-            _, grads[j], _, _ = self.window.read(y_all[s], volts[:, s], stderr=False)
+            _, grads[j], _, _ = self.window.read(y_all[s], volts[:, s], stderr=False,
+                                                 label=f"data point {batch[j]}")
         self.outputs[batch] = y
         E, dE = self.loss(y, task.targets[batch])
+        if not (np.isfinite(E) and np.all(np.isfinite(dE))):
+            raise ValueError(f"{device_name(self.device)}: non-finite loss {E} or dE/dI {np.asarray(dE).tolist()} "
+                             f"at iteration {self.iteration}; not stepping on it")
         self.losses.append(float(E))
         self.history_controls.append(ctl.tolist())
         if E < self.stop_loss:
+            # The stopping iteration counts: it was measured (and costs lab time), but no
+            # update follows. So `iteration == len(losses)` always.
+            self.iteration += 1
             self.done = True
             return E
         dEdI = np.round(dE * 2.0**DEDI_FRAC)
@@ -202,8 +237,14 @@ class Trainer:
         return E
 
     def run(self, progress=None, callback=None) -> None:
-        """Iterate until the loss is below ``stop_loss`` or ``max_iter`` iterations."""
-        if self.task.constant:
+        """Iterate until the loss is below ``stop_loss`` or ``max_iter`` iterations.
+
+        An iteration is one gradient measurement of the batch (``len(losses)`` counts
+        them): the one whose loss is below ``stop_loss`` is counted and not followed by
+        an update; every other one is. ``max_iter = 0`` measures nothing but the
+        starting point and the final outputs.
+        """
+        if self.task.constant or self.iteration >= self.max_iter:
             self.done = True
         if self.codes is None:
             self.initialise()
@@ -218,6 +259,8 @@ class Trainer:
         task = self.task
         found = accuracy = threshold = test_out = None
         outputs = self.measure_outputs(task.inputs)
+        if not np.all(np.isfinite(outputs)):
+            raise ValueError(f"{device_name(self.device)}: non-finite outputs at the final evaluation")
         if task.kind == "gate":
             found = gate_found(outputs, task.targets)
         if task.test_inputs is not None:
@@ -233,14 +276,20 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------
     def state(self) -> dict:
         st = {"task": self.task.name, "seed": self.seed, "iteration": self.iteration,
-              "codes": None if self.codes is None else self.codes.tolist(), "losses": self.losses,
-              "history_controls": self.history_controls, "outputs": self.outputs.tolist(),
+              "codes": None if self.codes is None else self.codes.tolist(), "losses": list(self.losses),
+              "history_controls": list(self.history_controls), "outputs": self.outputs.tolist(),
               "lab_time": self.lab_time, "done": self.done, "rng": self.rng.bit_generator.state}
         get = getattr(self.device, "get_state", None)
         st["device"] = get() if get else None
         return st
 
+    STATE_KEYS = ("task", "seed", "iteration", "codes", "losses", "history_controls", "outputs",
+                  "lab_time", "done", "rng")
+
     def load_state(self, st: dict) -> None:
+        missing = [k for k in self.STATE_KEYS if k not in st] if isinstance(st, dict) else list(self.STATE_KEYS)
+        if missing:
+            raise ValueError(f"checkpoint: the state of task {self.task.name!r} lacks {missing}")
         if st["task"] != self.task.name or st["seed"] != self.seed:
             raise ValueError(f"checkpoint is for task {st['task']!r} seed {st['seed']}, "
                              f"not {self.task.name!r} seed {self.seed}")
@@ -253,34 +302,106 @@ class Trainer:
             self.device.set_state(st["device"])
 
 
-def save_checkpoint(path, states: dict) -> None:
-    """Write the run's states (JSON, device noise buffers as NPZ beside it)."""
-    path = Path(path)
-    arrays, clean = {}, {}
-    for key, st in states.items():
-        st = dict(st)
-        dev = st.get("device")
-        if dev is not None and "buffer" in dev:
-            dev = dict(dev)
-            arrays[f"{key}__buffer"] = np.asarray(dev.pop("buffer"))
-            st["device"] = dev
-        clean[key] = st
-    np.savez(path.with_suffix(".npz"), **arrays)
-    path.write_text(json.dumps(clean))
+def save_checkpoint(path, snapshot: dict) -> None:
+    """Write a run snapshot (from ``run_tasks``'s ``on_snapshot``) atomically; see ``checkpoint``."""
+    checkpoint.save(path, snapshot)
 
 
-def load_checkpoint(path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"--resume: no checkpoint at {path}")
-    states = json.loads(path.read_text())
-    npz = path.with_suffix(".npz")
-    if npz.exists():
-        with np.load(npz) as arrays:
-            for key in states:
-                if f"{key}__buffer" in arrays and states[key].get("device") is not None:
-                    states[key]["device"]["buffer"] = arrays[f"{key}__buffer"]
-    return states
+def load_checkpoint(path, config: dict | None = None) -> dict:
+    """Read a checkpoint, refusing one made with another ``config`` (``checkpoint.load``)."""
+    return checkpoint.load(path, config)
+
+
+def device_state(device):
+    """The device's own state (``get_state()``), or None for a device without one."""
+    get = getattr(device, "get_state", None)
+    return get() if get else None
+
+
+def task_seed(seed: int, index: int, n_tasks: int) -> int:
+    """The seed of task ``index`` of a run of ``n_tasks`` started with ``seed``."""
+    return seed * 1000 + index if n_tasks > 1 else seed
+
+
+def check_snapshot(snapshot: dict, trainers) -> None:
+    """Refuse (``ValueError``) a checkpoint whose tasks do not fit ``trainers`` or lack a field."""
+    done = snapshot.get("done") or []
+    if len(done) > len(trainers):
+        raise ValueError(f"checkpoint: {len(done)} finished tasks, but the run has {len(trainers)}")
+    for tr, d in zip(trainers, done):
+        if not isinstance(d, dict) or d.get("task") != tr.task.name:
+            raise ValueError(f"checkpoint: finished task {d.get('task') if isinstance(d, dict) else d!r} "
+                             f"where the run has {tr.task.name!r}")
+        TrainResult.from_dict(d)
+    cur = snapshot.get("current")
+    if cur is not None:
+        if len(done) >= len(trainers):
+            raise ValueError("checkpoint: a task in progress after the last task")
+        nxt = trainers[len(done)]
+        missing = [k for k in Trainer.STATE_KEYS if k not in cur] if isinstance(cur, dict) else ["all"]
+        if missing:
+            raise ValueError(f"checkpoint: the state of task {nxt.task.name!r} lacks {missing}")
+        if cur["task"] != nxt.task.name or cur["seed"] != nxt.seed:
+            raise ValueError(f"checkpoint: task in progress {cur['task']!r} seed {cur['seed']}, where the run has "
+                             f"{nxt.task.name!r} seed {nxt.seed}")
+
+
+def run_tasks(trainers, *, snapshot=None, config=None, progress=None, on_snapshot=None) -> list:
+    """Train ``trainers`` (one per task, sharing one device) in order; resumable anywhere.
+
+    Parameters
+    ----------
+    trainers : list of Trainer
+        Built for the run's tasks, in order, on one device.
+    snapshot : dict, optional
+        A checkpoint (``load_checkpoint``) to continue from: finished tasks are taken
+        from it without measuring again, the task in progress continues from its last
+        finished iteration, and the device's state is restored, so the rest of the run
+        is what an uninterrupted run would have done.
+    config : dict, optional
+        Stored in every snapshot (the options that made the run).
+    progress : callable, optional
+        ``progress(trainer, loss)`` after every iteration.
+    on_snapshot : callable, optional
+        ``on_snapshot(snapshot, boundary)`` after every iteration (``boundary`` False)
+        and after every finished task (True). ``snapshot`` is a JSON-able dict with
+        ``config``, ``done``, ``device`` and ``current``; saving it
+        (``save_checkpoint``) is the caller's choice of when.
+
+    Returns
+    -------
+    list of TrainResult
+    """
+    if not trainers:
+        return []
+    device = trainers[0].device
+    snapshot = snapshot or {}
+    check_snapshot(snapshot, trainers)
+    done_dicts = list(snapshot.get("done") or [])
+    results = [TrainResult.from_dict(d) for d in done_dicts]
+    current = snapshot.get("current")
+    boundary_device = snapshot.get("device")
+    if current is None and boundary_device is not None and hasattr(device, "set_state"):
+        device.set_state(boundary_device)
+    for tr in trainers[len(results):]:
+        t0 = time.perf_counter()
+        if current is not None:
+            tr.load_state(current)  # checks task and seed; restores the device's state
+            current = None
+
+        def iteration(trainer, E):
+            if progress:
+                progress(trainer, E)
+            if on_snapshot:
+                on_snapshot({"config": config, "done": done_dicts, "device": boundary_device,
+                             "current": trainer.state()}, False)
+        tr.run(progress=iteration)
+        results.append(tr.result(time.perf_counter() - t0))
+        done_dicts = done_dicts + [results[-1].to_dict()]
+        boundary_device = device_state(device)
+        if on_snapshot:
+            on_snapshot({"config": config, "done": done_dicts, "device": boundary_device, "current": None}, True)
+    return results
 
 
 def train_task(device, task: Task, *, seed: int = 0, progress=None, callback=None, state=None,

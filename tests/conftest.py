@@ -8,7 +8,3 @@ settings.register_profile("ci", derandomize=True, deadline=None, max_examples=40
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-
-def pytest_addoption(parser):
-    parser.addoption("--setup", action="store", default=None,
-                     help="NI-DAQmx setup file for the hardware tests (pytest -m hardware --setup FILE)")

@@ -37,7 +37,26 @@ def test_gradient_has_finite_small_stderr(device):
 
 
 def test_short_xor_training_stays_in_limits(device):
+    """Every sample written to the AO task during a short training lies inside its electrode's
+    limits and the ceiling (recorded at the writer, the last step before the driver)."""
     from hge_embedded.tasks import gate
     from hge_embedded.train import train_task
-    r, _ = train_task(device, gate("xor"), seed=0, max_iter=5)
+    written = []
+    original = device._writer.write_many_sample
+
+    def record(data, *args, **kwargs):
+        written.append(np.array(data, copy=True))
+        return original(data, *args, **kwargs)
+    device._writer.write_many_sample = record
+    try:
+        r, _ = train_task(device, gate("xor"), seed=0, max_iter=5)
+    finally:
+        device._writer.write_many_sample = original
     assert np.all(np.isfinite(r.losses)) and len(r.losses) >= 1
+    assert written, "nothing was written to the AO task"
+    lim = device.limits
+    for w in written:
+        assert w.shape[0] == device.n_electrodes
+        assert np.all(w >= lim[:, :1]) and np.all(w <= lim[:, 1:])
+        assert np.max(np.abs(w)) <= device.setup.ceiling
+    assert np.all(written[-1][:, -1] == 0)  # the last sample written is 0 V

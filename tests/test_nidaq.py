@@ -1,6 +1,7 @@
 """The NI-DAQmx backend, run through nidaqmx's real Task / channel / timing / trigger / stream
 code with the driver replaced below the package's interpreter boundary (an autospec of
 ``BaseInterpreter``), as nidaqmx's own unit tests do. A fake chain answers the reads."""
+import re
 import threading
 from unittest import mock
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from nidaqmx._base_interpreter import BaseInterpreter
 from nidaqmx.constants import AcquisitionType, Edge, FillMode, TaskMode, TerminalConfiguration
 
-from hge_embedded.devices.nidaq import NIDAQDevice, NIDAQError, list_devices
+from hge_embedded.devices.nidaq import NIDAQDevice, NIDAQError, ZeroingError, list_devices
 from hge_embedded.devices.nidaq_config import load_setup, parse_setup
 from hge_embedded.devices.simulated import DNPUModel
 
@@ -38,6 +39,15 @@ AO, AI = object(), object()  # task handles the fake driver hands out
 DELAY = 3                    # the AI module's filter delay, samples
 
 
+def expand(phys):
+    """DAQmx's reading of a physical channel string: "Dev/ao0:2" -> three channels."""
+    dev, _, chan = phys.rpartition("/")
+    m = re.fullmatch(r"([a-z]+)(\d+):(\d+)", chan)
+    if not m:
+        return [phys]
+    return [f"{dev}/{m[1]}{i}" for i in range(int(m[2]), int(m[3]) + 1)]
+
+
 class FakeRig:
     """What the driver would return: AI sees the device's current, delayed by DELAY samples."""
 
@@ -52,6 +62,14 @@ class FakeRig:
         interp.get_chan_attribute_double.return_value = float(DELAY)
         interp.write_analog_f64.side_effect = self.write
         interp.read_analog_f64.side_effect = self.read
+        # Channel bookkeeping as DAQmx does it: a range "ao0:6" becomes seven channels.
+        self.channels = {AO: [], AI: []}
+        interp.create_ao_voltage_chan.side_effect = lambda task, phys, *a: self.channels[task].extend(expand(phys))
+        interp.create_ai_voltage_chan.side_effect = lambda task, phys, *a: self.channels[task].extend(expand(phys))
+        interp.get_task_attribute_uint32.side_effect = lambda task, attr: len(self.channels[task])
+        interp.get_task_attribute_string.side_effect = lambda task, attr: ",".join(self.channels[task])
+        interp.get_write_attribute_uint32.side_effect = lambda task, attr: len(self.channels[task])
+        interp.get_read_attribute_uint32.side_effect = lambda task, attr: len(self.channels[task])
 
     def write(self, task, n, auto_start, timeout, layout, data):
         assert task is AO and layout == FillMode.GROUP_BY_CHANNEL.value
@@ -256,3 +274,146 @@ def test_example_setup_file_parses():
     import pathlib
     s = load_setup(pathlib.Path(__file__).resolve().parents[1] / "examples" / "setup.toml")
     assert s.modules == ["cDAQ1Mod1", "cDAQ1Mod2"] and s.iv_sign == -1
+
+
+# -- issue 10: the rig's 0 V promise, channel counts, setup values ----------------------------
+
+def _rig(setup_text):
+    interp = mock.create_autospec(BaseInterpreter, instance=True)
+    fake = FakeRig(interp)
+    import tomllib
+    patcher = mock.patch("nidaqmx.utils._select_interpreter", return_value=interp)
+    patcher.start()
+    try:
+        dev = NIDAQDevice(parse_setup(tomllib.loads(setup_text)))
+    except BaseException:
+        patcher.stop()
+        raise
+    return dev, interp, fake, patcher
+
+
+@pytest.mark.parametrize("trigger", ["ai_follows_ao", "ao_follows_ai"])
+def test_zero_disarms_the_start_trigger_before_playing_0V(trigger):
+    """Issue item 5: with ao_follows_ai the AO task is bound to the stopped AI task's trigger;
+    zero() must disarm it before starting AO, or the 0 V samples never play."""
+    dev, interp, fake, patcher = _rig(SETUP.replace("[daq]", f'[daq]\ntrigger = "{trigger}"'))
+    try:
+        dev.measure(np.full((7, 50), 0.3))  # arms the trigger for a window
+        arm = [c.args for c in interp.method_calls if c[0] == "cfg_dig_edge_start_trig"][-1]
+        assert arm[0] is (AO if trigger == "ao_follows_ai" else AI)
+        interp.reset_mock()
+        dev.zero()
+        calls = [(c[0], c.args[0] if c.args else None) for c in interp.method_calls]
+        disarm = calls.index(("disable_start_trig", AO))
+        start = calls.index(("start_task", AO))
+        assert disarm < calls.index(("write_analog_f64", AO)) < start
+        assert ("start_task", AI) not in calls  # AO plays alone
+        assert np.all(fake.written[-1] == 0)
+        # The next window arms the trigger again.
+        interp.reset_mock()
+        dev.measure(np.full((7, 50), 0.3))
+        assert [c.args[0] for c in interp.method_calls if c[0] == "cfg_dig_edge_start_trig"] == [arm[0]]
+    finally:
+        dev.close()
+        patcher.stop()
+
+
+def test_failed_zeroing_is_an_error_chained_to_the_first():
+    dev, interp, fake, patcher = _rig(SETUP)
+    try:
+        interp.read_analog_f64.side_effect = nidaqmx.errors.DaqReadError("Samples not yet acquired.", -200284, 0)
+
+        def write(task, n, auto_start, timeout, layout, data):
+            if not np.any(data):
+                raise nidaqmx.errors.DaqWriteError("Device not responding.", -200170, 0)
+            return fake.write(task, n, auto_start, timeout, layout, data)
+        interp.write_analog_f64.side_effect = write
+        with pytest.raises(ZeroingError, match="outputs may not be at 0 V.*while handling: NI-DAQmx timed out") as info:
+            dev.measure(np.full((7, 100), 0.3))
+        assert isinstance(info.value.__cause__, NIDAQError) and "timed out" in str(info.value.__cause__)
+        # Zeroing on its own reports too, and close() still clears the tasks when it fails.
+        with pytest.raises(ZeroingError, match="may not be at 0 V"):
+            dev.zero()
+        with pytest.raises(ZeroingError):
+            dev.close()
+        assert [c.args[0] for c in interp.method_calls if c[0] == "clear_task"] == [AO, AI]
+    finally:
+        patcher.stop()
+
+
+def test_writer_keeps_its_shape_check(rig):
+    dev, _, _ = rig
+    assert dev._writer.verify_array_shape is True
+
+
+def test_channel_count_is_checked_after_the_channels_are_made():
+    """A setup that reached the device without the parser (built in code) with a range: DAQmx
+    makes 7 channels from one entry; the device refuses before anything is written."""
+    import dataclasses
+    import tomllib
+    setup = parse_setup(tomllib.loads(SETUP))
+    setup = dataclasses.replace(setup, ao_channels=["cDAQ1Mod1/ao0:6"], limits=[[-1.2, 0.7]])
+    interp = mock.create_autospec(BaseInterpreter, instance=True)
+    fake = FakeRig(interp)
+    with mock.patch("nidaqmx.utils._select_interpreter", return_value=interp):
+        with pytest.raises(NIDAQError, match="made 7 channels from ao.channels .* names 1"):
+            NIDAQDevice(setup)
+    assert fake.written == [] and [c.args[0] for c in interp.method_calls if c[0] == "clear_task"] == [AO, AI]
+
+
+@pytest.mark.parametrize("section, key, value, match", [
+    ("ao", "channels", ["cDAQ1Mod1/ao0:6"], "not one physical channel"),
+    ("ao", "channels", ["cDAQ1Mod1/ao0", "cDAQ1Mod1/ao1", "cDAQ1Mod1/ao2", "cDAQ1Mod1/ao3", "cDAQ1Mod1/ao4",
+                        "cDAQ1Mod1/ao5", "cDAQ1Mod1/AO0"], "appears twice"),
+    ("ao", "channels", ["cDAQ1Mod1/ao0,cDAQ1Mod1/ao1"] + [f"cDAQ1Mod1/ao{i}" for i in range(2, 8)],
+     "not one physical channel"),
+    ("ai", "loopback_channel", "cDAQ1Mod2/ai0", "appears twice"),
+    ("ai", "range", 0.0, r"ai.range must be in \(0, 10\] V"),
+    ("ai", "range", 20.0, r"ai.range must be in \(0, 10\] V"),
+    ("iv", "gain", float("inf"), "iv.gain must be finite and > 0"),
+    ("iv", "gain", float("nan"), "iv.gain must be finite and > 0"),
+    ("iv", "gain", 0.0, "iv.gain must be finite and > 0"),
+    ("ai", "delay", 10**8, r"ai.delay must be a whole number of samples in 0..1000"),
+    ("ai", "delay", -1, "ai.delay must be"),
+    ("daq", "rate", 1e9, r"daq.rate must be in \(0, 25000\]"),
+    ("daq", "rate", float("nan"), "daq.rate must be in"),
+    ("ao", "ramp_time", -0.1, "ao.ramp_time must be in"),
+    ("ao", "ramp_time", float("inf"), "ao.ramp_time must be in"),
+    ("ao", "ceiling", float("nan"), r"ao.ceiling must be in \(0, 10\] V"),
+    ("ao", "limits", [[-1.2, float("nan")]] + [[-1.2, 0.7]] * 6, "must be two finite numbers"),
+    ("ao", "limits", [["-1", 0.7]] + [[-1.2, 0.7]] * 6, "must be two finite numbers"),
+])
+def test_setup_values_are_range_checked_at_load(section, key, value, match):
+    """Issue item 6: every numeric value and every channel is checked before a device is built."""
+    import tomllib
+    data = tomllib.loads(SETUP)
+    data.setdefault(section, {})[key] = value
+    if key == "channels" and len(value) != 7:
+        data["ao"]["limits"] = [[-1.2, 0.7]] * len(value)
+    with pytest.raises(ValueError, match=match):
+        parse_setup(data)
+
+
+def test_sigterm_mid_window_drives_to_zero(rig):
+    """Item 2: through `hge`'s handler, SIGTERM reaches the backend as an exception mid-window;
+    the outputs go to 0 V (trigger disarmed) before the process exits."""
+    import os
+    import signal
+
+    from hge_embedded import signals
+    dev, interp, fake = rig
+    real_read = interp.read_analog_f64.side_effect
+
+    def read(*args):
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler raises at the next bytecode
+        return real_read(*args)
+    interp.read_analog_f64.side_effect = read
+    prev = signals.install()
+    try:
+        with pytest.raises(signals.Interrupted) as info:
+            dev.measure(np.full((7, 100), -0.4))
+    finally:
+        signals.restore(prev)
+    assert info.value.exit_code == 128 + signal.SIGTERM
+    assert np.all(fake.written[-1] == 0)
+    assert ("disable_start_trig", (AO,)) in [(c[0], c.args) for c in interp.method_calls]

@@ -46,7 +46,7 @@ def test_white_noise_bound():
 
     Pooled over 7 channels x 1000 windows, each normalised by the bound: the
     pooled variance ratio has relative sd sqrt(2/7000) = 1.7 %, so 10 % is ~6 sd.
-    The Butterworth's ratio is its ENBW over 1/(2T): about 2.2 (DESIGN.md).
+    The Butterworth's ratio is its ENBW over 1/(2T): about 2.2 (docs/design.md section 1).
     """
     S = 1e-4
     d = SimulatedDNPU(seed=1, noise=NoiseModel(white=S, pink_level=0.0), dac_bits=None)

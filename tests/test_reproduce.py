@@ -119,9 +119,10 @@ def test_cli_json_and_paper_mode(tmp_path, capsys):
     assert json.loads((tmp_path / "summary.json").read_text())["rows"] == printed["rows"]
 
 
-def test_cli_rejects_unknown_figure(tmp_path):
-    with pytest.raises(SystemExit, match="unknown ID '9z'"):
-        cli.main(["reproduce", "--figure", "9z", "--out", str(tmp_path)])
+def test_cli_rejects_unknown_figure(tmp_path, capsys):
+    assert cli.main(["reproduce", "--figure", "9z", "--out", str(tmp_path)]) == 2
+    assert "unknown ID '9z'" in capsys.readouterr().err
+    assert not (tmp_path / "summary.json").exists()
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, True])
@@ -144,43 +145,44 @@ def test_gradient_paper_mode_maps_to_the_published_read_out(monkeypatch, capsys)
     capsys.readouterr()
 
 
-def test_train_paper_mode_maps_to_the_published_method(monkeypatch, tmp_path):
+def _spy_trainers(monkeypatch):
+    """Record every Trainer the CLI builds (the run itself goes ahead with --max-iter 0)."""
     from hge_embedded import train
     built = []
 
-    class Seen(Exception):
-        pass
+    class Spy(train.Trainer):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            built.append(self)
 
-    def spy(device, task, *, seed=0, progress=None, callback=None, state=None, **kw):
-        built.append((train.Trainer(device, task, seed=seed, **kw), kw))
-        raise Seen  # the wiring is what is checked here, not a training run
+    monkeypatch.setattr(train, "Trainer", Spy)
+    return built
 
-    monkeypatch.setattr(train, "train_task", spy)
-    with pytest.raises(Seen):
-        cli.main(["train", "--task", "and", "--paper-mode", "--quiet", "--no-noise", "--out", str(tmp_path)])
-    (tr, kw), = built
+
+def test_train_paper_mode_maps_to_the_published_method(monkeypatch, tmp_path, capsys):
+    import inspect
+
+    from hge_embedded import train
+    has_init = "init" in inspect.signature(train.Trainer.__init__).parameters
+    built = _spy_trainers(monkeypatch)
+    assert cli.main(["train", "--task", "and", "--paper-mode", "--max-iter", "0", "--quiet", "--no-noise",
+                     "--no-plots", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    tr, = built
     assert tr.window.phase == "magnitude" and tr.window.crosstalk == "none"
     assert tr.loss_scale == 1.0
-    assert kw.get("init") == "single" or tr.task.init_candidates == 1
+    assert getattr(tr, "init", None) == "single" if has_init else tr.task.init_candidates == 1
     assert json.loads((tmp_path / "config.json").read_text())["paper_mode"] is True
 
 
-def test_train_without_paper_mode_keeps_the_project_method(monkeypatch, tmp_path):
-    from hge_embedded import train
-    built = []
-
-    class Seen(Exception):
-        pass
-
-    def spy(device, task, *, seed=0, progress=None, callback=None, state=None, **kw):
-        built.append(train.Trainer(device, task, seed=seed, **kw))
-        raise Seen
-
-    monkeypatch.setattr(train, "train_task", spy)
-    with pytest.raises(Seen):
-        cli.main(["train", "--task", "and", "--quiet", "--no-noise", "--out", str(tmp_path)])
+def test_train_without_paper_mode_keeps_the_project_method(monkeypatch, tmp_path, capsys):
+    built = _spy_trainers(monkeypatch)
+    assert cli.main(["train", "--task", "and", "--max-iter", "0", "--quiet", "--no-noise", "--no-plots",
+                     "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
     tr, = built
     assert tr.window.phase == "calibrated" and tr.window.crosstalk == "solve" and tr.loss_scale == 10.0
+    assert tr.task.init_candidates > 1
 
 
 def test_verdict_rule():

@@ -16,8 +16,15 @@ One measurement is one synchronised finite window pair:
   samples (delay taken out, ramps left out), in nA: ``sign * gain * V_ai``;
 * the voltage gate (``check_volts`` with the electrode limits, then the
   absolute ceiling) refuses the whole waveform before anything is written;
-* on any exception, Ctrl-C or process exit the outputs are driven to 0 V and
-  the tasks are stopped; ``close()`` does the same and clears the tasks;
+* on any exception, Ctrl-C, SIGTERM/SIGHUP (through ``hge``) or process exit the
+  outputs are driven to 0 V and the tasks are stopped; ``close()`` does the same
+  and clears the tasks. Zeroing first disarms the AO task's start trigger (with
+  ``ao_follows_ai`` it waits on the stopped AI task, so 0 V would never play); a
+  zeroing that fails raises ``ZeroingError`` ("the outputs may not be at 0 V"),
+  also when it happens while another error is being handled (chained to it);
+* after the channels are created, the task's channel count is checked against
+  the setup (a range such as ``ao0:6`` is 7 channels, not one electrode), and
+  the writer keeps nidaqmx's array-shape check on;
 * driver errors become ``NIDAQError`` with one readable sentence saying what
   to check (``hge`` prints it without a traceback).
 
@@ -43,6 +50,10 @@ LOOPBACK_NA_PER_V = 10.0  # calibrate() divides by this: the loopback is read as
 
 class NIDAQError(RuntimeError):
     """A driver problem, as one sentence saying what to check."""
+
+
+class ZeroingError(NIDAQError):
+    """Driving the outputs to 0 V failed: they may still be at a working voltage."""
 
 
 def _explain(exc, setup: NIDAQSetup | None, doing: str) -> NIDAQError:
@@ -97,6 +108,12 @@ class NIDAQDevice:
                 self.ai.ai_channels.add_ai_voltage_chan(chan, terminal_config=term, min_val=-setup.ai_range,
                                                         max_val=setup.ai_range)
                 for chan in ai_chans]
+            for task, want, what in ((self.ao, len(setup.ao_channels), "ao.channels"),
+                                     (self.ai, len(ai_chans), "ai.channel and ai.loopback_channel")):
+                got = task.number_of_channels
+                if got != want:
+                    raise NIDAQError(f"NI-DAQmx made {got} channels from {what} in the setup, which names {want} "
+                                     f"({', '.join(task.channel_names)}); list one physical channel per entry")
             self._configure(1000)
             self.fs = float(self.ao.timing.samp_clk_rate)
             ai_rate = float(self.ai.timing.samp_clk_rate)
@@ -112,9 +129,9 @@ class NIDAQDevice:
             self._close_tasks()
             raise
         self._writer = nidaqmx.stream_writers.AnalogMultiChannelWriter(self.ao.out_stream, auto_start=False)
-        self._writer.verify_array_shape = False  # shapes are ours, checked below
+        # nidaqmx's shape checks stay on: a waveform with the wrong channel count is refused by
+        # the driver's wrapper instead of being read as a different layout.
         self._reader = nidaqmx.stream_readers.AnalogMultiChannelReader(self.ai.in_stream)
-        self._reader.verify_array_shape = False
         _OPEN.add(self)
 
     @classmethod
@@ -190,10 +207,11 @@ class NIDAQDevice:
             self.ao.stop()
             self.ai.stop()
         except nidaqmx.errors.Error as exc:
-            self.zero()
-            raise _explain(exc, self.setup, "measuring a window") from None
-        except BaseException:
-            self.zero()
+            err = _explain(exc, self.setup, "measuring a window")
+            self._zero_after(err)
+            raise err from None
+        except BaseException as exc:
+            self._zero_after(exc)
             raise
         shifted = slice(window.start + self.delay, window.stop + self.delay)
         return buf[:, shifted]
@@ -213,22 +231,42 @@ class NIDAQDevice:
 
     # -- safety ---------------------------------------------------------------------------
     def zero(self) -> None:
-        """Stop both tasks and drive every electrode to 0 V (best effort; never raises)."""
+        """Stop both tasks, disarm the start triggers and play 0 V on every electrode.
+
+        Raises
+        ------
+        ZeroingError
+            If the 0 V samples could not be played: the outputs may not be at 0 V.
+        """
         from nidaqmx.constants import AcquisitionType
+        self._n = None  # timing and trigger are configured again before the next window
         for task in (self.ao, self.ai):
             try:
                 task.stop()
             except Exception:  # noqa: BLE001 - already failing; get to 0 V regardless
                 pass
         try:
+            # With ao_follows_ai the AO task waits for the (stopped) AI task's start trigger:
+            # disarm it, or the 0 V samples would never play. In both modes AO then starts alone.
+            for task in (self.ao, self.ai):
+                task.triggers.start_trigger.disable_start_trig()
             self.ao.timing.cfg_samp_clk_timing(self.setup.rate, sample_mode=AcquisitionType.FINITE, samps_per_chan=2)
             self._writer.write_many_sample(np.zeros((self.n_electrodes, 2)), timeout=2.0)
             self.ao.start()
             self.ao.wait_until_done(timeout=2.0)
             self.ao.stop()
-        except Exception:  # noqa: BLE001
-            pass
-        self._n = None  # timing must be reconfigured before the next window
+        except Exception as exc:  # noqa: BLE001 - every failure here means the same for the user
+            raise ZeroingError(f"could not drive the electrodes to 0 V ({' '.join(str(exc).split())}): the outputs "
+                               "may not be at 0 V; check them (NI MAX test panel, a meter) before touching the "
+                               "device") from exc
+
+    def _zero_after(self, error: BaseException) -> None:
+        """Zero while ``error`` is being raised; a zeroing failure is raised in its place, chained to it."""
+        try:
+            self.zero()
+        except ZeroingError as zexc:
+            raise ZeroingError(f"{zexc} (while handling: {' '.join(str(error).split()) or type(error).__name__})") \
+                from error
 
     def _close_tasks(self) -> None:
         for task in (self.ao, self.ai):
@@ -242,10 +280,12 @@ class NIDAQDevice:
         """Drive to 0 V, stop and clear the tasks. Safe to call twice."""
         if self._closed:
             return
-        self.zero()
-        self._close_tasks()
-        self._closed = True
-        _OPEN.discard(self)
+        try:
+            self.zero()
+        finally:
+            self._close_tasks()
+            self._closed = True
+            _OPEN.discard(self)
 
     def __enter__(self):
         return self
@@ -260,8 +300,12 @@ _OPEN: "weakref.WeakSet[NIDAQDevice]" = weakref.WeakSet()
 @atexit.register
 def _close_all() -> None:
     """At process exit every open device goes to 0 V."""
+    import sys
     for dev in list(_OPEN):
-        dev.close()
+        try:
+            dev.close()
+        except NIDAQError as exc:
+            sys.stderr.write(f"hge: error at exit: {exc}\n")
 
 
 def list_devices() -> list:

@@ -38,7 +38,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+import math
+import re
+
 TERMINALS = ("RSE", "NRSE", "DIFF", "PSEUDO_DIFF", "DEFAULT")
+# One physical channel, e.g. cDAQ1Mod1/ao0: no ranges (ao0:6) and no lists (ao0,ao1), which
+# DAQmx would expand into several channels behind one electrode's limits.
+CHANNEL = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/[A-Za-z]+[0-9]+$")
+RATE_MAX = 25_000.0     # S/s per channel: the NI 9264's maximum update rate
+AI_RANGE_MAX = 10.0     # V: the NI 9202's input range is +-10 V
+RAMP_MAX = 10.0         # s: a longer ramp is a typo, not a choice
+DELAY_MAX_S = 0.1       # s: chain delays are a few samples (the 9202's filter: tens)
 TRIGGERS = ("ai_follows_ao", "ao_follows_ai")
 
 # section -> {key: (type, required, default)}
@@ -110,8 +120,22 @@ def parse_setup(data: dict, path: Path | None = None) -> NIDAQSetup:
     lim = values[("ao", "limits")]
     if not ch or not all(isinstance(c, str) for c in ch):
         raise ValueError(f"setup: ao.channels must list one physical channel per electrode, got {ch!r}")
+    ai_chans = [("ai.channel", values[("ai", "channel")])] + \
+        ([("ai.loopback_channel", values[("ai", "loopback_channel")])] if values[("ai", "loopback_channel")] else [])
+    for key, c in [("ao.channels", c) for c in ch] + ai_chans:
+        if not CHANNEL.match(c.strip()):
+            raise ValueError(f"setup: {key} entry {c!r} is not one physical channel such as cDAQ1Mod1/ao0 "
+                             "(ranges like ao0:6 and lists are refused: one entry per electrode)")
+    seen = {}
+    for key, c in [("ao.channels", c) for c in ch] + ai_chans:
+        if c.strip().lower() in seen:
+            raise ValueError(f"setup: channel {c!r} appears twice ({seen[c.strip().lower()]} and {key})")
+        seen[c.strip().lower()] = key
     if len(lim) != len(ch) or not all(isinstance(p, list) and len(p) == 2 for p in lim):
         raise ValueError(f"setup: ao.limits must hold one [low, high] pair per electrode ({len(ch)}), got {lim!r}")
+    for e, pair in enumerate(lim, start=1):
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in pair):
+            raise ValueError(f"setup: ao.limits for electrode {e} must be two finite numbers (V), got {pair!r}")
     ceiling = float(values[("ao", "ceiling")])
     if not 0 < ceiling <= 10.0:
         raise ValueError(f"setup: ao.ceiling must be in (0, 10] V, got {ceiling}")
@@ -123,15 +147,26 @@ def parse_setup(data: dict, path: Path | None = None) -> NIDAQSetup:
         raise ValueError(f"setup: ai.terminal must be one of {', '.join(TERMINALS)}, got {values[('ai', 'terminal')]!r}")
     if values[("daq", "trigger")] not in TRIGGERS:
         raise ValueError(f"setup: daq.trigger must be one of {', '.join(TRIGGERS)}, got {values[('daq', 'trigger')]!r}")
+    rate = values[("daq", "rate")]
+    if not 0 < rate <= RATE_MAX:
+        raise ValueError(f"setup: daq.rate must be in (0, {RATE_MAX:g}] S/s (the NI 9264's maximum), got {rate!r}")
     delay = values[("ai", "delay")]
-    if isinstance(delay, str) and delay != "auto" or isinstance(delay, int) and delay < 0:
-        raise ValueError(f"setup: ai.delay must be a whole number of samples >= 0 or \"auto\", got {delay!r}")
+    delay_max = int(DELAY_MAX_S * rate)
+    if isinstance(delay, str) and delay != "auto" or isinstance(delay, int) and not 0 <= delay <= delay_max:
+        raise ValueError(f"setup: ai.delay must be a whole number of samples in 0..{delay_max} "
+                         f"({DELAY_MAX_S:g} s at daq.rate) or \"auto\", got {delay!r}")
+    ai_range = values[("ai", "range")]
+    if not 0 < ai_range <= AI_RANGE_MAX:
+        raise ValueError(f"setup: ai.range must be in (0, {AI_RANGE_MAX:g}] V (the NI 9202 reads +-10 V), "
+                         f"got {ai_range!r}")
     if values[("iv", "sign")] not in (1, -1):
         raise ValueError(f"setup: iv.sign must be 1 or -1, got {values[('iv', 'sign')]!r}")
-    if not values[("iv", "gain")] > 0:
-        raise ValueError(f"setup: iv.gain must be > 0 nA/V, got {values[('iv', 'gain')]!r}")
-    if not values[("daq", "rate")] > 0 or not values[("ao", "ramp_time")] >= 0:
-        raise ValueError("setup: daq.rate must be > 0 and ao.ramp_time >= 0")
+    gain = values[("iv", "gain")]
+    if not (math.isfinite(gain) and gain > 0):
+        raise ValueError(f"setup: iv.gain must be finite and > 0 nA/V, got {gain!r}")
+    ramp = values[("ao", "ramp_time")]
+    if not 0 <= ramp <= RAMP_MAX:
+        raise ValueError(f"setup: ao.ramp_time must be in [0, {RAMP_MAX:g}] s, got {ramp!r}")
     cal = values[("calibration", "file")]
     cal_path = None
     if cal:

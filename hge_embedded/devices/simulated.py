@@ -1,97 +1,234 @@
-"""The simulated DNPU: a seeded, smooth, strongly nonlinear 7-electrode device and its measurement chain.
+"""The simulated DNPU: a hopping network between 7 electrodes, behind an NI-like measurement chain.
 
 Static response
 ---------------
-DNPUs conduct by variable-range hopping between dopant sites, and the
-literature models them with neural-network surrogates. This device is such a
-surrogate, drawn at random from a seed (nothing is fitted to any task):
+``devices.dnpu_physics.HoppingNetwork`` (equations and references there):
+dopant sites in a disc between 8 rim electrodes (the output at virtual ground),
+Miller-Abrahams-like field-assisted hopping ``i = K V0 sinh(dphi / V0)`` between
+every pair of nodes with tunnelling conductances ``exp(-2 r / a)``, Coulomb-blockade
+transparency of each site that peaks with its capacitively induced charge, and
+Kirchhoff's current law solved by Newton's method. Passive by construction
+(all terminals at 0 V -> I = 0 exactly), nonlinear on the 0.1-0.5 V scale,
+non-monotonic along some sweeps. ``static_current`` and ``true_gradient``
+solve the network exactly (gradient by the adjoint / implicit function theorem).
 
-* site potentials are linear in the electrode voltages (capacitive coupling):
-  ``u = W1 V + b1``, 96 sites. Electrostatics makes coupling local: each site
-  couples with ``N(0, 1.5^2 / V^2)`` to the 2 electrodes nearest to it and
-  0.2 times that to the others;
-* a site conducts best when its level aligns with the Fermi level and less on
-  either side (Coulomb-blockade-like peaks, the non-monotonic, negative
-  differential resistance regime reported for DNPUs): ``g = 2 exp(-u^2) - 1``;
-* 32 percolation paths combine sites and saturate: ``p = tanh(W2 g + b2)``,
-  ``W2 ~ N(0, 1 / 96)``;
-* the output current is a signed sum of paths: ``I = 30 nA * c . p``.
+How ``measure`` evaluates the network fast
+------------------------------------------
+A training iteration applies ~3e5 samples; solving the network at each would
+take seconds. The samples are classified in one pass:
 
-Currents span tens of nA over the electrode box (controls [-1.2, 0.6] V,
-inputs [-0.7, 0.7] V). ``static_current`` and ``true_gradient`` are exact and
-noise-free.
+* *windows*: runs of samples whose box (per-electrode max - min) is at most
+  ``2 * TAYLOR_RADIUS`` (an HGE window moves +-8 mV): the current is the
+  second-order Taylor expansion at the box's centre (exact current and gradient
+  there, Hessian by forward differences of exact gradients along the electrodes
+  that move). Left out is the third-order term: at 8 mV it is ~1e-3 of the
+  gradient at the fundamental (``analysis.cubic_bias``), below the noise of a
+  window;
+* *ramps*: straight-line runs (second differences within the DAC step) between
+  windows: cubic Hermite interpolation along the line between exact knots no more
+  than ``RAMP_KNOT`` V apart (ramps are never demodulated);
+* everything else (large perturbations, arbitrary waveforms): exact, per sample.
 
-How these numbers were chosen (all structural, none fitted to a task): the
-device must be rich on the scale of the tasks (~0.3 V: all 16 gates, the
-3-D sphere) yet smooth on the scale of the 8 mV perturbation, where a
-parallel HGE window reads ``dI/dV_m + sum_n (a_n^2 / 4) d^3 I / dV_m dV_n^2``.
-Dense coupling of every site to all 7 electrodes made that cross term reach
-6 % of the RMS gradient; local coupling and unsaturated paths keep it near
-1 %, while exact-gradient training still finds every gate and ~0.9 sphere
-accuracy.
+Custom ``model=`` objects (``current(V)`` and ``gradient(V)`` on (7, n)) are
+evaluated exactly at every sample. The small dense products run on one BLAS
+thread (``threadpoolctl`` when installed; the caller's setting is restored).
 
 Measurement chain (what ``measure`` adds)
 -----------------------------------------
-DAC quantisation (16 bit over +-10 V) -> device -> current noise (white plus
-1/f^beta, continuous across calls; default the paper's 1e-5 nA^2/Hz at 1 kHz
-with slope 1.5) -> IV converter and anti-alias filter (first-order,
-``chain_bandwidth`` Hz) -> delay of ``chain_delay`` samples (the whole samples
-are taken out, as the Device protocol asks; the fraction stays, applied by
-linear interpolation) -> IV converter range (hard clip at +-110 nA) -> ADC
-quantisation (24 bit over the IV range). The chain's gain and phase at each
-frequency are what ``calibrate`` measures through ``loopback``.
+DAC quantisation (16 bit over +-10 V) -> device -> current noise
+(``devices.noise``: white plus 1/f^beta with a low-frequency corner, one
+continuous process; default 1e-5 nA^2/Hz at 1 kHz) -> IV converter and
+anti-alias filter (first-order, ``chain_bandwidth`` Hz) -> delay of
+``chain_delay`` samples (the whole samples are taken out, as the Device protocol
+asks; the fraction stays, applied by linear interpolation) -> IV converter range
+(hard clip at +-110 nA) -> ADC quantisation (24 bit over the IV range). The
+chain's gain and phase at each frequency are what ``calibrate`` measures through
+``loopback``.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
-import scipy.signal as sig
 
 from . import check_volts
+from .dnpu_physics import HoppingNetwork
 from .noise import NoiseModel, NoiseSource
 
 N_ELECTRODES = 7
 CONTROL_RANGE = (-1.2, 0.6)
 INPUT_RANGE = (-0.7, 0.7)
+TAYLOR_RADIUS = 0.0125   # V: half-width of a box evaluated by one Taylor expansion
+RAMP_KNOT = 0.2          # V: largest electrode step between exact knots on a ramp
+CHUNK = 32               # samples per classification chunk
+HESSIAN_STEP = 1e-4      # V: forward-difference step of the Hessian (error ~ h I''' / 2, ~1e-4 relative)
+EVAL_BATCH = 4096        # exact solves per batch (bounds the memory of the batched Newton)
+
+DNPUModel = HoppingNetwork  # the name earlier versions exported
 
 
-class DNPUModel:
-    """The seeded static response ``I(V)`` (nA) with its exact gradient (nA/V)."""
+class _OneBlasThread:
+    """Context factory: one BLAS thread for tiny products (a second thread only adds waiting).
 
-    def __init__(self, seed: int = 0, sites: int = 96, paths: int = 32, coupling: float = 1.5,
-                 scale: float = 30.0, near: int | None = 2, far: float = 0.2,
-                 path_gain: float = 1.0):
-        rng = np.random.default_rng(seed)
-        self.W1 = rng.normal(0.0, coupling, (sites, N_ELECTRODES))
-        if near is not None:
-            # Each site sits near `near` electrodes; the others couple `far` times as strongly.
-            mask = np.full((sites, N_ELECTRODES), far)
-            for j in range(sites):
-                mask[j, rng.choice(N_ELECTRODES, near, replace=False)] = 1.0
-            self.W1 *= mask
-        self.b1 = rng.normal(0.0, 1.0, sites)
-        self.W2 = rng.normal(0.0, path_gain / np.sqrt(sites), (paths, sites))
-        self.b2 = rng.normal(0.0, 0.5, paths)
-        self.c = rng.normal(0.0, 1.0 / np.sqrt(paths), paths)
-        self.scale = float(scale)
+    The caller's setting is restored on exit. Without ``threadpoolctl`` it does nothing."""
 
-    def _forward(self, V):
-        u = self.W1 @ V + self.b1[:, None]
-        e = np.exp(-u * u)
-        g = 2.0 * e - 1.0
-        p = np.tanh(self.W2 @ g + self.b2[:, None])
-        return u, e, p
+    def __init__(self):
+        self._ctl = None
 
-    def current(self, V: np.ndarray) -> np.ndarray:
-        """``V`` (7, n) volts -> (n,) nA."""
-        _, _, p = self._forward(V)
-        return self.scale * (self.c @ p)
+    def __call__(self):
+        if self._ctl is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+                self._ctl = ThreadpoolController()
+            except ImportError:
+                self._ctl = False
+        if not self._ctl:
+            return contextlib.nullcontext()
+        return self._ctl.limit(limits=1, user_api="blas")
 
-    def gradient(self, V: np.ndarray) -> np.ndarray:
-        """``V`` (7, n) volts -> (7, n) dI/dV in nA/V."""
-        u, e, p = self._forward(V)
-        dp = self.c[:, None] * (1.0 - p * p)
-        dg = (self.W2.T @ dp) * (-4.0 * u * e)
-        return self.scale * (self.W1.T @ dg)
+
+class FastEvaluator:
+    """Currents of a ``HoppingNetwork`` at many samples: Taylor in windows, Hermite on ramps, exact elsewhere."""
+
+    def __init__(self, net: HoppingNetwork, lsb: float | None):
+        self.net = net
+        self.line_tol = 2.5 * lsb if lsb else 1e-12
+
+    def _exact(self, V, phi0=None):
+        """(I, grad, site potentials) at the columns of V (7, m), in batches."""
+        I = np.empty(V.shape[1])
+        G = np.empty(V.shape)
+        phi = np.empty((V.shape[1], self.net.n))
+        for s in range(0, V.shape[1], EVAL_BATCH):
+            sl = slice(s, s + EVAL_BATCH)
+            I[sl], G[:, sl], phi[sl] = self.net.current_and_gradient(V[:, sl], None if phi0 is None else phi0[sl])
+        return I, G, phi
+
+    def _runs(self, v):
+        """Windows: [start, end, box lo, box hi] of runs whose box half-width is <= TAYLOR_RADIUS."""
+        N = v.shape[1]
+        starts = np.arange(0, N, CHUNK)
+        ends = np.append(starts[1:], N)
+        lo = np.minimum.reduceat(v, starts, axis=1)
+        hi = np.maximum.reduceat(v, starts, axis=1)
+        small = np.max(hi - lo, axis=0) <= 2 * TAYLOR_RADIUS
+        lim = 2 * TAYLOR_RADIUS
+        # Maximal stretches of consecutive small chunks; each becomes one run when its union box
+        # is small (the usual case: one HGE window), else it is split greedily chunk by chunk.
+        e = np.flatnonzero(np.diff(np.concatenate([[0], small.astype(np.int8), [0]])))
+        c_first, c_end = e[::2], e[1::2]
+        runs = []
+        if c_first.size:
+            u_lo = np.minimum.reduceat(lo, c_first, axis=1)
+            u_hi = np.maximum.reduceat(hi, c_first, axis=1)
+            ok = np.max(u_hi - u_lo, axis=0) <= lim
+            for k in range(c_first.size):
+                c0, c1 = int(c_first[k]), int(c_end[k])
+                if ok[k]:
+                    runs.append([int(starts[c0]), int(ends[c1 - 1]), u_lo[:, k], u_hi[:, k]])
+                    continue
+                c = c0
+                while c < c1:
+                    r_lo, r_hi, cs = lo[:, c], hi[:, c], c
+                    c += 1
+                    while c < c1:
+                        n_lo, n_hi = np.minimum(r_lo, lo[:, c]), np.maximum(r_hi, hi[:, c])
+                        if np.max(n_hi - n_lo) > lim:
+                            break
+                        r_lo, r_hi, c = n_lo, n_hi, c + 1
+                    runs.append([int(starts[cs]), int(ends[c - 1]), r_lo, r_hi])
+        # Grow each run into the neighbouring big chunks, sample by sample, while its box stays small.
+        prev_end = 0
+        for k, run in enumerate(runs):
+            s, e, r_lo, r_hi = run
+            nxt = runs[k + 1][0] if k + 1 < len(runs) else N
+            s = self._grow(v, s, -1, prev_end, r_lo, r_hi)
+            e = self._grow(v, e, +1, nxt, r_lo, r_hi)
+            run[0], run[1] = s, e
+            run[2], run[3] = np.minimum(r_lo, v[:, s:e].min(axis=1)), np.maximum(r_hi, v[:, s:e].max(axis=1))
+            prev_end = e
+        return runs
+
+    @staticmethod
+    def _grow(v, edge, direction, bound, r_lo, r_hi):
+        """Move a run's ``edge`` outward (to ``bound``) while every sample stays inside its box grown to 2R."""
+        lim = 2 * TAYLOR_RADIUS
+        if direction < 0:
+            seg = v[:, bound:edge][:, ::-1]
+        else:
+            seg = v[:, edge:bound]
+        if seg.shape[1] == 0:
+            return edge
+        lo = np.minimum(np.minimum.accumulate(seg, axis=1), r_lo[:, None])
+        hi = np.maximum(np.maximum.accumulate(seg, axis=1), r_hi[:, None])
+        ok = np.max(hi - lo, axis=0) <= lim
+        n_ok = int(np.argmin(ok)) if not ok.all() else ok.size
+        return edge - n_ok if direction < 0 else edge + n_ok
+
+    def current(self, v: np.ndarray) -> np.ndarray:
+        N = v.shape[1]
+        out = np.empty(N)
+        if N == 0:
+            return out
+        runs = self._runs(v)
+        free = np.ones(N, bool)
+        for s, e, _, _ in runs:
+            free[s:e] = False
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], free.astype(np.int8), [0]])))
+        segs = list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+        # Stage 1: box centres, ramp knots and arbitrary samples, solved in one batch.
+        pts, jobs, hess = [], [], []
+        for s, e, r_lo, r_hi in runs:
+            cen = 0.5 * (r_lo + r_hi)
+            moving = np.flatnonzero(r_hi - r_lo > 0)
+            jobs.append(("taylor", s, e, cen, moving, len(pts), len(hess)))
+            for m in moving:
+                p = cen.copy()
+                p[m] += HESSIAN_STEP
+                hess.append((p, len(pts)))
+            pts.append(cen)
+        for s, e in segs:
+            seg = v[:, s:e]
+            if e - s >= 3 and np.max(np.abs(np.diff(seg, 2, axis=1))) <= self.line_tol:
+                span = np.max(np.abs(seg[:, -1] - seg[:, 0]))
+                t_knots = np.linspace(0.0, 1.0, int(np.ceil(span / RAMP_KNOT)) + 1)
+                jobs.append(("ramp", s, e, t_knots, None, len(pts), None))
+                pts.extend(seg[:, 0] + t * (seg[:, -1] - seg[:, 0]) for t in t_knots)
+            else:
+                jobs.append(("exact", s, e, None, None, len(pts), None))
+                pts.extend(seg.T)
+        I, G, phi = self._exact(np.array(pts).T)
+        # Stage 2: the Hessian's displaced points, Newton warm-started at their centre's solution.
+        if hess:
+            Ih, Gh, _ = self._exact(np.array([p for p, _ in hess]).T, phi[[k for _, k in hess]])
+        for kind, s, e, a, b, k0, h0 in jobs:
+            if kind == "taylor":
+                cen, moving = a, b
+                d = v[:, s:e] - cen[:, None]
+                y = I[k0] + G[:, k0] @ d
+                if moving.size:
+                    dm = d[moving]
+                    H = (Gh[moving][:, h0:h0 + moving.size] - G[moving, k0][:, None]) / HESSIAN_STEP
+                    H = 0.5 * (H + H.T)
+                    y += 0.5 * np.sum(dm * (H @ dm), axis=0)
+                out[s:e] = y
+            elif kind == "ramp":
+                t_knots, seg = a, v[:, s:e]
+                delta = seg[:, -1] - seg[:, 0]
+                # Each sample's position along the line (projection; exact for a straight ramp).
+                t = (delta @ (seg - seg[:, :1])) / max(float(delta @ delta), 1e-300)
+                j = np.clip(np.searchsorted(t_knots, t, side="right") - 1, 0, t_knots.size - 2)
+                h = t_knots[j + 1] - t_knots[j]
+                u = (t - t_knots[j]) / h
+                y0, y1 = I[k0 + j], I[k0 + j + 1]
+                m0 = (delta @ G[:, k0 + j]) * h
+                m1 = (delta @ G[:, k0 + j + 1]) * h
+                u2, u3 = u * u, u * u * u
+                out[s:e] = ((2 * u3 - 3 * u2 + 1) * y0 + (u3 - 2 * u2 + u) * m0 +
+                            (-2 * u3 + 3 * u2) * y1 + (u3 - u2) * m1)
+            else:
+                out[s:e] = I[k0:k0 + (e - s)]
+        return out
 
 
 class SimulatedDNPU:
@@ -119,7 +256,7 @@ class SimulatedDNPU:
     def __init__(self, seed: int = 0, noise=True, *, fs: float = 10_000.0,
                  chain_bandwidth: float | None = 5_000.0, chain_delay: float = 2.3,
                  iv_range: float = 110.0, dac_bits: int | None = 16, adc_bits: int | None = 24,
-                 limits=None, rng: np.random.Generator | None = None, model: DNPUModel | None = None):
+                 limits=None, rng: np.random.Generator | None = None, model=None):
         self.fs = float(fs)
         self.n_electrodes = N_ELECTRODES
         self.limits = np.array([CONTROL_RANGE] * N_ELECTRODES if limits is None else limits, dtype=float)
@@ -129,7 +266,7 @@ class SimulatedDNPU:
         if limits is None:
             self.limits[:, 0] = min(CONTROL_RANGE[0], INPUT_RANGE[0])
             self.limits[:, 1] = max(CONTROL_RANGE[1], INPUT_RANGE[1])
-        self.model = model if model is not None else DNPUModel(seed)
+        self.model = model if model is not None else HoppingNetwork(seed)
         if noise is True:
             noise = NoiseModel()
         self.noise_model = noise if isinstance(noise, NoiseModel) else None
@@ -144,32 +281,37 @@ class SimulatedDNPU:
         self.dac_lsb = 20.0 / 2**dac_bits if dac_bits else None  # V per DAC code, for the host
         self.adc_lsb = self.iv_range / (2 ** (adc_bits - 1) - 1) if adc_bits else None
         self.samples_measured = 0
+        self._one_thread = _OneBlasThread()
+        self._fast = FastEvaluator(self.model, self.dac_lsb) if isinstance(self.model, HoppingNetwork) else None
 
     # -- state, for checkpoints (resume gives the same noise as an uninterrupted run) ----
     def get_state(self) -> dict:
+        """Small JSON-able state (sample count, noise generators and filter state)."""
         st = {"samples_measured": self.samples_measured}
         if self._noise is not None:
-            st.update(rng=self._noise.rng.bit_generator.state, buffer=self._noise._buf, t=self._noise._t)
+            st["noise"] = self._noise.get_state()
         return st
 
     def set_state(self, st: dict) -> None:
         self.samples_measured = int(st["samples_measured"])
         if self._noise is not None:
-            self._noise.rng.bit_generator.state = st["rng"]
-            self._noise._buf = np.asarray(st["buffer"], float)
-            self._noise._t = float(st["t"])
+            if "noise" not in st:
+                raise ValueError("device state: no 'noise' entry (saved by a noise-free or older simulator)")
+            self._noise.set_state(st["noise"])
 
     # -- exact, noise-free views of the device -------------------------------------------
     def static_current(self, V) -> np.ndarray:
         """Exact current (nA) at voltages ``V``: shape (7,) -> scalar, (7, n) -> (n,)."""
         V = np.asarray(V, dtype=float)
-        out = self.model.current(V.reshape(N_ELECTRODES, -1))
+        with self._one_thread():
+            out = self.model.current(V.reshape(N_ELECTRODES, -1))
         return out[0] if V.ndim == 1 else out
 
     def true_gradient(self, V) -> np.ndarray:
         """Exact dI/dV (nA/V): shape (7,) -> (7,), (7, n) -> (7, n)."""
         V = np.asarray(V, dtype=float)
-        g = self.model.gradient(V.reshape(N_ELECTRODES, -1))
+        with self._one_thread():
+            g = self.model.gradient(V.reshape(N_ELECTRODES, -1))
         return g[:, 0] if V.ndim == 1 else g
 
     # -- the chain ---------------------------------------------------------------------
@@ -178,8 +320,9 @@ class SimulatedDNPU:
         y = current
         if self.chain_bandwidth:
             alpha = np.exp(-2 * np.pi * self.chain_bandwidth / self.fs)
-            zi = sig.lfilter_zi([1 - alpha], [1, -alpha]) * y[0]
-            y, _ = sig.lfilter([1 - alpha], [1, -alpha], y, zi=zi)
+            import scipy.signal as sig  # lazy: scipy.signal takes ~1 s to import
+            # Steady state before sample 0: the filter's state equals alpha * y[0].
+            y, _ = sig.lfilter([1 - alpha], [1, -alpha], y, zi=[alpha * y[0]])
         frac = self.chain_delay - np.floor(self.chain_delay)
         if frac:
             y = (1 - frac) * y + frac * np.concatenate([y[:1], y[:-1]])
@@ -193,8 +336,9 @@ class SimulatedDNPU:
 
     def measure(self, volts) -> np.ndarray:
         """Apply ``volts`` (7, n) and return the output current (n,) in nA, aligned to them."""
-        v = check_volts(volts, self.limits)
-        current = self.model.current(self._dac(v))
+        v = self._dac(check_volts(volts, self.limits))
+        with self._one_thread():
+            current = self._fast.current(v) if self._fast is not None else self.model.current(v)
         if self._noise is not None:
             current = current + self._noise.take(current.size)
         self.samples_measured += current.size

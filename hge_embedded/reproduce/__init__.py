@@ -25,7 +25,18 @@ FIGURES = {
     "speedup": run_speedup,
 }
 
-__all__ = ["FIGURES", "ROW_FIELDS", "Context", "Row", "run", "summary_markdown"]
+__all__ = ["FIGURES", "ROW_FIELDS", "Context", "Row", "check_args", "run", "summary_markdown"]
+
+
+def check_args(figures, seed) -> list:
+    """The figure IDs to run (default all, in the paper's order); ``ValueError`` naming a bad ID or seed."""
+    ids = list(FIGURES) if not figures else list(dict.fromkeys(str(f) for f in figures))
+    unknown = [f for f in ids if f not in FIGURES]
+    if unknown:
+        raise ValueError(f"figure: unknown ID {unknown[0]!r}; choose from {', '.join(FIGURES)}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    return ids
 
 
 def run(out, *, figures=None, quick: bool = False, paper_mode: bool = False, seed: int = 0,
@@ -35,12 +46,7 @@ def run(out, *, figures=None, quick: bool = False, paper_mode: bool = False, see
     Returns ``{"rows": [row dicts], "figures": [...], "quick", "paper_mode", "seed", "wall_time_s"}``.
     Raises ``ValueError`` naming an unknown figure ID.
     """
-    ids = list(FIGURES) if not figures else list(dict.fromkeys(str(f) for f in figures))
-    unknown = [f for f in ids if f not in FIGURES]
-    if unknown:
-        raise ValueError(f"figure: unknown ID {unknown[0]!r}; choose from {', '.join(FIGURES)}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    ids = check_args(figures, seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(out=out, quick=quick, paper_mode=paper_mode, seed=seed, progress=progress)

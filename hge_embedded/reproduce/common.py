@@ -300,15 +300,9 @@ def trainer_method_kwargs(paper_mode: bool) -> dict:
     The paper's loss ``E = (1 - rho) / sigmoid(y_sep)`` (Methods) has no scale:
     with outputs in nA that is ``losses.corrsig`` with ``scale = 1 nA``.
     """
-    import inspect
-
-    from ..train import Trainer
     if not paper_mode:
         return {}
-    params = inspect.signature(Trainer.__init__).parameters
-    kw = {"loss_scale": PAPER_LOSS_SCALE_NA}
-    kw.update({k: v for k, v in paper_hge_kwargs().items() if k in params})
-    return kw
+    return {"loss_scale": PAPER_LOSS_SCALE_NA, **paper_hge_kwargs()}
 
 
 def paper_train_kwargs(task) -> dict:

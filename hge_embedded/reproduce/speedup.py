@@ -21,7 +21,9 @@ def run_speedup(ctx) -> list[Row]:
     bar.advance()
     fd = finite_difference_gradient(dev, op)
     bar.close()
-    times = np.array([par.lab_time_s, seq.lab_time_s, fd.lab_time_s])
+    # Measurement windows only: a one-off chain calibration (counted in lab_time_s where the result
+    # reports it as calibration_time_s) is not part of the per-gradient cost.
+    times = np.array([r.lab_time_s - (getattr(r, "calibration_time_s", 0.0) or 0.0) for r in (par, seq, fd)])
     d = ctx.dir("speedup")
     write_csv(d / "lab_time.csv", {"method": ["parallel HGE", "sequential HGE", "finite differences"],
                                    "lab_time_s": times, "speedup_of_parallel": times / times[0]})
@@ -33,8 +35,8 @@ def run_speedup(ctx) -> list[Row]:
         ax.text(i, t, f"{t / times[0]:.0f}x", ha="center", va="bottom")
     save(fig, d / "lab_time.png")
     sp = times[1] / times[0]
-    params = (f"T = 0.1 s windows, 7 electrodes, lab time as reported by the gradient results (windows only; ramps "
-              f"and settling not counted); {ctx.method}")
+    params = (f"T = 0.1 s windows, 7 electrodes, lab time as reported by the gradient results (windows only; ramps, "
+              f"settling and the one-off chain calibration not counted); {ctx.method}")
     return [
         Row("speedup", "parallel extraction of 7 electrodes is 7x faster than sequential", f"{PAPER_SPEEDUP:g}x",
             f"{sp:.3g}x (FD: {times[2] / times[0]:.3g}x)", "exact (counted)", verdict_close(sp, PAPER_SPEEDUP, 0, 0.01),

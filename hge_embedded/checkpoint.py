@@ -1,0 +1,178 @@
+"""Run directories that survive: atomic checkpoint files, the run's configuration, a lock.
+
+A checkpoint is one JSON file::
+
+    {"format": "hge-checkpoint-2",
+     "config": {...},        # every option that changes the result (compared on --resume)
+     "done": [...],          # finished tasks' results, in order
+     "device": {...}|null,   # the device's state at the last task boundary
+     "current": {...}|null}  # the task in progress: trainer state (with the device's state)
+
+It is small by construction: seeds and stream positions, never noise buffers
+(a device offers ``get_state() -> dict`` with a few KB at most).
+
+Writes are atomic: a temporary file in the same directory, flushed and fsync'ed,
+then ``os.replace`` onto the name, with signals held back meanwhile; a crash or a
+second Ctrl-C leaves either the old file or the new one, never a mix. A run
+directory is locked (``.lock``, holding the owner's pid) for as long as a run
+writes into it, so two runs can never share one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .signals import deferred
+
+FORMAT = "hge-checkpoint-2"
+KEYS = ("format", "config", "done", "device", "current")
+CHECKPOINT = "checkpoint.json"
+LOCK = ".lock"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed with the arguments given (nothing was changed)."""
+
+
+class RunLocked(RuntimeError):
+    """Another process is writing into the run directory."""
+
+
+def write_json_atomic(path, obj) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    text = json.dumps(obj, allow_nan=True)
+    with deferred():
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            if hasattr(os, "fchmod"):  # mkstemp makes 0600; a result file is as readable as any other
+                umask = os.umask(0)
+                os.umask(umask)
+                os.fchmod(fd, 0o666 & ~umask)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        try:  # the rename itself durable (POSIX; not possible on Windows)
+            dfd = os.open(path.parent, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(dfd)
+        except OSError:
+            pass
+        finally:
+            os.close(dfd)
+
+
+def save(path, snapshot: dict) -> None:
+    """Write a run snapshot (``config``, ``done``, ``device``, ``current``) as a checkpoint."""
+    missing = [k for k in KEYS[1:] if k not in snapshot]
+    if missing:
+        raise ValueError(f"snapshot lacks {missing}")
+    write_json_atomic(path, {"format": FORMAT, **{k: snapshot[k] for k in KEYS[1:]}})
+
+
+def _flag(key: str) -> str:
+    return "-T" if key == "T" else "--" + key.replace("_", "-")
+
+
+def differences(saved: dict, wanted: dict) -> list:
+    """The options (as flags) whose values differ, e.g. ``["--seed 0 (checkpoint) vs 1 (now)"]``."""
+    out = []
+    for key in sorted(set(saved) | set(wanted)):
+        a, b = saved.get(key, "<absent>"), wanted.get(key, "<absent>")
+        if a != b:
+            out.append(f"{_flag(key)} {a!r} (checkpoint) vs {b!r} (now)")
+    return out
+
+
+def load(path, config: dict | None = None) -> dict:
+    """Read and check a checkpoint; with ``config``, refuse one made with other options.
+
+    Raises ``FileNotFoundError`` when there is none and ``CheckpointError`` (naming
+    what is wrong or which option differs) when it cannot be resumed. Never writes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"--resume: {path} is not a readable checkpoint ({exc}); it was left as it is") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        fmt = data.get("format") if isinstance(data, dict) else None
+        raise CheckpointError(f"--resume: {path} is not a {FORMAT} checkpoint (format {fmt!r}); "
+                              "it was left as it is")
+    missing = [k for k in KEYS if k not in data]
+    if missing or not isinstance(data["config"], dict) or not isinstance(data["done"], list):
+        raise CheckpointError(f"--resume: {path} is damaged (missing or malformed {missing or ['config/done']}); "
+                              "it was left as it is")
+    if config is not None:
+        diff = differences(data["config"], json.loads(json.dumps(config)))
+        if diff:
+            raise CheckpointError(f"--resume: the run in {path.parent} was made with other options: "
+                                  f"{'; '.join(diff)}; use the same options, or another --out")
+    return data
+
+
+class RunLock:
+    """An exclusive lock on a run directory, released on ``release()`` or process exit.
+
+    ``fcntl.flock`` (POSIX) or ``msvcrt.locking`` (Windows) on ``DIR/.lock``: the
+    operating system drops it when the process dies, so a killed run never leaves a
+    stale lock. The file holds the owner's pid for the error message.
+    """
+
+    def __init__(self, directory):
+        self.path = Path(directory) / LOCK
+        self._fh = open(self.path, "a+")
+        try:
+            self._lock()
+        except OSError:
+            self._fh.seek(0)
+            owner = self._fh.read().strip() or "unknown"
+            self._fh.close()
+            raise RunLocked(f"--out {self.path.parent} is in use by another run (pid {owner}); "
+                            "wait for it to finish or choose another --out") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(str(os.getpid()))
+        self._fh.flush()
+
+    def _lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            import msvcrt
+            self._fh.seek(0)
+            msvcrt.locking(self._fh.fileno(), msvcrt.LK_NBLCK, 1)
+            return
+        fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def release(self) -> None:
+        if self._fh.closed:
+            return
+        try:
+            import fcntl
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+        except ImportError:  # pragma: no cover - Windows
+            import msvcrt
+            self._fh.seek(0)
+            msvcrt.locking(self._fh.fileno(), msvcrt.LK_UNLCK, 1)
+        self._fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()

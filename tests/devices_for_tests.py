@@ -1,0 +1,110 @@
+"""Devices the project did not design, for the trust tests: plain Python objects with fs,
+n_electrodes, limits and measure (no loopback, no calibration), vectorised so that hundreds of
+windows stay fast."""
+import numpy as np
+
+FS = 10_000.0
+
+
+class LinearDevice:
+    """``I = w . V`` (nA, w in nA/V), optional white noise of one-sided density ``S`` (nA^2/Hz),
+    an output lag of ``lag`` whole samples (the chain the user did not tell us about), and
+    optional ``full_scale`` (clips there) / ``dac_lsb`` attributes."""
+
+    def __init__(self, w, *, S=0.0, lag=0, seed=0, limits=None, full_scale=None, dac_lsb=None, offset=0.0,
+                 pink=0.0, beta=2.0):
+        self.w = np.asarray(w, float)
+        self.n_electrodes = self.w.size
+        self.fs = FS
+        self.limits = np.array([[-1.0, 1.0]] * self.n_electrodes if limits is None else limits, float)
+        self.S, self.lag, self.offset = float(S), int(lag), float(offset)
+        self.rng = np.random.default_rng(seed)
+        if full_scale is not None:
+            self.full_scale = float(full_scale)
+        if dac_lsb is not None:
+            self.dac_lsb = float(dac_lsb)
+        self.pink, self.beta = float(pink), float(beta)
+        self.samples_written = 0
+
+    def coloured(self, n):
+        """Noise of one-sided PSD ``pink (1000 Hz / f)^beta``, synthesised over 16 n samples (content down
+        to fs / 16 n) and cut to n: each window sees the drift of a longer record."""
+        m = 16 * n
+        f = np.fft.rfftfreq(m, 1.0 / self.fs)[1:]
+        amp = np.sqrt(self.pink * (1000.0 / f) ** self.beta * self.fs * m / 4)
+        spec = np.concatenate([[0], amp * (self.rng.normal(size=f.size) + 1j * self.rng.normal(size=f.size))])
+        return np.fft.irfft(spec, m)[:n]
+
+    def current(self, volts):
+        return self.offset + self.w @ volts
+
+    def true_gradient(self, V):
+        return self.w.copy()
+
+    def measure(self, volts):
+        volts = np.asarray(volts, float)
+        self.samples_written += volts.shape[1]
+        i = self.current(volts)
+        if self.lag:  # the device sat at the window's first voltages before it (as after a ramp)
+            i = np.concatenate([np.full(self.lag, i[0]), i[:-self.lag]])
+        if self.pink:
+            i = i + self.coloured(i.size)
+        if self.S:
+            # One-sided density S at sample rate fs: per-sample variance S fs / 2.
+            i = i + self.rng.normal(0.0, np.sqrt(self.S * self.fs / 2), i.size)
+        if getattr(self, "full_scale", None):
+            i = np.clip(i, -self.full_scale, self.full_scale)
+        return i
+
+
+class FiveElectrodeDevice(LinearDevice):
+    """A smooth nonlinear 5-electrode device: ``I = 20 tanh(K V + b) . c`` nA, exact gradient known."""
+
+    K = np.array([[1.2, -0.4, 0.3, 0.8, -0.6], [-0.5, 1.1, 0.7, -0.2, 0.4], [0.3, 0.6, -1.0, 0.5, 0.9]])
+    b = np.array([0.1, -0.2, 0.3])
+    c = np.array([1.0, -0.8, 0.6])
+
+    def __init__(self, **kw):
+        super().__init__(np.zeros(5), **kw)
+
+    def current(self, volts):
+        return self.offset + 20.0 * (self.c @ np.tanh(self.K @ volts + self.b[:, None]))
+
+    def true_gradient(self, V):
+        u = self.K @ np.asarray(V, float) + self.b
+        return 20.0 * ((self.c * (1 - np.tanh(u) ** 2)) @ self.K)
+
+
+class Returns(LinearDevice):
+    """A device whose measure returns something other than the protocol's (n,) float array."""
+
+    def __init__(self, kind, **kw):
+        super().__init__([10.0, -5.0, 3.0], **kw)
+        self.kind = kind
+
+    def measure(self, volts):
+        y = super().measure(volts)
+        if self.kind == "short":
+            return y[8:]          # a "delay" trimmed off the front
+        if self.kind == "long":
+            return np.concatenate([y, y[:8]])
+        if self.kind == "list":
+            return y.tolist()
+        if self.kind == "2d":
+            return y[None, :]
+        if self.kind == "nan":
+            y = y.copy()
+            y[17] = np.nan
+            return y
+        if self.kind == "int":
+            return np.round(y).astype(np.int64)
+        raise AssertionError(self.kind)
+
+
+def five_electrode():
+    """Factory for ``--device tests.devices_for_tests:five_electrode``."""
+    return FiveElectrodeDevice()
+
+
+def lag3():
+    return LinearDevice([10.0, -7.0, 4.0, 12.0], lag=3)
