@@ -287,9 +287,11 @@ class FirmwareRun:
                              losses[-1])
         return tr, losses
 
-    def initial_controls(self) -> np.ndarray:
-        """Best of ``task.init_candidates`` random control codes by the firmware's own loss."""
-        cands = [self.rng.integers(self.w_min, self.w_max + 1) for _ in range(max(1, self.task.init_candidates))]
+    def initial_controls(self, candidates: int | None = None) -> np.ndarray:
+        """Best of ``candidates`` (default ``task.init_candidates``) random control codes by the
+        firmware's own loss; one candidate is a single random start."""
+        n = self.task.init_candidates if candidates is None else candidates
+        cands = [self.rng.integers(self.w_min, self.w_max + 1) for _ in range(max(1, n))]
         if len(cands) == 1:
             return cands[0]
         scores = []
@@ -302,8 +304,11 @@ class FirmwareRun:
 def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: float = 0.1,
                         ramp: float = 0.015, amplitude: float = 0.008, lr: float | None = None,
                         max_iter: int | None = None, stop_loss: float | None = None, batch_size=None,
-                        resume: bool = False, filter: str = "boxcar"):  # noqa: A002
+                        resume: bool = False, filter: str = "boxcar", init: str | None = None):  # noqa: A002
     """Train one task with the C trainer; returns a ``train.TrainResult`` (same fields as the host's).
+
+    ``init``: ``"single"`` or ``"best-of-N"`` as for the host trainer (default: the task's
+    ``init_candidates``).
 
     ``batch_size`` and ``resume`` exist only in the host trainer: anything but None / False
     raises ``ValueError`` rather than being ignored.
@@ -322,7 +327,8 @@ def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: 
                            wall_time_s=time.perf_counter() - t0)
     fr = FirmwareRun(device, task, seed=seed, T=T, ramp=ramp, amplitude=amplitude, lr=lr, max_iter=max_iter,
                      stop_loss=stop_loss, filter=filter)
-    w0 = fr.initial_controls()
+    from .train import parse_init
+    w0 = fr.initial_controls(None if init is None else parse_init(init))
     tr, losses = fr.run(fr.inputs, task.targets, w0, max_iter=fr.max_iter, progress=progress)
     outputs = np.array(tr.y, float) * fr.adc_lsb
     found = accuracy = threshold = test_out = None

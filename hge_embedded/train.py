@@ -108,7 +108,8 @@ class Trainer:
                  filter: str = "butterworth3", engine: str = "c", amplitude: float = 0.008,  # noqa: A002
                  lr: float | None = None, max_iter: int | None = None, stop_loss: float | None = None,
                  batch_size: int | None = None, loss_scale: float = DEFAULT_SCALE_NA,
-                 separation: str = "mean", phase: str = "calibrated", init: str = DEFAULT_INIT):
+                 separation: str = "mean", phase: str = "calibrated", init: str = DEFAULT_INIT,
+                 crosstalk: str = "solve"):
         self.device, self.task = device, task
         self.seed, self.T, self.ramp, self.amplitude = seed, float(T), float(ramp), float(amplitude)
         self.lr = task.lr if lr is None else float(lr)
@@ -146,7 +147,8 @@ class Trainer:
         self.eta = int(round(ratio * 2.0 ** (self.shift - 32)))
         self.rule = core.UpdateRule(self.w_min, self.w_max, eta=self.eta, shift=self.shift)
         self.window = HGEWindow(device, electrodes=task.control_electrodes, amplitudes=self.amplitude,
-                                T=self.T, filter=filter, engine=engine, phase=phase, eager=True)
+                                T=self.T, filter=filter, engine=engine, phase=phase, crosstalk=crosstalk,
+                                eager=True)
         self.n_ramp = int(round(self.ramp * self.fs))
         # Run state (everything a checkpoint must hold).
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
