@@ -361,10 +361,16 @@ def test_progress_is_plain_lines_with_an_eta_off_a_terminal(tmp_path):
 
 def test_stopping_iteration_is_counted():
     """Item 9: the iteration that reaches the stop loss was measured and is counted."""
-    tr = Trainer(SimulatedDNPU(seed=0), gate("xor"), seed=0)
+    # stop_loss = inf: the first measurement already stops the run. It is counted, and no update follows.
+    tr = Trainer(SimulatedDNPU(seed=0), gate("xor"), seed=0, stop_loss=float("inf"))
+    tr.initialise()
+    start = tr.codes.copy()
     tr.run()
     r = tr.result(0.0)
-    assert r.iterations == len(r.losses) and r.losses[-1] < tr.stop_loss and r.iterations < tr.max_iter
+    assert r.iterations == len(r.losses) == 1 and np.array_equal(tr.codes, start)
+    tr2 = Trainer(SimulatedDNPU(seed=0), gate("xor"), seed=0, max_iter=2, stop_loss=0.0)
+    tr2.run()
+    assert tr2.iteration == len(tr2.losses) == 2  # no stop: max_iter measurements, each followed by an update
     tr0 = Trainer(SimulatedDNPU(seed=0), gate("xor"), seed=0, max_iter=0)
     tr0.run()
     assert tr0.iteration == 0 and tr0.losses == []
