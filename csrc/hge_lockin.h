@@ -25,8 +25,11 @@
  * before the mixers removes the onset transient of dc * ref through the filter.
  * x' is Q0 in [-2^23, 2^23 - 1].
  *
- * Memory: the instance points to caller-owned per-terminal state and to a
- * caller-owned const coefficient block shared by all terminals.
+ * Memory: the instance points to caller-owned per-terminal state. The filter
+ * coefficients are copied into the instance by _init (validated there, in
+ * the form the inner loop uses), so the sample path never reads caller
+ * memory that could change after _init: the caller may free or reuse its
+ * hge_bw3_coeffs_t as soon as _init returns.
  */
 #ifndef HGE_LOCKIN_H
 #define HGE_LOCKIN_H
@@ -78,8 +81,16 @@ typedef struct {
     hge_bw3_channel_t q; /* quadrature (cos) channel */
 } hge_lockin_bw3_term_t;
 
+/* The coefficients as the inner loop wants them, copied and checked at init:
+ * denominators negated, so every term is a multiply-accumulate (exact: |a1| <
+ * 2^31 - 1 by the stability check, |a2|, |d1| < 2^30, so each negation fits). */
 typedef struct {
-    const hge_bw3_coeffs_t *coeffs;
+    int32_t b0, b1, b2, na1, na2, c0, c1, nd1;
+    uint32_t b_shift;
+} hge_bw3_mac_t;
+
+typedef struct {
+    hge_bw3_mac_t k; /* private copy of the coefficients (see Memory above) */
     hge_lockin_bw3_term_t *terms;
     uint32_t n_terms;
     int32_t dc;
@@ -115,7 +126,7 @@ hge_status hge_mean_q0(const int32_t *x, uint32_t n, int32_t *mean);
 /*
  * Butterworth lock-in.
  * init: steps[m] in (0, 2^31); phases[m] any (NULL means all 0); filter state
- *   cleared, dc = 0. Errors: HGE_ERR_NULL, HGE_ERR_TERMINALS, HGE_ERR_FREQ,
+ *   cleared, dc = 0; *coeffs is copied (not kept). Errors: HGE_ERR_NULL, HGE_ERR_TERMINALS, HGE_ERR_FREQ,
  *   HGE_ERR_COEF (biquad outside the stability triangle |a2| < 2^30,
  *   |a1| < 2^30 + a2, first-order |d1| >= 2^30, or b_shift > 32).
  * set_dc: dc in [-2^23, 2^23 - 1], else HGE_ERR_RANGE.

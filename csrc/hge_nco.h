@@ -66,8 +66,17 @@ static inline int32_t hge_quarter_interp(uint32_t pos)
 {
     uint32_t idx = pos >> (30 - HGE_SINE_TABLE_BITS);
     int32_t frac = (int32_t)((pos >> (14 - HGE_SINE_TABLE_BITS)) & 0xFFFFu);
-    int32_t lo = hge_sine_table[idx];
-    return lo + (((hge_sine_table[idx + 1u] - lo) * frac + 32768) >> 16);
+    const int32_t *node = &hge_sine_table[idx];
+    int32_t lo;
+    int32_t hi;
+#if defined(__ARM_ARCH_7EM__) && defined(__GNUC__)
+    /* Both nodes in one LDRD (GCC issues two LDRs for node[0], node[1]). */
+    __asm__("ldrd %0, %1, [%2]" : "=r"(lo), "=r"(hi) : "r"(node) : "memory");
+#else
+    lo = node[0];
+    hi = node[1];
+#endif
+    return lo + (((hi - lo) * frac + 32768) >> 16);
 }
 
 /*
@@ -87,7 +96,8 @@ static inline void hge_sincos_q22(uint32_t phase, int32_t *s, int32_t *c)
     int32_t sv = hge_quarter_interp(pos ^ mirror);
     int32_t cv = hge_quarter_interp(pos ^ mirror ^ 0x3FFFFFFFu);
     int32_t s_neg = -(int32_t)((quadrant >> 1) & 1u);
-    int32_t c_neg = -(int32_t)((quadrant ^ (quadrant >> 1)) & 1u);
+    /* cos < 0 in quadrants 1 and 2: exactly when phase + 2^30 is in quadrants 2-3. */
+    int32_t c_neg = -(int32_t)((phase + HGE_QUARTER_TURN) >> 31);
     *s = (sv ^ s_neg) - s_neg;
     *c = (cv ^ c_neg) - c_neg;
 }

@@ -3,6 +3,21 @@
 
 #define HGE_I64_MAX ((int64_t)0x7FFFFFFFFFFFFFFFLL)
 
+/* 32-bit FNV-1a over the limits, four bytes per value, least significant first. */
+static uint32_t hge_limits_fingerprint(const int32_t *w_min, const int32_t *w_max, uint32_t n)
+{
+    uint32_t h = 2166136261u;
+    uint32_t m;
+    uint32_t b;
+    for (m = 0; m < 2u * n; ++m) {
+        uint32_t v = (uint32_t)(m < n ? w_min[m] : w_max[m - n]);
+        for (b = 0; b < 4u; ++b) {
+            h = (h ^ ((v >> (8u * b)) & 0xFFu)) * 16777619u;
+        }
+    }
+    return h;
+}
+
 hge_status hge_update_init(hge_update_t *u, const int32_t *w_min, const int32_t *w_max,
                            uint32_t n_electrodes, int32_t eta, uint32_t shift)
 {
@@ -29,6 +44,7 @@ hge_status hge_update_init(hge_update_t *u, const int32_t *w_min, const int32_t 
     u->n_electrodes = n_electrodes;
     u->eta = eta;
     u->shift = shift;
+    u->limits_fingerprint = hge_limits_fingerprint(w_min, w_max, n_electrodes);
     return HGE_OK;
 }
 
@@ -78,6 +94,14 @@ hge_status hge_update_process(const hge_update_t *u, int32_t *w, const int64_t *
     uint32_t m;
     if (u == 0 || w == 0 || g == 0) {
         return HGE_ERR_NULL;
+    }
+    if (hge_limits_fingerprint(u->w_min, u->w_max, u->n_electrodes) != u->limits_fingerprint) {
+        return HGE_ERR_RANGE;
+    }
+    for (m = 0; m < u->n_electrodes; ++m) {
+        if (u->w_min[m] > u->w_max[m]) {
+            return HGE_ERR_RANGE;
+        }
     }
     for (m = 0; m < u->n_electrodes; ++m) {
         int64_t p = hge_mul_sat64(g[m], u->eta);

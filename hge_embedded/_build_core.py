@@ -10,6 +10,7 @@ CDEF = """
 typedef int... int32_t;
 typedef int... int64_t;
 typedef int... uint32_t;
+typedef int... uint64_t;
 typedef int... int16_t;
 typedef enum { HGE_OK = 0, HGE_ERR_NULL = -1, HGE_ERR_SIZE = -2, HGE_ERR_FREQ = -3,
                HGE_ERR_TERMINALS = -4, HGE_ERR_RANGE = -5, HGE_ERR_COEF = -6 } hge_status;
@@ -19,11 +20,17 @@ typedef enum { HGE_OK = 0, HGE_ERR_NULL = -1, HGE_ERR_SIZE = -2, HGE_ERR_FREQ = 
 #define HGE_SINE_TABLE_SIZE ...
 #define HGE_SINE_AMPLITUDE ...
 #define HGE_MIXER_SHIFT ...
-extern const int32_t hge_sine_table[];
+#define HGE_CHUNK ...
+extern const int32_t hge_sine_table[...];
 
 typedef struct { uint32_t phase; uint32_t step; } hge_nco_t;
 hge_status hge_nco_init(hge_nco_t *nco, uint32_t step, uint32_t phase);
 int32_t hge_sin_q22_exported(uint32_t phase);
+int32_t hge_q30_sat_exported(int64_t acc);
+int32_t hge_presum_term_exported(int32_t xv, int32_t ref, int pieces);
+int64_t hge_dot3_pieces_exported(int32_t a0, int32_t b0, int32_t a1, int32_t b1, int32_t a2, int32_t b2);
+uint64_t hge_chunk_walk_exported(uint32_t n, uint32_t *chunks, uint32_t *last);
+int hge_wrapv_probe(int x);
 
 typedef struct { int32_t b[3]; int32_t a[2]; int32_t c[2]; int32_t d; uint32_t b_shift; } hge_bw3_coeffs_t;
 typedef struct { ...; } hge_lockin_bw3_term_t;
@@ -53,6 +60,19 @@ hge_status hge_lockin_boxcar_output(const hge_lockin_boxcar_t *s, int64_t *out_i
                                     int64_t *out_q, uint32_t *count);
 hge_status hge_lockin_boxcar_reset(hge_lockin_boxcar_t *s, const uint32_t *phases);
 
+#define HGE_ISA_AUTO ...
+#define HGE_ISA_GENERIC ...
+#define HGE_ISA_AVX2 ...
+#define HGE_HOST_MAX_THREADS ...
+typedef struct { uint32_t isa; uint32_t threads; } hge_host_opts_t;
+int hge_host_isa_available(uint32_t isa);
+hge_status hge_refs_fill(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                         const uint32_t *phases, uint32_t n);
+hge_status hge_host_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                uint32_t stride, const hge_host_opts_t *opts);
+hge_status hge_host_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
+                                   const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts);
+
 hge_status hge_update_init(hge_update_t *u, const int32_t *w_min, const int32_t *w_max,
                            uint32_t n_electrodes, int32_t eta, uint32_t shift);
 hge_status hge_update_accumulate(const hge_update_t *u, int64_t *g, const int32_t *dEdI,
@@ -62,18 +82,109 @@ hge_status hge_update_process(const hge_update_t *u, int32_t *w, const int64_t *
 
 SOURCE = """
 #include "hge.h"
-/* hge_sin_q22 is static inline in the header; give the binding a real symbol. */
+#include "hge_lockin_kernels.h"
+#include "hge_lockin_host.h"
+/* Static inline helpers get real symbols here so the tests reach them. */
 static int32_t hge_sin_q22_exported(uint32_t phase) { return hge_sin_q22(phase); }
+static int32_t hge_q30_sat_exported(int64_t acc) { return hge_q30_sat(acc); }
+/* The mixer term ((x' ref + 2^18) >> 19) as the host computes it, or from 32-bit
+ * pieces as the ARMv6-M build does. */
+static int32_t hge_presum_term_exported(int32_t xv, int32_t ref, int pieces)
+{
+    return pieces ? hge_presum_mac_pieces(0, xv * 16, ref) : hge_presum_mac(0, xv * 16, ref);
+}
+static int64_t hge_dot3_pieces_exported(int32_t a0, int32_t b0, int32_t a1, int32_t b1, int32_t a2, int32_t b2)
+{
+    return hge_dot3_pieces(a0, b0, a1, b1, a2, b2);
+}
+/* Walks a block of n samples with the process loops' chunk iterator; returns the
+ * samples covered, and the number of chunks and the last chunk's length. */
+static uint64_t hge_chunk_walk_exported(uint32_t n, uint32_t *chunks, uint32_t *last)
+{
+    uint64_t covered = 0;
+    uint32_t remaining = n;
+    *chunks = 0;
+    *last = 0;
+    while (remaining > 0u) {
+        *last = hge_next_chunk(&remaining);
+        covered += *last;
+        *chunks += 1u;
+    }
+    return covered;
+}
+/* -fno-wrapv probe: with signed overflow undefined (the microcontroller's C),
+ * GCC and clang fold x + 1 > x to 1 at -O2; under -fwrapv INT_MAX gives 0.
+ * tests/test_build_flags.py calls it with INT_MAX to check the flag took effect. */
+static int hge_wrapv_probe(int x) { return x + 1 > x; }
 """
 
+
+# ---- issue 13: the on-device trainer (csrc/hge_fixmath, hge_corrsig, hge_synth, hge_trainer) ----
+# Kept apart from the lock-in declarations above so the two can change independently.
+CDEF_TRAINER = """
+typedef int... uint8_t;
+#define HGE_TRAINER_MAX_DAC ...
+#define HGE_TRAINER_MAX_CTL ...
+#define HGE_CORRSIG_MAX_POINTS ...
+#define HGE_DIDV_FRAC ...
+#define HGE_GRAD_FRAC ...
+#define HGE_LOSS_FRAC ...
+typedef struct {
+    uint32_t n_dac; uint32_t n_ctl; uint32_t n_in; uint32_t n_points;
+    uint8_t ctl[8]; uint8_t in[8];
+    int32_t dac_lo[8]; int32_t dac_hi[8];
+    int32_t w_min[8]; int32_t w_max[8]; int32_t w0[8];
+    uint32_t steps[8]; int32_t amp[8]; int32_t cal_i[8]; int32_t cal_q[8];
+    uint32_t n_ramp; uint32_t n_settle; uint32_t n_window;
+    int32_t scale; int64_t stop_loss; uint32_t max_iter; int32_t eta; uint32_t shift;
+    uint32_t filter; hge_bw3_coeffs_t coeffs;
+} hge_trainer_config_t;
+typedef struct {
+    int32_t *y; int32_t *didv; int32_t *q;
+    int32_t w[8];
+    uint32_t dac_pos; uint32_t adc_pos;
+    uint32_t iteration; uint32_t measurements;
+    int64_t loss; int32_t exponent; int error;
+    ...;
+} hge_trainer_t;
+typedef struct { int64_t loss; int32_t rho; int32_t x; int32_t exponent; } hge_corrsig_result_t;
+uint32_t hge_trainer_workspace_words(uint32_t n_points, uint32_t n_ctl);
+hge_status hge_trainer_init(hge_trainer_t *tr, const hge_trainer_config_t *cfg, const int32_t *inputs,
+                            const uint8_t *targets, int32_t *workspace, uint32_t workspace_words);
+hge_status hge_trainer_dac_block(hge_trainer_t *tr, int32_t *codes, uint32_t n);
+hge_status hge_trainer_adc_block(hge_trainer_t *tr, const int32_t *x, uint32_t n);
+hge_status hge_trainer_block(hge_trainer_t *tr, const int32_t *adc_in, int32_t *dac_out, uint32_t n);
+int hge_trainer_poll(hge_trainer_t *tr);
+int hge_trainer_done(const hge_trainer_t *tr);
+hge_status hge_corrsig(const int32_t *y, const uint8_t *z, uint32_t n, int32_t scale, int32_t *q,
+                       hge_corrsig_result_t *r);
+int64_t hge_exp_q24(int32_t t);
+int64_t hge_div_round(int64_t num, int64_t den);
+int64_t hge_shift_round(int64_t v, int32_t s);
+int64_t hge_mul_shift(int64_t a, int64_t b, uint32_t s);
+int64_t hge_ratio(int64_t num, int64_t den, int32_t shift);
+uint64_t hge_isqrt64(uint64_t v);
+"""
+SOURCE_TRAINER = """
+#include "hge_trainer.h"
+"""
+# ---- end of issue 13 block ----
+
 ffibuilder = FFI()
-ffibuilder.cdef(CDEF)
+ffibuilder.cdef(CDEF + CDEF_TRAINER)
 ffibuilder.set_source(
     "hge_embedded._hge_core",
-    SOURCE,
-    sources=[str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.c"))],
-    include_dirs=[str(CSRC.relative_to(ROOT))],
-    extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra"],
+    SOURCE + SOURCE_TRAINER,
+    # csrc/*.c is the portable core (also the firmware's); csrc/host/*.c the host-only
+    # fast paths (threads, runtime ISA dispatch, reference cache).
+    sources=[str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.c")) + sorted((CSRC / "host").glob("*.c"))],
+    include_dirs=[str(CSRC.relative_to(ROOT)), str((CSRC / "host").relative_to(ROOT))],
+    extra_link_args=["-pthread"],
+    # Python's own CFLAGS carry -fwrapv (signed overflow defined as wrapping);
+    # -fno-wrapv after it restores C's rules, so the host tests run the same C the
+    # microcontroller runs (a signed overflow stays undefined, and UBSan in
+    # .ci/run can see it). tests/test_build_flags.py checks it took effect.
+    extra_compile_args=["-std=c99", "-O2", "-Wall", "-Wextra", "-fno-wrapv", "-pthread"],
 )
 
 if __name__ == "__main__":

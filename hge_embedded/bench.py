@@ -1,12 +1,18 @@
 """Benchmarks behind ``hge bench``: figures are printed, never asserted.
 
-``core``: channel-samples per second (one channel = one terminal's I and Q
-pair, per input sample) of the C core against a vectorised numpy +
-``scipy.signal.sosfilt`` float64 implementation of the same demodulation
-(references, mixing, DC removal, filtering, read-out), in one run, side by side.
+``core``: nanoseconds per terminal-sample (one terminal's I and Q, per input sample)
+of the C core against the strongest float64 numpy + scipy implementation of the
+same demodulation we know, in one run, side by side (see :class:`NumpyLockin`).
+Both sides get the same advantage: references computed once per plan and window
+length, outside the timed call (the C core's :class:`hge_embedded.core.References`,
+numpy's sin/cos table).
 """
 from __future__ import annotations
 
+import ctypes
+import os
+import struct
+import sys
 import time
 
 import numpy as np
@@ -16,7 +22,7 @@ from . import core, design
 
 
 def _best_time(fn, min_total: float = 0.3, repeats: int = 3) -> float:
-    """Best per-call time over ``repeats`` rounds, each round at least ``min_total`` s."""
+    """Best per-call wall time over ``repeats`` rounds, each round at least ``min_total`` s."""
     fn()  # warm-up (also builds cached filter designs)
     best = np.inf
     for _ in range(repeats):
@@ -31,76 +37,161 @@ def _best_time(fn, min_total: float = 0.3, repeats: int = 3) -> float:
     return best
 
 
-def numpy_lockin(x, fs, freqs, filter, sos=None, gain=1.0, decimation=8):  # noqa: A002
-    """The float64 numpy/scipy path the C core is measured against: the same demodulation
-    (references, mixing, DC removal, pre-sum of 8, Butterworth at fs/8, read-out)."""
-    x = x - x.mean()
-    arg = (2 * np.pi / fs) * np.outer(freqs, np.arange(x.size))
-    prod = np.concatenate([np.sin(arg) * x, np.cos(arg) * x])
-    if filter == "boxcar":
-        return prod.mean(axis=1)
-    g = prod.shape[1] // decimation
-    prod = prod[:, :g * decimation].reshape(prod.shape[0], g, decimation).mean(axis=2)
-    return sig.sosfilt(sos, prod, axis=1)[:, -1] / gain
+class InstructionCounter:
+    """User-space instructions retired by this thread (Linux ``perf_event_open``).
 
-
-def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64), lengths=(1000, 100_000),
-               filters=("butterworth3", "boxcar"), seed: int = 0, min_total: float = 0.3, progress=None):
-    """Measure both paths for every (filter, M, N); returns a list of result rows.
-
-    ``progress(done, total, label)``, if given, is called after every configuration.
+    ``available`` is False where the kernel or the virtual machine offers no hardware
+    counter (then the bench prints "n/a" rather than a guess).
     """
+
+    _PERF_TYPE_HARDWARE, _PERF_COUNT_HW_INSTRUCTIONS = 0, 1
+    _SYSCALL = {"x86_64": 298, "aarch64": 241}
+
+    def __init__(self):
+        self.fd = -1
+        nr = self._SYSCALL.get(os.uname().machine)
+        if nr is None or not sys.platform.startswith("linux"):
+            return
+        attr = bytearray(128)
+        # type, size, config, sample_period, sample_type, read_format, flags
+        # (flags: disabled | exclude_kernel | exclude_hv)
+        struct.pack_into("IIQQQQQ", attr, 0, self._PERF_TYPE_HARDWARE, 128, self._PERF_COUNT_HW_INSTRUCTIONS,
+                         0, 0, 0, (1 << 0) | (1 << 5) | (1 << 6))
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(bytes(attr), 128)
+        self.fd = libc.syscall(nr, buf, 0, -1, -1, 0)
+        self._ioctl = libc.ioctl
+
+    @property
+    def available(self) -> bool:
+        return self.fd >= 0
+
+    def count(self, fn) -> int | None:
+        """Instructions retired while ``fn()`` runs on this thread, or None."""
+        if not self.available:
+            return None
+        enable, disable, reset = 0x2400, 0x2401, 0x2403
+        self._ioctl(self.fd, reset, 0)
+        self._ioctl(self.fd, enable, 0)
+        fn()
+        self._ioctl(self.fd, disable, 0)
+        return int.from_bytes(os.read(self.fd, 8), "little")
+
+
+class NumpyLockin:
+    """The fair float64 baseline: the same demodulation as the C core, in numpy + scipy.
+
+    Built once per plan and window length (like :class:`hge_embedded.core.References`):
+    the sin and cos references of every terminal, shape (2M, N). Per call: DC removal
+    (the window's mean), then for ``"butterworth3"`` the pre-sum of 8 mixer products as
+    one ``einsum`` over all channels (faster here than multiply-then-sum or a batched
+    matmul, measured), one 2-D ``sosfilt`` over all 2M channels at fs/8 and the last
+    output; for ``"boxcar"`` one BLAS matrix-vector product (the integrate-and-dump
+    sums). Returns float64 ``(2M,)``.
+    """
+
+    def __init__(self, fs: float, freqs, n: int, filter: str, sos=None, gain: float = 1.0,  # noqa: A002
+                 decimation: int = 8):
+        arg = (2 * np.pi / fs) * np.outer(np.asarray(freqs, float), np.arange(n))
+        self.refs = np.concatenate([np.sin(arg), np.cos(arg)])
+        self.filter, self.sos, self.gain, self.n = filter, sos, gain, n
+        self.groups = n // decimation
+        self.decimation = decimation
+        self.refs3 = self.refs[:, :self.groups * decimation].reshape(-1, self.groups, decimation)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        xc = x - x.mean()
+        if self.filter == "boxcar":
+            return self.refs @ xc / self.n
+        u = np.einsum("cgq,gq->cg", self.refs3, xc[:self.groups * self.decimation].reshape(self.groups, -1))
+        return sig.sosfilt(self.sos, u, axis=1)[:, -1] / (self.gain * self.decimation)
+
+
+def numpy_lockin(x, fs, freqs, filter, sos=None, gain=1.0, decimation=8):  # noqa: A002
+    """One-shot :class:`NumpyLockin` (references built inside the call)."""
+    return NumpyLockin(fs, freqs, np.asarray(x).size, filter, sos, gain, decimation)(np.asarray(x, float))
+
+
+def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 100_000),
+               filters=("butterworth3", "boxcar"), seed: int = 0, min_total: float = 0.3, progress=None):
+    """Measure the C core and the fair numpy baseline for every (filter, M, N).
+
+    Per row: ``c_ns`` (host C path through a :class:`hge_embedded.core.LockinPlan`: AVX2
+    when present, cached references, threads over terminals at large M),
+    ``c_portable_ns`` (the portable C99 path the firmware runs, NCO per sample, one thread), ``numpy_ns`` (:class:`NumpyLockin`), all wall-clock ns
+    per terminal-sample (best of 3 rounds), ``ratio`` = numpy_ns / c_ns, and
+    ``c_instructions`` per terminal-sample where a hardware counter exists (else None).
+    ``progress``: None prints one line per row on stderr; a callable is called as
+    ``progress(done, total, label)`` before every row and once at the end (the CLI's
+    progress bar); anything else with ``write`` receives the lines.
+    """
+    todo = [(n, m, f) for n in lengths for m in terminals for f in filters
+            if not (f == "boxcar" and n > core.BOXCAR_MAX_SAMPLES)]
+    done = 0
+
+    def report(label, line=None):
+        if callable(progress):
+            progress(done, len(todo), label)
+        elif line is not None:
+            print(line, file=sys.stderr if progress is None else progress, flush=True)
+
+    counter = InstructionCounter()
     rng = np.random.default_rng(seed)
     rows = []
-    total, done = len(lengths) * len(filters) * len(terminals), 0
     for n in lengths:
         x = np.round(rng.normal(0, 1e6, n)).astype(np.int32)
         xf = x.astype(float)
         T = n / fs
-        for filt in filters:
-            for m in terminals:
-                done += 1
-                if progress:
-                    progress(done - 1, total, f"{filt} M={m} N={n}")
-                freqs = np.linspace(20.0, 2000.0, m) if m > 1 else np.array([200.0])
-                steps = design.freq_to_step(freqs, fs)
+        for m in terminals:
+            freqs = np.linspace(20.0, 2000.0, m) if m > 1 else np.array([200.0])
+            steps = design.freq_to_step(freqs, fs)
+            for filt in filters:
+                if filt == "boxcar" and n > core.BOXCAR_MAX_SAMPLES:
+                    continue
                 if filt == "butterworth3":
                     lf = design.lockin_filter(fs, T, n)
-
-                    def c_call():
-                        core.lockin_bw3(x, steps, None, lf.coeffs, dc=core.mean_code(x))
-
-                    def np_call():
-                        numpy_lockin(xf, fs, freqs, filt, lf.sos, lf.gain_float)
+                    baseline = NumpyLockin(fs, freqs, n, filt, lf.sos, lf.gain_float)
+                    coeffs = lf.coeffs
                 else:
-                    if n > core.BOXCAR_MAX_SAMPLES:
-                        continue
+                    baseline = NumpyLockin(fs, freqs, n, filt)
+                    coeffs = None
+                report(f"{filt} M={m} N={n}")
+                plan = core.LockinPlan(steps, None, n, filter=filt, coeffs=coeffs)
+                plan_1t = core.LockinPlan(steps, None, n, filter=filt, coeffs=coeffs, threads=1, cache=False)
+                plan_1t.references = plan.references  # same cache, one thread (instruction count)
+                portable = core.LockinPlan(steps, None, n, filter=filt, coeffs=coeffs, isa="portable")
 
-                    def c_call():
-                        core.lockin_boxcar(x, steps, None, dc=core.mean_code(x))
+                def c_call(p=plan):
+                    p(x, dc=core.mean_code(x))
 
-                    def np_call():
-                        numpy_lockin(xf, fs, freqs, filt)
                 t_c = _best_time(c_call, min_total)
-                t_np = _best_time(np_call, min_total)
-                rate_c, rate_np = m * n / t_c, m * n / t_np
-                rows.append(dict(filter=filt, terminals=m, samples=n,
-                                 c_channel_samples_per_s=rate_c,
-                                 numpy_channel_samples_per_s=rate_np,
-                                 speedup=rate_c / rate_np,
-                                 realtime_factor_c=rate_c / (m * fs)))
-    if progress:
-        progress(total, total, "done")
+                t_portable = _best_time(lambda: c_call(portable), min_total)
+                t_np = _best_time(lambda: baseline(xf), min_total)
+                insn = counter.count(lambda: c_call(plan_1t))
+                row = dict(filter=filt, terminals=m, samples=n,
+                           c_ns=1e9 * t_c / (m * n), c_portable_ns=1e9 * t_portable / (m * n),
+                           numpy_ns=1e9 * t_np / (m * n), ratio=t_np / t_c,
+                           c_instructions=None if insn is None else insn / (m * n),
+                           realtime_factor_c=n / fs / t_c)
+                rows.append(row)
+                done += 1
+                report(f"{filt} M={m} N={n}", f"bench core: {filt} M={m} N={n}: C {row['c_ns']:.3f} ns, "
+                       f"numpy {row['numpy_ns']:.3f} ns, {row['ratio']:.1f}x")
+                del plan, plan_1t, portable
+    report("done")
     return rows
 
 
 def format_core(rows) -> str:
-    lines = [f"{'filter':13s} {'M':>3s} {'N':>7s} {'C [ch-samp/s]':>14s} {'numpy [ch-samp/s]':>18s} "
-             f"{'C/numpy':>8s} {'x real time':>12s}"]
+    lines = ["ns per terminal-sample (wall clock, best of 3); C = host path (cached references, AVX2 if "
+             "present, threads at large M); portable = the firmware's C99 path; ratio = numpy / C",
+             f"{'filter':13s} {'M':>4s} {'N':>7s} {'C [ns]':>8s} {'portable':>9s} {'numpy [ns]':>10s} "
+             f"{'ratio':>6s} {'C insn':>7s} {'x real time':>12s}"]
     for r in rows:
-        lines.append(f"{r['filter']:13s} {r['terminals']:3d} {r['samples']:7d} "
-                     f"{r['c_channel_samples_per_s']:14.3e} {r['numpy_channel_samples_per_s']:18.3e} "
-                     f"{r['speedup']:8.1f} {r['realtime_factor_c']:12.0f}")
+        insn = "n/a" if r["c_instructions"] is None else f"{r['c_instructions']:.1f}"
+        lines.append(f"{r['filter']:13s} {r['terminals']:4d} {r['samples']:7d} {r['c_ns']:8.3f} "
+                     f"{r['c_portable_ns']:9.3f} {r['numpy_ns']:10.3f} {r['ratio']:6.1f} {insn:>7s} "
+                     f"{r['realtime_factor_c']:12.0f}")
     return "\n".join(lines)
 
 

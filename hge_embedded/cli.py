@@ -97,7 +97,8 @@ def _run_config(args, task_list) -> dict:
             "config": None if args.config is None else str(_abspath(args.config)),
             "device_seed": args.device_seed, "no_noise": args.no_noise, "T": args.T, "filter": args.filter,
             "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
-            "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls}
+            "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
+            "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode}
 
 
 def _abspath(path):
@@ -139,9 +140,21 @@ def cmd_train(args) -> int:
                          for t in task_list]
             kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, phase=args.phase,
                           batch_size=args.batch_size,
-                          lr=args.lr, max_iter=args.max_iter)
-            trainers = [tr.Trainer(device, t, seed=tr.task_seed(args.seed, i, n), **kwargs)
-                        for i, t in enumerate(task_list)]
+                          lr=args.lr, max_iter=args.max_iter, init=args.init)
+            if args.trainer == "firmware":
+                _check_firmware_args(args)
+                trainers = None
+            elif args.paper_mode:
+                # The method as published: single start, the Methods' loss, plain read-out, 2R/a.
+                if args.init != "single":
+                    raise ValueError(f"--paper-mode starts from one random setting, as the paper; --init {args.init} "
+                                     "contradicts it")
+                from .reproduce.common import paper_train_kwargs
+                trainers = [tr.Trainer(device, t, seed=tr.task_seed(args.seed, i, n),
+                                       **{**kwargs, **paper_train_kwargs(t)}) for i, t in enumerate(task_list)]
+            else:
+                trainers = [tr.Trainer(device, t, seed=tr.task_seed(args.seed, i, n), **kwargs)
+                            for i, t in enumerate(task_list)]
             if snapshot is not None:
                 try:
                     tr.check_snapshot(snapshot, trainers)
@@ -162,7 +175,10 @@ def cmd_train(args) -> int:
         raise
     saved = {"snapshot": snapshot, "written": snapshot, "iters": 0, "time": time.monotonic()}
     every_iter, every_s = args.checkpoint_every, args.checkpoint_seconds
-    total = sum(t.max_iter if not t.task.constant else 0 for t in trainers)
+    if trainers is None:
+        total = sum(0 if t.constant else (t.max_iter if args.max_iter is None else args.max_iter) for t in task_list)
+    else:
+        total = sum(t.max_iter if not t.task.constant else 0 for t in trainers)
     bar = Progress(total, f"train {args.task} on {name}", enabled=not args.quiet)
     done_before = len(snapshot["done"]) if snapshot else 0
     if snapshot:
@@ -204,7 +220,11 @@ def cmd_train(args) -> int:
                     bar.write(f"{r.task:18s} {status:>10s} after {r.iterations:3d} iterations, loss "
                               f"{r.final_loss if r.final_loss is not None else float('nan'):.4f}"
                               f"{' (constant: threshold only)' if t.task.constant else ''}")
-        results = tr.run_tasks(trainers, snapshot=snapshot, config=config, progress=progress, on_snapshot=on_snap)
+        if trainers is None:
+            results = _train_firmware(args, device, task_list, progress, bar)
+        else:
+            results = tr.run_tasks(trainers, snapshot=snapshot, config=config, progress=progress,
+                                   on_snapshot=on_snap)
     except BaseException as exc:
         # Any way of stopping (an error, Ctrl-C, SIGTERM, SIGHUP): the last consistent snapshot
         # is saved (never one older or smaller than what is on disk), the device goes to 0 V.
@@ -240,6 +260,8 @@ def cmd_train(args) -> int:
             "accuracy": results[0].accuracy if len(results) == 1 else None,
             "iterations": int(sum(r.iterations for r in results)),
             "final_loss": results[-1].final_loss if len(results) == 1 else None,
+            "initial_loss": results[-1].initial_loss if len(results) == 1 else None,
+            "initial_accuracy": results[-1].initial_accuracy if len(results) == 1 else None,
             "lab_time_s": float(sum(r.lab_time_s for r in results)),
             "wall_time_s": wall,
             "per_task": [r.summary() for r in results],
@@ -268,6 +290,35 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _check_firmware_args(args) -> None:
+    """``--trainer firmware`` runs the C trainer's own loop: refuse the host trainer's options."""
+    host_only = {"--resume": args.resume, "--batch-size": args.batch_size is not None,
+                 "--filter": args.filter != "butterworth3", "--engine": args.engine != "c",
+                 "--phase": args.phase != "calibrated", "--paper-mode": args.paper_mode}
+    given = [k for k, v in host_only.items() if v]
+    if given:
+        raise ValueError(f"--trainer firmware: {', '.join(given)} belong(s) to the host trainer (the firmware "
+                         "trainer uses integrate-and-dump, its own fixed-point lock-in and calibration, and keeps "
+                         "its state on the device: no checkpoints)")
+
+
+def _train_firmware(args, device, task_list, progress, bar) -> list:
+    """Each task through the C on-device trainer (``hge_embedded.firmware_trainer``)."""
+    from . import train as tr
+    from .firmware_trainer import train_task_firmware
+    results = []
+    for i, task in enumerate(task_list):
+        r = train_task_firmware(device, task, seed=tr.task_seed(args.seed, i, len(task_list)), progress=progress,
+                                T=args.T, lr=args.lr, max_iter=args.max_iter, init=args.init)
+        if not task.constant:
+            bar.update((task.max_iter if args.max_iter is None else args.max_iter) - r.iterations)
+        if not args.quiet:
+            status = ("found" if r.found else "NOT found") if r.found is not None else f"accuracy {r.accuracy:.3f}"
+            bar.write(f"{r.task:18s} {status:>10s} after {r.iterations:3d} iterations (firmware trainer)")
+        results.append(r)
+    return results
+
+
 def cmd_gradient(args) -> int:
     import numpy as np
 
@@ -290,9 +341,11 @@ def cmd_gradient(args) -> int:
             r = finite_difference_gradient(device, bias, electrodes=electrodes, T=args.T,
                                            saturation=args.saturation)
         else:
+            # --paper-mode: the plain read-out and 2R/a with the sign from the phase (as published).
+            method = {"phase": "magnitude", "crosstalk": "none"} if args.paper_mode else {"phase": args.phase}
             r = extract_gradient(device, bias, electrodes=electrodes, T=args.T, filter=args.filter,
-                                 mode=args.mode, engine=args.engine, phase=args.phase,
-                                 amplitudes=args.amplitude, saturation=args.saturation)
+                                 mode=args.mode, engine=args.engine, amplitudes=args.amplitude,
+                                 saturation=args.saturation, **method)
     finally:
         _close(device)
     truth = device.true_gradient(r.bias) if hasattr(device, "true_gradient") else None
@@ -315,6 +368,21 @@ def cmd_gradient(args) -> int:
     print(f"output current {r.current:.3f} nA; lab time {r.lab_time_s:.3f} s{cal_txt}")
     for w in r.warnings:
         sys.stderr.write(f"hge: warning: {w}\n")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    """The paper's figures and claims next to the project's (``hge_embedded.reproduce``)."""
+    from . import reproduce
+    with usage_errors():
+        reproduce.check_args(args.figure, args.seed)
+    summary = reproduce.run(args.out, figures=args.figure, quick=args.quick, paper_mode=args.paper_mode,
+                            seed=args.seed, progress=not args.quiet)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(reproduce.summary_markdown(summary), end="")
+        print(f"\nwritten to {args.out} ({summary['wall_time_s']:.0f} s wall)")
     return 0
 
 
@@ -529,6 +597,15 @@ def add_device_args(p) -> None:
     p.add_argument("--no-noise", action="store_true", help="simulated device without noise")
 
 
+def _init_arg(text: str) -> str:
+    from .train import parse_init
+    try:
+        parse_init(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     p = Parser(
@@ -565,10 +642,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-iter", type=nonnegative_int,
                    help="gradient measurements per task at most (default 300; 0: none, only the start is measured)")
     t.add_argument("--batch-size", type=positive_int, help="data points per iteration (default all)")
+    t.add_argument("--paper-mode", action="store_true",
+                   help="the method as published: single random start, loss (1 - rho)/sigmoid(y_sep) with y_sep "
+                        "in nA, plain read-out, 2R/a with the sign from the phase (overrides --phase)")
     t.add_argument("--inputs", type=electrode_list,
                    help="electrodes for the task's inputs (default: the paper's, gates 1,6, sphere 2,4,6)")
     t.add_argument("--controls", type=electrode_list,
                    help="control electrodes (default: every electrode that is not an input)")
+    t.add_argument("--trainer", choices=["host", "firmware"], default="host",
+                   help="host: the Python trainer (default); firmware: the whole loop in the C on-device trainer "
+                        "(integrate-and-dump; no checkpoints; --filter, --engine, --phase, --batch-size and "
+                        "--resume are the host trainer's)")
+    t.add_argument("--init", type=_init_arg, default="single", metavar="single|best-of-N",
+                   help="starting controls: one random setting (default, as the paper) or the best of N "
+                        "random settings by loss")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")
@@ -582,6 +669,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--engine", choices=["c", "fixed", "float"], default="c")
     g.add_argument("--phase", choices=["calibrated", "inphase", "magnitude"], default="calibrated")
     g.add_argument("--amplitude", type=positive_float, default=0.008, help="perturbation amplitude, V (default 0.008)")
+    g.add_argument("--paper-mode", action="store_true",
+                   help="the read-out as published: no crosstalk solve, 2R/a with the sign from the phase "
+                        "(overrides --phase)")
     g.add_argument("-T", type=positive_float, default=0.1, help="window, s (default 0.1)")
     g.add_argument("--saturation", choices=["raise", "count"], default="raise",
                    help="a window on the rail: raise (default) or count it in the result")
@@ -601,6 +691,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default): loopback if the device has one, else the phase method")
     c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     c.set_defaults(func=cmd_calibrate)
+
+    r = sub.add_parser("reproduce", help="the paper's figures and claims next to the project's, with verdicts")
+    r.add_argument("--figure", nargs="+", action="extend",
+                   help="figure IDs to run (default all): 1c 2b 2c 2d 2e 3b 3c 3d 4a 4b 4c 4d speedup")
+    r.add_argument("--paper-mode", action="store_true",
+                   help="the method as published (plain read-out, 2R/a, single random start, the Methods' loss)")
+    r.add_argument("--quick", action="store_true", help="small Monte Carlo sizes (minutes instead of the paper's)")
+    r.add_argument("--seed", type=nonnegative_int, default=0,
+                   help="seeds the simulated device, its noise and the data")
+    r.add_argument("--out", required=True, help="directory for DIR/<ID>/ data and PNGs and DIR/summary.{md,json}")
+    r.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    r.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    r.set_defaults(func=cmd_reproduce)
 
     d = sub.add_parser("doctor", help="list the NI-DAQmx devices the driver sees and check a setup file")
     d.add_argument("--config", help="setup file (TOML) to check")

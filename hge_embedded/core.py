@@ -1,10 +1,15 @@
 """Thin binding of the C lock-in core (``csrc/``): numpy arrays in, numpy arrays out.
 
-No per-sample Python work: each call hands whole buffers to C. Arguments are
+No per-sample Python work: each call hands whole buffers to C. The lock-ins run the
+host's fast paths (``csrc/host``: runtime ISA dispatch, threads over terminals, an
+optional :class:`References` cache) unless ``isa="portable"`` asks for the portable
+C99 path the firmware runs; every path gives the same integers. Arguments are
 validated here, once, so the C status codes only fire for direct ``lib`` use;
 ``check_status`` still turns any non-zero status into an ``HGEStatusError``.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -38,8 +43,24 @@ def check_status(func: str, status: int) -> None:
         raise HGEStatusError(func, status)
 
 
+def _c_ready(arr: np.ndarray) -> np.ndarray:
+    """``arr`` itself if C-contiguous and aligned for its dtype, else an aligned copy.
+
+    ``v.int_array`` returns a contiguous array, but numpy calls a contiguous view at an
+    odd byte offset (``np.frombuffer(buf, offset=1)``) contiguous too; C may not read
+    an ``int32_t *`` there (undefined behaviour; a fault on Cortex-M0 and with some
+    SIMD loads). ``np.require`` copies exactly when a flag is missing.
+    """
+    return np.require(arr, requirements=["C_CONTIGUOUS", "ALIGNED"])
+
+
 def _ptr(ctype: str, arr: np.ndarray):
-    return ffi.cast(ctype, ffi.from_buffer(arr)) if arr.size else ffi.NULL
+    """A C pointer to ``arr``'s data; refuses memory C must not read as ``ctype``."""
+    if not arr.size:
+        return ffi.NULL
+    if not (arr.flags.c_contiguous and arr.flags.aligned):
+        raise ValueError(f"internal: array for {ctype} is not contiguous and aligned (flags {arr.flags})")
+    return ffi.cast(ctype, ffi.from_buffer(arr))
 
 
 def state_bytes_per_terminal(filter: str = "butterworth3") -> int:  # noqa: A002 - name in docs/design.md section 3
@@ -70,11 +91,11 @@ def _terminal_args(steps, phases):
     if bad.any():
         raise ValueError(f"steps: each must be in (0, 2^31) (0 < f < fs/2), got {int(steps[bad][0])}")
     phases = np.zeros(m, np.uint32) if phases is None else v.int_array("phases", phases, np.uint32, length=m)
-    return steps, phases
+    return _c_ready(steps), _c_ready(phases)
 
 
 def _codes(x) -> np.ndarray:
-    return v.int_array("x", x, np.int32)
+    return _c_ready(v.int_array("x", x, np.int32))
 
 
 def _blocks(n: int, block_sizes):
@@ -87,13 +108,6 @@ def _blocks(n: int, block_sizes):
     return sizes
 
 
-def _feed(name: str, process, inst, x: np.ndarray, block_sizes) -> None:
-    """Hand ``x`` to a C ``_process`` function in consecutive blocks (one block by default)."""
-    start = 0
-    for size in _blocks(x.size, block_sizes):
-        if size:
-            check_status(name, process(inst, _ptr("int32_t *", x[start:start + size]), size))
-        start += size
 
 
 def _dc(dc) -> int:
@@ -123,18 +137,134 @@ def bw3_coeffs_struct(coeffs):
     return k
 
 
-def lockin_bw3(x, steps, phases, coeffs, *, dc: int = 0, block_sizes=None):
-    """Butterworth lock-in over codes ``x``; returns Q6 ``(out_i, out_q)`` as int64 (M,)."""
+ISAS = {"auto": lib.HGE_ISA_AUTO, "generic": lib.HGE_ISA_GENERIC, "avx2": lib.HGE_ISA_AVX2}
+#: Below this many terminal-samples a call stays on one thread (starting one costs ~50 us).
+THREAD_MIN_WORK = 1 << 18
+
+
+def isa_available(isa: str) -> bool:
+    """Whether the host path ``isa`` ("portable", "auto", "generic", "avx2") can run here."""
+    v.choice("isa", isa, {"portable", *ISAS})
+    return isa == "portable" or bool(lib.hge_host_isa_available(ISAS[isa]))
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+class References:
+    """Reference cache of a plan: the C core's Q22 sin and cos of every terminal at every
+    sample of a window (``hge_refs_fill``, the same NCO walk the core makes), computed
+    once and reused by every window of that plan and length.
+
+    Parameters
+    ----------
+    steps, phases : array_like of uint32, shape (M,)
+        The plan's phase steps and start phases (``phases=None``: all 0).
+    n : int
+        Window length in samples; a call with a cache must process exactly ``n`` samples.
+
+    Notes
+    -----
+    Memory: ``8 M n`` bytes (M = 64, n = 1e5: 51 MB). The table is read-only; a cache
+    only serves calls whose steps and phases equal its own (checked on every call).
+    """
+
+    def __init__(self, steps, phases, n: int):
+        self.steps, self.phases = _terminal_args(steps, phases)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"n must be an integer, got {type(n).__name__}")
+        self.n = int(n)
+        if self.n < 1 or self.n >= 1 << 32:
+            raise ValueError(f"n must be in [1, 2^32), got {n}")
+        m = self.steps.size
+        self.table = np.empty((2 * m, self.n), np.int32)
+        check_status("hge_refs_fill", lib.hge_refs_fill(
+            _ptr("int32_t *", self.table), self.n, m, _ptr("uint32_t *", self.steps),
+            _ptr("uint32_t *", self.phases), self.n))
+        self.table.flags.writeable = False
+        self.steps.flags.writeable = self.phases.flags.writeable = False
+
+    def check(self, steps, phases, n: int) -> None:
+        """Raise ``ValueError`` unless this cache is for ``steps``, ``phases`` and ``n`` samples."""
+        if n != self.n:
+            raise ValueError(f"references: cache is for {self.n} samples, got x of {n}")
+        if not (np.array_equal(steps, self.steps) and np.array_equal(phases, self.phases)):
+            raise ValueError("references: cache was built for other steps or phases")
+
+
+def _host_opts(isa: str, threads, work: int, m: int):
+    v.choice("isa", isa, {"portable", *ISAS})
+    if isa != "portable" and not lib.hge_host_isa_available(ISAS[isa]):
+        raise ValueError(f"isa: {isa!r} is not available on this CPU")
+    if threads is None:
+        threads = 1 if work < THREAD_MIN_WORK or isa == "portable" else min(_cpus(), m, lib.HGE_HOST_MAX_THREADS)
+    threads = int(threads)
+    if not 1 <= threads <= lib.HGE_HOST_MAX_THREADS:
+        raise ValueError(f"threads must be in [1, {lib.HGE_HOST_MAX_THREADS}], got {threads}")
+    if isa == "portable" and threads != 1:
+        raise ValueError(f"threads: the portable path runs on one thread, got {threads}")
+    opts = ffi.new("hge_host_opts_t *")
+    opts.isa = ISAS.get(isa, 0)
+    opts.threads = threads
+    return opts
+
+
+def _feed_host(name: str, portable, host, inst, x, block_sizes, isa, opts, refs) -> None:
+    """Hand ``x`` to the portable or a host ``_process`` in consecutive blocks; with a
+    cache, each block gets the cache entry of its first sample."""
+    start = 0
+    for size in _blocks(x.size, block_sizes):
+        if size:
+            xp = _ptr("int32_t *", x[start:start + size])
+            if isa == "portable":
+                st = portable(inst, xp, size)
+            elif refs is None:
+                st = host(inst, xp, size, ffi.NULL, 0, opts)
+            else:
+                rp = ffi.cast("int32_t *", ffi.from_buffer(refs.table)) + start
+                st = host(inst, xp, size, rp, refs.n, opts)  # row stride of the table
+            check_status(name, st)
+        start += size
+
+
+def _checked_refs(references, steps, phases, n, isa):
+    if references is None:
+        return None
+    if not isinstance(references, References):
+        raise TypeError(f"references must be a core.References, got {type(references).__name__}")
+    if isa == "portable":
+        raise ValueError("references: the portable path computes its references; use isa='auto'")
+    references.check(steps, phases, n)
+    return references
+
+
+def lockin_bw3(x, steps, phases, coeffs, *, dc: int = 0, block_sizes=None, isa: str = "auto",
+               threads=None, references=None):
+    """Butterworth lock-in over codes ``x``; returns Q6 ``(out_i, out_q)`` as int64 (M,).
+
+    ``isa``: "auto" (default; AVX2 when the CPU has it), "generic", "avx2", or
+    "portable" (the C99 path the firmware runs). ``threads``: threads over terminals
+    (None: one below THREAD_MIN_WORK terminal-samples, else one per CPU).
+    ``references``: a :class:`References` for these steps, phases and ``x.size``.
+    All choices give identical integers.
+    """
     x = _codes(x)
     steps, phases = _terminal_args(steps, phases)
     m = steps.size
+    opts = _host_opts(isa, threads, m * x.size, m)
+    refs = _checked_refs(references, steps, phases, x.size, isa)
     k = bw3_coeffs_struct(coeffs)
     inst = ffi.new("hge_lockin_bw3_t *")
     terms = ffi.new("hge_lockin_bw3_term_t[]", m)
     check_status("hge_lockin_bw3_init", lib.hge_lockin_bw3_init(
         inst, k, terms, m, _ptr("uint32_t *", steps), _ptr("uint32_t *", phases)))
     check_status("hge_lockin_bw3_set_dc", lib.hge_lockin_bw3_set_dc(inst, _dc(dc)))
-    _feed("hge_lockin_bw3_process", lib.hge_lockin_bw3_process, inst, x, block_sizes)
+    _feed_host("hge_lockin_bw3_process", lib.hge_lockin_bw3_process, lib.hge_host_bw3_process,
+               inst, x, block_sizes, isa, opts, refs)
     out_i = np.empty(m, np.int32)
     out_q = np.empty(m, np.int32)
     check_status("hge_lockin_bw3_output", lib.hge_lockin_bw3_output(
@@ -142,19 +272,26 @@ def lockin_bw3(x, steps, phases, coeffs, *, dc: int = 0, block_sizes=None):
     return out_i.astype(np.int64), out_q.astype(np.int64)
 
 
-def lockin_boxcar(x, steps, phases, *, dc: int = 0, block_sizes=None):
-    """Integrate-and-dump lock-in; returns the Q22 sums ``(out_i, out_q)`` as int64 (M,)."""
+def lockin_boxcar(x, steps, phases, *, dc: int = 0, block_sizes=None, isa: str = "auto", threads=None,
+                  references=None):
+    """Integrate-and-dump lock-in; returns the Q22 sums ``(out_i, out_q)`` as int64 (M,).
+
+    ``isa``, ``threads``, ``references`` as for :func:`lockin_bw3`.
+    """
     x = _codes(x)
     if x.size > BOXCAR_MAX_SAMPLES:
         raise ValueError(f"x: integrate-and-dump takes at most {BOXCAR_MAX_SAMPLES} samples, got {x.size}")
     steps, phases = _terminal_args(steps, phases)
     m = steps.size
+    opts = _host_opts(isa, threads, m * x.size, m)
+    refs = _checked_refs(references, steps, phases, x.size, isa)
     inst = ffi.new("hge_lockin_boxcar_t *")
     terms = ffi.new("hge_lockin_boxcar_term_t[]", m)
     check_status("hge_lockin_boxcar_init", lib.hge_lockin_boxcar_init(
         inst, terms, m, _ptr("uint32_t *", steps), _ptr("uint32_t *", phases)))
     check_status("hge_lockin_boxcar_set_dc", lib.hge_lockin_boxcar_set_dc(inst, _dc(dc)))
-    _feed("hge_lockin_boxcar_process", lib.hge_lockin_boxcar_process, inst, x, block_sizes)
+    _feed_host("hge_lockin_boxcar_process", lib.hge_lockin_boxcar_process, lib.hge_host_boxcar_process,
+               inst, x, block_sizes, isa, opts, refs)
     out_i = np.empty(m, np.int64)
     out_q = np.empty(m, np.int64)
     count = ffi.new("uint32_t *")
@@ -163,12 +300,86 @@ def lockin_boxcar(x, steps, phases, *, dc: int = 0, block_sizes=None):
     return out_i, out_q
 
 
+class LockinPlan:
+    """A lock-in prepared once per plan and window length, then called on each window.
+
+    Validation, the coefficient block, the host options and the :class:`References`
+    cache are made once here, so a call does only the per-window work (checking the
+    codes, the C calls). Results equal :func:`lockin_bw3` / :func:`lockin_boxcar`.
+
+    Parameters
+    ----------
+    steps, phases : array_like of uint32, shape (M,)
+        Phase steps and start phases (``phases=None``: all 0).
+    n : int
+        Window length in samples; each call takes exactly ``n`` codes.
+    filter : {"butterworth3", "boxcar"}
+    coeffs : sequence of 9 ints, required for ``"butterworth3"``
+        ``(b0, b1, b2, a1, a2, c0, c1, d1, b_shift)`` as :func:`lockin_bw3`.
+    isa, threads : as :func:`lockin_bw3`.
+    cache : bool
+        Build the reference cache (``8 M n`` bytes) and use it on every call.
+    """
+
+    def __init__(self, steps, phases, n: int, *, filter: str = "butterworth3", coeffs=None,  # noqa: A002
+                 isa: str = "auto", threads=None, cache: bool = True):
+        v.choice("filter", filter, {"butterworth3", "boxcar"})
+        self.steps, self.phases = _terminal_args(steps, phases)
+        self.m = self.steps.size
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= int(n) < 1 << 32:
+            raise ValueError(f"n must be an integer in [1, 2^32), got {n!r}")
+        self.n, self.filter, self.isa = int(n), filter, isa
+        if filter == "boxcar" and self.n > BOXCAR_MAX_SAMPLES:
+            raise ValueError(f"n: integrate-and-dump takes at most {BOXCAR_MAX_SAMPLES} samples, got {n}")
+        if filter == "butterworth3":
+            if coeffs is None:
+                raise ValueError("coeffs: required for filter='butterworth3'")
+            self._k = bw3_coeffs_struct(coeffs)
+        self._opts = _host_opts(isa, threads, self.m * self.n, self.m)
+        self.references = References(self.steps, self.phases, self.n) if cache and isa != "portable" else None
+        self._psteps, self._pphases = _ptr("uint32_t *", self.steps), _ptr("uint32_t *", self.phases)
+
+    def __call__(self, x, *, dc: int = 0):
+        """Demodulate one window of ``n`` codes; returns ``(out_i, out_q)`` int64 (M,) as the functions do."""
+        x = _codes(x)
+        if x.size != self.n:
+            raise ValueError(f"x: this plan takes windows of {self.n} samples, got {x.size}")
+        m = self.m
+        if self.filter == "butterworth3":
+            inst = ffi.new("hge_lockin_bw3_t *")
+            terms = ffi.new("hge_lockin_bw3_term_t[]", m)
+            check_status("hge_lockin_bw3_init", lib.hge_lockin_bw3_init(
+                inst, self._k, terms, m, self._psteps, self._pphases))
+            check_status("hge_lockin_bw3_set_dc", lib.hge_lockin_bw3_set_dc(inst, _dc(dc)))
+            _feed_host("hge_lockin_bw3_process", lib.hge_lockin_bw3_process, lib.hge_host_bw3_process,
+                       inst, x, None, self.isa, self._opts, self.references)
+            out_i, out_q = np.empty(m, np.int32), np.empty(m, np.int32)
+            check_status("hge_lockin_bw3_output", lib.hge_lockin_bw3_output(
+                inst, _ptr("int32_t *", out_i), _ptr("int32_t *", out_q)))
+            return out_i.astype(np.int64), out_q.astype(np.int64)
+        inst = ffi.new("hge_lockin_boxcar_t *")
+        terms = ffi.new("hge_lockin_boxcar_term_t[]", m)
+        check_status("hge_lockin_boxcar_init", lib.hge_lockin_boxcar_init(inst, terms, m, self._psteps,
+                                                                          self._pphases))
+        check_status("hge_lockin_boxcar_set_dc", lib.hge_lockin_boxcar_set_dc(inst, _dc(dc)))
+        _feed_host("hge_lockin_boxcar_process", lib.hge_lockin_boxcar_process, lib.hge_host_boxcar_process,
+                   inst, x, None, self.isa, self._opts, self.references)
+        out_i, out_q = np.empty(m, np.int64), np.empty(m, np.int64)
+        count = ffi.new("uint32_t *")
+        check_status("hge_lockin_boxcar_output", lib.hge_lockin_boxcar_output(
+            inst, _ptr("int64_t *", out_i), _ptr("int64_t *", out_q), count))
+        return out_i, out_q
+
+
 class UpdateRule:
     """``hge_update_t``: ``w <- clamp(w - round(eta g / 2^shift), w_min, w_max)`` on DAC codes."""
 
     def __init__(self, w_min, w_max, *, eta: int, shift: int):
-        self.w_min = v.int_array("w_min", w_min, np.int32)
-        self.w_max = v.int_array("w_max", w_max, np.int32, length=self.w_min.size)
+        # Own read-only copies: the C instance borrows the limits for its lifetime
+        # (hge_update.h), so nothing outside may change them under it.
+        self.w_min = np.array(v.int_array("w_min", w_min, np.int32), order="C")
+        self.w_max = np.array(v.int_array("w_max", w_max, np.int32, length=self.w_min.size), order="C")
+        self.w_min.flags.writeable = self.w_max.flags.writeable = False
         n = self.w_min.size
         if n == 0 or n > MAX_TERMINALS:
             raise ValueError(f"w_min: need 1..{MAX_TERMINALS} electrodes, got {n}")
@@ -187,11 +398,11 @@ class UpdateRule:
 
     def accumulate(self, dEdI, dIdV, g=None) -> np.ndarray:
         """Return ``g + sum_k dEdI[k] dIdV[k, :]`` (saturating int64); dIdV shape (K, n)."""
-        dEdI = v.int_array("dEdI", dEdI, np.int32)
-        dIdV = v.int_array("dIdV", dIdV, np.int32, ndim=2, length=dEdI.size)
+        dEdI = _c_ready(v.int_array("dEdI", dEdI, np.int32))
+        dIdV = _c_ready(v.int_array("dIdV", dIdV, np.int32, ndim=2, length=dEdI.size))
         if dIdV.shape[1] != self.n:
             raise ValueError(f"dIdV must have {self.n} columns, got {dIdV.shape[1]}")
-        g = np.zeros(self.n, np.int64) if g is None else v.int_array("g", g, np.int64, length=self.n).copy()
+        g = np.zeros(self.n, np.int64) if g is None else np.array(v.int_array("g", g, np.int64, length=self.n))
         if dEdI.size:
             check_status("hge_update_accumulate", lib.hge_update_accumulate(
                 self._u, _ptr("int64_t *", g), _ptr("int32_t *", dEdI), _ptr("int32_t *", dIdV), dEdI.size))
@@ -199,8 +410,8 @@ class UpdateRule:
 
     def step(self, w, g) -> np.ndarray:
         """One update of the codes ``w`` with gradient ``g``; returns the new codes."""
-        w = v.int_array("w", w, np.int32, length=self.n).copy()
-        g = v.int_array("g", g, np.int64, length=self.n)
+        w = np.array(v.int_array("w", w, np.int32, length=self.n))
+        g = _c_ready(v.int_array("g", g, np.int64, length=self.n))
         check_status("hge_update_process", lib.hge_update_process(
             self._u, _ptr("int32_t *", w), _ptr("int64_t *", g)))
         return w

@@ -21,7 +21,7 @@ from . import _validate as v
 from . import analysis, design, plans
 from .calibration import Calibration, calibrate
 from .demod import demodulate
-from .devices import check_limits, check_volts, device_name
+from .devices import check_limits, check_volts, device_name, has_loopback
 from .devices import measure as checked_measure
 from .electrodes import to_index, to_number
 from .saturation import SATURATION, check_saturation
@@ -74,7 +74,7 @@ def calibration_for(device, freqs, T: float, *, bias=None, electrodes=None, ampl
     own = getattr(device, "calibration", None)
     if own is not None:
         return own, 0.0
-    key = (tuple(np.round(np.sort(freqs), 9)), round(float(T), 12))
+    key = (tuple(np.round(np.sort(freqs), 9)), round(float(T), 12))  # as in HGEWindow.restore_calibration
     try:
         per_device = _CALIBRATIONS.setdefault(device, {})
     except TypeError:  # not weak-referenceable or not hashable: measure every time
@@ -82,7 +82,7 @@ def calibration_for(device, freqs, T: float, *, bias=None, electrodes=None, ampl
     if key in per_device:
         return per_device[key], 0.0
     # The loopback drives a reference resistor, not the device: it keeps its own amplitude.
-    amp = None if callable(getattr(device, "loopback", None)) else amplitudes
+    amp = None if has_loopback(device) else amplitudes
     cal = calibrate(device, freqs, T=T, bias=bias, electrodes=electrodes, amplitude=amp, saturation=saturation)
     per_device[key] = cal
     return cal, cal.lab_time_s
@@ -175,8 +175,9 @@ class HGEWindow:
     the samples measured for it into dI/dV. ``extract_gradient`` is one
     waveform + one ``device.measure`` + one read; the trainer strings many
     windows and ramps into one ``measure`` and reads each window's slice.
-    Arguments as for ``extract_gradient``. Every configuration error is raised
-    here, before anything is applied. A calibration the phase estimator needs
+    Arguments as for ``extract_gradient``; ``eager``: a loopback calibration is
+    measured at construction (the phase method always waits for a bias). Every
+    configuration error is raised here, before anything is applied. A calibration the phase estimator needs
     and nobody supplied is measured by ``calibrate_at(bias)`` (or, for callers
     that do not call it, at the first ``waveform``), and its lab time is kept
     in ``calibration_time_s`` until ``take_calibration_time()``.
@@ -185,7 +186,7 @@ class HGEWindow:
     def __init__(self, device, *, electrodes=None, amplitudes=0.008, T: float = 0.1, freqs=None,
                  filter: str = "butterworth3", engine: str = "c", phase: str = "calibrated",  # noqa: A002
                  calibration: Calibration | None = None, crosstalk: str = "solve", check: bool = True,
-                 mode: str = "parallel", saturation: str = "raise"):
+                 mode: str = "parallel", saturation: str = "raise", eager: bool = False):
         v.choice("mode", mode, MODES)
         v.choice("phase", phase, PHASES)
         v.choice("crosstalk", crosstalk, CROSSTALK)
@@ -249,6 +250,32 @@ class HGEWindow:
                 self._set_calibration(own)
         self.last_saturated = 0
         self.last_slope = 0.0
+        if eager and self.needs_calibration and has_loopback(device):
+            # Needs no bias: measure it now, when the caller builds its measurement (the trainer:
+            # before a checkpoint restores the device's state, so a resumed run's noise is unshifted).
+            self.calibrate_at(None)
+
+    def calibration_state(self) -> dict | None:
+        """The calibration in use, exactly (JSON-able), for a checkpoint; None if there is none."""
+        c = self.calibration
+        if c is None:
+            return None
+        return {"freqs": c.freqs.tolist(), "re": c.response.real.tolist(), "im": c.response.imag.tolist(),
+                "method": c.method}
+
+    def restore_calibration(self, st: dict | None) -> None:
+        """Use a calibration from ``calibration_state`` (a resumed run measures it no second time);
+        also remembered for this device object and plan, as a measured one would be."""
+        if st is None or self.phase != "calibrated":
+            return
+        cal = Calibration(np.asarray(st["freqs"], float),
+                          np.asarray(st["re"], float) + 1j * np.asarray(st["im"], float), str(st["method"]))
+        self._set_calibration(cal)
+        key = (tuple(np.round(np.sort(self.freqs), 9)), round(float(self.T), 12))
+        try:
+            _CALIBRATIONS.setdefault(self.device, {})[key] = cal
+        except TypeError:
+            pass
 
     def _set_calibration(self, cal: Calibration) -> None:
         self.calibration = cal
@@ -419,9 +446,10 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
     reliable = True
     if np.nanmin(np.append(slopes, 0.0)) < STEEP_SLOPE:
         reliable = False
-        warnings.append(f"the noise spectrum below the plan falls as 1/f^{-np.nanmin(slopes):.1f}, steeper than "
-                        f"1/f^{-STEEP_SLOPE:g}: noise leaking through the window's side lobes is not in stderr, "
-                        f"which may be low")
+        warnings.append(f"the output below the plan falls as 1/f^{-np.nanmin(slopes):.1f}, steeper than "
+                        f"1/f^{-STEEP_SLOPE:g}: stderr extrapolates that spectrum below 3/T and may be off (on a "
+                        f"quiet device this residual is the device's own intermodulation, and stderr is "
+                        f"conservative)")
     if saturated:
         reliable = False
         warnings.append(f"{saturated} samples were saturated (saturation='count'): the gradient is too small")
@@ -490,8 +518,8 @@ def finite_difference_gradient(device, bias, *, electrodes=None, step: float = 0
                 t = np.arange(n)
                 resid = y - np.polyval(np.polyfit(t, y, 1), t)
                 noise_var[k] += np.var(resid) * n / (n - 2) * np.sum(w**2) / (2 * repeats)
-                if n >= 64:
-                    slopes.append(analysis.residual_psd(y, fs, [fs / 8]).slope)
+                if n >= 64:  # log-log slope of the noise from 3/T up (white: 0)
+                    slopes.append(analysis.window_psd(y, fs, [fs / 8]).slope)
                 ys.append(y)
             per_repeat[r, k] = (levels[0] - levels[1]) / (2 * step)
     grad = per_repeat.mean(axis=0)
@@ -504,9 +532,9 @@ def finite_difference_gradient(device, bias, *, electrodes=None, step: float = 0
         stderr = np.sqrt(2 * noise_var) / (2 * step)
         warnings.append("stderr from the noise inside one window pair (white-noise model); drift between "
                         "windows is not in it: pass repeats >= 2 for an observed spread")
-        if slopes and np.median(slopes) < -0.5:
+        if slopes and np.nanmedian(slopes) < -0.5:
             reliable = False
-            warnings.append(f"the output noise is not white (log-log slope {np.median(slopes):.1f}): "
+            warnings.append(f"the output noise is not white (log-log slope {np.nanmedian(slopes):.1f}): "
                             f"stderr is likely low")
     if saturated:
         reliable = False

@@ -3,7 +3,9 @@
 Gates: logic 0/1 is -0.7/+0.7 V; the four cases are (0,0), (0,1), (1,0), (1,1) and a
 gate is named by its outputs in that order ("0110" is XOR) or by name. The other five
 electrodes are controls in [-1.2, 0.6] V. A gate is *found* when a threshold halfway
-between the mean high and the mean low output separates all four cases.
+between the mean high and the mean low output separates all four cases and the
+gap between the classes exceeds a margin (the trainer: 3 standard deviations of
+the output noise per sample in the evaluation windows).
 
 The two constant gates (0000, 1111) have no correlation to maximise: any device
 configuration realises them with a threshold above (0000) or below (1111) every
@@ -155,14 +157,28 @@ def map_electrodes(task: Task, n_electrodes: int, *, inputs=None, controls=None)
     return replace(task, input_electrodes=ins, control_electrodes=ctl)
 
 
-def gate_found(y, z) -> bool:
-    """Threshold halfway between mean high and mean low separates all four cases."""
+def class_gap(y, z) -> float:
+    """The gap (nA) between the classes, in the better polarity: min(high) - max(low) or
+    min(low) - max(high); negative when the classes overlap."""
+    y, z = np.asarray(y, float), np.asarray(z, float)
+    hi, lo = y[z == 1], y[z == 0]
+    if hi.size == 0 or lo.size == 0:
+        raise ValueError("z: targets are all one class; a constant gate has no gap between classes")
+    return float(max(hi.min() - lo.max(), lo.min() - hi.max()))
+
+
+def gate_found(y, z, margin: float = 0.0) -> bool:
+    """Threshold halfway between mean high and mean low separates all four cases, and the gap
+    between the classes exceeds ``margin`` (nA; the trainer passes 3 output-noise SDs)."""
     y, z = np.asarray(y, float), np.asarray(z, float)
     if z.min() == z.max():
         return True
+    if not margin >= 0:
+        raise ValueError(f"margin must be >= 0 nA, got {margin!r}")
     t = 0.5 * (y[z == 1].mean() + y[z == 0].mean())
-    return bool(np.all(y[z == 1] > t) and np.all(y[z == 0] < t)) or \
+    split = bool(np.all(y[z == 1] > t) and np.all(y[z == 0] < t)) or \
         bool(np.all(y[z == 1] < t) and np.all(y[z == 0] > t))
+    return split and class_gap(y, z) > margin
 
 
 def balanced_accuracy(y, z) -> tuple[float, float]:

@@ -21,17 +21,34 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import checkpoint, core
-from .devices import check_volts, device_name
+from .devices import check_limits, check_volts, device_name
 from .devices import measure as checked_measure
 from .electrodes import to_index
 from .gradient import HGEWindow
 from .losses import DEFAULT_SCALE_NA, corrsig
-from .tasks import Task, balanced_accuracy, gate_found
+from .tasks import Task, balanced_accuracy, class_gap, gate_found
 
 DEDI_FRAC = 24   # Q24
 DIDV_FRAC = 8    # Q8
 DC_WINDOW = 0.02  # s, plain (unperturbed) output windows for initial candidates and evaluation
 DEFAULT_DAC_LSB = 20.0 / 2**16  # the cDAQ 9264's grid, when a device does not state its own
+DEFAULT_INIT = "single"  # the paper: one random start, then gradient descent
+FOUND_MARGIN_SD = 3.0    # a gate is found when its class gap exceeds 3 output-noise standard deviations
+
+
+def parse_init(init) -> int:
+    """``"single"`` -> 1 candidate; ``"best-of-N"`` -> N (N >= 1). Raises ValueError otherwise."""
+    key = str(init).strip().lower()
+    if key == "single":
+        return 1
+    if key.startswith("best-of-"):
+        try:
+            n = int(key[len("best-of-"):])
+        except ValueError:
+            n = 0
+        if n >= 1:
+            return n
+    raise ValueError(f"init must be 'single' or 'best-of-N' with N >= 1 (e.g. best-of-8), got {init!r}")
 
 
 @dataclass
@@ -50,6 +67,10 @@ class TrainResult:
     threshold: float | None = None
     test_outputs: np.ndarray | None = None
     history_controls: list = field(default_factory=list)
+    initial_loss: float | None = None
+    initial_accuracy: float | None = None
+    noise_sd: float | None = None     # nA, output noise per sample in the evaluation windows
+    gap: float | None = None          # nA, gate class gap (either polarity) at the end
 
     _ARRAYS = ("controls", "outputs", "test_outputs")
 
@@ -74,6 +95,8 @@ class TrainResult:
     def summary(self) -> dict:
         return {"task": self.task, "found": self.found, "accuracy": self.accuracy,
                 "iterations": self.iterations, "final_loss": self.final_loss,
+                "initial_loss": self.initial_loss, "initial_accuracy": self.initial_accuracy,
+                "gap_nA": self.gap, "noise_sd_nA": self.noise_sd,
                 "lab_time_s": self.lab_time_s, "wall_time_s": self.wall_time_s,
                 "controls_V": self.controls.tolist()}
 
@@ -85,7 +108,8 @@ class Trainer:
                  filter: str = "butterworth3", engine: str = "c", amplitude: float = 0.008,  # noqa: A002
                  lr: float | None = None, max_iter: int | None = None, stop_loss: float | None = None,
                  batch_size: int | None = None, loss_scale: float = DEFAULT_SCALE_NA,
-                 separation: str = "mean", phase: str = "calibrated"):
+                 separation: str = "mean", phase: str = "calibrated", init: str = DEFAULT_INIT,
+                 crosstalk: str = "solve"):
         self.device, self.task = device, task
         self.seed, self.T, self.ramp, self.amplitude = seed, float(T), float(ramp), float(amplitude)
         self.lr = task.lr if lr is None else float(lr)
@@ -96,6 +120,7 @@ class Trainer:
         self.stop_loss = task.stop_loss if stop_loss is None else float(stop_loss)
         self.batch_size = batch_size
         self.loss_scale, self.separation = loss_scale, separation
+        self.init, self.n_candidates = str(init), parse_init(init)
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if batch_size is not None and not 1 <= batch_size <= len(task.targets):
@@ -105,7 +130,7 @@ class Trainer:
         self.fs = float(device.fs)
         self.in_idx = to_index(task.input_electrodes, device.n_electrodes)
         self.ctl_idx = to_index(task.control_electrodes, device.n_electrodes)
-        lim = np.asarray(device.limits, float)
+        lim = check_limits(device.limits, int(device.n_electrodes), name=f"{device_name(device)}.limits")
         if np.any(task.inputs < lim[self.in_idx, 0]) or np.any(task.inputs > lim[self.in_idx, 1]):
             raise ValueError(f"task {task.name}: inputs leave the device limits of electrodes "
                              f"{list(task.input_electrodes)}")
@@ -122,7 +147,8 @@ class Trainer:
         self.eta = int(round(ratio * 2.0 ** (self.shift - 32)))
         self.rule = core.UpdateRule(self.w_min, self.w_max, eta=self.eta, shift=self.shift)
         self.window = HGEWindow(device, electrodes=task.control_electrodes, amplitudes=self.amplitude,
-                                T=self.T, filter=filter, engine=engine, phase=phase)
+                                T=self.T, filter=filter, engine=engine, phase=phase, crosstalk=crosstalk,
+                                eager=True)
         self.n_ramp = int(round(self.ramp * self.fs))
         # Run state (everything a checkpoint must hold).
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
@@ -131,8 +157,9 @@ class Trainer:
         self.losses: list = []
         self.history_controls: list = []
         self.outputs = np.zeros(len(task.targets))
-        self.lab_time = 0.0
+        self.lab_time = self.window.take_calibration_time()  # a loopback calibration measured just now
         self.done = False
+        self.initial_accuracy: float | None = None
 
     # -- volts --------------------------------------------------------------------------
     def controls(self, codes=None) -> np.ndarray:
@@ -161,24 +188,32 @@ class Trainer:
         check_volts(volts, self.device.limits)
         return volts, slices
 
-    def measure_outputs(self, inputs, codes=None) -> np.ndarray:
-        """Plain output currents (nA) at ``inputs`` for the current controls (DC windows)."""
+    def measure_outputs(self, inputs, codes=None, noise: bool = False):
+        """Plain output currents (nA) at ``inputs`` for the current controls (DC windows).
+
+        ``noise=True`` also returns the pooled per-sample standard deviation (nA) inside
+        the windows: the output noise the gate margin is compared with."""
         n = max(1, int(round(DC_WINDOW * self.fs)))
         ctl = self.controls(codes)
         volts, slices = self._string([self._bias(x, ctl) for x in inputs],
                                      lambda b: np.repeat(b[:, None], n, axis=1))
         y = checked_measure(self.device, volts)
         self.lab_time += volts.shape[1] / self.fs + self.window.take_calibration_time()
-        return np.array([y[s].mean() for s in slices])
+        means = np.array([y[s].mean() for s in slices])
+        if not noise:
+            return means
+        sd = float(np.sqrt(np.mean([y[s].var(ddof=1) for s in slices]))) if n > 1 else float("nan")
+        return means, sd
 
     def loss(self, y, z):
         return corrsig(y, z, scale=self.loss_scale, separation=self.separation)
 
     # -- the loop -----------------------------------------------------------------------
     def initialise(self) -> None:
-        """Best of ``task.init_candidates`` random control settings by loss (forward measurements only)."""
+        """The starting controls: one random setting (``init="single"``) or the best of N by loss
+        (``"best-of-N"``, forward measurements only)."""
         lo, hi = self.w_min, self.w_max
-        cands = [self.rng.integers(lo, hi + 1) for _ in range(max(1, self.task.init_candidates))]
+        cands = [self.rng.integers(lo, hi + 1) for _ in range(self.n_candidates)]
         if self.task.constant or len(cands) == 1:
             self.codes = cands[0]
             return
@@ -248,6 +283,9 @@ class Trainer:
             self.done = True
         if self.codes is None:
             self.initialise()
+            if self.task.test_inputs is not None and not self.task.constant:
+                y0 = self.measure_outputs(self.task.test_inputs)
+                self.initial_accuracy = balanced_accuracy(y0, self.task.test_targets)[0]
         while not self.done:
             E = self.step()
             if progress:
@@ -257,12 +295,13 @@ class Trainer:
 
     def result(self, wall_time: float) -> TrainResult:
         task = self.task
-        found = accuracy = threshold = test_out = None
-        outputs = self.measure_outputs(task.inputs)
+        found = accuracy = threshold = test_out = gap = None
+        outputs, noise_sd = self.measure_outputs(task.inputs, noise=True)
         if not np.all(np.isfinite(outputs)):
             raise ValueError(f"{device_name(self.device)}: non-finite outputs at the final evaluation")
         if task.kind == "gate":
-            found = gate_found(outputs, task.targets)
+            gap = None if task.constant else class_gap(outputs, task.targets)
+            found = gate_found(outputs, task.targets, margin=FOUND_MARGIN_SD * noise_sd)
         if task.test_inputs is not None:
             test_out = self.measure_outputs(task.test_inputs)
             accuracy, threshold = balanced_accuracy(test_out, task.test_targets)
@@ -271,16 +310,20 @@ class Trainer:
                            iterations=self.iteration, final_loss=final, controls=self.controls(),
                            outputs=outputs, losses=list(self.losses), lab_time_s=self.lab_time,
                            wall_time_s=wall_time, threshold=threshold, test_outputs=test_out,
-                           history_controls=list(self.history_controls))
+                           history_controls=list(self.history_controls),
+                           initial_loss=self.losses[0] if self.losses else None,
+                           initial_accuracy=self.initial_accuracy, noise_sd=noise_sd, gap=gap)
 
     # -- checkpoints --------------------------------------------------------------------
     def state(self) -> dict:
         st = {"task": self.task.name, "seed": self.seed, "iteration": self.iteration,
               "codes": None if self.codes is None else self.codes.tolist(), "losses": list(self.losses),
               "history_controls": list(self.history_controls), "outputs": self.outputs.tolist(),
-              "lab_time": self.lab_time, "done": self.done, "rng": self.rng.bit_generator.state}
+              "lab_time": self.lab_time, "done": self.done, "rng": self.rng.bit_generator.state,
+              "initial_accuracy": self.initial_accuracy}
         get = getattr(self.device, "get_state", None)
         st["device"] = get() if get else None
+        st["calibration"] = self.window.calibration_state()  # a resumed run does not measure it again
         return st
 
     STATE_KEYS = ("task", "seed", "iteration", "codes", "losses", "history_controls", "outputs",
@@ -298,8 +341,10 @@ class Trainer:
         self.history_controls, self.outputs = list(st["history_controls"]), np.array(st["outputs"])
         self.lab_time, self.done = st["lab_time"], st["done"]
         self.rng.bit_generator.state = st["rng"]
+        self.initial_accuracy = st.get("initial_accuracy")
         if st.get("device") is not None and hasattr(self.device, "set_state"):
             self.device.set_state(st["device"])
+        self.window.restore_calibration(st.get("calibration"))
 
 
 def save_checkpoint(path, snapshot: dict) -> None:

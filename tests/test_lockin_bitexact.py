@@ -1,5 +1,8 @@
-"""engine="c" and engine="fixed" give identical raw outputs (both filters, any block split)."""
+"""engine="c" and engine="fixed" give identical raw outputs (both filters, any block split),
+on every path of the C core: the portable C99 path (the firmware's) and each host path,
+forced one by one (ISA generic / AVX2, NCO per sample / reference cache, 1 / 3 threads)."""
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,6 +31,28 @@ def windows(draw, max_terms=64, max_n=600):
     return x, freqs, phases, blocks
 
 
+# Every path of the C core, forced: (isa, threads, with a reference cache).
+ISAS = ["generic"] + (["avx2"] if core.isa_available("avx2") else [])
+PATHS = [("portable", 1, False)] + [(isa, t, cached) for isa in ISAS for t in (1, 3) for cached in (False, True)]
+
+
+def all_paths(run, steps, phases, n):
+    """``run(**kw)`` on every path; yields (path, result). One cache per window."""
+    refs = core.References(steps, phases, n)
+    for isa, threads, cached in PATHS:
+        yield (isa, threads, cached), run(isa=isa, threads=threads, references=refs if cached else None)
+
+
+def test_every_dispatch_path_is_exercised():
+    """The AVX2 path is tested wherever the CPU has it (here: the CI and bench machines)."""
+    assert {p[0] for p in PATHS} >= {"portable", "generic"}
+    if core.isa_available("avx2"):
+        assert any(p[0] == "avx2" for p in PATHS)
+    else:
+        with pytest.raises(ValueError, match="avx2"):
+            core.lockin_boxcar([1, 2, 3], [1 << 20], None, isa="avx2")
+
+
 @given(windows(), st.booleans())
 def test_boxcar_c_equals_fixed(w, remove_dc):
     x, freqs, phases, blocks = w
@@ -35,9 +60,10 @@ def test_boxcar_c_equals_fixed(w, remove_dc):
     uph = design.phase_to_uint32(phases)
     dc = core.mean_code(x) if remove_dc else 0
     assert dc == (fixed.mean_q0(x) if remove_dc else 0)
-    ci, cq = core.lockin_boxcar(x, steps, uph, dc=dc, block_sizes=blocks)
     fi, fq = fixed.lockin_boxcar(x, steps, uph, dc)
-    assert np.array_equal(ci, fi) and np.array_equal(cq, fq)
+    for path, (ci, cq) in all_paths(lambda **kw: core.lockin_boxcar(x, steps, uph, dc=dc, block_sizes=blocks, **kw),
+                                    steps, uph, x.size):
+        assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path
 
 
 @given(windows(max_n=400), st.sampled_from([0.01, 0.1, 1.0]), st.booleans())
@@ -47,9 +73,30 @@ def test_bw3_c_equals_fixed(w, T, remove_dc):
     steps = design.freq_to_step(freqs, FS)
     uph = design.phase_to_uint32(phases)
     dc = core.mean_code(x) if remove_dc else 0
-    ci, cq = core.lockin_bw3(x, steps, uph, coeffs, dc=dc, block_sizes=blocks)
     fi, fq = fixed.lockin_bw3(x, steps, uph, coeffs, dc)
-    assert np.array_equal(ci, fi) and np.array_equal(cq, fq)
+    for path, (ci, cq) in all_paths(
+            lambda **kw: core.lockin_bw3(x, steps, uph, coeffs, dc=dc, block_sizes=blocks, **kw), steps, uph, x.size):
+        assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(2100, 5000), st.integers(1, 9))
+def test_bw3_long_blocks_every_path(seed, n, m):
+    """Windows longer than the host chunk (2048 samples) and a split off the group grid:
+    the chunk and group boundaries of the host paths fall everywhere."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2**24, 2**24, n)
+    coeffs = design.lockin_filter(FS, 0.1).coeffs
+    steps = design.freq_to_step(rng.uniform(1, 4999, m), FS)
+    uph = rng.integers(0, 2**32, m, dtype=np.uint64)
+    cut = int(rng.integers(0, n + 1))
+    fi, fq = fixed.lockin_bw3(x, steps, uph, coeffs)
+    for path, (ci, cq) in all_paths(
+            lambda **kw: core.lockin_bw3(x, steps, uph, coeffs, block_sizes=[cut, n - cut], **kw), steps, uph, n):
+        assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path
+    bi, bq = fixed.lockin_boxcar(x, steps, uph)
+    for path, (ci, cq) in all_paths(
+            lambda **kw: core.lockin_boxcar(x, steps, uph, block_sizes=[cut, n - cut], **kw), steps, uph, n):
+        assert np.array_equal(ci, bi) and np.array_equal(cq, bq), path
 
 
 # High-gain coefficients (DC gain ~ 1e4 per section, still stable) that drive
@@ -64,9 +111,10 @@ def test_bw3_saturation_c_equals_fixed(seed, n):
     rng = np.random.default_rng(seed)
     x = np.where(rng.random(n) < 0.5, -2**31, 2**31 - 1).astype(np.int64)
     steps = design.freq_to_step(rng.uniform(1, 4999, 3), FS)
-    ci, cq = core.lockin_bw3(x, steps, None, HOT, dc=2**23 - 1)
     fi, fq = fixed.lockin_bw3(x, steps, np.zeros(3, np.uint32), HOT, 2**23 - 1)
-    assert np.array_equal(ci, fi) and np.array_equal(cq, fq)
+    for path, (ci, cq) in all_paths(lambda **kw: core.lockin_bw3(x, steps, None, HOT, dc=2**23 - 1, **kw),
+                                    steps, np.zeros(3, np.uint32), n):
+        assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path
 
 
 def test_bw3_saturates_instead_of_wrapping():
@@ -75,9 +123,10 @@ def test_bw3_saturates_instead_of_wrapping():
     n = 2000
     x = np.round(8e6 * np.sin(2 * np.pi * 100 * np.arange(n) / FS)).astype(np.int64)
     steps = design.freq_to_step([100.0], FS)
-    ci, _ = core.lockin_bw3(x, steps, None, HOT)
     fi, _ = fixed.lockin_bw3(x, steps, [0], HOT)
-    assert ci[0] == fi[0] == 2**30 - 1
+    assert fi[0] == 2**30 - 1
+    for path, (ci, _) in all_paths(lambda **kw: core.lockin_bw3(x, steps, None, HOT, **kw), steps, [0], n):
+        assert ci[0] == fi[0], path
 
 
 @given(windows(max_terms=8, max_n=300), st.sampled_from(["butterworth3", "boxcar"]))
@@ -104,6 +153,54 @@ def test_bw3_partial_groups_across_blocks(seed, n):
     x = rng.integers(-2**23, 2**23, n)
     coeffs = design.lockin_filter(FS, 0.1).coeffs
     steps = design.freq_to_step(rng.uniform(1, 4999, 2), FS)
-    one = core.lockin_bw3(x, steps, None, coeffs, block_sizes=[1] * n)
     whole = fixed.lockin_bw3(x, steps, [0, 0], coeffs)
-    assert np.array_equal(one[0], whole[0]) and np.array_equal(one[1], whole[1])
+    for path, one in all_paths(lambda **kw: core.lockin_bw3(x, steps, None, coeffs, block_sizes=[1] * n, **kw),
+                               steps, [0, 0], n):
+        assert np.array_equal(one[0], whole[0]) and np.array_equal(one[1], whole[1]), path
+
+
+@given(windows(max_terms=16, max_n=500), st.booleans())
+def test_lockin_plan_equals_the_model(w, cache):
+    """core.LockinPlan (prepared once, called per window) on every isa, both filters."""
+    x, freqs, phases, _ = w
+    steps = design.freq_to_step(freqs, FS)
+    uph = design.phase_to_uint32(phases)
+    coeffs = design.lockin_filter(FS, 0.1).coeffs
+    want_bw3 = fixed.lockin_bw3(x, steps, uph, coeffs, 5)
+    want_box = fixed.lockin_boxcar(x, steps, uph, 5)
+    for isa in ["portable"] + ISAS:
+        use_cache = cache and isa != "portable"
+        bw3 = core.LockinPlan(steps, uph, x.size, coeffs=coeffs, isa=isa, cache=use_cache)
+        box = core.LockinPlan(steps, uph, x.size, filter="boxcar", isa=isa, cache=use_cache)
+        for _ in range(2):  # the same plan serves window after window
+            assert all(np.array_equal(a, b) for a, b in zip(bw3(x, dc=5), want_bw3)), isa
+            assert all(np.array_equal(a, b) for a, b in zip(box(x, dc=5), want_box)), isa
+
+
+def test_lockin_plan_refuses_other_windows():
+    plan = core.LockinPlan([1 << 20], None, 64, coeffs=design.lockin_filter(FS, 0.1).coeffs)
+    with pytest.raises(ValueError, match="64 samples"):
+        plan(np.zeros(63, np.int32))
+    with pytest.raises(ValueError, match="coeffs"):
+        core.LockinPlan([1 << 20], None, 64)
+    refs = core.References([1 << 20], None, 64)
+    with pytest.raises(ValueError, match="other steps"):
+        core.lockin_bw3(np.zeros(64, np.int32), [1 << 21], None, design.lockin_filter(FS, 0.1).coeffs,
+                        references=refs)
+
+
+@pytest.mark.parametrize("level", [2**18, -2**18, 3 * 2**18, -(2**23) + 2**18])
+def test_bw3_mixer_ties_every_path(level):
+    """Exact halves in the mixer's rounding: x' = level is 2^18 mod 2^19, so every odd
+    reference makes x' ref = 2^18 mod 2^19, a tie that half-up rounding must send up.
+    Random inputs hit a tie once in 2^19 products; here about half the products are ties."""
+    n, m = 2600, 5
+    x = np.full(n, level, np.int64)
+    rng = np.random.default_rng(abs(level) % 1000)
+    steps = design.freq_to_step(rng.uniform(1, 4999, m), FS)
+    uph = rng.integers(0, 2**32, m, dtype=np.uint64)
+    coeffs = design.lockin_filter(FS, 0.1).coeffs
+    fi, fq = fixed.lockin_bw3(x, steps, uph, coeffs)
+    for path, (ci, cq) in all_paths(lambda **kw: core.lockin_bw3(x, steps, uph, coeffs, block_sizes=[3, n - 3], **kw),
+                                    steps, uph, n):
+        assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path

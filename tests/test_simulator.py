@@ -52,15 +52,19 @@ def test_voltage_gate_refuses_out_of_limit_samples():
 
 
 def test_noise_psd_matches_spec():
+    """The beta = 1.5 option (the paper's quoted slope) plus white: a 105 s Welch estimate
+    against the target in bands up to 1 kHz (realised within 3 % of the target there, see
+    devices.noise) and against the realised PSD above (where the sampled process flattens)."""
     model = NoiseModel(white=2e-6, pink_level=1e-5, f_ref=1000.0, beta=1.5)
-    src = NoiseSource(model, 10_000.0, np.random.default_rng(3), segment=1 << 17)
+    src = NoiseSource(model, 10_000.0, np.random.default_rng(3))
     x = src.take(1 << 20)
     f, p = sig.welch(x, 10_000.0, nperseg=4096)
-    for lo, hi in [(20, 40), (90, 110), (400, 500), (900, 1100), (3000, 4000)]:
+    for lo, hi, ref in [(20, 40, model.psd), (90, 110, model.psd), (400, 500, model.psd),
+                        (900, 1100, model.psd), (3000, 4000, src.psd)]:
         band = (f >= lo) & (f <= hi)
-        ratio = np.mean(p[band] / model.psd(f[band]))
+        ratio = np.mean(p[band] / ref(f[band]))
         # Welch over 256 segments x >= 8 bins: relative sd <= 1 / sqrt(2048 / 2) ~ 3 %
-        # (Hann overlap correlation doubles it at most); 15 % is > 2.5 sd.
+        # (Hann overlap correlation doubles it at most); 15 % is > 2.5 sd plus the 3 % ripple.
         assert abs(ratio - 1) < 0.15, (lo, hi, ratio)
 
 

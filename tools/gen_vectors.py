@@ -66,7 +66,7 @@ def main() -> int:
     cases, xs, steps_all, phases_all, blk_all, exp_i, exp_q, coeffs = [], [], [], [], [], [], [], []
     specs = [("bw3", m, n, T, big) for m, n, T, big in
              [(1, 300, 0.1, False), (3, 500, 0.01, True), (7, 600, 0.1, True), (16, 250, 1.0, False),
-              (64, 120, 0.1, True), (7, 400, "hot", True)]]
+              (64, 120, 0.1, True), (7, 400, "hot", True), (5, 400, 0.1, "tie")]]
     specs += [("boxcar", m, n, None, big) for m, n, big in
               [(1, 300, False), (7, 1000, True), (16, 500, True), (64, 200, False)]]
     for kind, m, n, T, big in specs:
@@ -75,6 +75,8 @@ def main() -> int:
         ph = rng.integers(0, 2**32, m, dtype=np.uint64)
         dc = int(rng.integers(-2**23, 2**23))
         bl = blocks(rng, n)
+        if big == "tie":  # x' = 2^18 after DC removal: every odd reference makes a rounding tie
+            x = np.full(n, 2**18 + dc, np.int64)
         if kind == "bw3":
             k = HOT if T == "hot" else design.lockin_filter(FS, float(T)).coeffs
             oi, oq = fixed.lockin_bw3(x, st, ph, k, dc)

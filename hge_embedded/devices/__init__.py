@@ -33,6 +33,12 @@ def device_name(device) -> str:
     return str(name) if isinstance(name, str) and name else type(device).__name__
 
 
+def has_loopback(device) -> bool:
+    """Whether ``calibrate`` can use ``device.loopback``: the method exists and the device does not
+    declare ``has_loopback = False`` (an NI setup without a loopback channel)."""
+    return callable(getattr(device, "loopback", None)) and bool(getattr(device, "has_loopback", True))
+
+
 def check_limits(limits, n_electrodes: int | None = None, *, name: str = "limits") -> np.ndarray:
     """Electrode limits as a float ``(n_electrodes, 2)`` array of finite ``[low, high]`` with low <= high.
 

@@ -114,6 +114,12 @@ class HoppingNetwork:
         Ds = self.D[:n]
         self.M = np.einsum("ib,jb->bij", Ds, Ds).reshape(B, n * n)   # d_b d_b^T over sites
         self.out = np.flatnonzero(self.b1 == n + N_ELECTRODES)        # branches into the output
+        self.E0 = np.zeros((B, n + N_TERMINALS))
+        self.E0[np.arange(B), self.b0] = 1.0
+        self.E1 = np.zeros((B, n + N_TERMINALS))
+        self.E1[np.arange(B), self.b1] = 1.0
+        self.is_out = np.zeros(B)
+        self.is_out[self.out] = 1.0
         self.kappa_ext = np.zeros((n + N_TERMINALS, N_ELECTRODES))
         self.kappa_ext[:n] = self.kappa
 
@@ -194,20 +200,18 @@ class HoppingNetwork:
         _, J, _, S, C = self._residual_jacobian(phi, K, xt)
         KS, KC = K * S, K * C
         I = -self.V0 * KS[:, self.out].sum(axis=1)
-        # sigma_bk = d ln K_b / dV_k = s_b0 kappa_b0k + s_b1 kappa_b1k (terminals have s = 0)
+        # dI/dphi_i = sum over output branches of K C (x = -phi_i / V0 there).
+        dI_dphi = (KC[:, self.out] @ self.E0[self.out])[:, :n]
+        lam = np.linalg.solve(J, dI_dphi[..., None])[..., 0]      # J is symmetric
+        # grad_k = dI/dV_k|phi - lam . dF/dV_k, contracted over sites first (w_b = lam . D_s[:, b]):
+        #   through K: d ln K_b / dV_k = s_b0 kappa_b0k + s_b1 kappa_b1k (terminals: s = 0), so a
+        #   branch weight u_b contributes ((u E0 + u E1) * s_ext) @ kappa_ext;
+        #   through x: the terminal ends, D[n + k, b] / V0.
         s_ext = np.zeros((V.shape[1], n + N_TERMINALS))
         s_ext[:, :n] = s
-        P = s_ext[:, :, None] * self.kappa_ext[None]              # (N, nodes, 7)
-        sigma = P[:, self.b0] + P[:, self.b1]                      # (N, B, 7)
-        # Output: I = -V0 sum_out K S;  dI/dphi_i = sum_out K C (x = -phi_i / V0 there).
-        dI_dphi = np.zeros((V.shape[1], n))
-        np.add.at(dI_dphi.T, self.b0[self.out], KC[:, self.out].T)
-        dI_dV = -self.V0 * np.einsum("nb,nbk->nk", KS[:, self.out], sigma[:, self.out])
-        # F = -V0 (K S) D_s^T: through K (sigma) and through x's terminal part (D[n+k] / V0).
-        Ds = self.D[:n]
-        Dt = self.D[n:n + N_ELECTRODES]
-        dF_dV = -self.V0 * np.einsum("nb,ib,nbk->nik", KS, Ds, sigma, optimize=True)
-        dF_dV -= np.einsum("nb,ib,kb->nik", KC, Ds, Dt, optimize=True)
-        lam = np.linalg.solve(J, dI_dphi[..., None])[..., 0]      # J is symmetric
-        grad = dI_dV - np.einsum("ni,nik->nk", lam, dF_dV)
+        w = lam @ self.D[:n]
+        u = -self.V0 * KS * (self.is_out[None, :] - w)           # output term minus lam . F term
+        via_K = ((u @ self.E0 + u @ self.E1) * s_ext) @ self.kappa_ext
+        via_x = (KC * w) @ self.D[n:n + N_ELECTRODES].T
+        grad = via_K + via_x
         return I, grad.T, phi

@@ -221,6 +221,11 @@ class NIDAQDevice:
         ai = self._run(volts)
         return self.setup.iv_sign * self.setup.iv_gain * ai[0]
 
+    @property
+    def has_loopback(self) -> bool:
+        """Whether the setup wires a loopback channel (else ``calibrate`` uses the phase method)."""
+        return bool(self.setup.loopback_channel)
+
     def loopback(self, volts) -> np.ndarray:
         """Electrode 1's voltage as read back on the loopback AI channel, x 10 (the unit
         ``calibrate`` expects): the chain without the device."""

@@ -138,6 +138,8 @@ class NoiseSource:
         """The next ``n`` samples (nA); splitting a run into calls does not change it."""
         import scipy.signal as sig
         n = int(n)
+        if n <= 0:
+            return np.zeros(0)
         if self.sos.shape[0]:
             out, self._zi = sig.sosfilt(self.sos, self.rng.standard_normal(n), zi=self._zi)
         else:

@@ -19,11 +19,11 @@ take seconds. The samples are classified in one pass:
 
 * *windows*: runs of samples whose box (per-electrode max - min) is at most
   ``2 * TAYLOR_RADIUS`` (an HGE window moves +-8 mV): the current is the
-  second-order Taylor expansion at the box's centre (exact current and gradient
-  there, Hessian by forward differences of exact gradients along the electrodes
-  that move). Left out is the third-order term: at 8 mV it is ~1e-3 of the
-  gradient at the fundamental (``analysis.cubic_bias``), below the noise of a
-  window;
+  third-order Taylor expansion at the box's centre (exact current and gradient
+  there; second and third derivatives by differences of exact gradients along the
+  electrodes that move, 1 + 2m + m(m-1)/2 solves for m moving electrodes). The
+  third-order term is what makes the cubic bias of HGE (``analysis.cubic_bias``),
+  so it is kept; left out is the fourth order, ~(8 mV / 0.1 V) of it;
 * *ramps*: straight-line runs (second differences within the DAC step) between
   windows: cubic Hermite interpolation along the line between exact knots no more
   than ``RAMP_KNOT`` V apart (ramps are never demodulated);
@@ -61,7 +61,8 @@ INPUT_RANGE = (-0.7, 0.7)
 TAYLOR_RADIUS = 0.0125   # V: half-width of a box evaluated by one Taylor expansion
 RAMP_KNOT = 0.2          # V: largest electrode step between exact knots on a ramp
 CHUNK = 32               # samples per classification chunk
-HESSIAN_STEP = 1e-4      # V: forward-difference step of the Hessian (error ~ h I''' / 2, ~1e-4 relative)
+DERIV_STEP = 2e-3        # V: difference step for the 2nd and 3rd derivatives (errors ~ h^2 and h
+                         # relative to the 0.1 V scale of the device, on terms already ~1e-3)
 EVAL_BATCH = 4096        # exact solves per batch (bounds the memory of the batched Newton)
 
 DNPUModel = HoppingNetwork  # the name earlier versions exported
@@ -127,16 +128,19 @@ class FastEvaluator:
                 if ok[k]:
                     runs.append([int(starts[c0]), int(ends[c1 - 1]), u_lo[:, k], u_hi[:, k]])
                     continue
-                c = c0
-                while c < c1:
-                    r_lo, r_hi, cs = lo[:, c], hi[:, c], c
+                # Greedy split on plain floats (7-vectors: numpy calls would cost more than the work).
+                lo_l, hi_l = lo[:, c0:c1].T.tolist(), hi[:, c0:c1].T.tolist()
+                c = 0
+                while c < c1 - c0:
+                    r_lo, r_hi, cs = lo_l[c], hi_l[c], c
                     c += 1
-                    while c < c1:
-                        n_lo, n_hi = np.minimum(r_lo, lo[:, c]), np.maximum(r_hi, hi[:, c])
-                        if np.max(n_hi - n_lo) > lim:
+                    while c < c1 - c0:
+                        n_lo = [min(p, q) for p, q in zip(r_lo, lo_l[c])]
+                        n_hi = [max(p, q) for p, q in zip(r_hi, hi_l[c])]
+                        if max(q - p for p, q in zip(n_lo, n_hi)) > lim:
                             break
                         r_lo, r_hi, c = n_lo, n_hi, c + 1
-                    runs.append([int(starts[cs]), int(ends[c - 1]), r_lo, r_hi])
+                    runs.append([int(starts[c0 + cs]), int(ends[c0 + c - 1]), np.array(r_lo), np.array(r_hi)])
         # Grow each run into the neighbouring big chunks, sample by sample, while its box stays small.
         prev_end = 0
         for k, run in enumerate(runs):
@@ -165,6 +169,28 @@ class FastEvaluator:
         n_ok = int(np.argmin(ok)) if not ok.all() else ok.size
         return edge - n_ok if direction < 0 else edge + n_ok
 
+    @staticmethod
+    def _taylor23(dm, g0, gd):
+        """Second- and third-order Taylor terms at offsets ``dm`` (m, n) from exact gradients:
+        ``g0`` (m,) at the centre and ``gd`` (m, 2m + m(m-1)/2) at +h e_j, -h e_j, +h (e_j + e_k)."""
+        m, h = dm.shape[0], DERIV_STEP
+        gp, gm, gx = gd[:, :m], gd[:, m:2 * m], gd[:, 2 * m:]
+        H = (gp - gm) / (2 * h)                                   # central: exact to O(h^2)
+        H = 0.5 * (H + H.T)
+        T = np.empty((m, m, m))                                   # T[i, j, k] = d^2 g_i / dV_j dV_k
+        for j in range(m):
+            T[:, j, j] = (gp[:, j] - 2 * g0 + gm[:, j]) / h**2
+        c = 0
+        for j in range(m):
+            for k in range(j + 1, m):
+                T[:, j, k] = T[:, k, j] = (gx[:, c] - gp[:, j] - gp[:, k] + g0) / h**2
+                c += 1
+        quad = 0.5 * np.sum(dm * (H @ dm), axis=0)
+        # (1/6) sum_ijk T_ijk d_i d_j d_k, as sum_jk (d_j d_k) (T[:, j, k] . d)
+        P = T.reshape(m, m * m).T @ dm                            # (m^2, n)
+        Q = (dm[:, None, :] * dm[None, :, :]).reshape(m * m, -1)
+        return quad + np.sum(P * Q, axis=0) / 6.0
+
     def current(self, v: np.ndarray) -> np.ndarray:
         N = v.shape[1]
         out = np.empty(N)
@@ -178,20 +204,28 @@ class FastEvaluator:
         segs = list(zip(edges[::2].tolist(), edges[1::2].tolist()))
         # Stage 1: box centres, ramp knots and arbitrary samples, solved in one batch.
         pts, jobs, hess = [], [], []
+        h = DERIV_STEP
         for s, e, r_lo, r_hi in runs:
             cen = 0.5 * (r_lo + r_hi)
             moving = np.flatnonzero(r_hi - r_lo > 0)
             jobs.append(("taylor", s, e, cen, moving, len(pts), len(hess)))
-            for m in moving:
-                p = cen.copy()
-                p[m] += HESSIAN_STEP
-                hess.append((p, len(pts)))
+            # Displaced points along the moving electrodes: +h e_j, -h e_j, then +h (e_j + e_k), j < k.
+            m = moving.size
+            D = np.zeros((2 * m + m * (m - 1) // 2, cen.size))
+            D[np.arange(m), moving] = h
+            D[m + np.arange(m), moving] = -h
+            r = 2 * m
+            for a in range(m):
+                for b in range(a + 1, m):
+                    D[r, moving[a]] = D[r, moving[b]] = h
+                    r += 1
+            hess.extend((p, len(pts)) for p in cen + D)
             pts.append(cen)
         for s, e in segs:
             seg = v[:, s:e]
             if e - s >= 3 and np.max(np.abs(np.diff(seg, 2, axis=1))) <= self.line_tol:
                 span = np.max(np.abs(seg[:, -1] - seg[:, 0]))
-                t_knots = np.linspace(0.0, 1.0, int(np.ceil(span / RAMP_KNOT)) + 1)
+                t_knots = np.linspace(0.0, 1.0, max(1, int(np.ceil(span / RAMP_KNOT))) + 1)
                 jobs.append(("ramp", s, e, t_knots, None, len(pts), None))
                 pts.extend(seg[:, 0] + t * (seg[:, -1] - seg[:, 0]) for t in t_knots)
             else:
@@ -206,11 +240,9 @@ class FastEvaluator:
                 cen, moving = a, b
                 d = v[:, s:e] - cen[:, None]
                 y = I[k0] + G[:, k0] @ d
-                if moving.size:
-                    dm = d[moving]
-                    H = (Gh[moving][:, h0:h0 + moving.size] - G[moving, k0][:, None]) / HESSIAN_STEP
-                    H = 0.5 * (H + H.T)
-                    y += 0.5 * np.sum(dm * (H @ dm), axis=0)
+                m = moving.size
+                if m:
+                    y += self._taylor23(d[moving], G[moving, k0], Gh[moving][:, h0:h0 + 2 * m + m * (m - 1) // 2])
                 out[s:e] = y
             elif kind == "ramp":
                 t_knots, seg = a, v[:, s:e]

@@ -7,6 +7,10 @@ target itself printed (STATE line). Stack: the largest `-fstack-usage` figure of
 process functions. Cycles: instructions per terminal-sample counted under QEMU
 -icount (TIMING line), converted with the Cortex-M4's 1-2 cycles per instruction
 (single-cycle ALU and 32x32->64 MAC, two-cycle loads/stores, pipelined in runs).
+m0-* targets (issue 14) run on QEMU's micro:bit, a real Cortex-M0 (ARMv6-M); their
+line says how many terminals at 10 kHz a 48 MHz Cortex-M0+ carries at 1 and at 1.5
+cycles per instruction (single-cycle multiply and ALU, two-cycle loads, stores and
+taken branches; the emulator counts instructions, not cycles).
 """
 import pathlib
 import re
@@ -48,6 +52,13 @@ def main() -> int:
         print(f"{target:10s} {flash:10d} {table:10d} {bw3:>10s} {box:>10s} "
               f"{stacks.get('hge_lockin_bw3_process', -1):9d} {stacks.get('hge_lockin_boxcar_process', -1):9d} "
               f"{t_bw3:>11s} {t_box:>11s}")
+        if target.startswith("m0-"):
+            per_ts = int(t_bw3)
+            fit = [int(48e6 / (10_000 * per_ts * cpi)) for cpi in (1.0, 1.5)]
+            print(f"{'':10s} Cortex-M0+ at 48 MHz, Butterworth at 10 kHz: {per_ts} instructions per "
+                  f"terminal-sample -> {fit[0]} terminals at 1 cycle/instruction, {fit[1]} at 1.5; "
+                  f"7 terminals take {100 * 7 * 10_000 * per_ts / 48e6:.0f}-"
+                  f"{150 * 7 * 10_000 * per_ts / 48e6:.0f} % of the core")
         if target.startswith("m4"):
             per_ts = int(t_bw3)
             load = 7 * 10_000 * per_ts / 100e6

@@ -1,0 +1,579 @@
+/*
+ * hge_lockin_host.c - see hge_lockin_host.h. Host only: POSIX threads, x86 runtime
+ * dispatch. Every arithmetic step comes from hge_lockin_kernels.h; what changes
+ * here is only the order of independent work:
+ *   - terminals are independent, so any split over threads is the same sum;
+ *   - a pre-sum is an int32 sum of 8 products with |sum| < 2^29 (hge_lockin.h),
+ *     so summing the products in any order (here: all products of a chunk first,
+ *     then the groups) is the same integer as the portable running sum;
+ *   - a cached reference equals hge_sincos_q22 of the phase the NCO would hold
+ *     (hge_refs_fill walks the same NCO), so cached mixing is the portable mixing;
+ *   - filter steps of different channels are independent, so several channels run
+ *     interleaved (group by group) instead of one after another, which lets the CPU
+ *     overlap their multiply latency chains.
+ */
+#define _POSIX_C_SOURCE 200809L
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+#include <pthread.h>
+
+#include "hge_lockin_host.h"
+#include "hge_lockin_kernels.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#define HGE_HOST_X86 1
+#include <immintrin.h>
+#else
+#define HGE_HOST_X86 0
+#endif
+
+/* Conditioned samples per chunk (int32 on the stack), and terminals whose filter
+ * steps run interleaved. */
+#define HGE_HOST_CHUNK 2048u
+#define HGE_HOST_BATCH 4u
+#define HGE_HOST_GROUPS (HGE_HOST_CHUNK / HGE_BW3_DECIMATION)
+
+typedef struct {
+    hge_lockin_bw3_t *bw3;       /* exactly one of bw3, box is set */
+    hge_lockin_boxcar_t *box;
+    const int32_t *x;
+    uint32_t n;
+    const int32_t *refs;         /* NULL: NCO per sample */
+    uint32_t stride;
+    uint32_t m0, m1;             /* terminals [m0, m1) */
+    void (*run)(const void *job);
+} hge_host_job_t;
+
+int hge_host_isa_available(uint32_t isa)
+{
+    if (isa == HGE_ISA_AUTO || isa == HGE_ISA_GENERIC) {
+        return 1;
+    }
+#if HGE_HOST_X86
+    if (isa == HGE_ISA_AVX2) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+#endif
+    return 0;
+}
+
+hge_status hge_refs_fill(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                         const uint32_t *phases, uint32_t n)
+{
+    uint32_t m;
+    uint32_t j;
+    if (refs == 0 || steps == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (n_terms == 0u || n_terms > HGE_MAX_TERMINALS) {
+        return HGE_ERR_TERMINALS;
+    }
+    if (n > stride) {
+        return HGE_ERR_SIZE;
+    }
+    for (m = 0; m < n_terms; ++m) {
+        if (steps[m] == 0u || steps[m] >= 0x80000000u) {
+            return HGE_ERR_FREQ;
+        }
+    }
+    for (m = 0; m < n_terms; ++m) {
+        uint32_t phase = phases ? phases[m] : 0u;
+        int32_t *rs = refs + (uint64_t)(2u * m) * stride;
+        int32_t *rc = rs + stride;
+        for (j = 0; j < n; ++j) {
+            hge_sincos_q22(phase, &rs[j], &rc[j]);
+            phase += steps[m];
+        }
+    }
+    return HGE_OK;
+}
+
+/* ------------------------------------------------------------ kernels ---- */
+/* Written once as always-inline bodies; compiled below for each isa. */
+#define HGE_INLINE static inline __attribute__((always_inline))
+
+HGE_INLINE void hge_host_condition(const int32_t *x, uint32_t n, int32_t dc, int32_t scale, int32_t *out)
+{
+    uint32_t j;
+    for (j = 0; j < n; ++j) {
+        out[j] = hge_condition(x[j], dc) * scale;
+    }
+}
+
+/* Rounded mixer products (x16 ref + 2^31) >> 32 of a run of samples: the term of
+ * hge_presum_mac with acc = 0, for every sample (vectorisable: no dependency). */
+HGE_INLINE void hge_host_products(const int32_t *x16, const int32_t *ref, uint32_t n, int32_t *p)
+{
+    uint32_t j;
+    for (j = 0; j < n; ++j) {
+        p[j] = (int32_t)(((int64_t)x16[j] * (ref[j] * 512) + 0x80000000LL) >> 32);
+    }
+}
+
+/* Pre-sums of whole groups, u[g * HGE_HOST_LANES] (one channel's column of a
+ * group-major table: the channels of a batch sit side by side per group). */
+#define HGE_HOST_LANES (2u * HGE_HOST_BATCH)
+HGE_INLINE void hge_host_group_sums(const int32_t *p, uint32_t groups, int32_t *u)
+{
+    uint32_t g;
+    for (g = 0; g < groups; ++g) {
+        const int32_t *q = p + HGE_BW3_DECIMATION * g;
+        u[g * HGE_HOST_LANES] = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+    }
+}
+
+#if HGE_HOST_X86
+/*
+ * The filter step of hge_bw3_step for four channels at once, in the 64-bit lanes of
+ * AVX2 registers (structure of arrays). Each operation is the scalar one:
+ *   - products: VPMULDQ multiplies the signed low 32 bits of each lane into an exact
+ *     int64, so every state word (x, y, z) only needs its low 32 bits right;
+ *   - acc >> b_shift: AVX2 has no 64-bit arithmetic shift; floor(a / 2^s) is
+ *     s ^ ((a ^ s) >>> b) with s the sign mask (0 or -1), exact for b in 0..32;
+ *   - hge_q30_sat(acc) = floor(clamp(acc, -2^60, 2^60 - 1) / 2^30): equal for every
+ *     acc (inside the clamp nothing changes; beyond it both give the limit), and
+ *     the low 32 bits of that floor are bits 30..61 of the clamped acc, so a
+ *     logical shift by 30 is enough (the high bits of the lane are never read);
+ *   - remainders acc & (2^30 - 1) as in the scalar code.
+ */
+typedef struct {
+    __m256i x1, x2, y1, y2, z1, e1, e2;
+} hge_v4ch_t;
+
+typedef struct {
+    __m256i b0, b1, b2, na1, na2, c0, c1, nd1, lo, hi, mask;
+    __m128i b_shift;
+} hge_v4k_t;
+
+__attribute__((target("avx2"))) static inline __m256i hge_v_sra64(__m256i a, __m128i count)
+{
+    __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), a);
+    return _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(a, sign), count), sign);
+}
+
+__attribute__((target("avx2"))) static inline __m256i hge_v_q30_sat(__m256i acc, const hge_v4k_t *k)
+{
+    acc = _mm256_blendv_epi8(acc, k->hi, _mm256_cmpgt_epi64(acc, k->hi));
+    acc = _mm256_blendv_epi8(acc, k->lo, _mm256_cmpgt_epi64(k->lo, acc));
+    return _mm256_srli_epi64(acc, 30);
+}
+
+__attribute__((target("avx2"))) static inline void hge_v_step(hge_v4ch_t *c, const hge_v4k_t *k, __m256i u)
+{
+    __m256i acc;
+    __m256i y;
+    __m256i z;
+    acc = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(k->b0, u), _mm256_mul_epi32(k->b1, c->x1)),
+                           _mm256_mul_epi32(k->b2, c->x2));
+    acc = _mm256_add_epi64(_mm256_add_epi64(hge_v_sra64(acc, k->b_shift), _mm256_mul_epi32(k->na1, c->y1)),
+                           _mm256_add_epi64(_mm256_mul_epi32(k->na2, c->y2), c->e1));
+    c->e1 = _mm256_and_si256(acc, k->mask);
+    y = hge_v_q30_sat(acc, k);
+    acc = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(k->c0, y), _mm256_mul_epi32(k->c1, c->y1)),
+                           _mm256_add_epi64(_mm256_mul_epi32(k->nd1, c->z1), c->e2));
+    c->e2 = _mm256_and_si256(acc, k->mask);
+    z = hge_v_q30_sat(acc, k);
+    c->x2 = c->x1;
+    c->x1 = u;
+    c->y2 = c->y1;
+    c->y1 = y;
+    c->z1 = z;
+}
+
+/*
+ * Pre-sums of whole groups from cached references, 8 groups (64 samples) per
+ * step: u[g * HGE_HOST_LANES] = sum over the group of (x16 (512 ref) + 2^31) >> 32.
+ * Products: VPMULDQ on the even int32 lanes and on the odd ones (shifted down),
+ * + 2^31, high dwords blended back into place: the scalar term exactly. Group
+ * sums: a tree of VPHADDD, i.e. integer additions in another order (exact, as
+ * |sum| < 2^29). Groups beyond a multiple of 8 go through the scalar code.
+ */
+__attribute__((target("avx2"))) static void hge_host_presums_avx2(const int32_t *x16, const int32_t *ref,
+                                                                  uint32_t groups, int32_t *u)
+{
+    const __m256i half = _mm256_set1_epi64x(0x80000000LL);
+    uint32_t g;
+    uint32_t q;
+    for (g = 0; g + 8u <= groups; g += 8u) {
+        __m256i prod[8];
+        __m256i h0, h1, h2, h3;
+        __m128i lo, hi;
+        int32_t out[8];
+        for (q = 0; q < 8u; ++q) {
+            const int32_t *xs = x16 + HGE_BW3_DECIMATION * (g + q);
+            const int32_t *rs = ref + HGE_BW3_DECIMATION * (g + q);
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)xs);
+            __m256i rv = _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(const void *)rs), 9);
+            __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(xv, rv), half);
+            __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(xv, 32), _mm256_srli_epi64(rv, 32)), half);
+            prod[q] = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+        }
+        h0 = _mm256_hadd_epi32(prod[0], prod[1]);
+        h1 = _mm256_hadd_epi32(prod[2], prod[3]);
+        h2 = _mm256_hadd_epi32(prod[4], prod[5]);
+        h3 = _mm256_hadd_epi32(prod[6], prod[7]);
+        h0 = _mm256_hadd_epi32(h0, h1); /* per 128-bit half: groups g..g+3 */
+        h2 = _mm256_hadd_epi32(h2, h3); /* groups g+4..g+7 */
+        lo = _mm_add_epi32(_mm256_castsi256_si128(h0), _mm256_extracti128_si256(h0, 1));
+        hi = _mm_add_epi32(_mm256_castsi256_si128(h2), _mm256_extracti128_si256(h2, 1));
+        _mm_storeu_si128((__m128i *)(void *)out, lo);
+        _mm_storeu_si128((__m128i *)(void *)(out + 4), hi);
+        for (q = 0; q < 8u; ++q) {
+            u[(g + q) * HGE_HOST_LANES] = out[q];
+        }
+    }
+    for (; g < groups; ++g) {
+        int32_t acc = 0;
+        for (q = 0; q < HGE_BW3_DECIMATION; ++q) {
+            acc = hge_presum_mac(acc, x16[HGE_BW3_DECIMATION * g + q], ref[HGE_BW3_DECIMATION * g + q]);
+        }
+        u[g * HGE_HOST_LANES] = acc;
+    }
+}
+
+/* Channels ch[0..nch) (nch <= 8; missing lanes run on zeros and are dropped)
+ * through `groups` filter steps with pre-sums u[g * 8 + c]. */
+__attribute__((target("avx2"))) static void hge_host_filter_avx2(hge_bw3_channel_t *const *ch, uint32_t nch,
+                                                                 const hge_bw3_mac_t *km, const int32_t *u,
+                                                                 uint32_t groups)
+{
+    hge_v4k_t k;
+    hge_v4ch_t v[2];
+    int64_t lane[7][8];
+    uint32_t c;
+    uint32_t g;
+    k.b0 = _mm256_set1_epi64x(km->b0);
+    k.b1 = _mm256_set1_epi64x(km->b1);
+    k.b2 = _mm256_set1_epi64x(km->b2);
+    k.na1 = _mm256_set1_epi64x(km->na1);
+    k.na2 = _mm256_set1_epi64x(km->na2);
+    k.c0 = _mm256_set1_epi64x(km->c0);
+    k.c1 = _mm256_set1_epi64x(km->c1);
+    k.nd1 = _mm256_set1_epi64x(km->nd1);
+    k.lo = _mm256_set1_epi64x(-((int64_t)1 << 60));
+    k.hi = _mm256_set1_epi64x(((int64_t)1 << 60) - 1);
+    k.mask = _mm256_set1_epi64x(HGE_REMAINDER_MASK);
+    k.b_shift = _mm_cvtsi32_si128((int)km->b_shift);
+    for (c = 0; c < 8u; ++c) {
+        const hge_bw3_channel_t *q = c < nch ? ch[c] : 0;
+        lane[0][c] = q ? q->x1 : 0;
+        lane[1][c] = q ? q->x2 : 0;
+        lane[2][c] = q ? q->y1 : 0;
+        lane[3][c] = q ? q->y2 : 0;
+        lane[4][c] = q ? q->z1 : 0;
+        lane[5][c] = q ? (int64_t)q->e1 : 0;
+        lane[6][c] = q ? (int64_t)q->e2 : 0;
+    }
+    for (c = 0; c < 2u; ++c) {
+        v[c].x1 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[0][4u * c]);
+        v[c].x2 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[1][4u * c]);
+        v[c].y1 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[2][4u * c]);
+        v[c].y2 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[3][4u * c]);
+        v[c].z1 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[4][4u * c]);
+        v[c].e1 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[5][4u * c]);
+        v[c].e2 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[6][4u * c]);
+    }
+    for (g = 0; g < groups; ++g) {
+        const int32_t *ug = u + HGE_HOST_LANES * g;
+        hge_v_step(&v[0], &k, _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)(const void *)ug)));
+        hge_v_step(&v[1], &k, _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)(const void *)(ug + 4))));
+    }
+    for (c = 0; c < 2u; ++c) {
+        _mm256_storeu_si256((__m256i *)(void *)&lane[0][4u * c], v[c].x1);
+        _mm256_storeu_si256((__m256i *)(void *)&lane[1][4u * c], v[c].x2);
+        _mm256_storeu_si256((__m256i *)(void *)&lane[2][4u * c], v[c].y1);
+        _mm256_storeu_si256((__m256i *)(void *)&lane[3][4u * c], v[c].y2);
+        _mm256_storeu_si256((__m256i *)(void *)&lane[4][4u * c], v[c].z1);
+        _mm256_storeu_si256((__m256i *)(void *)&lane[5][4u * c], v[c].e1);
+        _mm256_storeu_si256((__m256i *)(void *)&lane[6][4u * c], v[c].e2);
+    }
+    for (c = 0; c < nch; ++c) {
+        /* Low 32 bits of each lane: the int32 state word (two's complement). */
+        ch[c]->x1 = (int32_t)(uint32_t)(uint64_t)lane[0][c];
+        ch[c]->x2 = (int32_t)(uint32_t)(uint64_t)lane[1][c];
+        ch[c]->y1 = (int32_t)(uint32_t)(uint64_t)lane[2][c];
+        ch[c]->y2 = (int32_t)(uint32_t)(uint64_t)lane[3][c];
+        ch[c]->z1 = (int32_t)(uint32_t)(uint64_t)lane[4][c];
+        ch[c]->e1 = (uint32_t)lane[5][c];
+        ch[c]->e2 = (uint32_t)lane[6][c];
+    }
+}
+#endif
+
+/* Cached-reference Butterworth over one chunk for terminals [m0, m1), m1 - m0 <=
+ * HGE_HOST_BATCH; the chunk starts `count` samples into the current group. */
+HGE_INLINE void hge_host_bw3_batch_refs(hge_lockin_bw3_t *s, uint32_t m0, uint32_t m1, const int32_t *x16,
+                                        uint32_t len, uint32_t count, const int32_t *refs, uint32_t stride,
+                                        int simd_filter)
+{
+    int32_t p[HGE_HOST_CHUNK];
+    int32_t u[HGE_HOST_GROUPS * HGE_HOST_LANES];
+    hge_bw3_channel_t *ch[2u * HGE_HOST_BATCH];
+    uint32_t head = (HGE_BW3_DECIMATION - count) % HGE_BW3_DECIMATION;
+    uint32_t groups;
+    uint32_t nch = 2u * (m1 - m0);
+    uint32_t m;
+    uint32_t c;
+    uint32_t g;
+    uint32_t j;
+    if (head > len) {
+        head = len;
+    }
+    groups = (len - head) / HGE_BW3_DECIMATION;
+    for (m = m0; m < m1; ++m) {
+        hge_lockin_bw3_term_t *t = &s->terms[m];
+        const int32_t *rs = refs + (uint64_t)(2u * m) * stride;
+        const int32_t *rc = rs + stride;
+        /* Finish the group a previous block started (scalar). */
+        for (j = 0; j < head; ++j) {
+            t->i.acc = hge_presum_mac(t->i.acc, x16[j], rs[j]);
+            t->q.acc = hge_presum_mac(t->q.acc, x16[j], rc[j]);
+        }
+        if (count != 0u && count + head == HGE_BW3_DECIMATION) {
+            hge_bw3_step(&t->i, &s->k, t->i.acc);
+            hge_bw3_step(&t->q, &s->k, t->q.acc);
+            t->i.acc = 0;
+            t->q.acc = 0;
+        }
+        /* Whole groups: all products, then the sums. */
+#if HGE_HOST_X86
+        if (simd_filter) {
+            hge_host_presums_avx2(x16 + head, rs + head, groups, u + 2u * (m - m0));
+            hge_host_presums_avx2(x16 + head, rc + head, groups, u + 2u * (m - m0) + 1u);
+        } else
+#endif
+        {
+            hge_host_products(x16 + head, rs + head, groups * HGE_BW3_DECIMATION, p);
+            hge_host_group_sums(p, groups, u + 2u * (m - m0));
+            hge_host_products(x16 + head, rc + head, groups * HGE_BW3_DECIMATION, p);
+            hge_host_group_sums(p, groups, u + 2u * (m - m0) + 1u);
+        }
+        ch[2u * (m - m0)] = &t->i;
+        ch[2u * (m - m0) + 1u] = &t->q;
+    }
+    /* The filter steps, channels interleaved group by group (or in SIMD lanes). */
+#if HGE_HOST_X86
+    if (simd_filter) {
+        hge_host_filter_avx2(ch, nch, &s->k, u, groups);
+    } else
+#endif
+    {
+        (void)simd_filter;
+        for (g = 0; g < groups; ++g) {
+            for (c = 0; c < nch; ++c) {
+                hge_bw3_step(ch[c], &s->k, u[HGE_HOST_LANES * g + c]);
+            }
+        }
+    }
+    /* Start the group the next block finishes (scalar); advance the NCOs. */
+    for (m = m0; m < m1; ++m) {
+        hge_lockin_bw3_term_t *t = &s->terms[m];
+        const int32_t *rs = refs + (uint64_t)(2u * m) * stride;
+        const int32_t *rc = rs + stride;
+        for (j = head + groups * HGE_BW3_DECIMATION; j < len; ++j) {
+            t->i.acc = hge_presum_mac(t->i.acc, x16[j], rs[j]);
+            t->q.acc = hge_presum_mac(t->q.acc, x16[j], rc[j]);
+        }
+        t->nco.phase += t->nco.step * len;
+    }
+}
+
+HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job, int simd_filter)
+{
+    int32_t x16[HGE_HOST_CHUNK];
+    hge_lockin_bw3_t *s = job->bw3;
+    uint32_t count = s->presum_count;
+    uint32_t done = 0;
+    uint32_t remaining = job->n;
+    uint32_t m;
+    while (remaining > 0u) {
+        uint32_t len = remaining < HGE_HOST_CHUNK ? remaining : HGE_HOST_CHUNK;
+        remaining -= len;
+        hge_host_condition(job->x + done, len, s->dc, 16, x16);
+        if (job->refs != 0) {
+            for (m = job->m0; m < job->m1; m += HGE_HOST_BATCH) {
+                uint32_t end = job->m1 - m < HGE_HOST_BATCH ? job->m1 : m + HGE_HOST_BATCH;
+                hge_host_bw3_batch_refs(s, m, end, x16, len, count, job->refs + done, job->stride, simd_filter);
+            }
+        } else {
+            for (m = job->m0; m < job->m1; ++m) {
+                hge_bw3_term_chunk(&s->terms[m], &s->k, x16, len, count);
+            }
+        }
+        count = (count + len) % HGE_BW3_DECIMATION;
+        done += len;
+    }
+}
+
+HGE_INLINE void hge_host_boxcar_job(const hge_host_job_t *job)
+{
+    int32_t xc[HGE_HOST_CHUNK];
+    hge_lockin_boxcar_t *s = job->box;
+    uint32_t done = 0;
+    uint32_t remaining = job->n;
+    uint32_t m;
+    uint32_t j;
+    while (remaining > 0u) {
+        uint32_t len = remaining < HGE_HOST_CHUNK ? remaining : HGE_HOST_CHUNK;
+        remaining -= len;
+        hge_host_condition(job->x + done, len, s->dc, 1, xc);
+        for (m = job->m0; m < job->m1; ++m) {
+            hge_lockin_boxcar_term_t *t = &s->terms[m];
+            if (job->refs != 0) {
+                /* Exact int64 dot products; integer sums in any order are equal. */
+                const int32_t *rs = job->refs + done + (uint64_t)(2u * m) * job->stride;
+                const int32_t *rc = rs + job->stride;
+                int64_t ai = 0;
+                int64_t aq = 0;
+                for (j = 0; j < len; ++j) {
+                    ai += (int64_t)xc[j] * rs[j];
+                    aq += (int64_t)xc[j] * rc[j];
+                }
+                t->acc_i += ai;
+                t->acc_q += aq;
+                t->nco.phase += t->nco.step * len;
+            } else {
+                hge_boxcar_term_chunk(t, xc, len);
+            }
+        }
+        done += len;
+    }
+}
+
+static void hge_host_run_generic(const void *p)
+{
+    const hge_host_job_t *job = (const hge_host_job_t *)p;
+    if (job->bw3 != 0) {
+        hge_host_bw3_job(job, 0);
+    } else {
+        hge_host_boxcar_job(job);
+    }
+}
+
+#if HGE_HOST_X86
+__attribute__((target("avx2"), flatten)) static void hge_host_run_avx2(const void *p)
+{
+    const hge_host_job_t *job = (const hge_host_job_t *)p;
+    if (job->bw3 != 0) {
+        hge_host_bw3_job(job, 1);
+    } else {
+        hge_host_boxcar_job(job);
+    }
+}
+#endif
+
+static void *hge_host_thread(void *p)
+{
+    const hge_host_job_t *job = (const hge_host_job_t *)p;
+    job->run(job);
+    return 0;
+}
+
+/* Split terminals [0, n_terms) over opts->threads jobs and run them. */
+static hge_status hge_host_run(hge_host_job_t *base, uint32_t n_terms, const hge_host_opts_t *opts)
+{
+    hge_host_job_t jobs[HGE_HOST_MAX_THREADS];
+    pthread_t tid[HGE_HOST_MAX_THREADS];
+    uint32_t isa;
+    uint32_t k;
+    uint32_t n_jobs;
+    uint32_t started = 0;
+    hge_status st = HGE_OK;
+    if (opts == 0) {
+        return HGE_ERR_NULL;
+    }
+    isa = opts->isa;
+    if (isa > HGE_ISA_AVX2 || !hge_host_isa_available(isa) || opts->threads == 0u ||
+        opts->threads > HGE_HOST_MAX_THREADS) {
+        return HGE_ERR_RANGE;
+    }
+    if (isa == HGE_ISA_AUTO) {
+        isa = hge_host_isa_available(HGE_ISA_AVX2) ? HGE_ISA_AVX2 : HGE_ISA_GENERIC;
+    }
+    base->run = hge_host_run_generic;
+#if HGE_HOST_X86
+    if (isa == HGE_ISA_AVX2) {
+        base->run = hge_host_run_avx2;
+    }
+#endif
+    n_jobs = opts->threads < n_terms ? opts->threads : n_terms;
+    for (k = 0; k < n_jobs; ++k) {
+        jobs[k] = *base;
+        jobs[k].m0 = (uint32_t)((uint64_t)n_terms * k / n_jobs);
+        jobs[k].m1 = (uint32_t)((uint64_t)n_terms * (k + 1u) / n_jobs);
+    }
+    /* Jobs 1.. on new threads, job 0 on this one; a thread that cannot start runs here. */
+    for (k = 1; k < n_jobs; ++k) {
+        if (pthread_create(&tid[k], 0, hge_host_thread, &jobs[k]) != 0) {
+            break;
+        }
+        started = k;
+    }
+    for (k = started + 1u; k < n_jobs; ++k) {
+        jobs[k].run(&jobs[k]);
+    }
+    jobs[0].run(&jobs[0]);
+    for (k = 1; k <= started; ++k) {
+        if (pthread_join(tid[k], 0) != 0) {
+            st = HGE_ERR_RANGE;
+        }
+    }
+    return st;
+}
+
+hge_status hge_host_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                uint32_t stride, const hge_host_opts_t *opts)
+{
+    hge_host_job_t job;
+    hge_status st;
+    if (s == 0 || x == 0 || s->terms == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (refs != 0 && n > stride) {
+        return HGE_ERR_SIZE;
+    }
+    job.bw3 = s;
+    job.box = 0;
+    job.x = x;
+    job.n = n;
+    job.refs = refs;
+    job.stride = stride;
+    job.m0 = 0;
+    job.m1 = s->n_terms;
+    st = hge_host_run(&job, s->n_terms, opts);
+    if (st == HGE_OK) {
+        s->presum_count = (uint32_t)(((uint64_t)s->presum_count + n) % HGE_BW3_DECIMATION);
+    }
+    return st;
+}
+
+hge_status hge_host_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
+                                   const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts)
+{
+    hge_host_job_t job;
+    hge_status st;
+    if (s == 0 || x == 0 || s->terms == 0) {
+        return HGE_ERR_NULL;
+    }
+    if ((uint64_t)s->count + n > HGE_BOXCAR_MAX_SAMPLES) {
+        return HGE_ERR_SIZE;
+    }
+    if (refs != 0 && n > stride) {
+        return HGE_ERR_SIZE;
+    }
+    job.bw3 = 0;
+    job.box = s;
+    job.x = x;
+    job.n = n;
+    job.refs = refs;
+    job.stride = stride;
+    job.m0 = 0;
+    job.m1 = s->n_terms;
+    st = hge_host_run(&job, s->n_terms, opts);
+    if (st == HGE_OK) {
+        s->count += n;
+    }
+    return st;
+}

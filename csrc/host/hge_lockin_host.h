@@ -1,0 +1,67 @@
+/*
+ * hge_lockin_host.h - host-only fast paths of the lock-in (not built for a
+ * microcontroller: tools/firmware compiles the .c files of csrc/ itself, not
+ * those of csrc/host/).
+ *
+ * Every path here runs the same per-sample and per-group arithmetic as the
+ * portable C99 path (hge_lockin_kernels.h, one copy) and leaves the instance in
+ * the same state, so a window may be split into blocks that alternate between
+ * paths; each is tested bit for bit against hge_embedded/reference/fixed.py.
+ *
+ *   isa      runtime dispatch: HGE_ISA_GENERIC is the baseline x86-64 (or any
+ *            host) code, HGE_ISA_AVX2 the same source compiled for AVX2 (the
+ *            compiler vectorises the reference-cache loops over samples; gathers
+ *            are not used), HGE_ISA_AUTO picks AVX2 when the CPU has it.
+ *   refs     a reference cache: the Q22 sin and cos of every terminal at every
+ *            sample of a window (hge_refs_fill, one NCO walk), reused for every
+ *            window of the same plan and length. With it the per-sample work is
+ *            two rounding multiplies per terminal and no table lookups.
+ *   threads  terminals split into contiguous ranges, one POSIX thread each
+ *            (1 = the calling thread only). Terminals are independent, so the
+ *            result does not depend on the split.
+ */
+#ifndef HGE_LOCKIN_HOST_H
+#define HGE_LOCKIN_HOST_H
+
+#include "hge_lockin.h"
+
+#define HGE_ISA_AUTO 0u
+#define HGE_ISA_GENERIC 1u
+#define HGE_ISA_AVX2 2u
+#define HGE_HOST_MAX_THREADS 64u
+
+typedef struct {
+    uint32_t isa;     /* HGE_ISA_AUTO, HGE_ISA_GENERIC or HGE_ISA_AVX2 */
+    uint32_t threads; /* 1..HGE_HOST_MAX_THREADS */
+} hge_host_opts_t;
+
+/* 1 if this CPU (and this build) can run the given isa, else 0. */
+int hge_host_isa_available(uint32_t isa);
+
+/*
+ * Reference cache of a plan: refs[(2 m) stride + j] = hge_sin_q22(phase_m(j)),
+ * refs[(2 m + 1) stride + j] = hge_sin_q22(phase_m(j) + 2^30), j < n, with
+ * phase_m(j) = phases[m] + j steps[m] (mod 2^32) and phases NULL meaning 0.
+ * n <= stride. Errors: HGE_ERR_NULL, HGE_ERR_TERMINALS, HGE_ERR_FREQ (as init),
+ * HGE_ERR_SIZE (n > stride).
+ */
+hge_status hge_refs_fill(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                         const uint32_t *phases, uint32_t n);
+
+/*
+ * hge_lockin_bw3_process / hge_lockin_boxcar_process with the host's options.
+ * refs NULL: the NCO runs per sample (as the portable path). refs non-NULL: it
+ * must point at the cache entry of this block's first sample (cache base + the
+ * number of samples processed since init/reset), laid out as for hge_refs_fill
+ * with the given stride, for the same steps and phases as the instance; each
+ * terminal's phase is still advanced, by n steps, so the state after the call is
+ * the portable path's. Errors: as the portable calls, plus HGE_ERR_RANGE for an
+ * unknown or unavailable isa or threads outside 1..HGE_HOST_MAX_THREADS (or a
+ * thread that could not be started).
+ */
+hge_status hge_host_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                uint32_t stride, const hge_host_opts_t *opts);
+hge_status hge_host_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
+                                   const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts);
+
+#endif /* HGE_LOCKIN_HOST_H */
