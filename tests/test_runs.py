@@ -89,9 +89,18 @@ def test_resume_from_every_snapshot_equals_the_uninterrupted_run():
 
 def test_interrupt_inside_a_measurement_resumes_to_the_same_result():
     """An interruption in the middle of device.measure (where signals usually land)."""
-    full_results = run_tasks(make_trainers())
+    ref = make_trainers()
+    n_calls, ref_measure = [0], ref[0].device.measure
+
+    def counting(volts):
+        n_calls[0] += 1
+        return ref_measure(volts)
+    ref[0].device.measure = counting
+    full_results = run_tasks(ref)
     full = comparable([r.to_dict() for r in full_results])
-    for stop_at in (3, 10, 15):
+    assert n_calls[0] >= 4
+    # Stops spread over the run: early (first task), middle, the last measurement.
+    for stop_at in sorted({2, n_calls[0] // 2, n_calls[0]}):
         trainers = make_trainers()
         dev = trainers[0].device
         calls, orig = [0], dev.measure
