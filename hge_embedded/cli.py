@@ -95,7 +95,8 @@ def _run_config(args, task_list) -> dict:
     """Every option that changes a training run's result (stored in, and compared with, its checkpoint)."""
     return {"task": args.task, "seed": args.seed, "device": args.device,
             "config": None if args.config is None else str(_abspath(args.config)),
-            "device_seed": args.device_seed, "no_noise": args.no_noise, "T": args.T, "filter": args.filter,
+            "device_seed": args.device_seed, "no_noise": args.no_noise, "sim_model": args.sim_model, "T": args.T,
+            "filter": args.filter,
             "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
             "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
             "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode}
@@ -479,8 +480,9 @@ def make_device(args):
     if args.config is not None and spec != "nidaq":
         raise UsageError(f"--config is the NI-DAQmx setup file and needs --device nidaq (got --device {spec}); "
                          "nothing was run")
-    if spec != "sim" and (args.device_seed is not None or args.no_noise):
-        raise UsageError(f"--device-seed and --no-noise apply to the simulator (--device sim), not --device {spec}")
+    if spec != "sim" and (args.device_seed is not None or args.no_noise or args.sim_model != "surrogate"):
+        raise UsageError(f"--device-seed, --no-noise and --sim-model apply to the simulator (--device sim), "
+                         f"not --device {spec}")
     if spec == "sim":
         import numpy as np
 
@@ -488,7 +490,7 @@ def make_device(args):
         seed = getattr(args, "seed", 0)
         # The device's response is fixed (device seed 0 unless --device-seed); the run's
         # seed picks its noise, so different --seed values are different runs on one device.
-        return SimulatedDNPU(seed=0 if args.device_seed is None else args.device_seed,
+        return SimulatedDNPU(seed=0 if args.device_seed is None else args.device_seed, model=args.sim_model,
                              noise=not args.no_noise, rng=np.random.default_rng(np.random.SeedSequence([seed, 3])))
     if spec == "nidaq":
         if not args.config:
@@ -522,7 +524,7 @@ def describe_device(args, device) -> str:
     if args.device == "sim":
         seed = 0 if args.device_seed is None else args.device_seed
         noise = "no noise" if args.no_noise else f"noise seed {getattr(args, 'seed', 0)}"
-        return f"simulated DNPU (device seed {seed}, {noise})"
+        return f"simulated DNPU ({args.sim_model} model, device seed {seed}, {noise})"
     if args.device == "nidaq":
         return f"NI-DAQmx rig (setup {args.config}, {device.n_electrodes} electrodes)"
     return f"{args.device} ({device.n_electrodes} electrodes)"
@@ -595,6 +597,10 @@ def add_device_args(p) -> None:
     p.add_argument("--config", help="setup file (TOML) for --device nidaq (an error with any other device)")
     p.add_argument("--device-seed", type=int, default=None, help="seed of the simulated device's response (default 0)")
     p.add_argument("--no-noise", action="store_true", help="simulated device without noise")
+    p.add_argument("--sim-model", choices=["surrogate", "hopping"], default="surrogate",
+                   help="simulated device's response: surrogate (default; the paper's training results hold on "
+                        "it) or hopping (a passive, Kirchhoff-exact hopping network; training on it does not yet "
+                        "reach the paper's results)")
 
 
 def _init_arg(text: str) -> str:

@@ -14,7 +14,7 @@ def test_passive_with_every_terminal_at_zero(seed):
     """A network whose terminals are all at 0 V (the output sits at virtual ground) carries no
     current: every branch current is K sinh(0) = 0, so the bound is round-off of Newton's
     solution (phi ~ 1e-16 V times conductances ~ 1e2 nA/V)."""
-    d = SimulatedDNPU(seed=seed, noise=False, dac_bits=None, adc_bits=None)
+    d = SimulatedDNPU(model="hopping", seed=seed, noise=False, dac_bits=None, adc_bits=None)
     assert abs(d.static_current(np.zeros(7))) < 1e-12
     y = d.measure(np.zeros((7, 200)))
     assert np.max(np.abs(y)) < 1e-12
@@ -107,7 +107,7 @@ def test_taylor_window_evaluation_matches_exact_solves():
     2.9e-5 V^3 |I'''|. |I'''| <~ 500 nA/V^3 here (an amplitude bias of ~10 % at 100 mV means
     I'''/I' ~ 8 x 0.1 / 0.1^2 = 80 V^-2, with I' <~ 6 nA/V at this point), so <= 0.015 nA.
     Ramps (never demodulated) by Hermite interpolation between exact knots 0.2 V apart."""
-    d = SimulatedDNPU(seed=0, noise=False, dac_bits=None, adc_bits=None, chain_bandwidth=None, chain_delay=0.0)
+    d = SimulatedDNPU(model="hopping", seed=0, noise=False, dac_bits=None, adc_bits=None, chain_bandwidth=None, chain_delay=0.0)
     t = np.arange(1000) / 1e4
     b = np.array([-0.3, 0.1, -0.5, 0.2, 0.0, -0.4, 0.3])
     w = b[:, None] + 0.008 * np.sin(2 * np.pi * np.array([110, 230, 370, 490, 610, 730, 850])[:, None] * t)
@@ -160,13 +160,13 @@ def test_noise_is_one_process_over_250_s_and_state_roundtrips():
 
 
 def test_device_state_resume_equals_uninterrupted():
-    d1, d2 = SimulatedDNPU(seed=0), SimulatedDNPU(seed=0)
+    d1, d2 = SimulatedDNPU(model="hopping", seed=0), SimulatedDNPU(model="hopping", seed=0)
     v = np.zeros((7, 3000))
     d1.measure(v)
     d2.measure(v)
     st = json.loads(json.dumps(d1.get_state()))
     after = d1.measure(v)
-    d3 = SimulatedDNPU(seed=0)
+    d3 = SimulatedDNPU(model="hopping", seed=0)
     d3.set_state(st)
     assert np.array_equal(d3.measure(v), after)
 
@@ -182,7 +182,7 @@ def test_fd_variance_flat_in_T_and_about_1e2_above_hge():
     is roughly constant in T (the paper): log-log slope over T = 0.02..0.4 s within +-0.2
     (each variance from 150 draws has relative sd 12 %, a slope error ~0.05); and FD/HGE at
     T = 0.1 s between 30 and 1000 (the paper: about two orders of magnitude)."""
-    d = SimulatedDNPU(seed=0)
+    d = SimulatedDNPU(model="hopping", seed=0)
     bias = np.array([-0.3, 0.1, -0.5, 0.2, 0.0, -0.4, 0.3])
     Ts = np.array([0.02, 0.05, 0.1, 0.2, 0.4])
     var = np.array([_fd_var(d, T, 150, bias) for T in Ts])
@@ -206,7 +206,7 @@ def test_fast_evaluation_agrees_with_exact_solves(seed, amp, n_moving):
     window expansion (0.015 nA, see test_taylor_window_evaluation_matches_exact_solves); the
     arbitrary samples are solved exactly (round-off)."""
     rng = np.random.default_rng(seed)
-    d = SimulatedDNPU(seed=seed % 5, noise=False, dac_bits=None, adc_bits=None, chain_bandwidth=None,
+    d = SimulatedDNPU(model="hopping", seed=seed % 5, noise=False, dac_bits=None, adc_bits=None, chain_bandwidth=None,
                       chain_delay=0.0)
     b = rng.uniform(-1.1, 0.5, 7)
     t = np.arange(400) / 1e4

@@ -1,8 +1,15 @@
-"""The simulated DNPU: a hopping network between 7 electrodes, behind an NI-like measurement chain.
+"""The simulated DNPU: a seeded static response behind an NI-like measurement chain.
 
-Static response
----------------
-``devices.dnpu_physics.HoppingNetwork`` (equations and references there):
+Static response: two models
+---------------------------
+``model="surrogate"`` (the default): ``devices.surrogate.SurrogateModel``, the first
+round's smooth nonlinear surrogate, on which the paper's recipe reaches the paper's
+training results; it is not passive (a few nA at 0 V). ``model="hopping"``: the
+physical device below, passive and Kirchhoff-exact, on which the recipe does not yet
+learn most inverting gates (``docs/design.md``, "Simulated devices", has the figures).
+The default stays the surrogate until training on the physical device works.
+
+``model="hopping"``: ``devices.dnpu_physics.HoppingNetwork`` (equations and references there):
 dopant sites in a disc between 8 rim electrodes (the output at virtual ground),
 Miller-Abrahams-like field-assisted hopping ``i = K V0 sinh(dphi / V0)`` between
 every pair of nodes with tunnelling conductances ``exp(-2 r / a)``, Coulomb-blockade
@@ -54,6 +61,7 @@ import numpy as np
 from . import check_volts
 from .dnpu_physics import HoppingNetwork
 from .noise import NoiseModel, NoiseSource
+from .surrogate import SurrogateModel
 
 N_ELECTRODES = 7
 CONTROL_RANGE = (-1.2, 0.6)
@@ -65,7 +73,8 @@ DERIV_STEP = 2e-3        # V: difference step for the 2nd and 3rd derivatives (e
                          # relative to the 0.1 V scale of the device, on terms already ~1e-3)
 EVAL_BATCH = 4096        # exact solves per batch (bounds the memory of the batched Newton)
 
-DNPUModel = HoppingNetwork  # the name earlier versions exported
+DNPUModel = SurrogateModel  # the name earlier versions exported
+MODELS = ("surrogate", "hopping")
 
 
 class _OneBlasThread:
@@ -283,6 +292,9 @@ class SimulatedDNPU:
         IV converter range, nA: the current clips at +-iv_range.
     dac_bits, adc_bits : int or None
         Quantisation of the voltages (+-10 V) and of the current (+-iv_range).
+    model : {"surrogate", "hopping"} or object, optional
+        The static response: the surrogate (default), the physical hopping network, or
+        any object with ``current(V)`` and ``gradient(V)`` on (7, n) arrays.
     """
 
     def __init__(self, seed: int = 0, noise=True, *, fs: float = 10_000.0,
@@ -298,7 +310,12 @@ class SimulatedDNPU:
         if limits is None:
             self.limits[:, 0] = min(CONTROL_RANGE[0], INPUT_RANGE[0])
             self.limits[:, 1] = max(CONTROL_RANGE[1], INPUT_RANGE[1])
-        self.model = model if model is not None else HoppingNetwork(seed)
+        if model is None or isinstance(model, str):
+            kind = "surrogate" if model is None else model
+            if kind not in MODELS:
+                raise ValueError(f"model must be one of {list(MODELS)} or a model object, got {model!r}")
+            model = SurrogateModel(seed) if kind == "surrogate" else HoppingNetwork(seed)
+        self.model = model
         if noise is True:
             noise = NoiseModel()
         self.noise_model = noise if isinstance(noise, NoiseModel) else None
