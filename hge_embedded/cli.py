@@ -237,8 +237,11 @@ def cmd_train(args) -> int:
                 _close(device)
             finally:
                 lock.release()
-        if isinstance(exc, KeyboardInterrupt):
-            how = exc.name if isinstance(exc, signals.Interrupted) else "SIGINT"
+        if isinstance(exc, KeyboardInterrupt) or signals.received():
+            # (A signal that lands inside an import or a class body can reach us wrapped in
+            # another exception, e.g. RuntimeError from __set_name__ on Python < 3.12.)
+            how = exc.name if isinstance(exc, signals.Interrupted) else \
+                signals.Interrupted(signals.first() or 2).name
             sys.stderr.write(f"hge: stopped by {how}; checkpoint in {ckpt}; continue with the same "
                              "command and --resume\n")
             exc.reported = True
@@ -763,6 +766,14 @@ def main(argv=None) -> int:
         sys.stderr.write(f"hge: error: {_one_line(exc)}\n")
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback with --debug
+        if signals.received():  # a stop signal that arrived wrapped in another exception
+            stop = signals.Interrupted(signals.first())
+            if not getattr(exc, "reported", False):
+                sys.stderr.write(f"hge: stopped by {stop.name}\n")
+            if debug:
+                import traceback
+                traceback.print_exc()
+            return stop.exit_code
         if debug:
             import traceback
             traceback.print_exc()

@@ -70,6 +70,11 @@ def received() -> bool:
     return bool(_received)
 
 
+def first() -> int | None:
+    """The first signal received since ``install()``, or None."""
+    return _received[0] if _received else None
+
+
 def ignore_rest() -> None:
     """Ignore these signals from now on: a late second one must not change how the process ends."""
     for s in SIGNALS:
