@@ -298,16 +298,17 @@ def test_noise_spectra_weights_sum_to_the_white_covariance():
 
 
 def _trainer(device, **kw):
+    """XOR with eight measured initial candidates (``best-of-8``: the paths under test score them)."""
     from hge_embedded.tasks import gate
     from hge_embedded.train import Trainer
-    return Trainer(device, gate("0110"), phase="inphase", **kw)
+    return Trainer(device, gate("0110"), phase="inphase", init="best-of-8", **kw)
 
 
 def test_training_nan_candidate_never_wins():
     d = SimulatedDNPU(noise=False)
     tr = _trainer(d)
     twin = _trainer(SimulatedDNPU(noise=False))
-    cands = [twin.rng.integers(twin.w_min, twin.w_max + 1) for _ in range(tr.task.init_candidates)]
+    cands = [twin.rng.integers(twin.w_min, twin.w_max + 1) for _ in range(tr.n_candidates)]
     real, calls = [], []
     orig = tr.loss
 
