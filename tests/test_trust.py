@@ -59,6 +59,12 @@ def test_lagging_device_without_loopback(lag, filt):
     w = lockin_weights(d.fs, 0.1, filt, 1000)
     bound = 2 * np.sum(np.abs(w[:lag])) * np.sum(np.abs(W))
     assert np.all(np.abs(r.gradient - W) <= bound), (r.gradient - W, bound)
+    # Not silent: the result says the chain lags and how far the onset can move a derivative
+    # (its bound from the measured |g|, within 1 % of the true one here).
+    said = [x for x in r.warnings if "chain lags by" in x]
+    assert len(said) == 1 and f"{lag}.0 samples" in said[0], r.warnings
+    stated = float(said[0].split("off by up to ")[1].split(" nA/V")[0])
+    assert stated == pytest.approx(2 * np.sum(np.abs(w[:lag])) * np.sum(np.abs(r.gradient)), rel=1e-2)
     assert r.calibration_time_s > 0 and r.lab_time_s == pytest.approx(0.1 + r.calibration_time_s)
     again = extract_gradient(d, np.zeros(5), filter=filt)  # calibration reused: no lab time
     assert again.calibration_time_s == 0 and again.lab_time_s == pytest.approx(0.1)
