@@ -57,14 +57,14 @@ def test_phase_estimators_against_chain_response():
     h = d.chain_response(cal.freqs)
     cubic = analysis.cubic_bias(d.true_gradient, b, np.full(7, A))
     ref = g + cubic
-    # 1e-2: the Butterworth read-out of the hopping-network device (issue 11, far more
-    # nonlinear than the earlier surrogate, whose figure here was 2e-3) carries ~0.3 % of
-    # second-order intermodulation leakage at this point; the estimators differ by 5-20 %.
-    assert np.allclose(cal.gradient, ref, rtol=1e-2, atol=1e-2)
+    # On the default (surrogate) device what is left after the cubic term is the Butterworth's
+    # residual intermodulation, ~0.1 % here (the hopping-network device, far more nonlinear,
+    # needs 1e-2); the estimators themselves differ by 5-20 %, so these bounds separate them.
+    assert np.allclose(cal.gradient, ref, rtol=2e-3, atol=2e-3)
     inph = extract_gradient(d, b, phase="inphase")
-    assert np.allclose(inph.gradient, ref * h.real, rtol=1e-2, atol=1e-2)
+    assert np.allclose(inph.gradient, ref * h.real, rtol=3e-3, atol=3e-3)
     mag = extract_gradient(d, b, phase="magnitude")
-    assert np.allclose(mag.gradient, ref * np.abs(h), rtol=1e-2, atol=1e-2)
+    assert np.allclose(mag.gradient, ref * np.abs(h), rtol=3e-3, atol=3e-3)
     assert np.max(np.abs(inph.gradient / ref - 1)) > 0.05  # the lag really matters
 
 
