@@ -744,6 +744,13 @@ def _one_line(exc: BaseException) -> str:
     return text
 
 
+def _traceback(debug: bool) -> None:
+    """With --debug, the Python traceback of the exception being handled, on stderr."""
+    if debug:
+        import traceback
+        traceback.print_exc()
+
+
 def main(argv=None) -> int:
     previous = signals.install()
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
@@ -753,16 +760,12 @@ def main(argv=None) -> int:
     except signals.Interrupted as exc:
         if not getattr(exc, "reported", False):
             sys.stderr.write(f"hge: stopped by {exc.name}\n")
-        if debug:
-            import traceback
-            traceback.print_exc()
+        _traceback(debug)
         return exc.exit_code
     except KeyboardInterrupt:
         return 128 + 2
     except UsageError as exc:
-        if debug:
-            import traceback
-            traceback.print_exc()
+        _traceback(debug)
         sys.stderr.write(f"hge: error: {_one_line(exc)}\n")
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback with --debug
@@ -770,13 +773,9 @@ def main(argv=None) -> int:
             stop = signals.Interrupted(signals.first())
             if not getattr(exc, "reported", False):
                 sys.stderr.write(f"hge: stopped by {stop.name}\n")
-            if debug:
-                import traceback
-                traceback.print_exc()
+            _traceback(debug)
             return stop.exit_code
-        if debug:
-            import traceback
-            traceback.print_exc()
+        _traceback(debug)
         sys.stderr.write(f"hge: error: {_one_line(exc)}" + ("" if debug else " (--debug shows the traceback)") + "\n")
         return EXIT_FAILURE
     finally:

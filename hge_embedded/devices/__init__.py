@@ -115,23 +115,21 @@ def measure(device, volts) -> np.ndarray:
         wrong length is never trimmed or padded: a device that drops samples
         (say a delay cut off the front) would shift every phase.
     """
-    n = np.shape(volts)[1]
-    y = device.measure(volts)
-    ok = (isinstance(y, np.ndarray) and y.dtype.kind == "f" and y.ndim == 1 and y.size == n
-          and bool(np.all(np.isfinite(y))))
-    if not ok:
-        raise ValueError(f"{device_name(device)}.measure() must return a 1-D finite float numpy array of "
-                         f"{n} samples (one per voltage sample), got {_describe(y)}")
-    return np.asarray(y, dtype=np.float64)
+    return _checked_call(device, "measure", volts, " (one per voltage sample)")
 
 
 def loopback(device, volts) -> np.ndarray:
     """``device.loopback(volts)`` with the same checks as ``measure``."""
+    return _checked_call(device, "loopback", volts, "")
+
+
+def _checked_call(device, method: str, volts, per_sample: str) -> np.ndarray:
+    """``device.<method>(volts)``, refused unless a 1-D finite float array of one value per sample."""
     n = np.shape(volts)[1]
-    y = device.loopback(volts)
+    y = getattr(device, method)(volts)
     ok = (isinstance(y, np.ndarray) and y.dtype.kind == "f" and y.ndim == 1 and y.size == n
           and bool(np.all(np.isfinite(y))))
     if not ok:
-        raise ValueError(f"{device_name(device)}.loopback() must return a 1-D finite float numpy array of "
-                         f"{n} samples, got {_describe(y)}")
+        raise ValueError(f"{device_name(device)}.{method}() must return a 1-D finite float numpy array of "
+                         f"{n} samples{per_sample}, got {_describe(y)}")
     return np.asarray(y, dtype=np.float64)
