@@ -10,6 +10,7 @@
  *   first order: |c| < 2^31, |y| <= 2^30 -> 2^62; |d| < 2^30, |z| <= 2^30 -> 2^60
  *           total < 2^62 + 2^60 + 2^30 < 2^63
  */
+#include "hge_lockin_cortexm.h"
 #include "hge_lockin_kernels.h"
 
 uint32_t hge_lockin_bw3_state_bytes(void)
@@ -105,6 +106,7 @@ hge_status hge_lockin_bw3_init(hge_lockin_bw3_t *s, const hge_bw3_coeffs_t *coef
     s->k.c1 = coeffs->c[1];
     s->k.nd1 = -coeffs->d;
     s->k.b_shift = coeffs->b_shift;
+    s->k.b_lshift = 32u - coeffs->b_shift;
     s->terms = terms;
     s->n_terms = n_terms;
     s->dc = 0;
@@ -174,7 +176,11 @@ hge_status hge_lockin_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_
         hge_condition_chunk16(x, len, s->dc, buf);
         x += len;
         for (m = 0; m < s->n_terms; ++m) {
+#if defined(HGE_LOCKIN_V7EM)
+            hge_bw3_term_chunk_v7em(&s->terms[m], &s->k, buf, len, s->presum_count);
+#else
             hge_bw3_term_chunk(&s->terms[m], &s->k, buf, len, s->presum_count);
+#endif
         }
         s->presum_count = (s->presum_count + len) % HGE_BW3_DECIMATION;
     }
@@ -261,7 +267,11 @@ hge_status hge_lockin_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, u
         hge_condition_chunk(x, len, s->dc, buf);
         x += len;
         for (m = 0; m < s->n_terms; ++m) {
+#if defined(HGE_LOCKIN_V7EM)
+            hge_boxcar_term_chunk_v7em(&s->terms[m], buf, len);
+#else
             hge_boxcar_term_chunk(&s->terms[m], buf, len);
+#endif
         }
     }
     s->count += n;

@@ -66,13 +66,15 @@ typedef struct {
     uint32_t b_shift; /* 0..32 */
 } hge_bw3_coeffs_t;
 
+/* Field order is used by the Cortex-M4 filter step (one LDM/STM of x1..e2;
+ * checked at compile time in hge_lockin_cortexm.h). */
 typedef struct {
-    int32_t acc;    /* pre-sum of the current group of 8 products, Q6 (< 2^29) */
     int32_t x1, x2; /* previous two biquad inputs (pre-sums), Q6 */
     int32_t y1, y2; /* previous two biquad outputs = first-order inputs, Q6 */
     int32_t z1;     /* previous first-order output = lock-in output, Q6 */
     uint32_t e1;    /* biquad error-feedback remainder, [0, 2^30) */
     uint32_t e2;    /* first-order error-feedback remainder, [0, 2^30) */
+    int32_t acc;    /* pre-sum of the current group of 8 products, Q6 (< 2^29) */
 } hge_bw3_channel_t;
 
 typedef struct {
@@ -85,8 +87,10 @@ typedef struct {
  * denominators negated, so every term is a multiply-accumulate (exact: |a1| <
  * 2^31 - 1 by the stability check, |a2|, |d1| < 2^30, so each negation fits). */
 typedef struct {
-    int32_t b0, b1, b2, na1, na2, c0, c1, nd1;
-    uint32_t b_shift;
+    int32_t b0, b1, b2;
+    uint32_t b_shift;   /* 0..32 */
+    int32_t na1, na2, c0, c1, nd1;
+    uint32_t b_lshift;  /* 32 - b_shift (the Cortex-M4 step's 64-bit shift) */
 } hge_bw3_mac_t;
 
 typedef struct {

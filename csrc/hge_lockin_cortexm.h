@@ -1,0 +1,297 @@
+/*
+ * hge_lockin_cortexm.h - the lock-in's per-terminal kernels for Cortex-M4
+ * (ARMv7E-M with the DSP extension), selected in hge_lockin.c by the compiler's
+ * architecture macros. Internal: included by hge_lockin.c only.
+ *
+ * Every function here computes exactly what the portable kernels of
+ * hge_lockin_kernels.h compute (same integers, bit for bit): the harness runs
+ * the Python model's vectors through them on QEMU (make -C tools/firmware
+ * check) and compares them with the portable kernels over random and edge
+ * states on the target itself (tools/firmware/harness.c, "SELFTEST" line).
+ * What changes is the instruction sequence:
+ *
+ *   - one terminal runs over a whole chunk with phase, step and both pre-sums
+ *     in registers; a complete group of 8 samples is unrolled;
+ *   - the references: the cosine's table nodes are addressed from the table's
+ *     end (index 255 - idx, one SUB) and its fraction is 65535 - f, so the
+ *     quadrant fold is one SBFX + EOR for both; the interpolation
+ *     lo + ((hi - lo) f + 2^15) >> 16 is one MLA with the rounding constant in
+ *     a register (GCC otherwise folds it into an ADD immediate: MUL + ADD);
+ *   - the mixer: one SMMLAR per product (see hge_presum_mac);
+ *   - the filter step of both channels of a terminal: one hand-scheduled
+ *     routine (hge_bw3_step2_v7em) with the channel state in registers (one LDM,
+ *     one STM per channel), the 64-bit b_shift as four register shifts, and
+ *     the saturation as one range check whose rare branch is out of line.
+ */
+#ifndef HGE_LOCKIN_CORTEXM_H
+#define HGE_LOCKIN_CORTEXM_H
+
+#include <stddef.h>
+
+#include "hge_lockin_kernels.h"
+
+#if defined(__ARM_ARCH_7EM__) && defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+#define HGE_LOCKIN_V7EM 1
+
+/* The filter step addresses fields by offset: pin the layouts it assumes. */
+typedef char hge_check_v7em_channel[(offsetof(hge_bw3_channel_t, x1) == 0u && offsetof(hge_bw3_channel_t, x2) == 4u &&
+                                     offsetof(hge_bw3_channel_t, y1) == 8u && offsetof(hge_bw3_channel_t, y2) == 12u &&
+                                     offsetof(hge_bw3_channel_t, z1) == 16u && offsetof(hge_bw3_channel_t, e1) == 20u &&
+                                     offsetof(hge_bw3_channel_t, e2) == 24u && sizeof(hge_bw3_channel_t) == 32u)
+                                        ? 1
+                                        : -1];
+typedef char hge_check_v7em_term[(offsetof(hge_lockin_bw3_term_t, q) == offsetof(hge_lockin_bw3_term_t, i) + 32u) ? 1 : -1];
+typedef char hge_check_v7em_mac[(offsetof(hge_bw3_mac_t, b0) == 0u && offsetof(hge_bw3_mac_t, b1) == 4u &&
+                                 offsetof(hge_bw3_mac_t, b2) == 8u && offsetof(hge_bw3_mac_t, b_shift) == 12u &&
+                                 offsetof(hge_bw3_mac_t, na1) == 16u && offsetof(hge_bw3_mac_t, na2) == 20u &&
+                                 offsetof(hge_bw3_mac_t, c0) == 24u && offsetof(hge_bw3_mac_t, c1) == 28u &&
+                                 offsetof(hge_bw3_mac_t, nd1) == 32u && offsetof(hge_bw3_mac_t, b_lshift) == 36u)
+                                    ? 1
+                                    : -1];
+
+/*
+ * One channel of hge_bw3_step in registers (r0 = channel, r1 = coefficients,
+ * r2 = u; scratch r3, r11, r12, lr; state x1..e2 in r4..r10). Formats, rounding
+ * and saturation as hge_bw3_step:
+ *   biquad  acc = (b0 u + b1 x1 + b2 x2) >> b_shift + na1 y1 + na2 y2 + e1
+ *           (SMULL/SMLAL into r12:lr; the arithmetic shift of the 64-bit sum by
+ *           s = b_shift in [0, 32] is lo' = (lo >> s) | (hi << (32 - s)),
+ *           hi' = hi >> s with register shifts, which give 0 (LSL, LSR) or the
+ *           sign (ASR) for a count of 32, so s = 0 and s = 32 need no branch);
+ *           e1 = acc mod 2^30 (BIC); y = acc >> 30 when acc is in [-2^60, 2^60),
+ *           i.e. hi + 2^28 < 2^29 unsigned, else -2^30 or 2^30 - 1 by sign
+ *           (hge_q30_sat; out of line: a filter only saturates on overload);
+ *   first order  acc = c0 y + c1 y1 + nd1 z1 + e2, e2 and z as above.
+ * No sum overflows int64 (bounds in hge_lockin.c). The new state is stored as
+ * x1 = u, x2 = x1, y1 = y, y2 = y1, z1 = z, e1, e2: one STM, because y is
+ * computed into r5 (x2, dead by then) and z into r7 (y2, dead). L: a digit
+ * that makes this copy's local labels unique.
+ */
+#define HGE_V7EM_CHANNEL(L)                                                                                          \
+    "ldm r0, {r4-r10}\n\t"                                                                                         \
+    "ldrd r3, r11, [r1, #0]\n\t"  /* b0, b1 */                                                                     \
+    "smull r12, lr, r3, r2\n\t"                                                                                    \
+    "smlal r12, lr, r11, r4\n\t"                                                                                   \
+    "ldrd r3, r11, [r1, #8]\n\t"  /* b2, b_shift */                                                                \
+    "smlal r12, lr, r3, r5\n\t"                                                                                    \
+    "ldr r3, [r1, #36]\n\t"       /* 32 - b_shift */                                                               \
+    "lsr r12, r12, r11\n\t"                                                                                        \
+    "lsl r5, lr, r3\n\t"                                                                                           \
+    "orr r12, r12, r5\n\t"                                                                                         \
+    "asr lr, lr, r11\n\t"                                                                                          \
+    "ldrd r3, r11, [r1, #16]\n\t" /* na1, na2 */                                                                   \
+    "smlal r12, lr, r3, r6\n\t"                                                                                    \
+    "smlal r12, lr, r11, r7\n\t"                                                                                   \
+    "adds r12, r12, r9\n\t"                                                                                        \
+    "adc lr, lr, #0\n\t"                                                                                           \
+    "bic r9, r12, #0xC0000000\n\t"                                                                                 \
+    "add r3, lr, #0x10000000\n\t"                                                                                  \
+    "cmp r3, #0x20000000\n\t"                                                                                      \
+    "bhs " #L "1f\n\t"                                                                                             \
+    "lsr r5, r12, #30\n\t"                                                                                         \
+    "orr r5, r5, lr, lsl #2\n"                                                                                     \
+    #L "2:\n\t"                                                                                                    \
+    "ldrd r3, r11, [r1, #24]\n\t" /* c0, c1 */                                                                     \
+    "smull r12, lr, r3, r5\n\t"                                                                                    \
+    "smlal r12, lr, r11, r6\n\t"                                                                                   \
+    "ldr r3, [r1, #32]\n\t"       /* nd1 */                                                                        \
+    "smlal r12, lr, r3, r8\n\t"                                                                                    \
+    "adds r12, r12, r10\n\t"                                                                                       \
+    "adc lr, lr, #0\n\t"                                                                                           \
+    "bic r10, r12, #0xC0000000\n\t"                                                                                \
+    "add r3, lr, #0x10000000\n\t"                                                                                  \
+    "cmp r3, #0x20000000\n\t"                                                                                      \
+    "bhs " #L "3f\n\t"                                                                                             \
+    "lsr r7, r12, #30\n\t"                                                                                         \
+    "orr r7, r7, lr, lsl #2\n"                                                                                     \
+    #L "4:\n\t"                                                                                                    \
+    "stm r0, {r2, r4, r5, r6, r7, r9, r10}\n\t"
+
+/* The saturated outputs of one channel copy: 2^30 - 1 for a positive sum,
+ * -2^30 for a negative one (hi = lr holds the sign), then back. */
+#define HGE_V7EM_SATURATE(L)                                                                                         \
+    #L "1:\n\t"                                                                                                    \
+    "mvn r5, #0xC0000000\n\t"                                                                                      \
+    "cmp lr, #0\n\t"                                                                                               \
+    "it lt\n\t"                                                                                                    \
+    "movlt r5, #0xC0000000\n\t"                                                                                    \
+    "b " #L "2b\n"                                                                                                 \
+    #L "3:\n\t"                                                                                                    \
+    "mvn r7, #0xC0000000\n\t"                                                                                      \
+    "cmp lr, #0\n\t"                                                                                               \
+    "it lt\n\t"                                                                                                    \
+    "movlt r7, #0xC0000000\n\t"                                                                                    \
+    "b " #L "4b\n\t"
+
+/*
+ * hge_bw3_step(&t->i, k, u_i) then hge_bw3_step(&t->q, k, u_q), for
+ * ch = &t->i (the q channel follows 32 bytes later). AAPCS: r0 = ch, r1 = k,
+ * r2 = u_i, r3 = u_q (kept on the stack for the second channel). Leaves the
+ * pre-sums (acc fields) alone: the caller keeps them in registers.
+ */
+#define HGE_V7EM_ARG __attribute__((unused)) /* read by the asm from r0-r3, not by C */
+__attribute__((naked, noinline)) static void hge_bw3_step2_v7em(HGE_V7EM_ARG hge_bw3_channel_t *ch,
+                                                                 HGE_V7EM_ARG const hge_bw3_mac_t *k,
+                                                                 HGE_V7EM_ARG int32_t u_i, HGE_V7EM_ARG int32_t u_q)
+{
+    __asm__ volatile("push {r3-r11, lr}\n\t" HGE_V7EM_CHANNEL(1) "ldr r2, [sp]\n\t"
+                     "add r0, r0, #32\n\t" HGE_V7EM_CHANNEL(2) "pop {r3-r11, pc}\n" HGE_V7EM_SATURATE(1)
+                         HGE_V7EM_SATURATE(2));
+}
+
+/*
+ * One sample of one terminal, ARMv7E-M: the references of `ph` (identical to
+ * hge_sincos_q22) and what each filter does with them. Written as one asm
+ * block so that the instruction sequence is this one (GCC's scheduler
+ * otherwise interleaves the unrolled samples and spills):
+ *
+ *   pos = ph ^ (bit 30 of ph ? ~0 : 0)   odd quadrants mirror (SBFX, EOR)
+ *   idx = pos[29:22], f = pos[21:6]      the sine's segment and fraction
+ *   sv  = lo + ((d f + 2^15) >> 16)       d = hi - lo; one MLA, kr = 2^15
+ *   the cosine reads the mirrored position: segment 255 - idx (its nodes'
+ *   address tend - 4 idx, tend = &table[255]) and fraction 65535 - f = ~f + 2^16,
+ *   so cv = lo + ((d (~f + 2^16) + 2^15) >> 16) = hi + ((d ~f + 2^15) >> 16)
+ *   (d 2^16 leaves the floor exactly; |d ~f| <= 25736 2^16 < 2^31: no overflow);
+ *   signs: sin < 0 when ph >= 2^31, cos < 0 when ph + 2^30 >= 2^31 (mod 2^32):
+ *   v = (v ^ m) - m with m = that bit spread (an ASR #31 operand).
+ * Then ph += st.
+ */
+#define HGE_V7EM_REFS                                                                                                \
+    "sbfx %[t0], %[ph], #30, #1\n\t"                                                                               \
+    "eor %[t0], %[t0], %[ph]\n\t"                                                                                  \
+    "ubfx %[ix], %[t0], #22, #8\n\t"                                                                               \
+    "ubfx %[t0], %[t0], #6, #16\n\t"                                                                               \
+    "add %[lo], %[tbl], %[ix], lsl #2\n\t"                                                                         \
+    "ldrd %[lo], %[hi], [%[lo]]\n\t"                                                                               \
+    "sub %[hi], %[hi], %[lo]\n\t"                                                                                  \
+    "mla %[hi], %[hi], %[t0], %[kr]\n\t"                                                                           \
+    "add %[lo], %[lo], %[hi], asr #16\n\t"                                                                         \
+    "eor %[lo], %[lo], %[ph], asr #31\n\t"                                                                         \
+    "sub %[lo], %[lo], %[ph], asr #31\n\t" /* lo = sin */
+
+#define HGE_V7EM_COS                                                                                                 \
+    "sub %[ix], %[tend], %[ix], lsl #2\n\t"                                                                        \
+    "ldrd %[ix], %[hi], [%[ix]]\n\t"                                                                               \
+    "mvn %[t0], %[t0]\n\t"                                                                                         \
+    "sub %[ix], %[hi], %[ix]\n\t"                                                                                  \
+    "mla %[ix], %[ix], %[t0], %[kr]\n\t"                                                                           \
+    "add %[hi], %[hi], %[ix], asr #16\n\t"                                                                         \
+    "add %[t0], %[ph], #0x40000000\n\t"                                                                            \
+    "eor %[hi], %[hi], %[t0], asr #31\n\t"                                                                         \
+    "sub %[hi], %[hi], %[t0], asr #31\n\t" /* hi = cos */
+
+/* Butterworth: both products into the pre-sums, rounded as hge_presum_mac
+ * (SMMLAR of 16 x' and 512 ref: (x' ref + 2^18) >> 19). */
+#define HGE_V7EM_BW3_SAMPLE(xv)                                                                                      \
+    do {                                                                                                           \
+        int32_t t0_, ix_, lo_, hi_;                                                                                \
+        __asm__(HGE_V7EM_REFS "lsl %[lo], %[lo], #9\n\t"                                                           \
+                "smmlar %[ai], %[x], %[lo], %[ai]\n\t" HGE_V7EM_COS "lsl %[hi], %[hi], #9\n\t"                     \
+                "smmlar %[aq], %[x], %[hi], %[aq]\n\t"                                                             \
+                "add %[ph], %[ph], %[st]"                                                                          \
+                : [ph] "+r"(phase), [ai] "+r"(acc_i), [aq] "+r"(acc_q), [t0] "=&r"(t0_), [ix] "=&r"(ix_),          \
+                  [lo] "=&r"(lo_), [hi] "=&r"(hi_)                                                                 \
+                : [x] "r"(xv), [st] "r"(step), [tbl] "r"(tbl), [tend] "r"(tend), [kr] "r"(k_round),              \
+                  "m"(*(const int32_t(*)[HGE_SINE_TABLE_SIZE + 1u])hge_sine_table));                              \
+    } while (0)
+
+/*
+ * hge_bw3_term_chunk for ARMv7E-M: the same integers. Runs a partial group up
+ * to its end (if the chunk starts inside one), then whole groups of 8 with the
+ * samples unrolled, then the partial rest.
+ */
+static void hge_bw3_term_chunk_v7em(hge_lockin_bw3_term_t *tp, const hge_bw3_mac_t *k, const int32_t *x16,
+                                    uint32_t len, uint32_t count)
+{
+    uint32_t phase = tp->nco.phase;
+    const uint32_t step = tp->nco.step;
+    int32_t acc_i = tp->i.acc;
+    int32_t acc_q = tp->q.acc;
+    const int32_t k_round = 32768;
+    const int32_t *tbl = hge_sine_table;
+    const int32_t *tend = hge_sine_table + 255;
+    const int32_t *x = x16;
+    const int32_t *end = x16 + len;
+    while (x < end && count != 0u) {
+        HGE_V7EM_BW3_SAMPLE(*x);
+        ++x;
+        if (++count == HGE_BW3_DECIMATION) {
+            hge_bw3_step2_v7em(&tp->i, k, acc_i, acc_q);
+            acc_i = 0;
+            acc_q = 0;
+            count = 0u;
+        }
+    }
+    while ((uint32_t)(end - x) >= HGE_BW3_DECIMATION) {
+        HGE_V7EM_BW3_SAMPLE(x[0]);
+        HGE_V7EM_BW3_SAMPLE(x[1]);
+        HGE_V7EM_BW3_SAMPLE(x[2]);
+        HGE_V7EM_BW3_SAMPLE(x[3]);
+        HGE_V7EM_BW3_SAMPLE(x[4]);
+        HGE_V7EM_BW3_SAMPLE(x[5]);
+        HGE_V7EM_BW3_SAMPLE(x[6]);
+        HGE_V7EM_BW3_SAMPLE(x[7]);
+        x += HGE_BW3_DECIMATION;
+        hge_bw3_step2_v7em(&tp->i, k, acc_i, acc_q);
+        acc_i = 0;
+        acc_q = 0;
+    }
+    while (x < end) { /* fewer than 8 left, and count == 0 here: no group completes */
+        HGE_V7EM_BW3_SAMPLE(*x);
+        ++x;
+    }
+    tp->nco.phase = phase;
+    tp->i.acc = acc_i;
+    tp->q.acc = acc_q;
+}
+
+/* Integrate-and-dump: acc += x' ref, exact (SMLAL into the 64-bit sums). */
+#define HGE_V7EM_BOX_SAMPLE(xv)                                                                                      \
+    do {                                                                                                           \
+        int32_t t0_, ix_, lo_, hi_;                                                                                \
+        __asm__(HGE_V7EM_REFS "smlal %[ail], %[aih], %[x], %[lo]\n\t" HGE_V7EM_COS                               \
+                "smlal %[aql], %[aqh], %[x], %[hi]\n\t"                                                            \
+                "add %[ph], %[ph], %[st]"                                                                          \
+                : [ph] "+r"(phase), [ail] "+r"(ai_lo), [aih] "+r"(ai_hi), [aql] "+r"(aq_lo), [aqh] "+r"(aq_hi),    \
+                  [t0] "=&r"(t0_), [ix] "=&r"(ix_), [lo] "=&r"(lo_), [hi] "=&r"(hi_)                               \
+                : [x] "r"(xv), [st] "r"(step), [tbl] "r"(tbl), [tend] "r"(tend), [kr] "r"(k_round),              \
+                  "m"(*(const int32_t(*)[HGE_SINE_TABLE_SIZE + 1u])hge_sine_table));                              \
+    } while (0)
+
+/* hge_boxcar_term_chunk for ARMv7E-M: the same exact sums, unrolled by 4. The
+ * 64-bit sums live as two's-complement word pairs (SMLAL's operands). */
+static void hge_boxcar_term_chunk_v7em(hge_lockin_boxcar_term_t *tp, const int32_t *xc, uint32_t len)
+{
+    uint32_t phase = tp->nco.phase;
+    const uint32_t step = tp->nco.step;
+    uint64_t ui = (uint64_t)tp->acc_i;
+    uint64_t uq = (uint64_t)tp->acc_q;
+    uint32_t ai_lo = (uint32_t)ui, ai_hi = (uint32_t)(ui >> 32);
+    uint32_t aq_lo = (uint32_t)uq, aq_hi = (uint32_t)(uq >> 32);
+    const int32_t k_round = 32768;
+    const int32_t *tbl = hge_sine_table;
+    const int32_t *tend = hge_sine_table + 255;
+    const int32_t *x = xc;
+    const int32_t *end = xc + len;
+    while ((uint32_t)(end - x) >= 4u) {
+        HGE_V7EM_BOX_SAMPLE(x[0]);
+        HGE_V7EM_BOX_SAMPLE(x[1]);
+        HGE_V7EM_BOX_SAMPLE(x[2]);
+        HGE_V7EM_BOX_SAMPLE(x[3]);
+        x += 4;
+    }
+    while (x < end) {
+        HGE_V7EM_BOX_SAMPLE(*x);
+        ++x;
+    }
+    tp->nco.phase = phase;
+    /* Back to int64 without an implementation-defined conversion: |sum| < 2^62. */
+    ui = ((uint64_t)ai_hi << 32) | ai_lo;
+    uq = ((uint64_t)aq_hi << 32) | aq_lo;
+    tp->acc_i = (ui >> 63) ? -(int64_t)(~ui) - 1 : (int64_t)ui;
+    tp->acc_q = (uq >> 63) ? -(int64_t)(~uq) - 1 : (int64_t)uq;
+}
+
+#endif /* ARMv7E-M */
+
+#endif /* HGE_LOCKIN_CORTEXM_H */
