@@ -143,6 +143,7 @@ hge_status hge_lockin_bw3_set_dc(hge_lockin_bw3_t *s, int32_t dc)
     return HGE_OK;
 }
 
+#if !defined(HGE_LOCKIN_V6M)
 /* x'' = 16 sat24(x - dc) for a chunk: conditioned once per chunk (not per
  * terminal), prescaled for hge_presum_mac (|x''| <= 2^27). */
 static void hge_condition_chunk16(const int32_t *x, uint32_t n, int32_t dc, int32_t *out)
@@ -152,6 +153,7 @@ static void hge_condition_chunk16(const int32_t *x, uint32_t n, int32_t dc, int3
         out[j] = hge_condition(x[j], dc) * 16;
     }
 }
+#endif
 
 static void hge_condition_chunk(const int32_t *x, uint32_t n, int32_t dc, int32_t *out)
 {
@@ -161,9 +163,26 @@ static void hge_condition_chunk(const int32_t *x, uint32_t n, int32_t dc, int32_
     }
 }
 
+#if defined(HGE_LOCKIN_V6M)
+/* x' and x' >> 8 side by side, for hge_bw3_term_chunk_v6m. */
+static void hge_condition_chunk_pairs(const int32_t *x, uint32_t n, int32_t dc, int32_t *out)
+{
+    uint32_t j;
+    for (j = 0; j < n; ++j) {
+        int32_t v = hge_condition(x[j], dc);
+        out[2u * j] = v;
+        out[2u * j + 1u] = v >> 8;
+    }
+}
+#endif
+
 hge_status hge_lockin_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n)
 {
+#if defined(HGE_LOCKIN_V6M)
+    int32_t buf[2u * HGE_CHUNK];
+#else
     int32_t buf[HGE_CHUNK];
+#endif
     uint32_t remaining = n;
     uint32_t m;
     if (s == 0 || x == 0 || s->terms == 0) {
@@ -173,11 +192,17 @@ hge_status hge_lockin_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_
      * in locals while it runs over the chunk. */
     while (remaining > 0u) {
         uint32_t len = hge_next_chunk(&remaining);
+#if defined(HGE_LOCKIN_V6M)
+        hge_condition_chunk_pairs(x, len, s->dc, buf);
+#else
         hge_condition_chunk16(x, len, s->dc, buf);
+#endif
         x += len;
         for (m = 0; m < s->n_terms; ++m) {
 #if defined(HGE_LOCKIN_V7EM)
             hge_bw3_term_chunk_v7em(&s->terms[m], &s->k, buf, len, s->presum_count);
+#elif defined(HGE_LOCKIN_V6M)
+            hge_bw3_term_chunk_v6m(&s->terms[m], &s->k, buf, len, s->presum_count);
 #else
             hge_bw3_term_chunk(&s->terms[m], &s->k, buf, len, s->presum_count);
 #endif

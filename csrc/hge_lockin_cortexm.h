@@ -294,4 +294,73 @@ static void hge_boxcar_term_chunk_v7em(hge_lockin_boxcar_term_t *tp, const int32
 
 #endif /* ARMv7E-M */
 
+#if defined(__ARM_ARCH_6M__)
+#define HGE_LOCKIN_V6M 1
+/*
+ * ARMv6-M (Cortex-M0/M0+): the Butterworth terminal over a chunk, the same
+ * integers as hge_bw3_term_chunk. Differences in the instruction stream only:
+ *   - the chunk holds x' and xs = x' >> 8 side by side (conditioned once per
+ *     chunk for all terminals), the operands of hge_presum_mac_pieces;
+ *   - the cosine: as in the Cortex-M4 path, segment 255 - idx and
+ *     cv = hi + ((d ~f + 2^15) >> 16) (derivation there), one fold for both;
+ *   - phase, step and the pre-sums stay in locals over the chunk.
+ */
+static inline int32_t hge_v6m_mix(int32_t acc, int32_t xv, int32_t xs, int32_t ref)
+{
+    /* hge_presum_mac_pieces with x' and x' >> 8 given (derivation there). */
+    int32_t qh = (xs * (ref >> 7)) >> 4;
+    uint32_t fb = (uint32_t)xv * (uint32_t)ref - ((uint32_t)qh << 19) + 0x80040000u;
+    return acc + (qh - 4096) + (int32_t)(fb >> 19);
+}
+
+/* The filter step out of line: inlined, its 64-bit temporaries force the
+ * sample loop's locals onto the stack (measured: more instructions). */
+__attribute__((noinline)) static void hge_bw3_step2_v6m(hge_lockin_bw3_term_t *tp, const hge_bw3_mac_t *k,
+                                                        int32_t u_i, int32_t u_q)
+{
+    hge_bw3_step(&tp->i, k, u_i);
+    hge_bw3_step(&tp->q, k, u_q);
+}
+
+static void hge_bw3_term_chunk_v6m(hge_lockin_bw3_term_t *tp, const hge_bw3_mac_t *k, const int32_t *xp,
+                                   uint32_t len, uint32_t count)
+{
+    uint32_t phase = tp->nco.phase;
+    const uint32_t step = tp->nco.step;
+    int32_t acc_i = tp->i.acc;
+    int32_t acc_q = tp->q.acc;
+    const int32_t *x = xp;
+    const int32_t *end = xp + 2u * len;
+    while (x < end) {
+        uint32_t pos = phase ^ (uint32_t)((int32_t)(phase << 1) >> 31);
+        uint32_t idx = (pos << 2) >> 24;
+        int32_t f = (int32_t)((pos << 10) >> 16);
+        const int32_t *ns = &hge_sine_table[idx];
+        const int32_t *nc = &hge_sine_table[255u - idx];
+        int32_t d = ns[1] - ns[0];
+        int32_t sv = ns[0] + ((d * f + 32768) >> 16);
+        int32_t cv;
+        int32_t m = (int32_t)phase >> 31;
+        d = nc[1] - nc[0];
+        cv = nc[1] + ((d * ~f + 32768) >> 16);
+        sv = (sv ^ m) - m;
+        m = (int32_t)(phase + HGE_QUARTER_TURN) >> 31;
+        cv = (cv ^ m) - m;
+        phase += step;
+        acc_i = hge_v6m_mix(acc_i, x[0], x[1], sv);
+        acc_q = hge_v6m_mix(acc_q, x[0], x[1], cv);
+        x += 2;
+        if (++count == HGE_BW3_DECIMATION) {
+            count = 0u;
+            hge_bw3_step2_v6m(tp, k, acc_i, acc_q);
+            acc_i = 0;
+            acc_q = 0;
+        }
+    }
+    tp->nco.phase = phase;
+    tp->i.acc = acc_i;
+    tp->q.acc = acc_q;
+}
+#endif /* ARMv6-M */
+
 #endif /* HGE_LOCKIN_CORTEXM_H */

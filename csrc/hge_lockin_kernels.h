@@ -68,30 +68,65 @@ static inline int32_t hge_q30_sat(int64_t acc)
 }
 
 /*
- * a0 b0 + a1 b1 + a2 b2, exact in int64, from 32-bit multiplies only: the
- * filter's sums of products on ARMv6-M (Cortex-M0/M0+), which has no 32x32->64
- * multiply (GCC would call libgcc's 64 x 64 __aeabi_lmul for each product).
+ * a0 b0 + a1 b1 + a2 b2, exact in int64, from 32-bit multiplies and 32-bit
+ * sums only: the filter's sums of products on ARMv6-M (Cortex-M0/M0+), which
+ * has no 32x32->64 multiply (GCC would call libgcc's 64 x 64 __aeabi_lmul for
+ * each product) and whose 64-bit additions cost a carry chain each.
  * With a = ah 2^16 + al, b = bh 2^16 + bl (ah, bh = floor(. / 2^16), al, bl in
- * [0, 2^16)):  sum a b = 2^32 P + 2^16 M + L,  P = sum ah bh, M = sum (ah bl + al bh),
- * L = sum al bl. Each piece product fits int32 (|ah bl|, |al bh| < 2^31) or uint32
- * (al bl < 2^32); M and L are summed in int64 and P in int32, which needs
- * sum |ah bh| < 2^31: true for every sum in hge_bw3_step (coefficients |.| < 2^31,
- * so |ah| <= 2^15; signals |.| <= 2^30, so |bh| <= 2^14: three terms < 3 2^29,
- * bounds in hge_lockin.c). Pass a2 = b2 = 0 for two terms. Tested on the host
- * against the plain sum (tests/test_lockin_edges.py) and on QEMU by the vectors.
+ * [0, 2^16)), every piece product fits 32 bits: ah bh and the cross products
+ * t = ah bl, al bh in int32 (|ah| <= 2^15, bl < 2^16; al < 2^16, |bh| <= 2^14),
+ * u = al bl in uint32. Each t is split once more, t = 2^16 (t >> 16) + (t mod
+ * 2^16), and each u as u = 2^16 (u >> 16) + (u mod 2^16), so
+ *   sum a b = 2^32 H + 2^16 MID + LO,
+ *   H   = sum ah bh + sum (t >> 16)       (int32: < 3 2^29 + 6 2^15)
+ *   MID = sum (t mod 2^16) + sum (u >> 16) (< 9 2^16)
+ *   LO  = sum (u mod 2^16)                (< 3 2^16),
+ * three 32-bit accumulators with no carries between them, normalised once at
+ * the end (MID += LO >> 16, H += MID >> 16). The bound on sum |ah bh| < 3 2^29
+ * holds for every sum in hge_bw3_step (coefficients |.| < 2^31, so |ah| <= 2^15;
+ * signals |.| <= 2^30, so |bh| <= 2^14; bounds in hge_lockin.c). Pass a2 = b2 = 0
+ * for two terms. Tested on the host against the plain sum
+ * (tests/test_lockin_edges.py) and on QEMU by the vectors.
  */
+/* x mod 2^16. On ARMv6-M one UXTH (GCC emits LSLS + LSRS for the mask). */
+static inline uint32_t hge_lo16(uint32_t x)
+{
+#if defined(__ARM_ARCH_6M__) && defined(__GNUC__)
+    uint32_t r;
+    __asm__("uxth %0, %1" : "=l"(r) : "l"(x));
+    return r;
+#else
+    return x & 0xFFFFu;
+#endif
+}
+
+#define HGE_DOT_PIECE(a, b)                                                                                          \
+    do {                                                                                                           \
+        int32_t ah_ = (a) >> 16;                                                                                   \
+        int32_t bh_ = (b) >> 16;                                                                                   \
+        uint32_t al_ = hge_lo16((uint32_t)(a));                                                                    \
+        uint32_t bl_ = hge_lo16((uint32_t)(b));                                                                    \
+        int32_t t_ = ah_ * (int32_t)bl_;                                                                           \
+        uint32_t u_ = al_ * bl_;                                                                                   \
+        h += ah_ * bh_ + (t_ >> 16);                                                                               \
+        mid += hge_lo16((uint32_t)t_);                                                                             \
+        t_ = (int32_t)al_ * bh_;                                                                                   \
+        h += t_ >> 16;                                                                                             \
+        mid += hge_lo16((uint32_t)t_) + (u_ >> 16);                                                                \
+        lo += hge_lo16(u_);                                                                                        \
+    } while (0)
+
 static inline int64_t hge_dot3_pieces(int32_t a0, int32_t b0, int32_t a1, int32_t b1, int32_t a2, int32_t b2)
 {
-    int32_t ah0 = a0 >> 16, ah1 = a1 >> 16, ah2 = a2 >> 16;
-    int32_t bh0 = b0 >> 16, bh1 = b1 >> 16, bh2 = b2 >> 16;
-    uint32_t al0 = (uint32_t)a0 & 0xFFFFu, al1 = (uint32_t)a1 & 0xFFFFu, al2 = (uint32_t)a2 & 0xFFFFu;
-    uint32_t bl0 = (uint32_t)b0 & 0xFFFFu, bl1 = (uint32_t)b1 & 0xFFFFu, bl2 = (uint32_t)b2 & 0xFFFFu;
-    int32_t p = ah0 * bh0 + ah1 * bh1 + ah2 * bh2;
-    int64_t m = (int64_t)(ah0 * (int32_t)bl0) + (int64_t)((int32_t)al0 * bh0) +
-                (int64_t)(ah1 * (int32_t)bl1) + (int64_t)((int32_t)al1 * bh1) +
-                (int64_t)(ah2 * (int32_t)bl2) + (int64_t)((int32_t)al2 * bh2);
-    int64_t l = (int64_t)(al0 * bl0) + (int64_t)(al1 * bl1) + (int64_t)(al2 * bl2);
-    return (int64_t)p * 4294967296LL + m * 65536 + l;
+    int32_t h = 0;
+    uint32_t mid = 0u;
+    uint32_t lo = 0u;
+    HGE_DOT_PIECE(a0, b0);
+    HGE_DOT_PIECE(a1, b1);
+    HGE_DOT_PIECE(a2, b2);
+    mid += lo >> 16;
+    h += (int32_t)(mid >> 16);
+    return (int64_t)h * 4294967296LL + (int64_t)((mid << 16) | (lo & 0xFFFFu));
 }
 
 static inline int64_t hge_dot3(int32_t a0, int32_t b0, int32_t a1, int32_t b1, int32_t a2, int32_t b2)
@@ -138,25 +173,32 @@ static inline void hge_bw3_step(hge_bw3_channel_t *c, const hge_bw3_mac_t *k, in
  */
 /*
  * The same term from 32-bit products only, for cores without a 32x32->64
- * multiply (ARMv6-M: Cortex-M0/M0+, where an int64 product is a libgcc call).
- * With x' = x16 / 16 = xh 2^12 + xl (xl in [0, 2^12), |xh| <= 2^11) and
- * ref = rh 2^11 + rl (rl in [0, 2^11), |rh| <= 2^11):
- *   x' ref = A 2^23 + (2 B + C) 2^11 + D,  A = xh rh, B = xh rl, C = xl rh, D = xl rl
- * (|A| <= 2^22, |B|, |C|, D < 2^23, |2B + C| < 2^25: every product and sum fits
- * int32), and since floor(floor(y) / k) = floor(y / k) for integers k,
- *   (x' ref + 2^18) >> 19 = 16 A + ((2 B + C + ((D + 2^18) >> 11)) >> 8),
- * the same integer as hge_presum_mac's term (tested on the host against it and
- * the model in tests/test_lockin_edges.py, and on QEMU by the vectors).
+ * multiply (ARMv6-M: Cortex-M0/M0+, where an int64 product is a libgcc call):
+ * two MULS, no 64-bit arithmetic. The low word of x' ref is exact from one
+ * 32-bit multiply (mod 2^32); a coarse product fixes the high part to within
+ * 2^31, and together they give the exact product.
+ * With x' = 2^8 xs + xl (xs = x' >> 8 in [-2^15, 2^15), xl in [0, 255]) and
+ * ref = 2^7 rs + rl (rs = ref >> 7 in [-2^15, 2^15), rl in [0, 127]):
+ *   x' ref = 2^15 Q + E,  Q = xs rs (|Q| <= 2^30: int32),
+ *   E = 2^8 xs rl + 2^7 xl rs + xl rl,
+ *   |E| <= 127 2^23 + 255 2^22 + 255 127 = 509 2^22 + 32385 < 2^31 - 2^23.
+ * Write Q = 16 Qh + Ql (Qh = Q >> 4, Ql in [0, 15]) and F = x' ref - 2^19 Qh
+ * = E + 2^15 Ql, so -2^31 < F and F + 2^18 < 509 2^22 + 2^15 + 2^19 + 2^18 < 2^31:
+ * F is the int32 that is congruent to x' ref - 2^19 Qh mod 2^32, i.e.
+ * (uint32) x' * (uint32) ref - (uint32) Qh << 19, wrapping (defined for uint32).
+ * Since 2^19 Qh is a multiple of 2^19, the floor splits off exactly:
+ *   (x' ref + 2^18) >> 19 = Qh + ((F + 2^18) >> 19).
+ * The last shift is taken on F + 2^18 + 2^31 (in [0, 2^32): unsigned, no
+ * implementation-defined conversion) and the 2^12 this adds is taken off again.
+ * Tested on the host against the model at the split points and the extremes
+ * (tests/test_lockin_edges.py) and on QEMU by the vectors.
  */
 static inline int32_t hge_presum_mac_pieces(int32_t acc, int32_t x16, int32_t ref)
 {
-    int32_t xv = x16 >> 4; /* exact: x16 is 16 x' (arithmetic shift, hge_types.h) */
-    int32_t xh = xv >> 12;
-    int32_t xl = xv & 4095;
-    int32_t rh = ref >> 11;
-    int32_t rl = ref & 2047;
-    int32_t s = 2 * (xh * rl) + xl * rh + ((xl * rl + 262144) >> 11);
-    return acc + 16 * (xh * rh) + (s >> 8);
+    int32_t xv = x16 >> 4; /* x', exact: x16 is 16 x' (arithmetic shift, hge_types.h) */
+    int32_t qh = ((xv >> 8) * (ref >> 7)) >> 4;
+    uint32_t fb = (uint32_t)xv * (uint32_t)ref - ((uint32_t)qh << 19) + 0x80040000u; /* F + 2^18 + 2^31 */
+    return acc + (qh - 4096) + (int32_t)(fb >> 19);
 }
 
 static inline int32_t hge_presum_mac(int32_t acc, int32_t x16, int32_t ref)
