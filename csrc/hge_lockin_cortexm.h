@@ -331,7 +331,16 @@ static void hge_bw3_term_chunk_v6m(hge_lockin_bw3_term_t *tp, const hge_bw3_mac_
     int32_t acc_q = tp->q.acc;
     const int32_t *x = xp;
     const int32_t *end = xp + 2u * len;
+#if !defined(__OPTIMIZE_SIZE__)
+    const int32_t *tbl = hge_sine_table;
+    /* &table[255 - idx] = 2 table + 1020 - &table[idx]: one SUBS from a constant. */
+    const uintptr_t ktc = 2u * (uintptr_t)hge_sine_table + 1020u;
+    const int32_t k15 = 32768;
+#endif
     while (x < end) {
+#if defined(__OPTIMIZE_SIZE__)
+        /* -Os: GCC keeps r8-r12 out of Thumb-1 register allocation, too few
+         * registers for the asm below; the same steps in C. */
         uint32_t pos = phase ^ (uint32_t)((int32_t)(phase << 1) >> 31);
         uint32_t idx = (pos << 2) >> 24;
         int32_t f = (int32_t)((pos << 10) >> 16);
@@ -349,6 +358,85 @@ static void hge_bw3_term_chunk_v6m(hge_lockin_bw3_term_t *tp, const hge_bw3_mac_
         phase += step;
         acc_i = hge_v6m_mix(acc_i, x[0], x[1], sv);
         acc_q = hge_v6m_mix(acc_q, x[0], x[1], cv);
+#else
+        int32_t sv;
+        int32_t cv;
+        int32_t t0;
+        int32_t t1;
+        /* References (hge_v7em's derivation, in ARMv6-M instructions): pos =
+         * ph ^ (bit 30 spread); 4 idx = (pos << 2) >> 24 << 2; f = (pos << 10) >> 16;
+         * sv = lo + ((d f + 2^15) >> 16); cosine nodes at ktc - &table[idx]:
+         * cv = hi + ((d ~f + 2^15) >> 16); then the signs. */
+        __asm__(".syntax unified\n\t" /* GCC hands Thumb-1 inline asm over in divided syntax */
+                "lsls %[t0], %[ph], #1\n\t"
+                "asrs %[t0], %[t0], #31\n\t"
+                "eors %[t0], %[ph]\n\t"
+                "lsls %[t1], %[t0], #2\n\t"
+                "lsrs %[t1], %[t1], #24\n\t"
+                "lsls %[t1], %[t1], #2\n\t"
+                "add %[t1], %[tbl]\n\t"
+                "ldr %[s], [%[t1]]\n\t"
+                "ldr %[c], [%[t1], #4]\n\t"
+                "lsls %[t0], %[t0], #10\n\t"
+                "lsrs %[t0], %[t0], #16\n\t"
+                "subs %[c], %[c], %[s]\n\t"
+                "muls %[c], %[t0], %[c]\n\t"
+                "add %[c], %[k15]\n\t"
+                "asrs %[c], %[c], #16\n\t"
+                "adds %[s], %[s], %[c]\n\t"
+                "mov %[c], %[ktc]\n\t"
+                "subs %[t1], %[c], %[t1]\n\t"
+                "ldr %[c], [%[t1]]\n\t"
+                "ldr %[t1], [%[t1], #4]\n\t"
+                "subs %[c], %[t1], %[c]\n\t"
+                "mvns %[t0], %[t0]\n\t"
+                "muls %[c], %[t0], %[c]\n\t"
+                "add %[c], %[k15]\n\t"
+                "asrs %[c], %[c], #16\n\t"
+                "adds %[c], %[c], %[t1]\n\t"
+                "asrs %[t0], %[ph], #31\n\t"
+                "eors %[s], %[t0]\n\t"
+                "subs %[s], %[s], %[t0]\n\t"
+                "lsls %[t1], %[ph], #1\n\t"
+                "asrs %[t1], %[t1], #31\n\t"
+                "eors %[t1], %[t0]\n\t" /* bit 31 ^ bit 30 of ph = bit 31 of ph + 2^30 */
+                "eors %[c], %[t1]\n\t"
+                "subs %[c], %[c], %[t1]\n\t"
+                "add %[ph], %[st]"
+                : [ph] "+l"(phase), [s] "=&l"(sv), [c] "=&l"(cv), [t0] "=&l"(t0), [t1] "=&l"(t1)
+                : [tbl] "r"(tbl), [ktc] "r"(ktc), [k15] "r"(k15), [st] "r"(step),
+                  "m"(*(const int32_t(*)[HGE_SINE_TABLE_SIZE + 1u])hge_sine_table)
+                : "cc");
+        /* Both mixer terms: hge_presum_mac_pieces, with the last shift arithmetic
+         * (F + 2^18 is an int32, see there) and its rounding as
+         * floor((floor(F / 2^18) + 1) / 2) = floor((F + 2^18) / 2^19): no constants. */
+        __asm__(".syntax unified\n\t"
+                "asrs %[t0], %[s], #7\n\t"
+                "muls %[t0], %[xs], %[t0]\n\t"
+                "asrs %[t0], %[t0], #4\n\t"
+                "muls %[s], %[xv], %[s]\n\t"
+                "lsls %[t1], %[t0], #19\n\t"
+                "subs %[s], %[s], %[t1]\n\t"
+                "asrs %[s], %[s], #18\n\t"
+                "adds %[s], %[s], #1\n\t"
+                "asrs %[s], %[s], #1\n\t"
+                "add %[ai], %[t0]\n\t"
+                "add %[ai], %[s]\n\t"
+                "asrs %[t0], %[c], #7\n\t"
+                "muls %[t0], %[xs], %[t0]\n\t"
+                "asrs %[t0], %[t0], #4\n\t"
+                "muls %[c], %[xv], %[c]\n\t"
+                "lsls %[t1], %[t0], #19\n\t"
+                "subs %[c], %[c], %[t1]\n\t"
+                "asrs %[c], %[c], #18\n\t"
+                "adds %[c], %[c], #1\n\t"
+                "asrs %[c], %[c], #1\n\t"
+                "add %[aq], %[t0]\n\t"
+                "add %[aq], %[c]"
+                : [ai] "+r"(acc_i), [aq] "+r"(acc_q), [s] "+l"(sv), [c] "+l"(cv), [t0] "=&l"(t0), [t1] "=&l"(t1)
+                : [xv] "l"(x[0]), [xs] "l"(x[1])
+                : "cc");
+#endif
         x += 2;
         if (++count == HGE_BW3_DECIMATION) {
             count = 0u;
