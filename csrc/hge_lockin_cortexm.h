@@ -180,6 +180,20 @@ __attribute__((naked, noinline)) static void hge_bw3_step2_v7em(HGE_V7EM_ARG hge
     "eor %[hi], %[hi], %[t0], asr #31\n\t"                                                                         \
     "sub %[hi], %[hi], %[t0], asr #31\n\t" /* hi = cos */
 
+/* The same with the cosine's nodes addressed from the table's start (one more
+ * instruction, one register fewer: integrate-and-dump's 64-bit sums take two). */
+#define HGE_V7EM_COS_NARROW                                                                                          \
+    "rsb %[ix], %[ix], #255\n\t"                                                                                   \
+    "add %[ix], %[tbl], %[ix], lsl #2\n\t"                                                                        \
+    "ldrd %[ix], %[hi], [%[ix]]\n\t"                                                                               \
+    "mvn %[t0], %[t0]\n\t"                                                                                         \
+    "sub %[ix], %[hi], %[ix]\n\t"                                                                                  \
+    "mla %[ix], %[ix], %[t0], %[kr]\n\t"                                                                           \
+    "add %[hi], %[hi], %[ix], asr #16\n\t"                                                                         \
+    "add %[t0], %[ph], #0x40000000\n\t"                                                                            \
+    "eor %[hi], %[hi], %[t0], asr #31\n\t"                                                                         \
+    "sub %[hi], %[hi], %[t0], asr #31\n\t" /* hi = cos */
+
 /* Butterworth: both products into the pre-sums, rounded as hge_presum_mac
  * (SMMLAR of 16 x' and 512 ref: (x' ref + 2^18) >> 19). */
 #define HGE_V7EM_BW3_SAMPLE(xv)                                                                                      \
@@ -198,7 +212,7 @@ __attribute__((naked, noinline)) static void hge_bw3_step2_v7em(HGE_V7EM_ARG hge
 /*
  * hge_bw3_term_chunk for ARMv7E-M: the same integers. Runs a partial group up
  * to its end (if the chunk starts inside one), then whole groups of 8 with the
- * samples unrolled, then the partial rest.
+ * samples unrolled, then the partial rest (at -Os: sample by sample throughout).
  */
 static void hge_bw3_term_chunk_v7em(hge_lockin_bw3_term_t *tp, const hge_bw3_mac_t *k, const int32_t *x16,
                                     uint32_t len, uint32_t count)
@@ -212,7 +226,11 @@ static void hge_bw3_term_chunk_v7em(hge_lockin_bw3_term_t *tp, const hge_bw3_mac
     const int32_t *tend = hge_sine_table + 255;
     const int32_t *x = x16;
     const int32_t *end = x16 + len;
+#if defined(__OPTIMIZE_SIZE__)
+    while (x < end) { /* -Os: one sample at a time (the unrolled group is 0.8 KiB of code) */
+#else
     while (x < end && count != 0u) {
+#endif
         HGE_V7EM_BW3_SAMPLE(*x);
         ++x;
         if (++count == HGE_BW3_DECIMATION) {
@@ -222,6 +240,7 @@ static void hge_bw3_term_chunk_v7em(hge_lockin_bw3_term_t *tp, const hge_bw3_mac
             count = 0u;
         }
     }
+#if !defined(__OPTIMIZE_SIZE__)
     while ((uint32_t)(end - x) >= HGE_BW3_DECIMATION) {
         HGE_V7EM_BW3_SAMPLE(x[0]);
         HGE_V7EM_BW3_SAMPLE(x[1]);
@@ -240,6 +259,7 @@ static void hge_bw3_term_chunk_v7em(hge_lockin_bw3_term_t *tp, const hge_bw3_mac
         HGE_V7EM_BW3_SAMPLE(*x);
         ++x;
     }
+#endif
     tp->nco.phase = phase;
     tp->i.acc = acc_i;
     tp->q.acc = acc_q;
@@ -249,16 +269,16 @@ static void hge_bw3_term_chunk_v7em(hge_lockin_bw3_term_t *tp, const hge_bw3_mac
 #define HGE_V7EM_BOX_SAMPLE(xv)                                                                                      \
     do {                                                                                                           \
         int32_t t0_, ix_, lo_, hi_;                                                                                \
-        __asm__(HGE_V7EM_REFS "smlal %[ail], %[aih], %[x], %[lo]\n\t" HGE_V7EM_COS                               \
+        __asm__(HGE_V7EM_REFS "smlal %[ail], %[aih], %[x], %[lo]\n\t" HGE_V7EM_COS_NARROW                        \
                 "smlal %[aql], %[aqh], %[x], %[hi]\n\t"                                                            \
                 "add %[ph], %[ph], %[st]"                                                                          \
                 : [ph] "+r"(phase), [ail] "+r"(ai_lo), [aih] "+r"(ai_hi), [aql] "+r"(aq_lo), [aqh] "+r"(aq_hi),    \
                   [t0] "=&r"(t0_), [ix] "=&r"(ix_), [lo] "=&r"(lo_), [hi] "=&r"(hi_)                               \
-                : [x] "r"(xv), [st] "r"(step), [tbl] "r"(tbl), [tend] "r"(tend), [kr] "r"(k_round),              \
+                : [x] "r"(xv), [st] "r"(step), [tbl] "r"(tbl), [kr] "r"(k_round),                                  \
                   "m"(*(const int32_t(*)[HGE_SINE_TABLE_SIZE + 1u])hge_sine_table));                              \
     } while (0)
 
-/* hge_boxcar_term_chunk for ARMv7E-M: the same exact sums, unrolled by 4. The
+/* hge_boxcar_term_chunk for ARMv7E-M: the same exact sums, unrolled by 4 (not at -Os). The
  * 64-bit sums live as two's-complement word pairs (SMLAL's operands). */
 static void hge_boxcar_term_chunk_v7em(hge_lockin_boxcar_term_t *tp, const int32_t *xc, uint32_t len)
 {
@@ -270,9 +290,9 @@ static void hge_boxcar_term_chunk_v7em(hge_lockin_boxcar_term_t *tp, const int32
     uint32_t aq_lo = (uint32_t)uq, aq_hi = (uint32_t)(uq >> 32);
     const int32_t k_round = 32768;
     const int32_t *tbl = hge_sine_table;
-    const int32_t *tend = hge_sine_table + 255;
     const int32_t *x = xc;
     const int32_t *end = xc + len;
+#if !defined(__OPTIMIZE_SIZE__)
     while ((uint32_t)(end - x) >= 4u) {
         HGE_V7EM_BOX_SAMPLE(x[0]);
         HGE_V7EM_BOX_SAMPLE(x[1]);
@@ -280,6 +300,7 @@ static void hge_boxcar_term_chunk_v7em(hge_lockin_boxcar_term_t *tp, const int32
         HGE_V7EM_BOX_SAMPLE(x[3]);
         x += 4;
     }
+#endif
     while (x < end) {
         HGE_V7EM_BOX_SAMPLE(*x);
         ++x;
