@@ -391,8 +391,8 @@ static int self_test(void)
         }
         /* Integrate-and-dump over the same chunk. */
         bt.nco = r.nco;
-        bt.acc_i = (int64_t)(int32_t)st_rand() << 20;
-        bt.acc_q = (int64_t)(int32_t)st_rand() << 20;
+        bt.acc_i = (int64_t)(int32_t)st_rand() * 1048576;
+        bt.acc_q = (int64_t)(int32_t)st_rand() * 1048576;
         rb = bt;
         bi = rb.acc_i;
         bq = rb.acc_q;
