@@ -37,6 +37,17 @@ def test_every_target_passes_bit_exact(firmware_run):
     assert all(int(p[1]) >= 20 and int(p[2]) >= 400 for p in passes)
 
 
+def test_every_target_self_tests_its_kernels(firmware_run):
+    # The harness compares the kernels the core selects on each target (Cortex-M4 asm,
+    # Cortex-M0 asm, or portable C) with int64 references over random states and the exact
+    # saturation edges. One SELFTEST line per target that passed: a vanished line fails.
+    out = firmware_run.stdout
+    selftests = re.findall(r"^SELFTEST (\S+): (\d+) kernel runs equal", out, re.M)
+    passed = re.findall(r"^PASS (\S+): \d+ vectors", out, re.M)
+    assert sorted(t for t, _ in selftests) == sorted(passed), out[-3000:]
+    assert all(int(n) >= 2000 for _, n in selftests)
+
+
 def test_state_and_flash_targets_from_the_target(firmware_run):
     out = firmware_run.stdout
     states = re.findall(r"^STATE (\S+) bytes per terminal: bw3 (\d+), boxcar (\d+)", out, re.M)

@@ -173,11 +173,14 @@ def test_unaligned_views_never_reach_c():
 
 
 # The mixer term's extremes: x' at both 24-bit limits and around 0, ref at the Q22
-# amplitude, the split points of the ARMv6-M pieces (multiples of 2^11, 2^12) and
+# amplitude, the split points of the ARMv6-M pieces (x' = 2^8 xs + xl, ref = 2^7 rs + rl:
+# multiples of 2^8 and 2^7, with the largest low parts xl = 255, rl = 127, which make the
+# error term E of hge_presum_mac_pieces largest), those of earlier splits (2^11, 2^12) and
 # random values.
-XS = [-2**23, -2**23 + 1, -4097, -4096, -4095, -1, 0, 1, 4095, 4096, 2**18, -2**18, 3 * 2**18,
-      2**23 - 2, 2**23 - 1]  # 2^18 mod 2^19: ties with every odd ref
-REFS = [-(2**22 - 1), -2049, -2048, -2047, -1, 0, 1, 2047, 2048, 2**22 - 2, 2**22 - 1]
+XS = [-2**23, -2**23 + 1, -2**23 + 255, -4097, -4096, -4095, -257, -256, -255, -1, 0, 1, 255, 256,
+      4095, 4096, 2**18, -2**18, 3 * 2**18, 2**23 - 256, 2**23 - 2, 2**23 - 1]  # 2^18: ties with odd refs
+REFS = [-(2**22 - 1), -(2**22 - 1) + 127, -2049, -2048, -2047, -129, -128, -127, -1, 0, 1, 127, 128,
+        2047, 2048, 2**22 - 129, 2**22 - 2, 2**22 - 1]
 
 
 def model_term(xv: int, ref: int) -> int:
