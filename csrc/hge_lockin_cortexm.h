@@ -1,27 +1,35 @@
 /*
  * hge_lockin_cortexm.h - the lock-in's per-terminal kernels for Cortex-M4
- * (ARMv7E-M with the DSP extension), selected in hge_lockin.c by the compiler's
- * architecture macros. Internal: included by hge_lockin.c only.
+ * (ARMv7E-M with the DSP extension) and Cortex-M0/M0+ (ARMv6-M), selected in
+ * hge_lockin.c by the compiler's architecture macros (HGE_LOCKIN_V7EM,
+ * HGE_LOCKIN_V6M below). Internal: included by hge_lockin.c (and by the
+ * firmware harness, which tests these kernels on the target).
  *
  * Every function here computes exactly what the portable kernels of
  * hge_lockin_kernels.h compute (same integers, bit for bit): the harness runs
  * the Python model's vectors through them on QEMU (make -C tools/firmware
- * check) and compares them with the portable kernels over random and edge
+ * check) and compares them with plain-int64 references over random and edge
  * states on the target itself (tools/firmware/harness.c, "SELFTEST" line).
- * What changes is the instruction sequence:
+ * What changes is the instruction sequence.
  *
+ * Cortex-M4:
  *   - one terminal runs over a whole chunk with phase, step and both pre-sums
- *     in registers; a complete group of 8 samples is unrolled;
- *   - the references: the cosine's table nodes are addressed from the table's
- *     end (index 255 - idx, one SUB) and its fraction is 65535 - f, so the
- *     quadrant fold is one SBFX + EOR for both; the interpolation
- *     lo + ((hi - lo) f + 2^15) >> 16 is one MLA with the rounding constant in
- *     a register (GCC otherwise folds it into an ADD immediate: MUL + ADD);
- *   - the mixer: one SMMLAR per product (see hge_presum_mac);
+ *     in registers; a complete group of 8 samples is unrolled (not at -Os);
+ *   - each sample is one asm block: the cosine's table nodes are addressed
+ *     from the table's end (index 255 - idx, one SUB) and its fraction is
+ *     65535 - f, so the quadrant fold is one SBFX + EOR for both; the
+ *     interpolation lo + ((hi - lo) f + 2^15) >> 16 is one MLA with the
+ *     rounding constant in a register; the mixer is one SMMLAR per product;
  *   - the filter step of both channels of a terminal: one hand-scheduled
  *     routine (hge_bw3_step2_v7em) with the channel state in registers (one LDM,
  *     one STM per channel), the 64-bit b_shift as four register shifts, and
  *     the saturation as one range check whose rare branch is out of line.
+ * Cortex-M0/M0+ (no 32x32->64 multiply):
+ *   - the chunk holds x' and x' >> 8 side by side; the mixer term takes two
+ *     MULS (hge_presum_mac_pieces); at -O2 references and mixers are Thumb-1
+ *     asm blocks (at -Os GCC keeps r8-r12 out of Thumb-1 allocation: C steps);
+ *   - the filter step (hge_bw3_step_v6m) is Thumb-1 asm: four 16 x 16 MULS per
+ *     product into a 64-bit sum with ADCS carries.
  */
 #ifndef HGE_LOCKIN_CORTEXM_H
 #define HGE_LOCKIN_CORTEXM_H
@@ -30,24 +38,24 @@
 
 #include "hge_lockin_kernels.h"
 
-#if defined(__ARM_ARCH_7EM__) && defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-#define HGE_LOCKIN_V7EM 1
-
-/* The filter step addresses fields by offset: pin the layouts it assumes. */
-typedef char hge_check_v7em_channel[(offsetof(hge_bw3_channel_t, x1) == 0u && offsetof(hge_bw3_channel_t, x2) == 4u &&
+/* The filter steps (both architectures) address fields by offset: pin the layouts they assume. */
+typedef char hge_check_step_channel[(offsetof(hge_bw3_channel_t, x1) == 0u && offsetof(hge_bw3_channel_t, x2) == 4u &&
                                      offsetof(hge_bw3_channel_t, y1) == 8u && offsetof(hge_bw3_channel_t, y2) == 12u &&
                                      offsetof(hge_bw3_channel_t, z1) == 16u && offsetof(hge_bw3_channel_t, e1) == 20u &&
                                      offsetof(hge_bw3_channel_t, e2) == 24u && sizeof(hge_bw3_channel_t) == 32u)
                                         ? 1
                                         : -1];
-typedef char hge_check_v7em_term[(offsetof(hge_lockin_bw3_term_t, q) == offsetof(hge_lockin_bw3_term_t, i) + 32u) ? 1 : -1];
-typedef char hge_check_v7em_mac[(offsetof(hge_bw3_mac_t, b0) == 0u && offsetof(hge_bw3_mac_t, b1) == 4u &&
+typedef char hge_check_step_term[(offsetof(hge_lockin_bw3_term_t, q) == offsetof(hge_lockin_bw3_term_t, i) + 32u) ? 1 : -1];
+typedef char hge_check_step_mac[(offsetof(hge_bw3_mac_t, b0) == 0u && offsetof(hge_bw3_mac_t, b1) == 4u &&
                                  offsetof(hge_bw3_mac_t, b2) == 8u && offsetof(hge_bw3_mac_t, b_shift) == 12u &&
                                  offsetof(hge_bw3_mac_t, na1) == 16u && offsetof(hge_bw3_mac_t, na2) == 20u &&
                                  offsetof(hge_bw3_mac_t, c0) == 24u && offsetof(hge_bw3_mac_t, c1) == 28u &&
                                  offsetof(hge_bw3_mac_t, nd1) == 32u && offsetof(hge_bw3_mac_t, b_lshift) == 36u)
                                     ? 1
                                     : -1];
+
+#if defined(__ARM_ARCH_7EM__) && defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+#define HGE_LOCKIN_V7EM 1
 
 /*
  * One channel of hge_bw3_step in registers (r0 = channel, r1 = coefficients,
@@ -334,13 +342,141 @@ static inline int32_t hge_v6m_mix(int32_t acc, int32_t xv, int32_t xs, int32_t r
     return acc + (qh - 4096) + (int32_t)(fb >> 19);
 }
 
-/* The filter step out of line: inlined, its 64-bit temporaries force the
- * sample loop's locals onto the stack (measured: more instructions). */
+/*
+ * hge_bw3_step for ARMv6-M in Thumb-1 (r0 = channel, r1 = coefficients, r2 = u;
+ * kept in r8, r9, r10; y in r11). Same formats, rounding and saturation as
+ * hge_bw3_step. Each product a b (a a coefficient, |a| < 2^31; b a signal,
+ * |b| <= 2^30) is added to the 64-bit sum r5:r4 from four 16 x 16 MULS:
+ *   a = ah 2^16 + al, b = bh 2^16 + bl (al, bl = UXTH in [0, 2^16), ah, bh = ASRS #16),
+ *   a b = 2^32 ah bh + 2^16 (ah bl + al bh) + al bl, where al bl < 2^32 (unsigned),
+ *   |ah bh| <= 2^15 2^14, |ah bl| <= 2^15 (2^16 - 1) < 2^31, |al bh| < 2^30: each
+ *   fits a MULS; each cross term c enters as 2^32 (c >> 16) + ((c << 16) mod 2^32).
+ * The sums stay within int64 (bounds in hge_lockin.c), so the carries (ADCS) are
+ * exact. The b_shift of the numerator: lo >> s | hi << (32 - s), hi >> s with
+ * register shifts (a count of 32 gives 0 or the sign: s = 0 and 32 need no branch).
+ * Saturation: in range iff hi + 2^28 < 2^29 (unsigned), else 2^30 - 1 or -2^30.
+ * L: a digit making the labels of each saturation unique.
+ */
+#define HGE_V6M_LOADC(off) "mov r0, r8\n\tldr r7, [r0, #" #off "]\n\t"
+#define HGE_V6M_PRODUCT(koff)                                                                                        \
+    "mov r0, r9\n\t"                                                                                               \
+    "ldr r6, [r0, #" #koff "]\n\t"                                                                                 \
+    "uxth r0, r6\n\t"                                                                                              \
+    "asrs r1, r6, #16\n\t"                                                                                         \
+    "uxth r2, r7\n\t"                                                                                              \
+    "asrs r3, r7, #16\n\t"                                                                                         \
+    "movs r6, r0\n\t"                                                                                              \
+    "muls r6, r2, r6\n\t"                                                                                          \
+    "movs r7, r1\n\t"                                                                                              \
+    "muls r7, r3, r7\n\t"                                                                                          \
+    "muls r1, r2, r1\n\t"                                                                                          \
+    "muls r0, r3, r0\n\t"                                                                                          \
+    "adds r4, r4, r6\n\t"                                                                                          \
+    "movs r6, #0\n\t"                                                                                              \
+    "adcs r5, r6\n\t"                                                                                              \
+    "adds r5, r5, r7\n\t"                                                                                          \
+    "lsls r2, r1, #16\n\t"                                                                                         \
+    "asrs r1, r1, #16\n\t"                                                                                         \
+    "adds r4, r4, r2\n\t"                                                                                          \
+    "adcs r5, r1\n\t"                                                                                              \
+    "lsls r2, r0, #16\n\t"                                                                                         \
+    "asrs r0, r0, #16\n\t"                                                                                         \
+    "adds r4, r4, r2\n\t"                                                                                          \
+    "adcs r5, r0\n\t"
+/* sum += e (the remainder at channel offset eoff, [0, 2^30)); new e = sum mod 2^30
+ * stored; r1 = sat(sum >> 30). */
+#define HGE_V6M_FEEDBACK_SAT(eoff, L)                                                                                \
+    "mov r0, r8\n\t"                                                                                               \
+    "ldr r1, [r0, #" #eoff "]\n\t"                                                                                 \
+    "movs r2, #0\n\t"                                                                                              \
+    "adds r4, r4, r1\n\t"                                                                                          \
+    "adcs r5, r2\n\t"                                                                                              \
+    "lsls r1, r4, #2\n\t"                                                                                          \
+    "lsrs r1, r1, #2\n\t"                                                                                          \
+    "str r1, [r0, #" #eoff "]\n\t"                                                                                 \
+    "movs r2, #1\n\t"                                                                                              \
+    "lsls r2, r2, #28\n\t"                                                                                         \
+    "adds r2, r2, r5\n\t"                                                                                          \
+    "lsrs r2, r2, #29\n\t"                                                                                         \
+    "bne " #L "1f\n\t"                                                                                             \
+    "lsrs r1, r4, #30\n\t"                                                                                         \
+    "lsls r2, r5, #2\n\t"                                                                                          \
+    "orrs r1, r2\n\t"                                                                                              \
+    "b " #L "2f\n"                                                                                                 \
+    #L "1:\n\t"                                                                                                    \
+    "movs r1, #1\n\t"                                                                                              \
+    "lsls r1, r1, #30\n\t"                                                                                         \
+    "cmp r5, #0\n\t"                                                                                               \
+    "blt " #L "3f\n\t"                                                                                             \
+    "subs r1, r1, #1\n\t"                                                                                          \
+    "b " #L "2f\n"                                                                                                 \
+    #L "3:\n\t"                                                                                                    \
+    "rsbs r1, r1, #0\n"                                                                                            \
+    #L "2:\n\t"
+
+#define HGE_V6M_ARG __attribute__((unused)) /* read by the asm from r0-r2, not by C */
+__attribute__((naked, noinline)) static void hge_bw3_step_v6m(HGE_V6M_ARG hge_bw3_channel_t *c,
+                                                              HGE_V6M_ARG const hge_bw3_mac_t *k,
+                                                              HGE_V6M_ARG int32_t u)
+{
+    __asm__ volatile(".syntax unified\n\t"
+                     "push {r4-r7, lr}\n\t"
+                     "mov r4, r8\n\t"
+                     "mov r5, r9\n\t"
+                     "mov r6, r10\n\t"
+                     "mov r7, r11\n\t"
+                     "push {r4-r7}\n\t"
+                     "mov r8, r0\n\t"
+                     "mov r9, r1\n\t"
+                     "mov r10, r2\n\t"
+                     /* biquad numerator b0 u + b1 x1 + b2 x2 */
+                     "movs r4, #0\n\t"
+                     "movs r5, #0\n\t"
+                     "mov r7, r10\n\t" HGE_V6M_PRODUCT(0) HGE_V6M_LOADC(0) HGE_V6M_PRODUCT(4) HGE_V6M_LOADC(4)
+                         HGE_V6M_PRODUCT(8)
+                     /* >> b_shift */
+                     "mov r0, r9\n\t"
+                     "ldr r1, [r0, #12]\n\t"
+                     "ldr r2, [r0, #36]\n\t"
+                     "lsrs r4, r4, r1\n\t"
+                     "movs r3, r5\n\t"
+                     "lsls r3, r3, r2\n\t"
+                     "orrs r4, r3\n\t"
+                     "asrs r5, r5, r1\n\t"
+                     /* + na1 y1 + na2 y2 + e1 */
+                     HGE_V6M_LOADC(8) HGE_V6M_PRODUCT(16) HGE_V6M_LOADC(12) HGE_V6M_PRODUCT(20)
+                         HGE_V6M_FEEDBACK_SAT(20, 1)
+                     "mov r11, r1\n\t"
+                     /* first order c0 y + c1 y1 + nd1 z1 + e2 */
+                     "movs r4, #0\n\t"
+                     "movs r5, #0\n\t"
+                     "mov r7, r11\n\t" HGE_V6M_PRODUCT(24) HGE_V6M_LOADC(8) HGE_V6M_PRODUCT(28) HGE_V6M_LOADC(16)
+                         HGE_V6M_PRODUCT(32) HGE_V6M_FEEDBACK_SAT(24, 2)
+                     /* z1 = z, x2 = x1, x1 = u, y2 = y1, y1 = y */
+                     "mov r0, r8\n\t"
+                     "str r1, [r0, #16]\n\t"
+                     "ldr r2, [r0, #0]\n\t"
+                     "str r2, [r0, #4]\n\t"
+                     "mov r2, r10\n\t"
+                     "str r2, [r0, #0]\n\t"
+                     "ldr r2, [r0, #8]\n\t"
+                     "str r2, [r0, #12]\n\t"
+                     "mov r2, r11\n\t"
+                     "str r2, [r0, #8]\n\t"
+                     "pop {r4-r7}\n\t"
+                     "mov r8, r4\n\t"
+                     "mov r9, r5\n\t"
+                     "mov r10, r6\n\t"
+                     "mov r11, r7\n\t"
+                     "pop {r4-r7, pc}\n\t");
+}
+
+/* Both channels of a terminal (out of line: the sample loop keeps its registers). */
 __attribute__((noinline)) static void hge_bw3_step2_v6m(hge_lockin_bw3_term_t *tp, const hge_bw3_mac_t *k,
                                                         int32_t u_i, int32_t u_q)
 {
-    hge_bw3_step(&tp->i, k, u_i);
-    hge_bw3_step(&tp->q, k, u_q);
+    hge_bw3_step_v6m(&tp->i, k, u_i);
+    hge_bw3_step_v6m(&tp->q, k, u_q);
 }
 
 static void hge_bw3_term_chunk_v6m(hge_lockin_bw3_term_t *tp, const hge_bw3_mac_t *k, const int32_t *xp,
