@@ -137,19 +137,18 @@ class FastEvaluator:
                 if ok[k]:
                     runs.append([int(starts[c0]), int(ends[c1 - 1]), u_lo[:, k], u_hi[:, k]])
                     continue
-                # Greedy split on plain floats (7-vectors: numpy calls would cost more than the work).
-                lo_l, hi_l = lo[:, c0:c1].T.tolist(), hi[:, c0:c1].T.tolist()
-                c = 0
-                while c < c1 - c0:
-                    r_lo, r_hi, cs = lo_l[c], hi_l[c], c
-                    c += 1
-                    while c < c1 - c0:
-                        n_lo = [min(p, q) for p, q in zip(r_lo, lo_l[c])]
-                        n_hi = [max(p, q) for p, q in zip(r_hi, hi_l[c])]
-                        if max(q - p for p, q in zip(n_lo, n_hi)) > lim:
-                            break
-                        r_lo, r_hi, c = n_lo, n_hi, c + 1
-                    runs.append([int(starts[c0 + cs]), int(ends[c0 + c - 1]), np.array(r_lo), np.array(r_hi)])
+                # Greedy split: each run takes chunks while their union box stays small. The union
+                # grows monotonically, so a run ends at the first chunk whose running union is too
+                # wide (running min/max: the same floats as adding the chunks one at a time).
+                lo_s, hi_s, c, n_c = lo[:, c0:c1], hi[:, c0:c1], 0, c1 - c0
+                while c < n_c:
+                    cl = np.minimum.accumulate(lo_s[:, c:], axis=1)
+                    ch = np.maximum.accumulate(hi_s[:, c:], axis=1)
+                    wide = np.flatnonzero(np.max(ch - cl, axis=0)[1:] > lim)
+                    take = int(wide[0]) + 1 if wide.size else n_c - c   # the first chunk always
+                    runs.append([int(starts[c0 + c]), int(ends[c0 + c + take - 1]),
+                                 cl[:, take - 1].copy(), ch[:, take - 1].copy()])
+                    c += take
         # Grow each run into the neighbouring big chunks, sample by sample, while its box stays small.
         prev_end = 0
         for k, run in enumerate(runs):
