@@ -228,7 +228,7 @@ class HGEWindow:
                 design.check_boxcar_window(freqs, self.fs, self.T)
         self.freqs = np.asarray(freqs, float)
         self.groups = [np.arange(m)] if mode == "parallel" else [np.array([k]) for k in range(m)]
-        self._ginv, self._cov, self._demods = {}, {}, {}
+        self._ginv, self._cov, self._demods, self._tones = {}, {}, {}, {}
         for sel in self.groups:
             key = tuple(self.freqs[sel])
             if crosstalk == "solve":
@@ -308,8 +308,18 @@ class HGEWindow:
             probe = perturbation_waveform(bias, self.idx, self.amps, self.freqs, self.n, self.fs)
             check_volts(probe, self.limits)  # the calibration drives these electrodes with these amplitudes
             self.calibrate_at(bias)
-        sel = np.arange(self.idx.size) if sel is None else sel
-        return perturbation_waveform(bias, self.idx[sel], self.amps[sel], self.freqs[sel], self.n, self.fs)
+        sel = np.arange(self.idx.size) if sel is None else np.asarray(sel)
+        # perturbation_waveform with its tone part computed once per selection (every window of a
+        # training iteration adds the same tones to its own bias: the same sums, bit for bit).
+        key = tuple(sel.tolist())
+        tones = self._tones.get(key)
+        if tones is None:
+            t = np.arange(self.n) / self.fs
+            tones = self._tones[key] = self.amps[sel][:, None] * np.sin(2 * np.pi * np.outer(self.freqs[sel], t))
+            tones.flags.writeable = False
+        volts = np.repeat(np.asarray(bias, float)[:, None], self.n, axis=1)
+        volts[self.idx[sel]] += tones
+        return volts
 
     def read(self, y, volts, sel=None, stderr: bool = True, label: str = "window"):
         """Samples ``y`` measured for ``volts`` -> (X + jY, dI/dV, stderr, applied bias).

@@ -234,3 +234,16 @@ def test_hopping_window_split_equals_the_greedy_reference():
     for (cs, ce, r_lo, r_hi), run in zip(ref, ev._runs(v)):
         assert run[0] == starts[cs] and run[1] == min(N, starts[ce - 1] + CHUNK)
         assert np.array_equal(run[2], np.array(r_lo)) and np.array_equal(run[3], np.array(r_hi))
+
+
+@pytest.mark.parametrize("sel", [None, [1], [0, 2]])
+def test_waveform_equals_perturbation_waveform(sel):
+    """The window's cached tones add up to what ``perturbation_waveform`` builds each time."""
+    from hge_embedded.gradient import perturbation_waveform
+    d = SimulatedDNPU(seed=0, noise=False)
+    win = HGEWindow(d, electrodes=[2, 4, 6], T=0.05, amplitudes=[0.008, 0.01, 0.012])
+    s = np.arange(3) if sel is None else np.array(sel)
+    for b in (np.zeros(7), np.linspace(-0.5, 0.5, 7)):
+        for _ in range(2):  # built, then cached
+            ref = perturbation_waveform(b, win.idx[s], win.amps[s], win.freqs[s], win.n, win.fs)
+            assert np.array_equal(win.waveform(b, sel), ref)
