@@ -211,12 +211,13 @@ class FastEvaluator:
         edges = np.flatnonzero(np.diff(np.concatenate([[0], free.astype(np.int8), [0]])))
         segs = list(zip(edges[::2].tolist(), edges[1::2].tolist()))
         # Stage 1: box centres, ramp knots and arbitrary samples, solved in one batch.
-        pts, jobs, hess = [], [], []
+        pts, jobs, hess_pts, hess_of = [], [], [], []
+        n_hess = 0
         h = DERIV_STEP
         for s, e, r_lo, r_hi in runs:
             cen = 0.5 * (r_lo + r_hi)
             moving = np.flatnonzero(r_hi - r_lo > 0)
-            jobs.append(("taylor", s, e, cen, moving, len(pts), len(hess)))
+            jobs.append(("taylor", s, e, cen, moving, len(pts), n_hess))
             # Displaced points along the moving electrodes: +h e_j, -h e_j, then +h (e_j + e_k), j < k.
             m = moving.size
             D = np.zeros((2 * m + m * (m - 1) // 2, cen.size))
@@ -227,7 +228,9 @@ class FastEvaluator:
                 for b in range(a + 1, m):
                     D[r, moving[a]] = D[r, moving[b]] = h
                     r += 1
-            hess.extend((p, len(pts)) for p in cen + D)
+            hess_pts.append(cen + D)
+            hess_of.append(np.full(D.shape[0], len(pts)))   # each displaced point's centre
+            n_hess += D.shape[0]
             pts.append(cen)
         for s, e in segs:
             seg = v[:, s:e]
@@ -241,8 +244,8 @@ class FastEvaluator:
                 pts.extend(seg.T)
         I, G, phi = self._exact(np.array(pts).T)
         # Stage 2: the Hessian's displaced points, Newton warm-started at their centre's solution.
-        if hess:
-            Ih, Gh, _ = self._exact(np.array([p for p, _ in hess]).T, phi[[k for _, k in hess]])
+        if n_hess:
+            Ih, Gh, _ = self._exact(np.concatenate(hess_pts).T, phi[np.concatenate(hess_of)])
         for kind, s, e, a, b, k0, h0 in jobs:
             if kind == "taylor":
                 cen, moving = a, b
@@ -250,7 +253,7 @@ class FastEvaluator:
                 y = I[k0] + G[:, k0] @ d
                 m = moving.size
                 if m:
-                    y += self._taylor23(d[moving], G[moving, k0], Gh[moving][:, h0:h0 + 2 * m + m * (m - 1) // 2])
+                    y += self._taylor23(d[moving], G[moving, k0], Gh[moving, h0:h0 + 2 * m + m * (m - 1) // 2])
                 out[s:e] = y
             elif kind == "ramp":
                 t_knots, seg = a, v[:, s:e]
