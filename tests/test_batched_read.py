@@ -247,3 +247,35 @@ def test_waveform_equals_perturbation_waveform(sel):
         for _ in range(2):  # built, then cached
             ref = perturbation_waveform(b, win.idx[s], win.amps[s], win.freqs[s], win.n, win.fs)
             assert np.array_equal(win.waveform(b, sel), ref)
+
+
+def test_measure_runs_the_model_on_one_blas_thread_and_restores_the_callers_setting():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+
+    class Spy:
+        def __init__(self, fail=False):
+            self.inner, self.fail = SurrogateModel(0), fail
+
+        def current(self, V):
+            seen.append([i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"])
+            if self.fail:
+                raise RuntimeError("model failed")
+            return self.inner.current(V)
+
+        gradient = None
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    if not blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        mine = blas_threads()
+        d = SimulatedDNPU(seed=0, model=Spy(), noise=False)
+        d.measure(np.zeros((7, 50)))
+        assert seen[-1] and all(n == 1 for n in seen[-1])
+        assert blas_threads() == mine
+        d_fail = SimulatedDNPU(seed=0, model=Spy(fail=True), noise=False)
+        with pytest.raises(RuntimeError, match="model failed"):
+            d_fail.measure(np.zeros((7, 50)))
+        assert all(n == 1 for n in seen[-1]) and blas_threads() == mine

@@ -80,21 +80,35 @@ MODELS = ("surrogate", "hopping")
 class _OneBlasThread:
     """Context factory: one BLAS thread for tiny products (a second thread only adds waiting).
 
-    The caller's setting is restored on exit. Without ``threadpoolctl`` it does nothing."""
+    The caller's setting is restored on exit. Without ``threadpoolctl`` it does nothing.
+    The BLAS libraries are found once (``threadpoolctl``) and each context only reads and sets
+    their thread counts (~10 us; ``ThreadpoolController.limit`` inspects them anew each time)."""
 
     def __init__(self):
-        self._ctl = None
+        self._libs = None
 
     def __call__(self):
-        if self._ctl is None:
+        if self._libs is None:
             try:
                 from threadpoolctl import ThreadpoolController
-                self._ctl = ThreadpoolController()
+                self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
             except ImportError:
-                self._ctl = False
-        if not self._ctl:
+                self._libs = []
+        if not self._libs:
             return contextlib.nullcontext()
-        return self._ctl.limit(limits=1, user_api="blas")
+        return self._limit()
+
+    @contextlib.contextmanager
+    def _limit(self):
+        before = [lib.num_threads for lib in self._libs]
+        changed = [(lib, n) for lib, n in zip(self._libs, before) if n != 1]
+        for lib, _ in changed:
+            lib.set_num_threads(1)
+        try:
+            yield
+        finally:
+            for lib, n in changed:
+                lib.set_num_threads(n)
 
 
 class FastEvaluator:
