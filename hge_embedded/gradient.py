@@ -32,6 +32,7 @@ MODES = ("parallel", "sequential")
 CROSSTALK = ("solve", "none")
 MIN_DAC_STEPS = 4          # amplitude >= 4 DAC steps: the quantised sine's fundamental is then
                            # within ~1/8 of the asked amplitude and never 0 (it is used exactly)
+SHARED_DEMOD_BYTES = 1 << 22  # reference tables up to 4 MB are cached across calls (demod.window_demodulator)
 STEEP_SLOPE = -3.0         # noise below the plan steeper than 1/f^3: its power law (extrapolated below
                            # 3/T, where one window cannot see it) decides stderr: not trusted
 
@@ -340,11 +341,14 @@ class HGEWindow:
         wd = self._demods.get(key)
         if wd is None:
             fs_demod = self.full_scale if self._quantized else None
-            if fs_demod is None or (isinstance(fs_demod, (int, float, np.integer, np.floating))
-                                    and not isinstance(fs_demod, bool)):
+            number = fs_demod is None or (isinstance(fs_demod, (int, float, np.integer, np.floating))
+                                          and not isinstance(fs_demod, bool))
+            # Shared between windows and calls (extract_gradient builds a new HGEWindow each time)
+            # while its reference table (8 M n bytes) is small; a long window's stays with this one.
+            if number and 8 * len(key) * self.n <= SHARED_DEMOD_BYTES:
                 wd = window_demodulator(self.fs, tuple(float(x) for x in f), self.n, self.engine, self.filter,
                                         self.T, None if fs_demod is None else float(fs_demod))
-            else:  # not a number: WindowDemodulator's check names it
+            else:  # large, or not a number (WindowDemodulator's check names it)
                 wd = WindowDemodulator(self.fs, f, self.n, engine=self.engine, filter=self.filter, T=self.T,
                                        full_scale=fs_demod)
             self._demods[key] = wd
@@ -394,6 +398,9 @@ class HGEWindow:
             return labels(k) if callable(labels) else labels[k]
         y = np.asarray(y, float)
         volts = np.asarray(volts, float)
+        if y.ndim != 1 or volts.ndim != 2 or volts.shape[1] != y.size:
+            raise ValueError(f"read_windows: y must be 1-D and volts (n_electrodes, {y.size}) like it, got shapes "
+                             f"{y.shape} and {volts.shape}")
         slices = list(slices)
         for k, s in enumerate(slices):
             if s.stop - s.start != self.n or s.start < 0 or s.stop > y.size or (s.step or 1) != 1:

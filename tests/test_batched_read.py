@@ -279,3 +279,31 @@ def test_measure_runs_the_model_on_one_blas_thread_and_restores_the_callers_sett
         with pytest.raises(RuntimeError, match="model failed"):
             d_fail.measure(np.zeros((7, 50)))
         assert all(n == 1 for n in seen[-1]) and blas_threads() == mine
+
+
+def test_demodulators_are_shared_while_small(monkeypatch):
+    """Two windows of one plan share one WindowDemodulator (its C plan and references built once);
+    above SHARED_DEMOD_BYTES each window keeps its own, with the same results."""
+    from hge_embedded import gradient
+    d = LinearDevice([3.0, -1.0, 0.5], S=1e-4, seed=3)
+    a, b = (HGEWindow(d, T=0.05, phase="inphase") for _ in range(2))
+    volts, slices = _record(a, [np.zeros(3), np.full(3, 0.2)])
+    y = devices.measure(d, volts)
+    za = a.read_windows(y, volts, slices)
+    b.read_windows(y, volts, slices)
+    assert a._demods[tuple(a.freqs)] is b._demods[tuple(b.freqs)]
+    monkeypatch.setattr(gradient, "SHARED_DEMOD_BYTES", 0)
+    c = HGEWindow(d, T=0.05, phase="inphase")
+    zc = c.read_windows(y, volts, slices)
+    assert c._demods[tuple(c.freqs)] is not a._demods[tuple(a.freqs)]
+    for u, w in zip(za, zc):
+        assert np.array_equal(u, w, equal_nan=True)
+
+
+def test_read_windows_refuses_volts_that_do_not_match_the_record():
+    d = LinearDevice([3.0, -1.0])
+    win = HGEWindow(d, T=0.05, phase="inphase")
+    volts, slices = _record(win, [np.zeros(2)])
+    y = devices.measure(d, volts)
+    with pytest.raises(ValueError, match="volts"):
+        win.read_windows(y, volts[:, :-1], slices)
