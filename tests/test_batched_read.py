@@ -307,3 +307,28 @@ def test_read_windows_refuses_volts_that_do_not_match_the_record():
     y = devices.measure(d, volts)
     with pytest.raises(ValueError, match="volts"):
         win.read_windows(y, volts[:, :-1], slices)
+
+
+@pytest.mark.parametrize("n", [1000, 16 * 1024 - 1, 16 * 1024, 40_001])
+def test_surrogate_threads_give_the_same_record(n):
+    """Blocks of whole chunks on several threads: the same samples as one thread (and the same noise)."""
+    V = np.random.default_rng(n).uniform(-1.2, 0.7, (7, n))
+    ref = SimulatedDNPU(seed=4, threads=1).measure(V)
+    for threads in (2, 3):
+        assert np.array_equal(SimulatedDNPU(seed=4, threads=threads).measure(V), ref)
+
+
+def test_surrogate_blocks_cover_the_record_on_chunk_boundaries():
+    from hge_embedded.devices.simulated import surrogate_blocks
+    for n in (1, 1023, 1024, 5000, 345_000):
+        for workers in (1, 2, 4):
+            b = surrogate_blocks(n, workers)
+            assert b[0][0] == 0 and b[-1][1] == n and all(p[1] == q[0] for p, q in zip(b, b[1:]))
+            assert all(s % surrogate.CHUNK == 0 for s, _ in b)
+            assert len(b) == max(1, min(workers, n // surrogate.CHUNK))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_simulator_refuses_bad_threads(bad):
+    with pytest.raises(ValueError, match="threads"):
+        SimulatedDNPU(threads=bad)

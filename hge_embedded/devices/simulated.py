@@ -38,7 +38,10 @@ take seconds. The samples are classified in one pass:
 
 Custom ``model=`` objects (``current(V)`` and ``gradient(V)`` on (7, n)) are
 evaluated exactly at every sample. The small dense products run on one BLAS
-thread (``threadpoolctl`` when installed; the caller's setting is restored).
+thread (``threadpoolctl`` when installed; the caller's setting is restored). The
+surrogate evaluates a long record (a training iteration: ~3.5e5 samples) in
+chunks of ``surrogate.CHUNK`` samples, in blocks of whole chunks on ``threads``
+threads (numpy and BLAS release the GIL): the same numbers as one thread.
 
 Measurement chain (what ``measure`` adds)
 -----------------------------------------
@@ -55,12 +58,15 @@ chain's gain and phase at each frequency are what ``calibrate`` measures through
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 
 import numpy as np
 
 from . import check_volts
 from .dnpu_physics import HoppingNetwork
 from .noise import NoiseModel, NoiseSource
+from . import surrogate as _surrogate
 from .surrogate import SurrogateModel
 
 N_ELECTRODES = 7
@@ -72,6 +78,7 @@ CHUNK = 32               # samples per classification chunk
 DERIV_STEP = 2e-3        # V: difference step for the 2nd and 3rd derivatives (errors ~ h^2 and h
                          # relative to the 0.1 V scale of the device, on terms already ~1e-3)
 EVAL_BATCH = 4096        # exact solves per batch (bounds the memory of the batched Newton)
+MAX_THREADS = 4          # default cap on the threads evaluating a long record (the available CPUs below it)
 
 DNPUModel = SurrogateModel  # the name earlier versions exported
 MODELS = ("surrogate", "hopping")
@@ -288,6 +295,41 @@ class FastEvaluator:
         return out
 
 
+_POOL_LOCK = threading.Lock()
+_POOLS: dict = {}
+
+
+def _pool(workers: int):
+    """A process-wide thread pool of ``workers`` threads (made on first use, shared by every device;
+    a forked child, which inherits the pool but not its threads, makes its own)."""
+    key = (os.getpid(), workers)
+    with _POOL_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            pool = _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hge-sim")
+        return pool
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def surrogate_blocks(n: int, workers: int) -> list:
+    """(start, stop) blocks of a record for ``workers`` threads, cut at whole surrogate chunks.
+
+    The surrogate evaluates ``CHUNK`` samples at a time, its last chunk taking the remainder;
+    blocks that start on chunk boundaries, the last one ending the record with at least one
+    whole chunk, are evaluated chunk for chunk as the whole record is: identical results."""
+    chunks = n // _surrogate.CHUNK
+    k = max(1, min(int(workers), chunks))
+    bounds = [(chunks * i // k) * _surrogate.CHUNK for i in range(k)] + [n]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
 class SimulatedDNPU:
     """The default device: a simulated DNPU behind an NI-like measurement chain.
 
@@ -311,13 +353,22 @@ class SimulatedDNPU:
     model : {"surrogate", "hopping"} or object, optional
         The static response: the surrogate (default), the physical hopping network, or
         any object with ``current(V)`` and ``gradient(V)`` on (7, n) arrays.
+    threads : int, optional
+        Threads evaluating the surrogate over a long record (blocks of whole chunks, each on
+        one BLAS thread; the result is the same for any count). Default: the available CPUs,
+        at most ``MAX_THREADS``; 1 evaluates in the calling thread only.
     """
 
     def __init__(self, seed: int = 0, noise=True, *, fs: float = 10_000.0,
                  chain_bandwidth: float | None = 5_000.0, chain_delay: float = 2.3,
                  iv_range: float = 110.0, dac_bits: int | None = 16, adc_bits: int | None = 24,
-                 limits=None, rng: np.random.Generator | None = None, model=None):
+                 limits=None, rng: np.random.Generator | None = None, model=None, threads: int | None = None):
         self.fs = float(fs)
+        if threads is None:
+            threads = min(_available_cpus(), MAX_THREADS)
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
+        self.threads = int(threads)
         self.n_electrodes = N_ELECTRODES
         self.limits = np.array([CONTROL_RANGE] * N_ELECTRODES if limits is None else limits, dtype=float)
         if self.limits.shape != (N_ELECTRODES, 2):
@@ -403,11 +454,28 @@ class SimulatedDNPU:
         """Apply ``volts`` (7, n) and return the output current (n,) in nA, aligned to them."""
         v = self._dac(check_volts(volts, self.limits))
         with self._one_thread():
-            current = self._fast.current(v) if self._fast is not None else self.model.current(v)
+            if self._fast is not None:
+                current = self._fast.current(v)
+            elif isinstance(self.model, SurrogateModel) and self.threads > 1:
+                current = self._surrogate_threads(v)
+            else:
+                current = self.model.current(v)
         if self._noise is not None:
             current = current + self._noise.take(current.size)
         self.samples_measured += current.size
         return self._chain(current)
+
+    def _surrogate_threads(self, v: np.ndarray) -> np.ndarray:
+        """The surrogate over ``v`` in blocks of whole chunks on ``threads`` threads (numpy and BLAS
+        release the GIL); blocks of at least 8 chunks each, else in this thread."""
+        blocks = surrogate_blocks(v.shape[1], min(self.threads, v.shape[1] // (8 * _surrogate.CHUNK)))
+        if len(blocks) < 2:
+            return self.model.current(v)
+        out = np.empty(v.shape[1])
+        futures = [(s, e, _pool(self.threads).submit(self.model.current, v[:, s:e])) for s, e in blocks]
+        for s, e, f in futures:
+            out[s:e] = f.result()
+        return out
 
     def loopback(self, volts) -> np.ndarray:
         """The chain without the device: electrode 1's voltage through a 10 nA/V reference
