@@ -332,3 +332,16 @@ def test_surrogate_blocks_cover_the_record_on_chunk_boundaries():
 def test_simulator_refuses_bad_threads(bad):
     with pytest.raises(ValueError, match="threads"):
         SimulatedDNPU(threads=bad)
+
+
+def test_hopping_threads_give_the_same_record():
+    """The hopping evaluator's batches and windows on several threads: the same samples as one thread."""
+    records = []
+    for threads in (1, 2, 3):
+        d = SimulatedDNPU(seed=2, model="hopping", threads=threads)
+        win = HGEWindow(d, electrodes=[1, 3, 5, 7], T=0.05, phase="inphase")
+        rng = np.random.default_rng(7)
+        volts, _ = _record(win, [rng.uniform(-0.7, 0.5, 7) for _ in range(40)], ramp=60)
+        volts = np.concatenate([volts, rng.uniform(-0.5, 0.3, (7, 50))], axis=1)  # arbitrary samples: exact
+        records.append(d.measure(volts))
+    assert np.array_equal(records[0], records[1]) and np.array_equal(records[0], records[2])

@@ -121,18 +121,28 @@ class _OneBlasThread:
 class FastEvaluator:
     """Currents of a ``HoppingNetwork`` at many samples: Taylor in windows, Hermite on ramps, exact elsewhere."""
 
-    def __init__(self, net: HoppingNetwork, lsb: float | None):
+    def __init__(self, net: HoppingNetwork, lsb: float | None, threads: int = 1):
         self.net = net
         self.line_tol = 2.5 * lsb if lsb else 1e-12
+        self.threads = int(threads)
+
+    def _map(self, fn, items) -> list:
+        """``[fn(x) for x in items]``, on ``threads`` threads when there are several items."""
+        if self.threads < 2 or len(items) < 2:
+            return [fn(x) for x in items]
+        pool = _pool(self.threads)
+        return [f.result() for f in [pool.submit(fn, x) for x in items]]
 
     def _exact(self, V, phi0=None):
-        """(I, grad, site potentials) at the columns of V (7, m), in batches."""
+        """(I, grad, site potentials) at the columns of V (7, m), in batches (the batches are
+        what Newton iterates together: fixed, whatever the thread count)."""
         I = np.empty(V.shape[1])
         G = np.empty(V.shape)
         phi = np.empty((V.shape[1], self.net.n))
-        for s in range(0, V.shape[1], EVAL_BATCH):
-            sl = slice(s, s + EVAL_BATCH)
-            I[sl], G[:, sl], phi[sl] = self.net.current_and_gradient(V[:, sl], None if phi0 is None else phi0[sl])
+        sls = [slice(s, s + EVAL_BATCH) for s in range(0, V.shape[1], EVAL_BATCH)]
+        res = self._map(lambda sl: self.net.current_and_gradient(V[:, sl], None if phi0 is None else phi0[sl]), sls)
+        for sl, (i, g, p) in zip(sls, res):
+            I[sl], G[:, sl], phi[sl] = i, g, p
         return I, G, phi
 
     def _runs(self, v):
@@ -267,6 +277,15 @@ class FastEvaluator:
         # Stage 2: the Hessian's displaced points, Newton warm-started at their centre's solution.
         if n_hess:
             Ih, Gh, _ = self._exact(np.concatenate(hess_pts).T, phi[np.concatenate(hess_of)])
+        Gh = Gh if n_hess else None
+        # The jobs write disjoint samples: in contiguous parts on the threads.
+        k = self.threads if len(jobs) >= 8 * self.threads else 1
+        parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
+        self._map(lambda part: self._fill(out, v, part, I, G, Gh), parts)
+        return out
+
+    def _fill(self, out, v, jobs, I, G, Gh) -> None:
+        """Evaluate ``jobs`` (Taylor windows, Hermite ramps, exact samples) into ``out``."""
         for kind, s, e, a, b, k0, h0 in jobs:
             if kind == "taylor":
                 cen, moving = a, b
@@ -292,7 +311,6 @@ class FastEvaluator:
                             (-2 * u3 + 3 * u2) * y1 + (u3 - u2) * m1)
             else:
                 out[s:e] = I[k0:k0 + (e - s)]
-        return out
 
 
 _POOL_LOCK = threading.Lock()
@@ -354,8 +372,9 @@ class SimulatedDNPU:
         The static response: the surrogate (default), the physical hopping network, or
         any object with ``current(V)`` and ``gradient(V)`` on (7, n) arrays.
     threads : int, optional
-        Threads evaluating the surrogate over a long record (blocks of whole chunks, each on
-        one BLAS thread; the result is the same for any count). Default: the available CPUs,
+        Threads evaluating a long record: the surrogate in blocks of whole chunks, the hopping
+        network's Newton batches and windows (each on one BLAS thread; the result is the same
+        for any count). Default: the available CPUs,
         at most ``MAX_THREADS``; 1 evaluates in the calling thread only.
     """
 
@@ -398,7 +417,8 @@ class SimulatedDNPU:
         self.adc_lsb = self.iv_range / (2 ** (adc_bits - 1) - 1) if adc_bits else None
         self.samples_measured = 0
         self._one_thread = _OneBlasThread()
-        self._fast = FastEvaluator(self.model, self.dac_lsb) if isinstance(self.model, HoppingNetwork) else None
+        self._fast = (FastEvaluator(self.model, self.dac_lsb, self.threads) if isinstance(self.model, HoppingNetwork)
+                      else None)
 
     # -- state, for checkpoints (resume gives the same noise as an uninterrupted run) ----
     def get_state(self) -> dict:
