@@ -380,6 +380,9 @@ class HGEWindow:
         bias : bool
             Also the applied bias of each window (else NaN).
 
+        ``last_saturated`` is then the windows' total, ``last_slope`` (with ``stderr``) the
+        steepest of their low-band noise slopes.
+
         Returns
         -------
         z, grad, stderr : (K, m) arrays
@@ -403,8 +406,11 @@ class HGEWindow:
                              f"{y.shape} and {volts.shape}")
         slices = list(slices)
         for k, s in enumerate(slices):
-            if s.stop - s.start != self.n or s.start < 0 or s.stop > y.size or (s.step or 1) != 1:
-                raise ValueError(f"{label(k)}: expected {self.n} samples, got {len(range(y.size)[s])}")
+            r = range(y.size)[s] if isinstance(s, slice) else None
+            if r is None or r.step != 1 or len(r) != self.n:
+                got = "not a slice" if r is None else f"{len(r)} samples with step {r.step}"
+                raise ValueError(f"{label(k)}: expected a slice of {self.n} consecutive samples, got {got}")
+            slices[k] = slice(r.start, r.stop)
         K, m = len(slices), f.size
         Y = np.empty((K, self.n))
         for k, s in enumerate(slices):
@@ -431,7 +437,7 @@ class HGEWindow:
                 X, Yk = analysis.solve_crosstalk(X, Yk, f, self.fs, self.weights, self._ginv[key])
             z[k] = X + 1j * Yk
             applied = None
-            if q is not None:
+            if q is not None:  # applied_fundamentals, on the record quantised once
                 qk = np.ascontiguousarray(q[:, s])
                 applied = np.diagonal(fit_tones(qk, self.fs, f)).copy() if m > 1 else fit_tones(qk, self.fs, f)[:, 0]
             grad[k] = _estimate(z[k], self.amps[sel], self.response[sel], self.phase, applied)

@@ -99,8 +99,12 @@ def test_read_windows_refuses_a_slice_of_the_wrong_length():
     win = HGEWindow(d, T=0.05, phase="inphase")
     volts, slices = _record(win, [np.zeros(2)])
     y = devices.measure(d, volts)
-    with pytest.raises(ValueError, match=f"expected {win.n} samples"):
+    with pytest.raises(ValueError, match=f"expected a slice of {win.n} consecutive samples"):
         win.read_windows(y, volts, [slice(0, win.n - 8)])
+    with pytest.raises(ValueError, match="step 2"):
+        win.read_windows(y, volts, [slice(0, 2 * win.n, 2)] if y.size >= 2 * win.n else [slice(None, None, 2)])
+    with pytest.raises(ValueError, match="not a slice"):
+        win.read_windows(y, volts, [(0, win.n)])
 
 
 _READ_WINDOWS = HGEWindow.read_windows
