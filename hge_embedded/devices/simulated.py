@@ -134,15 +134,14 @@ class FastEvaluator:
         return [f.result() for f in [pool.submit(fn, x) for x in items]]
 
     def _exact(self, V, phi0=None):
-        """(I, grad, site potentials) at the columns of V (7, m), in batches (the batches are
-        what Newton iterates together: fixed, whatever the thread count)."""
+        """(I, grad, site potentials) at the columns of V (7, m), in batches, one after the other
+        (two batches at once would add their ~35 MB of Newton workspace to the peak memory)."""
         I = np.empty(V.shape[1])
         G = np.empty(V.shape)
         phi = np.empty((V.shape[1], self.net.n))
-        sls = [slice(s, s + EVAL_BATCH) for s in range(0, V.shape[1], EVAL_BATCH)]
-        res = self._map(lambda sl: self.net.current_and_gradient(V[:, sl], None if phi0 is None else phi0[sl]), sls)
-        for sl, (i, g, p) in zip(sls, res):
-            I[sl], G[:, sl], phi[sl] = i, g, p
+        for s in range(0, V.shape[1], EVAL_BATCH):
+            sl = slice(s, s + EVAL_BATCH)
+            I[sl], G[:, sl], phi[sl] = self.net.current_and_gradient(V[:, sl], None if phi0 is None else phi0[sl])
         return I, G, phi
 
     def _runs(self, v):
@@ -373,8 +372,8 @@ class SimulatedDNPU:
         any object with ``current(V)`` and ``gradient(V)`` on (7, n) arrays.
     threads : int, optional
         Threads evaluating a long record: the surrogate in blocks of whole chunks, the hopping
-        network's Newton batches and windows (each on one BLAS thread; the result is the same
-        for any count). Default: the available CPUs,
+        network's Taylor windows (each on one BLAS thread; the result is the same for any
+        count). Default: the available CPUs,
         at most ``MAX_THREADS``; 1 evaluates in the calling thread only.
     """
 
