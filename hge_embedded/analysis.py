@@ -154,11 +154,8 @@ def window_psd(samples, fs: float, freqs, *, guard_bins: int = 3):
     y = np.asarray(samples, float)
     n = y.size
     f = np.atleast_1d(np.asarray(freqs, float))
-    near = residual_psd(y, fs, f, guard_bins=guard_bins)
-    _, r = fit_tones(y, fs, f, residual=True)
-    w = np.hanning(n)
-    P = 2.0 * np.abs(np.fft.rfft(r * w)) ** 2 / (fs * np.sum(w**2))
-    fb = np.fft.rfftfreq(n, 1.0 / fs)
+    P, fb = _residual_periodogram(y, fs, f)
+    near = residual_psd(y, fs, f, guard_bins=guard_bins, _periodogram=(P, fb))
     edge = 0.9 * f.min()
     sel = (fb >= 3 * fs / n) & (fb <= edge)
     for ft in f:
@@ -283,7 +280,16 @@ def amplitude_bias(third_derivative, a):
     return np.asarray(a) ** 2 * np.asarray(third_derivative) / 8.0
 
 
-def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins: int = 3):
+def _residual_periodogram(y, fs: float, tones):
+    """Hann periodogram (one-sided, nA^2/Hz) of what the tone fit (``tones``, DC, slope) leaves, and its bins."""
+    n = y.size
+    _, r = fit_tones(y, fs, tones, residual=True)  # tones, DC and slope removed
+    w = np.hanning(n)
+    P = 2.0 * np.abs(np.fft.rfft(r * w)) ** 2 / (fs * np.sum(w**2))
+    return P, np.fft.rfftfreq(n, 1.0 / fs)
+
+
+def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins: int = 3, _periodogram=None):
     """Noise density near the plan's band, from one window: returns ``S(f)`` (callable, nA^2/Hz).
 
     The tones (and DC and slope) are fitted and removed by least squares; the
@@ -295,10 +301,8 @@ def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins:
     y = np.asarray(samples, float)
     n = y.size
     tones = np.atleast_1d(np.asarray(freqs if amplitude_freqs is None else amplitude_freqs, float))
-    _, r = fit_tones(y, fs, tones, residual=True)  # tones, DC and slope removed
-    w = np.hanning(n)
-    P = 2.0 * np.abs(np.fft.rfft(r * w)) ** 2 / (fs * np.sum(w**2))
-    fb = np.fft.rfftfreq(n, 1.0 / fs)
+    # ``_periodogram``: window_psd's, for the same tones (computed once there).
+    P, fb = _residual_periodogram(y, fs, tones) if _periodogram is None else _periodogram
     f = np.atleast_1d(np.asarray(freqs, float))
     lo, hi = 0.6 * f.min(), min(1.4 * f.max(), 0.49 * fs)
     sel = (fb >= lo) & (fb <= hi) & (fb > 0)

@@ -310,3 +310,138 @@ def format_gradient(r) -> str:
     lines.append(f"one parallel 7-electrode gradient: {w['total']:.2f} ms = device model {w['device_model']:.2f} + "
                  f"chain/noise {w['chain_and_noise']:.2f} + core {w['core_demodulate']:.2f} + host {w['host_overhead']:.2f}")
     return "\n".join(lines)
+
+
+# -- bench train: the sphere run's lab time / wall time, its peak memory, extract_gradient warm ---------
+
+TRAIN_MODELS = ("surrogate", "hopping")
+_BIAS = (-0.3, 0.1, -0.5, 0.2, 0.0, -0.4, 0.3)
+
+
+def _train_one(model: str, iterations: int, repeats: int = 3, seed: int = 0) -> dict:
+    """One model, in this process: a sphere run's parts timed (wall and CPU) and its lab time,
+    then ``extract_gradient`` warm. Called in a fresh process by :func:`bench_train`."""
+    import resource
+
+    from .devices.simulated import SimulatedDNPU
+    from .gradient import extract_gradient
+    from .tasks import sphere
+    from .train import Trainer
+
+    def timed(fn):
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - w0, time.process_time() - c0
+
+    rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    device = SimulatedDNPU(seed=seed, model=model)
+    task = sphere(seed)
+    tr, w_init, c_init = timed(lambda: Trainer(device, task, seed=seed, max_iter=10**9))
+    lab0 = tr.lab_time
+    _, w, c = timed(lambda: _setup(tr))
+    w_init, c_init, lab_setup = w_init + w, c_init + c, tr.lab_time
+    iters = []
+    for _ in range(iterations):
+        lab = tr.lab_time
+        _, w, c = timed(tr.step)
+        iters.append((tr.lab_time - lab, w, c))
+    lab = tr.lab_time
+    res, w_final, c_final = timed(lambda: tr.result(0.0))
+    lab_final = tr.lab_time - lab
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    lab_it = np.array([x[0] for x in iters])
+    w_it = np.array([x[1] for x in iters])
+    c_it = np.array([x[2] for x in iters])
+    # extract_gradient warm: same device, the run's calibration cached; best of `repeats` rounds.
+    b = np.array(_BIAS)
+    for _ in range(3):
+        extract_gradient(device, b)
+    g_wall, g_cpu = np.inf, np.inf
+    for _ in range(repeats):
+        _, w, c = timed(lambda: [extract_gradient(device, b) for _ in range(20)])
+        g_wall, g_cpu = min(g_wall, w / 20), min(g_cpu, c / 20)
+    return dict(model=model, iterations_measured=iterations, task_iterations=int(task.max_iter),
+                lab_setup_s=lab_setup, wall_setup_s=w_init, cpu_setup_s=c_init, calibration_lab_s=lab0,
+                lab_per_iteration_s=float(lab_it.mean()), wall_per_iteration_s=float(w_it.mean()),
+                wall_per_iteration_best_s=float(w_it.min()), cpu_per_iteration_s=float(c_it.mean()),
+                lab_final_s=lab_final, wall_final_s=w_final, cpu_final_s=c_final,
+                rss_after_imports_bytes=int(rss_imports), max_rss_bytes=int(max_rss),
+                gradient_wall_ms=1e3 * g_wall, gradient_cpu_ms=1e3 * g_cpu)
+
+
+def _setup(tr) -> None:
+    """What ``Trainer.run`` does before its first iteration: the start, the initial test accuracy."""
+    from .tasks import balanced_accuracy
+    tr.initialise()
+    if tr.task.test_inputs is not None:
+        y0 = tr.measure_outputs(tr.task.test_inputs)
+        tr.initial_accuracy = balanced_accuracy(y0, tr.task.test_targets)[0]
+
+
+def extrapolate(r: dict) -> dict:
+    """A full ``hge train --task sphere`` run from the measured parts: setup + ``task_iterations``
+    iterations at the measured mean + the final evaluation (lab, wall, CPU in s) and the ratios.
+
+    Honest about what it is: the iterations' lab time is the same every iteration (one window and
+    one ramp per data point), their wall time is the measured mean of the first few; a run that
+    stops early on ``stop_loss`` has fewer. ``wall_best`` uses the fastest iteration (for a machine
+    that others disturb)."""
+    n = r["task_iterations"]
+    lab = r["lab_setup_s"] + n * r["lab_per_iteration_s"] + r["lab_final_s"]
+    out = {}
+    for key, per in (("wall", "wall_per_iteration_s"), ("wall_best", "wall_per_iteration_best_s"),
+                     ("cpu", "cpu_per_iteration_s")):
+        side = "cpu" if key == "cpu" else "wall"
+        t = r[f"{side}_setup_s"] + n * r[per] + r[f"{side}_final_s"]
+        out[f"{key}_s"] = t
+        out[f"lab_over_{key}"] = lab / t
+    out["lab_s"] = lab
+    out["lab_over_wall_iterations_only"] = r["lab_per_iteration_s"] / r["wall_per_iteration_s"]
+    out["lab_over_cpu_iterations_only"] = r["lab_per_iteration_s"] / r["cpu_per_iteration_s"]
+    return out
+
+
+def bench_train(models=TRAIN_MODELS, iterations: int = 5, repeats: int = 3, progress=None) -> list:
+    """For each simulator model, in a fresh Python process (so its peak memory is the run's own):
+    the sphere task's setup, ``iterations`` training iterations and the final evaluation, timed in
+    wall and CPU time, with the lab time they stand for (:func:`extrapolate` turns them into a full
+    run's lab/wall), the peak memory (max RSS of the process; its RSS after the imports for
+    comparison) and ``extract_gradient`` warm (mean of 20 calls, best of
+    ``repeats`` rounds). ``progress(done, total, label)`` between models."""
+    import json
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    rows = []
+    for k, model in enumerate(models):
+        if progress:
+            progress(k, len(models), f"sphere on {model}")
+        code = ("import json; from hge_embedded.bench import _train_one; "
+                f"print(json.dumps(_train_one({model!r}, {int(iterations)}, {int(repeats)})))")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+        if proc.returncode:
+            raise RuntimeError(f"bench train ({model}) failed:\n{proc.stderr.strip()[-2000:]}")
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        r.update(extrapolate(r))
+        rows.append(r)
+    if progress:
+        progress(len(models), len(models), "done")
+    return rows
+
+
+def format_train(rows) -> str:
+    lines = ["hge train --task sphere (seed 0), extrapolated from its measured parts: setup (start, initial test "
+             "accuracy), N iterations, final evaluation; a full run has 300 iterations unless the loss stops it",
+             f"{'model':10s} {'N':>3s} {'lab/iter':>9s} {'wall/iter':>10s} {'cpu/iter':>9s} {'lab/wall':>9s} "
+             f"{'lab/wall*':>10s} {'lab/cpu':>8s} {'max RSS':>8s} {'imports':>8s} {'grad wall':>10s} {'grad cpu':>9s}"]
+    for r in rows:
+        lines.append(f"{r['model']:10s} {r['iterations_measured']:3d} {r['lab_per_iteration_s']:8.2f}s "
+                     f"{r['wall_per_iteration_s']:9.3f}s {r['cpu_per_iteration_s']:8.3f}s {r['lab_over_wall']:9.1f} "
+                     f"{r['lab_over_wall_best']:10.1f} {r['lab_over_cpu']:8.1f} {r['max_rss_bytes'] / 2**20:6.0f}MB "
+                     f"{r['rss_after_imports_bytes'] / 2**20:6.0f}MB {r['gradient_wall_ms']:8.2f}ms {r['gradient_cpu_ms']:7.2f}ms")
+    lines.append("lab/wall: the full run (mean iteration wall time); lab/wall*: with the fastest iteration; lab/cpu: "
+                 "CPU time (this process, all threads). max RSS: the process's peak resident memory over the bench "
+                 "(imports included); imports: its resident memory after the imports, before the run. grad: "
+                 "extract_gradient warm, 7 electrodes, T = 0.1 s, stderr included (mean of 20 calls, best of 3 "
+                 "rounds).")
+    return "\n".join(lines)

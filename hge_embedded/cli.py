@@ -73,6 +73,8 @@ def cmd_bench(args) -> int:
             bar.update(done - bar.n, postfix=label)
         if args.what == "core":
             rows = bench.bench_core(min_total=args.min_time, progress=tick)
+        elif args.what == "train":
+            rows = bench.bench_train(models=args.models, iterations=args.iterations, progress=tick)
         else:
             r = bench.bench_gradient(points=args.points, reps=args.reps, progress=tick)
     if args.what == "core":
@@ -81,6 +83,14 @@ def cmd_bench(args) -> int:
         else:
             print("device: none (the C core and numpy on this machine)")
             print(bench.format_core(rows))
+        return 0
+    if args.what == "train":
+        device = "simulated DNPU (device seed 0; surrogate and hopping models, each in a fresh process)"
+        if args.json:
+            _print_json({"bench": "train", "device": device, "rows": rows})
+        else:
+            print(f"device: {device}")
+            print(bench.format_train(rows))
         return 0
     device = "simulated DNPU (device seeds 0 and 1, built by the bench)"
     if args.json:
@@ -717,13 +727,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_doctor)
 
     b = sub.add_parser("bench", help="measure speed and accuracy; prints figures")
-    b.add_argument("what", choices=["core", "gradient"],
-                   help="core: C lock-in vs numpy/scipy float64; gradient: accuracy, noise, timing")
+    b.add_argument("what", choices=["core", "gradient", "train"],
+                   help="core: C lock-in vs numpy/scipy float64; gradient: accuracy, noise, timing; train: the "
+                        "sphere run's lab time / wall time and peak memory, extract_gradient warm, per simulator model")
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
     b.add_argument("--min-time", type=positive_float, default=0.3, help="seconds per timing round (default 0.3)")
     b.add_argument("--points", type=positive_int, default=100, help="bias points for accuracy (default 100)")
     b.add_argument("--reps", type=positive_int, default=300, help="repetitions for noise figures (default 300)")
+    b.add_argument("--iterations", type=positive_int, default=5,
+                   help="train: sphere iterations measured per model, the full run extrapolated (default 5)")
+    b.add_argument("--models", nargs="+", choices=["surrogate", "hopping"], default=["surrogate", "hopping"],
+                   help="train: simulator models to run (default both)")
     b.set_defaults(func=cmd_bench)
 
     # Every command (also those added later) takes --debug.

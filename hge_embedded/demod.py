@@ -10,6 +10,7 @@ product comes out exactly.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,3 +148,92 @@ def demodulate(samples, fs, freqs, *, engine: str = "c", filter: str = "butterwo
             ri, rq = fixed.lockin_bw3(codes, steps, uphases, filt.coeffs, dc)
         unit = scale * 2.0**fixed.MIXER_SHIFT / fixed.SINE_AMPLITUDE / filt.gain_fixed  # one Q6 LSB = 1/64 code
     return Demodulated(ri * unit, rq * unit, freqs, engine, filter, ri, rq, scale)
+
+
+class WindowDemodulator:
+    """``demodulate`` for many windows of one plan and length, prepared once.
+
+    The argument checks, the filter design and, for ``engine="c"``, a
+    :class:`hge_embedded.core.LockinPlan` (its references computed once for the
+    plan and window length) are made at construction; a call then takes a
+    ``(K, n)`` block of windows and does only per-window work. Row ``k`` of the
+    result equals ``demodulate(samples[k], fs, freqs, engine=..., filter=...,
+    T=..., full_scale=...)`` bit for bit (tested): the quantisation to codes and
+    the mean are the same element-wise operations, and the lock-in integers are
+    the core's (every host path gives the same integers). The integer
+    reference and float engines are called window by window.
+
+    Parameters
+    ----------
+    fs, freqs, engine, filter, T, full_scale, remove_dc
+        As for :func:`demodulate`; ``full_scale=None`` scales each window by
+        its own largest magnitude, as :func:`to_codes` does.
+    n : int
+        Samples per window.
+    """
+
+    def __init__(self, fs, freqs, n: int, *, engine: str = "c", filter: str = "butterworth3",  # noqa: A002
+                 T: float | None = None, full_scale: float | None = None, remove_dc: bool = True):
+        v.choice("engine", engine, ENGINES)
+        v.choice("filter", filter, FILTERS)
+        v.positive("fs", fs)
+        v.positive("n", n, integer=True)
+        self.fs, self.n, self.engine, self.filter = float(fs), int(n), engine, filter
+        self.freqs = v.float_array("freqs", np.atleast_1d(freqs), ndim=1)
+        steps = design.freq_to_step(self.freqs, fs)
+        self.T = self.n / self.fs if T is None else float(v.positive("T", T))
+        if full_scale is not None:
+            v.positive("full_scale", full_scale)
+        self.full_scale, self.remove_dc = full_scale, bool(remove_dc)
+        self._plan = None
+        if filter == "butterworth3":
+            self._filt = design.lockin_filter(self.fs, self.T, self.n)
+            if self.n % design.DECIMATION:
+                raise ValueError(f"samples: the Butterworth lock-in sums groups of {design.DECIMATION} samples; "
+                                 f"the window must be a multiple of {design.DECIMATION}, got {self.n}")
+        if engine == "c":
+            coeffs = self._filt.coeffs if filter == "butterworth3" else None
+            self._plan = core.LockinPlan(steps, None, self.n, filter=filter, coeffs=coeffs)
+
+    def __call__(self, samples):
+        """Windows ``samples`` (K, n) -> ``(X, Y)``, each (K, M), in the unit of the samples."""
+        x = v.float_array("samples", samples, ndim=2)
+        if x.shape[1] != self.n:
+            raise ValueError(f"samples: windows of {self.n} samples expected, got {x.shape[1]}")
+        if self._plan is None:  # the Python engines: window by window
+            rows = [demodulate(row, self.fs, self.freqs, engine=self.engine, filter=self.filter, T=self.T,
+                               full_scale=self.full_scale, remove_dc=self.remove_dc) for row in x]
+            return np.array([r.X for r in rows]), np.array([r.Y for r in rows])
+        peak = np.max(np.abs(x), axis=1)
+        if self.full_scale is None:
+            fsr = np.where(peak > 0, peak, 1.0)          # to_codes: the window's largest magnitude (or 1)
+        else:
+            fsr = np.full(x.shape[0], float(self.full_scale))
+            over = np.flatnonzero(peak > fsr * (1 + 1e-12))
+            if over.size:
+                raise ValueError(f"samples exceed full_scale = {self.full_scale} (largest |sample| "
+                                 f"{peak[over[0]]})")
+        scale = fsr / CODE_MAX
+        codes = np.clip(np.round(x / scale[:, None]), -CODE_MAX, CODE_MAX).astype(np.int32)
+        if self.remove_dc:
+            # hge_mean_q0: round-half-up mean, floor((2 sum + n) / (2 n)); exact in int64.
+            dcs = ((2 * codes.sum(axis=1, dtype=np.int64) + self.n) // (2 * self.n)).tolist()
+        else:
+            dcs = [0] * x.shape[0]
+        m = self.freqs.size
+        ri, rq = np.empty((x.shape[0], m), np.int64), np.empty((x.shape[0], m), np.int64)
+        for k in range(x.shape[0]):
+            ri[k], rq[k] = self._plan(codes[k], dc=dcs[k])
+        if self.filter == "boxcar":
+            unit = scale / (self.n * fixed.SINE_AMPLITUDE)
+        else:
+            unit = scale * 2.0**fixed.MIXER_SHIFT / fixed.SINE_AMPLITUDE / self._filt.gain_fixed
+        return ri * unit[:, None], rq * unit[:, None]
+
+
+@functools.lru_cache(maxsize=32)
+def window_demodulator(fs: float, freqs: tuple, n: int, engine: str = "c", filter: str = "butterworth3",  # noqa: A002
+                       T: float | None = None, full_scale: float | None = None) -> WindowDemodulator:
+    """A shared :class:`WindowDemodulator` per plan (cached: ``extract_gradient`` at one plan builds its
+    C plan and reference cache once, not per call; the instance holds no per-call state)."""
+    return WindowDemodulator(fs, np.array(freqs, float), n, engine=engine, filter=filter, T=T, full_scale=full_scale)

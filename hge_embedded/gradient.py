@@ -20,11 +20,11 @@ import numpy as np
 from . import _validate as v
 from . import analysis, design, plans
 from .calibration import Calibration, calibrate
-from .demod import demodulate
+from .demod import WindowDemodulator, window_demodulator
 from .devices import check_limits, check_volts, device_name, has_loopback
 from .devices import measure as checked_measure
 from .electrodes import to_index, to_number
-from .saturation import SATURATION, check_saturation
+from .saturation import SATURATION, check_saturation, saturated_counts
 from .tonefit import fit_tones
 
 PHASES = ("calibrated", "inphase", "magnitude")
@@ -32,6 +32,7 @@ MODES = ("parallel", "sequential")
 CROSSTALK = ("solve", "none")
 MIN_DAC_STEPS = 4          # amplitude >= 4 DAC steps: the quantised sine's fundamental is then
                            # within ~1/8 of the asked amplitude and never 0 (it is used exactly)
+SHARED_DEMOD_BYTES = 1 << 22  # reference tables up to 4 MB are cached across calls (demod.window_demodulator)
 STEEP_SLOPE = -3.0         # noise below the plan steeper than 1/f^3: its power law (extrapolated below
                            # 3/T, where one window cannot see it) decides stderr: not trusted
 
@@ -228,7 +229,7 @@ class HGEWindow:
                 design.check_boxcar_window(freqs, self.fs, self.T)
         self.freqs = np.asarray(freqs, float)
         self.groups = [np.arange(m)] if mode == "parallel" else [np.array([k]) for k in range(m)]
-        self._ginv, self._cov = {}, {}
+        self._ginv, self._cov, self._demods, self._tones = {}, {}, {}, {}
         for sel in self.groups:
             key = tuple(self.freqs[sel])
             if crosstalk == "solve":
@@ -308,46 +309,150 @@ class HGEWindow:
             probe = perturbation_waveform(bias, self.idx, self.amps, self.freqs, self.n, self.fs)
             check_volts(probe, self.limits)  # the calibration drives these electrodes with these amplitudes
             self.calibrate_at(bias)
-        sel = np.arange(self.idx.size) if sel is None else sel
-        return perturbation_waveform(bias, self.idx[sel], self.amps[sel], self.freqs[sel], self.n, self.fs)
+        sel = np.arange(self.idx.size) if sel is None else np.asarray(sel)
+        # perturbation_waveform with its tone part computed once per selection (every window of a
+        # training iteration adds the same tones to its own bias: the same sums, bit for bit).
+        key = tuple(sel.tolist())
+        tones = self._tones.get(key)
+        if tones is None:
+            t = np.arange(self.n) / self.fs
+            tones = self._tones[key] = self.amps[sel][:, None] * np.sin(2 * np.pi * np.outer(self.freqs[sel], t))
+            tones.flags.writeable = False
+        volts = np.repeat(np.asarray(bias, float)[:, None], self.n, axis=1)
+        volts[self.idx[sel]] += tones
+        return volts
 
     def read(self, y, volts, sel=None, stderr: bool = True, label: str = "window"):
         """Samples ``y`` measured for ``volts`` -> (X + jY, dI/dV, stderr, applied bias).
 
         ``stderr=False`` skips the residual-spectrum estimate (NaN) where only dI/dV is needed.
         Raises on a saturated window (unless ``saturation="count"``: the count is
-        in ``last_saturated``) and on a non-finite derivative.
+        in ``last_saturated``) and on a non-finite derivative. One window of
+        :meth:`read_windows`.
+        """
+        y = np.asarray(y, float)
+        if y.ndim != 1 or y.size != self.n:
+            raise ValueError(f"{label}: expected {self.n} samples, got {y.size}")
+        z, grad, se, bias = self.read_windows(y, volts, [slice(0, self.n)], sel, stderr=stderr, labels=[label])
+        return z[0], grad[0], se[0], bias[0]
+
+    def _demodulator(self, f):
+        key = tuple(f)
+        wd = self._demods.get(key)
+        if wd is None:
+            fs_demod = self.full_scale if self._quantized else None
+            number = fs_demod is None or (isinstance(fs_demod, (int, float, np.integer, np.floating))
+                                          and not isinstance(fs_demod, bool))
+            # Shared between windows and calls (extract_gradient builds a new HGEWindow each time)
+            # while its reference table (8 M n bytes) is small; a long window's stays with this one.
+            if number and 8 * len(key) * self.n <= SHARED_DEMOD_BYTES:
+                wd = window_demodulator(self.fs, tuple(float(x) for x in f), self.n, self.engine, self.filter,
+                                        self.T, None if fs_demod is None else float(fs_demod))
+            else:  # large, or not a number (WindowDemodulator's check names it)
+                wd = WindowDemodulator(self.fs, f, self.n, engine=self.engine, filter=self.filter, T=self.T,
+                                       full_scale=fs_demod)
+            self._demods[key] = wd
+        return wd
+
+    def read_windows(self, y, volts, slices, sel=None, stderr: bool = True, labels=None, bias: bool = True):
+        """Many windows of one record at once: ``y[s]`` measured for ``volts[:, s]``, for each ``s`` in ``slices``.
+
+        What :meth:`read` gives for each window, bit for bit (tested), with the
+        per-plan work done once: the saturation check vectorised over the
+        windows, one :class:`demod.WindowDemodulator` (the C core's plan and
+        reference cache) for all of them, the DAC quantisation of the record
+        once. The trainer reads all data points of an iteration this way.
+
+        Parameters
+        ----------
+        y : (N,) array
+            The measured record, nA.
+        volts : (n_electrodes, N) array
+            What was applied for it, V.
+        slices : sequence of slice
+            One per window, each ``n`` samples long.
+        sel : array of int, optional
+            The perturbed electrodes (positions in ``electrodes``), default all.
+        stderr : bool
+            Residual-spectrum standard errors (else NaN).
+        labels : sequence of str or callable, optional
+            Names of the windows in error messages (``labels[k]`` or ``labels(k)``).
+        bias : bool
+            Also the applied bias of each window (else NaN).
+
+        ``last_saturated`` is then the windows' total, ``last_slope`` (with ``stderr``) the
+        steepest of their low-band noise slopes.
+
+        Returns
+        -------
+        z, grad, stderr : (K, m) arrays
+        bias : (K, n_electrodes) array
         """
         if self.needs_calibration:
             raise ValueError("HGEWindow.read: the calibrated estimator has no calibration yet; "
                              "call calibrate_at(bias) before measuring")
-        sel = np.arange(self.idx.size) if sel is None else sel
+        sel = np.arange(self.idx.size) if sel is None else np.asarray(sel)
         f = self.freqs[sel]
+        key = tuple(f)
+
+        def label(k):
+            if labels is None:
+                return f"window {k + 1}"
+            return labels(k) if callable(labels) else labels[k]
         y = np.asarray(y, float)
-        if y.size != self.n:
-            raise ValueError(f"{label}: expected {self.n} samples, got {y.size}")
-        self.last_saturated = check_saturation(y, self.full_scale, what=f"{self.name}, {label}",
-                                               policy=self.saturation)
+        volts = np.asarray(volts, float)
+        if y.ndim != 1 or volts.ndim != 2 or volts.shape[1] != y.size:
+            raise ValueError(f"read_windows: y must be 1-D and volts (n_electrodes, {y.size}) like it, got shapes "
+                             f"{y.shape} and {volts.shape}")
+        slices = list(slices)
+        for k, s in enumerate(slices):
+            r = range(y.size)[s] if isinstance(s, slice) else None
+            if r is None or r.step != 1 or len(r) != self.n:
+                got = "not a slice" if r is None else f"{len(r)} samples with step {r.step}"
+                raise ValueError(f"{label(k)}: expected a slice of {self.n} consecutive samples, got {got}")
+            slices[k] = slice(r.start, r.stop)
+        K, m = len(slices), f.size
+        Y = np.empty((K, self.n))
+        for k, s in enumerate(slices):
+            Y[k] = y[s]
+        counts = saturated_counts(Y, self.full_scale)
+        if self.saturation == "raise" and counts.any():
+            k = int(np.flatnonzero(counts)[0])
+            check_saturation(Y[k], self.full_scale, what=f"{self.name}, {label(k)}", policy="raise")
+        self.last_saturated = int(counts.sum())
         fs_demod = self.full_scale if self._quantized else None
         if fs_demod:
-            y = np.clip(y, -fs_demod, fs_demod)  # only reachable with saturation="count"
-        d = demodulate(y, self.fs, f, engine=self.engine, filter=self.filter, T=self.T, full_scale=fs_demod)
-        X, Y = d.X, d.Y
-        key = tuple(f)
-        if self.crosstalk == "solve":
-            X, Y = analysis.solve_crosstalk(X, Y, f, self.fs, self.weights, self._ginv[key])
-        z = X + 1j * Y
-        applied = applied_fundamentals(volts, self.idx[sel], f, self.fs, self.dac_lsb)
-        grad = _estimate(z, self.amps[sel], self.response[sel], self.phase, applied)
-        if not np.all(np.isfinite(grad)):
-            raise ValueError(f"{self.name}, {label}: non-finite dI/dV {grad.tolist()} at {f.tolist()} Hz")
-        if stderr:
-            psd = analysis.window_psd(y, self.fs, f)
-            self.last_slope = psd.slope
-            se = self._stderr(psd, z, sel, key)
-        else:
-            se = np.full(f.size, np.nan)
-        return z, grad, se, applied_bias(volts[:, 0], self.n, self.dac_lsb, volts)
+            np.clip(Y, -fs_demod, fs_demod, out=Y)  # only reachable with saturation="count"
+        Xs, Ys = self._demodulator(f)(Y)
+        idx = self.idx[sel]
+        q = np.round(volts[idx] / self.dac_lsb) * self.dac_lsb if self.dac_lsb else None
+        z = np.empty((K, m), complex)
+        grad = np.empty((K, m))
+        se = np.full((K, m), np.nan)
+        b = np.full((K, volts.shape[0]), np.nan)
+        slopes = []
+        for k, s in enumerate(slices):
+            X, Yk = Xs[k], Ys[k]
+            if self.crosstalk == "solve":
+                X, Yk = analysis.solve_crosstalk(X, Yk, f, self.fs, self.weights, self._ginv[key])
+            z[k] = X + 1j * Yk
+            applied = None
+            if q is not None:  # applied_fundamentals, on the record quantised once
+                qk = np.ascontiguousarray(q[:, s])
+                applied = np.diagonal(fit_tones(qk, self.fs, f)).copy() if m > 1 else fit_tones(qk, self.fs, f)[:, 0]
+            grad[k] = _estimate(z[k], self.amps[sel], self.response[sel], self.phase, applied)
+            if not np.all(np.isfinite(grad[k])):
+                raise ValueError(f"{self.name}, {label(k)}: non-finite dI/dV {grad[k].tolist()} at {f.tolist()} Hz")
+            if stderr:
+                psd = analysis.window_psd(Y[k], self.fs, f)
+                slopes.append(psd.slope)
+                se[k] = self._stderr(psd, z[k], sel, key)
+            if bias:
+                vk = volts[:, s]
+                b[k] = applied_bias(vk[:, 0], self.n, self.dac_lsb, vk)
+        if slopes:
+            self.last_slope = slopes[-1] if K == 1 else float(np.nanmin(slopes))
+        return z, grad, se, b
 
     def _stderr(self, psd, z, sel, key):
         """sqrt(Var dI/dV): this window's noise spectrum (``analysis.window_psd``) through the lock-in,

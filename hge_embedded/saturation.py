@@ -48,3 +48,22 @@ def check_saturation(y, full_scale, *, what: str, policy: str = "raise", runs: b
                          f"away from the rail, lower the amplitude or the IV gain, or pass saturation='count' to "
                          f"accept the window and get the count in the result")
     return count
+
+
+def saturated_counts(windows, full_scale: float | None = None) -> np.ndarray:
+    """``saturated_samples`` of every row of ``windows`` (K, n), with runs; the same counts.
+
+    Vectorised over the rows: a run of ``RUN_MIN`` samples at a row's extreme needs at
+    least ``RUN_MIN`` samples equal to it, so only rows with that many are searched
+    for runs (``saturated_samples``); for the others the count is the samples at
+    ``full_scale``.
+    """
+    y = np.asarray(windows, float)
+    if y.ndim != 2:
+        raise ValueError(f"windows must be 2-D (K, n), got shape {y.shape}")
+    counts = (np.abs(y) >= full_scale * (1 - 1e-9)).sum(axis=1) if full_scale else np.zeros(y.shape[0], np.int64)
+    at_min = (y == y.min(axis=1, keepdims=True)).sum(axis=1)
+    at_max = (y == y.max(axis=1, keepdims=True)).sum(axis=1)
+    for k in np.flatnonzero((at_min >= RUN_MIN) | (at_max >= RUN_MIN)):
+        counts[k] = saturated_samples(y[k], full_scale)
+    return counts.astype(np.int64)

@@ -38,7 +38,10 @@ take seconds. The samples are classified in one pass:
 
 Custom ``model=`` objects (``current(V)`` and ``gradient(V)`` on (7, n)) are
 evaluated exactly at every sample. The small dense products run on one BLAS
-thread (``threadpoolctl`` when installed; the caller's setting is restored).
+thread (``threadpoolctl`` when installed; the caller's setting is restored). The
+surrogate evaluates a long record (a training iteration: ~3.5e5 samples) in
+chunks of ``surrogate.CHUNK`` samples, in blocks of whole chunks on ``threads``
+threads (numpy and BLAS release the GIL): the same numbers as one thread.
 
 Measurement chain (what ``measure`` adds)
 -----------------------------------------
@@ -55,12 +58,15 @@ chain's gain and phase at each frequency are what ``calibrate`` measures through
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 
 import numpy as np
 
 from . import check_volts
 from .dnpu_physics import HoppingNetwork
 from .noise import NoiseModel, NoiseSource
+from . import surrogate as _surrogate
 from .surrogate import SurrogateModel
 
 N_ELECTRODES = 7
@@ -72,6 +78,7 @@ CHUNK = 32               # samples per classification chunk
 DERIV_STEP = 2e-3        # V: difference step for the 2nd and 3rd derivatives (errors ~ h^2 and h
                          # relative to the 0.1 V scale of the device, on terms already ~1e-3)
 EVAL_BATCH = 4096        # exact solves per batch (bounds the memory of the batched Newton)
+MAX_THREADS = 4          # default cap on the threads evaluating a long record (the available CPUs below it)
 
 DNPUModel = SurrogateModel  # the name earlier versions exported
 MODELS = ("surrogate", "hopping")
@@ -80,32 +87,55 @@ MODELS = ("surrogate", "hopping")
 class _OneBlasThread:
     """Context factory: one BLAS thread for tiny products (a second thread only adds waiting).
 
-    The caller's setting is restored on exit. Without ``threadpoolctl`` it does nothing."""
+    The caller's setting is restored on exit. Without ``threadpoolctl`` it does nothing.
+    The BLAS libraries are found once (``threadpoolctl``) and each context only reads and sets
+    their thread counts (~10 us; ``ThreadpoolController.limit`` inspects them anew each time)."""
 
     def __init__(self):
-        self._ctl = None
+        self._libs = None
 
     def __call__(self):
-        if self._ctl is None:
+        if self._libs is None:
             try:
                 from threadpoolctl import ThreadpoolController
-                self._ctl = ThreadpoolController()
+                self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
             except ImportError:
-                self._ctl = False
-        if not self._ctl:
+                self._libs = []
+        if not self._libs:
             return contextlib.nullcontext()
-        return self._ctl.limit(limits=1, user_api="blas")
+        return self._limit()
+
+    @contextlib.contextmanager
+    def _limit(self):
+        before = [lib.num_threads for lib in self._libs]
+        changed = [(lib, n) for lib, n in zip(self._libs, before) if n != 1]
+        for lib, _ in changed:
+            lib.set_num_threads(1)
+        try:
+            yield
+        finally:
+            for lib, n in changed:
+                lib.set_num_threads(n)
 
 
 class FastEvaluator:
     """Currents of a ``HoppingNetwork`` at many samples: Taylor in windows, Hermite on ramps, exact elsewhere."""
 
-    def __init__(self, net: HoppingNetwork, lsb: float | None):
+    def __init__(self, net: HoppingNetwork, lsb: float | None, threads: int = 1):
         self.net = net
         self.line_tol = 2.5 * lsb if lsb else 1e-12
+        self.threads = int(threads)
+
+    def _map(self, fn, items) -> list:
+        """``[fn(x) for x in items]``, on ``threads`` threads when there are several items."""
+        if self.threads < 2 or len(items) < 2:
+            return [fn(x) for x in items]
+        pool = _pool(self.threads)
+        return [f.result() for f in [pool.submit(fn, x) for x in items]]
 
     def _exact(self, V, phi0=None):
-        """(I, grad, site potentials) at the columns of V (7, m), in batches."""
+        """(I, grad, site potentials) at the columns of V (7, m), in batches, one after the other
+        (two batches at once would add their ~35 MB of Newton workspace to the peak memory)."""
         I = np.empty(V.shape[1])
         G = np.empty(V.shape)
         phi = np.empty((V.shape[1], self.net.n))
@@ -137,19 +167,18 @@ class FastEvaluator:
                 if ok[k]:
                     runs.append([int(starts[c0]), int(ends[c1 - 1]), u_lo[:, k], u_hi[:, k]])
                     continue
-                # Greedy split on plain floats (7-vectors: numpy calls would cost more than the work).
-                lo_l, hi_l = lo[:, c0:c1].T.tolist(), hi[:, c0:c1].T.tolist()
-                c = 0
-                while c < c1 - c0:
-                    r_lo, r_hi, cs = lo_l[c], hi_l[c], c
-                    c += 1
-                    while c < c1 - c0:
-                        n_lo = [min(p, q) for p, q in zip(r_lo, lo_l[c])]
-                        n_hi = [max(p, q) for p, q in zip(r_hi, hi_l[c])]
-                        if max(q - p for p, q in zip(n_lo, n_hi)) > lim:
-                            break
-                        r_lo, r_hi, c = n_lo, n_hi, c + 1
-                    runs.append([int(starts[c0 + cs]), int(ends[c0 + c - 1]), np.array(r_lo), np.array(r_hi)])
+                # Greedy split: each run takes chunks while their union box stays small. The union
+                # grows monotonically, so a run ends at the first chunk whose running union is too
+                # wide (running min/max: the same floats as adding the chunks one at a time).
+                lo_s, hi_s, c, n_c = lo[:, c0:c1], hi[:, c0:c1], 0, c1 - c0
+                while c < n_c:
+                    cl = np.minimum.accumulate(lo_s[:, c:], axis=1)
+                    ch = np.maximum.accumulate(hi_s[:, c:], axis=1)
+                    wide = np.flatnonzero(np.max(ch - cl, axis=0)[1:] > lim)
+                    take = int(wide[0]) + 1 if wide.size else n_c - c   # the first chunk always
+                    runs.append([int(starts[c0 + c]), int(ends[c0 + c + take - 1]),
+                                 cl[:, take - 1].copy(), ch[:, take - 1].copy()])
+                    c += take
         # Grow each run into the neighbouring big chunks, sample by sample, while its box stays small.
         prev_end = 0
         for k, run in enumerate(runs):
@@ -212,12 +241,13 @@ class FastEvaluator:
         edges = np.flatnonzero(np.diff(np.concatenate([[0], free.astype(np.int8), [0]])))
         segs = list(zip(edges[::2].tolist(), edges[1::2].tolist()))
         # Stage 1: box centres, ramp knots and arbitrary samples, solved in one batch.
-        pts, jobs, hess = [], [], []
+        pts, jobs, hess_pts, hess_of = [], [], [], []
+        n_hess = 0
         h = DERIV_STEP
         for s, e, r_lo, r_hi in runs:
             cen = 0.5 * (r_lo + r_hi)
             moving = np.flatnonzero(r_hi - r_lo > 0)
-            jobs.append(("taylor", s, e, cen, moving, len(pts), len(hess)))
+            jobs.append(("taylor", s, e, cen, moving, len(pts), n_hess))
             # Displaced points along the moving electrodes: +h e_j, -h e_j, then +h (e_j + e_k), j < k.
             m = moving.size
             D = np.zeros((2 * m + m * (m - 1) // 2, cen.size))
@@ -228,7 +258,9 @@ class FastEvaluator:
                 for b in range(a + 1, m):
                     D[r, moving[a]] = D[r, moving[b]] = h
                     r += 1
-            hess.extend((p, len(pts)) for p in cen + D)
+            hess_pts.append(cen + D)
+            hess_of.append(np.full(D.shape[0], len(pts)))   # each displaced point's centre
+            n_hess += D.shape[0]
             pts.append(cen)
         for s, e in segs:
             seg = v[:, s:e]
@@ -242,8 +274,17 @@ class FastEvaluator:
                 pts.extend(seg.T)
         I, G, phi = self._exact(np.array(pts).T)
         # Stage 2: the Hessian's displaced points, Newton warm-started at their centre's solution.
-        if hess:
-            Ih, Gh, _ = self._exact(np.array([p for p, _ in hess]).T, phi[[k for _, k in hess]])
+        if n_hess:
+            Ih, Gh, _ = self._exact(np.concatenate(hess_pts).T, phi[np.concatenate(hess_of)])
+        Gh = Gh if n_hess else None
+        # The jobs write disjoint samples: in contiguous parts on the threads.
+        k = self.threads if len(jobs) >= 8 * self.threads else 1
+        parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
+        self._map(lambda part: self._fill(out, v, part, I, G, Gh), parts)
+        return out
+
+    def _fill(self, out, v, jobs, I, G, Gh) -> None:
+        """Evaluate ``jobs`` (Taylor windows, Hermite ramps, exact samples) into ``out``."""
         for kind, s, e, a, b, k0, h0 in jobs:
             if kind == "taylor":
                 cen, moving = a, b
@@ -251,7 +292,7 @@ class FastEvaluator:
                 y = I[k0] + G[:, k0] @ d
                 m = moving.size
                 if m:
-                    y += self._taylor23(d[moving], G[moving, k0], Gh[moving][:, h0:h0 + 2 * m + m * (m - 1) // 2])
+                    y += self._taylor23(d[moving], G[moving, k0], Gh[moving, h0:h0 + 2 * m + m * (m - 1) // 2])
                 out[s:e] = y
             elif kind == "ramp":
                 t_knots, seg = a, v[:, s:e]
@@ -269,7 +310,41 @@ class FastEvaluator:
                             (-2 * u3 + 3 * u2) * y1 + (u3 - u2) * m1)
             else:
                 out[s:e] = I[k0:k0 + (e - s)]
-        return out
+
+
+_POOL_LOCK = threading.Lock()
+_POOLS: dict = {}
+
+
+def _pool(workers: int):
+    """A process-wide thread pool of ``workers`` threads (made on first use, shared by every device;
+    a forked child, which inherits the pool but not its threads, makes its own)."""
+    key = (os.getpid(), workers)
+    with _POOL_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            pool = _POOLS[key] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hge-sim")
+        return pool
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def surrogate_blocks(n: int, workers: int) -> list:
+    """(start, stop) blocks of a record for ``workers`` threads, cut at whole surrogate chunks.
+
+    The surrogate evaluates ``CHUNK`` samples at a time, its last chunk taking the remainder;
+    blocks that start on chunk boundaries, the last one ending the record with at least one
+    whole chunk, are evaluated chunk for chunk as the whole record is: identical results."""
+    chunks = n // _surrogate.CHUNK
+    k = max(1, min(int(workers), chunks))
+    bounds = [(chunks * i // k) * _surrogate.CHUNK for i in range(k)] + [n]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 class SimulatedDNPU:
@@ -295,13 +370,23 @@ class SimulatedDNPU:
     model : {"surrogate", "hopping"} or object, optional
         The static response: the surrogate (default), the physical hopping network, or
         any object with ``current(V)`` and ``gradient(V)`` on (7, n) arrays.
+    threads : int, optional
+        Threads evaluating a long record: the surrogate in blocks of whole chunks, the hopping
+        network's Taylor windows (each on one BLAS thread; the result is the same for any
+        count). Default: the available CPUs,
+        at most ``MAX_THREADS``; 1 evaluates in the calling thread only.
     """
 
     def __init__(self, seed: int = 0, noise=True, *, fs: float = 10_000.0,
                  chain_bandwidth: float | None = 5_000.0, chain_delay: float = 2.3,
                  iv_range: float = 110.0, dac_bits: int | None = 16, adc_bits: int | None = 24,
-                 limits=None, rng: np.random.Generator | None = None, model=None):
+                 limits=None, rng: np.random.Generator | None = None, model=None, threads: int | None = None):
         self.fs = float(fs)
+        if threads is None:
+            threads = min(_available_cpus(), MAX_THREADS)
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
+        self.threads = int(threads)
         self.n_electrodes = N_ELECTRODES
         self.limits = np.array([CONTROL_RANGE] * N_ELECTRODES if limits is None else limits, dtype=float)
         if self.limits.shape != (N_ELECTRODES, 2):
@@ -331,7 +416,8 @@ class SimulatedDNPU:
         self.adc_lsb = self.iv_range / (2 ** (adc_bits - 1) - 1) if adc_bits else None
         self.samples_measured = 0
         self._one_thread = _OneBlasThread()
-        self._fast = FastEvaluator(self.model, self.dac_lsb) if isinstance(self.model, HoppingNetwork) else None
+        self._fast = (FastEvaluator(self.model, self.dac_lsb, self.threads) if isinstance(self.model, HoppingNetwork)
+                      else None)
 
     # -- state, for checkpoints (resume gives the same noise as an uninterrupted run) ----
     def get_state(self) -> dict:
@@ -387,11 +473,28 @@ class SimulatedDNPU:
         """Apply ``volts`` (7, n) and return the output current (n,) in nA, aligned to them."""
         v = self._dac(check_volts(volts, self.limits))
         with self._one_thread():
-            current = self._fast.current(v) if self._fast is not None else self.model.current(v)
+            if self._fast is not None:
+                current = self._fast.current(v)
+            elif isinstance(self.model, SurrogateModel) and self.threads > 1:
+                current = self._surrogate_threads(v)
+            else:
+                current = self.model.current(v)
         if self._noise is not None:
             current = current + self._noise.take(current.size)
         self.samples_measured += current.size
         return self._chain(current)
+
+    def _surrogate_threads(self, v: np.ndarray) -> np.ndarray:
+        """The surrogate over ``v`` in blocks of whole chunks on ``threads`` threads (numpy and BLAS
+        release the GIL); blocks of at least 8 chunks each, else in this thread."""
+        blocks = surrogate_blocks(v.shape[1], min(self.threads, v.shape[1] // (8 * _surrogate.CHUNK)))
+        if len(blocks) < 2:
+            return self.model.current(v)
+        out = np.empty(v.shape[1])
+        futures = [(s, e, _pool(self.threads).submit(self.model.current, v[:, s:e])) for s, e in blocks]
+        for s, e, f in futures:
+            out[s:e] = f.result()
+        return out
 
     def loopback(self, volts) -> np.ndarray:
         """The chain without the device: electrode 1's voltage through a 10 nA/V reference
