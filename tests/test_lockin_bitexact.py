@@ -1,6 +1,7 @@
 """engine="c" and engine="fixed" give identical raw outputs (both filters, any block split),
 on every path of the C core: the portable C99 path (the firmware's) and each host path,
-forced one by one (ISA generic / AVX2, NCO per sample / reference cache, 1 / 3 threads)."""
+forced one by one (ISA generic / AVX2, NCO per sample / reference cache in the lane-interleaved
+or the row layout, 1 / 3 threads)."""
 import numpy as np
 import pytest
 from hypothesis import given
@@ -31,16 +32,19 @@ def windows(draw, max_terms=64, max_n=600):
     return x, freqs, phases, blocks
 
 
-# Every path of the C core, forced: (isa, threads, with a reference cache).
+# Every path of the C core, forced: (isa, threads, reference cache layout or None).
+# 3 threads: with the lane layout (batches of 4 terminals) that splits 9+ terminals
+# three ways and fewer into one job per batch; 2 threads covers a split of 5-8.
 ISAS = ["generic"] + (["avx2"] if core.isa_available("avx2") else [])
-PATHS = [("portable", 1, False)] + [(isa, t, cached) for isa in ISAS for t in (1, 3) for cached in (False, True)]
+LAYOUTS = (None, "lanes", "rows")
+PATHS = [("portable", 1, None)] + [(isa, t, lay) for isa in ISAS for t in (1, 2, 3) for lay in LAYOUTS]
 
 
 def all_paths(run, steps, phases, n):
-    """``run(**kw)`` on every path; yields (path, result). One cache per window."""
-    refs = core.References(steps, phases, n)
-    for isa, threads, cached in PATHS:
-        yield (isa, threads, cached), run(isa=isa, threads=threads, references=refs if cached else None)
+    """``run(**kw)`` on every path; yields (path, result). One cache per layout and window."""
+    refs = {lay: core.References(steps, phases, n, layout=lay) for lay in LAYOUTS if lay}
+    for isa, threads, lay in PATHS:
+        yield (isa, threads, lay), run(isa=isa, threads=threads, references=refs.get(lay))
 
 
 def test_every_dispatch_path_is_exercised():
@@ -169,7 +173,7 @@ def test_lockin_plan_equals_the_model(w, cache):
     want_bw3 = fixed.lockin_bw3(x, steps, uph, coeffs, 5)
     want_box = fixed.lockin_boxcar(x, steps, uph, 5)
     for isa in ["portable"] + ISAS:
-        use_cache = cache and isa != "portable"
+        use_cache = cache and isa != "portable"  # LockinPlan's cache: the lane layout
         bw3 = core.LockinPlan(steps, uph, x.size, coeffs=coeffs, isa=isa, cache=use_cache)
         box = core.LockinPlan(steps, uph, x.size, filter="boxcar", isa=isa, cache=use_cache)
         for _ in range(2):  # the same plan serves window after window
@@ -204,3 +208,32 @@ def test_bw3_mixer_ties_every_path(level):
     for path, (ci, cq) in all_paths(lambda **kw: core.lockin_bw3(x, steps, uph, coeffs, block_sizes=[3, n - 3], **kw),
                                     steps, uph, n):
         assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path
+
+
+@given(st.integers(1, 13), st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_lane_cache_holds_the_nco_references(m, n, seed):
+    """The lane-interleaved cache holds hge_sin_q22 of each terminal's phase walk (the
+    row layout's values, regrouped: batch m // 4, lane m % 4, sines then cosines) and
+    zeros in the lanes past the last terminal."""
+    rng = np.random.default_rng(seed)
+    steps = rng.integers(1, 2**31, m, dtype=np.uint64)
+    uph = rng.integers(0, 2**32, m, dtype=np.uint64)
+    lanes = core.References(steps, uph, n).table
+    rows = core.References(steps, uph, n, layout="rows").table
+    w = core.lib.HGE_HOST_LANES
+    assert lanes.shape == (-(-m // w), n, 2 * w)
+    phase = fixed.phases_at(steps, uph, n)
+    assert np.array_equal(rows[0::2], fixed.sin_q22(phase))
+    assert np.array_equal(rows[1::2], fixed.sin_q22(phase + np.uint64(fixed.QUARTER_TURN)))
+    for t in range(m):
+        b, lane = divmod(t, w)
+        assert np.array_equal(lanes[b, :, lane], rows[2 * t])
+        assert np.array_equal(lanes[b, :, w + lane], rows[2 * t + 1])
+    pad = [(m - 1) // w, slice(None)]
+    for lane in range(m % w or w, w):
+        assert not lanes[pad[0], :, lane].any() and not lanes[pad[0], :, w + lane].any()
+
+
+def test_references_layout_is_checked():
+    with pytest.raises(ValueError, match="layout"):
+        core.References([1 << 20], None, 8, layout="columns")
