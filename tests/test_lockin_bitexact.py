@@ -237,3 +237,23 @@ def test_lane_cache_holds_the_nco_references(m, n, seed):
 def test_references_layout_is_checked():
     with pytest.raises(ValueError, match="layout"):
         core.References([1 << 20], None, 8, layout="columns")
+
+
+@pytest.mark.parametrize("k", [(1 << 30) + 12345, 3 << 29, (1 << 31) - 1])
+def test_bw3_saturation_just_past_the_edge(k):
+    """The first-order accumulator lands in [2^60, 3 2^60): past hge_q30_sat's edge, but
+    not by enough to set bit 62 of acc + 2^60. The AVX2 lane kernel runs unsaturated
+    and must see this (bits 61..63 of the check) and redo the run with saturation.
+    Identity biquad (b0 = 2^30, shift 0, no feedback) so y = u, the pre-sum; first order
+    c0 = c1 = k, d1 = 0, so acc = k (u + u_prev). A full-scale constant x' against a
+    reference held near its peak (phase a quarter turn, tiny step) gives u close to
+    8 * 2^26 = 2^29, so acc = k 2^30 in [2^60, 2^61) for k in [2^30, 2^31)."""
+    coeffs = (1 << 30, 0, 0, 0, 0, k, k, 0, 0)
+    n, m = 200, 5
+    x = np.full(n, 2**23 - 1, np.int64)
+    steps = np.full(m, 3, np.uint64)
+    uph = np.full(m, fixed.QUARTER_TURN, np.uint64)
+    fi, fq = fixed.lockin_bw3(x, steps, uph, coeffs)
+    assert np.all(fi == 2**30 - 1)  # the model saturates: the case is the one described
+    for path, (ci, cq) in all_paths(lambda **kw: core.lockin_bw3(x, steps, uph, coeffs, **kw), steps, uph, n):
+        assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path

@@ -190,6 +190,7 @@ typedef struct {
 
 typedef struct {
     __m256i b0, b1, b2, na1, na2, c0, c1, nd1, lo, hi, mask;
+    __m256i bias60, bias62, nbias_s; /* 2^60, 2^62, -2^(62 - b_shift): hge_v_step_unsat */
     __m128i b_shift;
 } hge_v4k_t;
 
@@ -221,6 +222,45 @@ __attribute__((target("avx2"))) static inline void hge_v_step(hge_v4ch_t *c, con
                            _mm256_add_epi64(_mm256_mul_epi32(k->nd1, c->z1), c->e2));
     c->e2 = _mm256_and_si256(acc, k->mask);
     z = hge_v_q30_sat(acc, k);
+    c->x2 = c->x1;
+    c->x1 = u;
+    c->y2 = c->y1;
+    c->y1 = y;
+    c->z1 = z;
+}
+
+/*
+ * hge_v_step without the saturation, for runs in which it cannot act, and a flag that
+ * says whether it would have: every accumulator acc that hge_q30_sat reads is OR-ed,
+ * as acc + 2^60, into *flag; hge_q30_sat(acc) is the plain floor(acc / 2^30) exactly
+ * when acc is in [-2^60, 2^60), i.e. when acc + 2^60 (no int64 overflow: |acc| < 6 2^60)
+ * has bits 61..63 clear. So if the flag's bits 61..63 are clear after a run, every step
+ * of it equals hge_v_step; otherwise the caller discards the run and redoes it with
+ * hge_v_step. Saturation needs inputs far beyond a sane filter's range, so the
+ * fallback costs nothing in practice (and is exercised by the saturation tests).
+ * The biquad's floor(num / 2^b_shift) uses a bias instead of the sign trick:
+ * |num| < 3 2^60, so num + 2^62 is positive and below 2^63, a logical shift floors
+ * it, and floor((num + 2^62) / 2^s) = floor(num / 2^s) + 2^(62 - s) for s <= 32; the
+ * 2^(62 - s) is taken off again with the remainder term (k->nbias_s = -2^(62 - s)).
+ */
+__attribute__((target("avx2"))) static inline void hge_v_step_unsat(hge_v4ch_t *c, const hge_v4k_t *k, __m256i u,
+                                                                    __m256i *flag)
+{
+    __m256i acc;
+    __m256i y;
+    __m256i z;
+    acc = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(k->b0, u), _mm256_mul_epi32(k->b1, c->x1)),
+                           _mm256_add_epi64(_mm256_mul_epi32(k->b2, c->x2), k->bias62));
+    acc = _mm256_add_epi64(_mm256_add_epi64(_mm256_srl_epi64(acc, k->b_shift), _mm256_mul_epi32(k->na1, c->y1)),
+                           _mm256_add_epi64(_mm256_mul_epi32(k->na2, c->y2), _mm256_add_epi64(c->e1, k->nbias_s)));
+    c->e1 = _mm256_and_si256(acc, k->mask);
+    *flag = _mm256_or_si256(*flag, _mm256_add_epi64(acc, k->bias60));
+    y = _mm256_srli_epi64(acc, 30);
+    acc = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(k->c0, y), _mm256_mul_epi32(k->c1, c->y1)),
+                           _mm256_add_epi64(_mm256_mul_epi32(k->nd1, c->z1), c->e2));
+    c->e2 = _mm256_and_si256(acc, k->mask);
+    *flag = _mm256_or_si256(*flag, _mm256_add_epi64(acc, k->bias60));
+    z = _mm256_srli_epi64(acc, 30);
     c->x2 = c->x1;
     c->x1 = u;
     c->y2 = c->y1;
@@ -477,6 +517,9 @@ __attribute__((target("avx2"))) static inline void hge_v4k_load(hge_v4k_t *k, co
     k->lo = _mm256_set1_epi64x(-((int64_t)1 << 60));
     k->hi = _mm256_set1_epi64x(((int64_t)1 << 60) - 1);
     k->mask = _mm256_set1_epi64x(HGE_REMAINDER_MASK);
+    k->bias60 = _mm256_set1_epi64x((int64_t)1 << 60);
+    k->bias62 = _mm256_set1_epi64x((int64_t)1 << 62);
+    k->nbias_s = _mm256_set1_epi64x(-((int64_t)1 << (62u - km->b_shift))); /* b_shift <= 32 (init) */
     k->b_shift = _mm_cvtsi32_si128((int)km->b_shift);
 }
 
@@ -491,18 +534,22 @@ __attribute__((target("avx2"))) static inline void hge_v4k_load(hge_v4k_t *k, co
  * whose low 32 bits are hge_presum_mac's term floor((x' ref + 2^18) / 2^19) in two's
  * complement (x16 = 16 x', |x16 ref| < 2^49; a logical shift leaves the same low 32
  * bits as the arithmetic one). Eight terms sum in the low 32 bits to the pre-sum
- * (exact: |sum| < 2^29; carries into the high half are never read), and hge_v_step
- * reads only the low 32 bits of u (VPMULDQ), so the group's filter step follows
+ * (exact: |sum| < 2^29; carries into the high half are never read), and the filter
+ * step reads only the low 32 bits of u (VPMULDQ), so the group's step follows
  * directly. Unused lanes (references 0) stay 0 and are not written back.
+ * exact = 0: hge_v_step_unsat, returning 1 (and leaving t untouched) if a step would
+ * have saturated; exact = 1: hge_v_step. (A double-precision mixer on the FMA units,
+ * exact through a 1.5 2^52 rounding constant, measured no faster here.)
  */
 static inline uint32_t hge_lane_vec(uint32_t l) { return l & 1u; }
 static inline uint32_t hge_lane_pos(uint32_t l, uint32_t quadrature) { return 2u * quadrature + (l >> 1); }
 
-__attribute__((target("avx2"))) static void hge_bw3_lanes_avx2(hge_lockin_bw3_term_t *t, uint32_t nl,
-                                                               const hge_bw3_mac_t *km, const int32_t *x16,
-                                                               const int32_t *r, uint32_t groups)
+__attribute__((target("avx2"))) static inline int hge_bw3_lanes_avx2_run(hge_lockin_bw3_term_t *t, uint32_t nl,
+                                                                         const hge_bw3_mac_t *km, const int32_t *x16,
+                                                                         const int32_t *r, uint32_t groups, int exact)
 {
     const __m256i half = _mm256_set1_epi64x((int64_t)1 << 22);
+    __m256i flag = _mm256_setzero_si256();
     hge_v4k_t k;
     hge_v4ch_t v[2];
     int64_t lane[7][2][4];
@@ -536,18 +583,27 @@ __attribute__((target("avx2"))) static void hge_bw3_lanes_avx2(hge_lockin_bw3_te
         v[c].e2 = _mm256_loadu_si256((const __m256i *)(const void *)lane[6][c]);
     }
     for (g = 0; g < groups; ++g) {
-        __m256i a0 = _mm256_setzero_si256();
-        __m256i a1 = _mm256_setzero_si256();
+        __m256i ai = _mm256_setzero_si256();
+        __m256i aq = _mm256_setzero_si256();
         for (q = 0; q < HGE_BW3_DECIMATION; ++q) {
-            uint32_t j = HGE_BW3_DECIMATION * g + q;
-            __m256i xb = _mm256_set1_epi32(x16[j]);
-            __m256i rv = _mm256_loadu_si256((const __m256i *)(const void *)(r + HGE_LANE_ROW * j));
-            a0 = _mm256_add_epi64(a0, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(xb, rv), half), 23));
-            a1 = _mm256_add_epi64(a1, _mm256_srli_epi64(
+            __m256i xb = _mm256_set1_epi32(*x16);
+            __m256i rv = _mm256_loadu_si256((const __m256i *)(const void *)r);
+            ai = _mm256_add_epi64(ai, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(xb, rv), half), 23));
+            aq = _mm256_add_epi64(aq, _mm256_srli_epi64(
                                           _mm256_add_epi64(_mm256_mul_epi32(xb, _mm256_srli_epi64(rv, 32)), half), 23));
+            x16 += 1;
+            r += HGE_LANE_ROW;
         }
-        hge_v_step(&v[0], &k, a0);
-        hge_v_step(&v[1], &k, a1);
+        if (exact) {
+            hge_v_step(&v[0], &k, ai);
+            hge_v_step(&v[1], &k, aq);
+        } else {
+            hge_v_step_unsat(&v[0], &k, ai, &flag);
+            hge_v_step_unsat(&v[1], &k, aq, &flag);
+        }
+    }
+    if (!exact && !_mm256_testz_si256(flag, _mm256_set1_epi64x((int64_t)0xE000000000000000ULL))) {
+        return 1; /* a step would have saturated: state not written back */
     }
     for (c = 0; c < 2u; ++c) {
         _mm256_storeu_si256((__m256i *)(void *)lane[0][c], v[c].x1);
@@ -572,6 +628,18 @@ __attribute__((target("avx2"))) static void hge_bw3_lanes_avx2(hge_lockin_bw3_te
             ch->e1 = (uint32_t)lane[5][vi][li];
             ch->e2 = (uint32_t)lane[6][vi][li];
         }
+    }
+    return 0;
+}
+
+/* Whole groups of a batch: the unsaturated run, redone with saturation if it would
+ * have saturated anywhere (the terminals are untouched until a run succeeds). */
+__attribute__((target("avx2"))) static void hge_bw3_lanes_avx2(hge_lockin_bw3_term_t *t, uint32_t nl,
+                                                               const hge_bw3_mac_t *km, const int32_t *x16,
+                                                               const int32_t *r, uint32_t groups)
+{
+    if (hge_bw3_lanes_avx2_run(t, nl, km, x16, r, groups, 0)) {
+        (void)hge_bw3_lanes_avx2_run(t, nl, km, x16, r, groups, 1);
     }
 }
 
