@@ -117,13 +117,24 @@ def _dc(dc) -> int:
     return dc
 
 
-def mean_code(x) -> int:
-    """``hge_mean_q0``: round-half-up mean of the codes (24-bit saturated)."""
+def mean_code(x, *, isa: str = "auto") -> int:
+    """``hge_mean_q0``: round-half-up mean of the codes (24-bit saturated).
+
+    ``isa``: "portable" calls ``hge_mean_q0`` (the firmware's); "auto" (default),
+    "generic" or "avx2" call ``hge_host_mean_q0`` (the same sum and rounding, vectorised).
+    All give the same integer.
+    """
     x = _codes(x)
     if x.size == 0 or x.size > lib.HGE_MEAN_MAX_SAMPLES:
         raise ValueError(f"x: need 1..{lib.HGE_MEAN_MAX_SAMPLES} samples, got {x.size}")
+    v.choice("isa", isa, {"portable", *ISAS})
     out = ffi.new("int32_t *")
-    check_status("hge_mean_q0", lib.hge_mean_q0(_ptr("int32_t *", x), x.size, out))
+    if isa == "portable":
+        check_status("hge_mean_q0", lib.hge_mean_q0(_ptr("int32_t *", x), x.size, out))
+    else:
+        if not lib.hge_host_isa_available(ISAS[isa]):
+            raise ValueError(f"isa: {isa!r} is not available on this CPU")
+        check_status("hge_host_mean_q0", lib.hge_host_mean_q0(_ptr("int32_t *", x), x.size, out, ISAS[isa]))
     return int(out[0])
 
 

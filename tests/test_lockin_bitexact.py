@@ -257,3 +257,26 @@ def test_bw3_saturation_just_past_the_edge(k):
     assert np.all(fi == 2**30 - 1)  # the model saturates: the case is the one described
     for path, (ci, cq) in all_paths(lambda **kw: core.lockin_bw3(x, steps, uph, coeffs, **kw), steps, uph, n):
         assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path
+
+
+@given(st.integers(1, 70), st.integers(0, 2**32 - 1), st.integers(0, 8))
+def test_mean_code_every_isa_equals_the_model(n, seed, shift):
+    """hge_mean_q0 (portable) and hge_host_mean_q0 (generic, AVX2: 8 lanes and a scalar
+    tail, so lengths around multiples of 8) give the model's round-half-up mean of the
+    24-bit-saturated codes, also for codes far beyond 24 bits (shift 0: full int32)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.integers(-2**31, 2**31, n, dtype=np.int64) >> shift).astype(np.int32)
+    want = fixed.mean_q0(x)
+    for isa in ["portable", "auto"] + ISAS:
+        assert core.mean_code(x, isa=isa) == want, isa
+
+
+def test_mean_code_saturated_extremes_every_isa():
+    """All codes at one 24-bit limit (or beyond): the mean is that limit on every isa."""
+    n = core.lib.HGE_MEAN_MAX_SAMPLES // 64  # long enough for the int64 lanes to matter
+    for value, want in [(2**31 - 1, 2**23 - 1), (-2**31, -2**23), (2**23 - 1, 2**23 - 1)]:
+        x = np.full(n, value, np.int32)
+        for isa in ["portable", "auto"] + ISAS:
+            assert core.mean_code(x, isa=isa) == want, (isa, value)
+    with pytest.raises(ValueError, match="isa"):
+        core.mean_code([1, 2], isa="neon")

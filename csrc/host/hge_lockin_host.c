@@ -982,3 +982,66 @@ hge_status hge_host_boxcar_process_lanes(hge_lockin_boxcar_t *s, const int32_t *
 {
     return hge_host_boxcar_any(s, x, n, refs, stride, opts, 1);
 }
+
+/* ---------------------------------------------------------------- mean ---- */
+
+/* Sum of hge_condition(x[k], 0) (24-bit saturation), exact int64 (|sum| <= 2^47). */
+HGE_INLINE int64_t hge_host_sat_sum(const int32_t *x, uint32_t n)
+{
+    int64_t sum = 0;
+    uint32_t k;
+    for (k = 0; k < n; ++k) {
+        sum += hge_condition(x[k], 0);
+    }
+    return sum;
+}
+
+#if HGE_HOST_X86
+__attribute__((target("avx2"))) static int64_t hge_host_sat_sum_avx2(const int32_t *x, uint32_t n)
+{
+    const __m256i lo = _mm256_set1_epi32(HGE_SAMPLE_MIN);
+    const __m256i hi = _mm256_set1_epi32(HGE_SAMPLE_MAX);
+    __m256i a0 = _mm256_setzero_si256();
+    __m256i a1 = _mm256_setzero_si256();
+    int64_t lane[4];
+    uint32_t k;
+    for (k = 0; k + 8u <= n; k += 8u) {
+        __m256i v = _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(x + k)), lo), hi);
+        a0 = _mm256_add_epi64(a0, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
+        a1 = _mm256_add_epi64(a1, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+    }
+    _mm256_storeu_si256((__m256i *)(void *)lane, _mm256_add_epi64(a0, a1));
+    return lane[0] + lane[1] + lane[2] + lane[3] + hge_host_sat_sum(x + k, n - k);
+}
+#endif
+
+hge_status hge_host_mean_q0(const int32_t *x, uint32_t n, int32_t *mean, uint32_t isa)
+{
+    int64_t sum;
+    uint64_t biased;
+    if (x == 0 || mean == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (n == 0u || n > HGE_MEAN_MAX_SAMPLES) {
+        return HGE_ERR_SIZE;
+    }
+    if (isa > HGE_ISA_AVX2 || !hge_host_isa_available(isa)) {
+        return HGE_ERR_RANGE;
+    }
+    if (isa == HGE_ISA_AUTO) {
+        isa = hge_host_isa_available(HGE_ISA_AVX2) ? HGE_ISA_AVX2 : HGE_ISA_GENERIC;
+    }
+#if HGE_HOST_X86
+    if (isa == HGE_ISA_AVX2) {
+        sum = hge_host_sat_sum_avx2(x, n);
+    } else
+#endif
+    {
+        sum = hge_host_sat_sum(x, n);
+    }
+    /* The rounding of hge_mean_q0, unchanged: shift to non-negative so unsigned division
+     * floors, mean = floor((2 (sum + 2^23 n) + n) / (2 n)) - 2^23. */
+    biased = (uint64_t)(sum + (int64_t)8388608 * (int64_t)n);
+    *mean = (int32_t)((int64_t)((2u * biased + n) / (2u * (uint64_t)n)) - 8388608);
+    return HGE_OK;
+}

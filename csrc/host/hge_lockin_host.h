@@ -93,4 +93,13 @@ hge_status hge_host_bw3_process_lanes(hge_lockin_bw3_t *s, const int32_t *x, uin
 hge_status hge_host_boxcar_process_lanes(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
                                          const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts);
 
+/*
+ * hge_mean_q0 (hge_lockin.h: round-half-up mean of the 24-bit-saturated codes, same
+ * formats, errors and result) with the host's isa: the sum of the saturated codes is an
+ * exact integer in any order, so the AVX2 code (8 lanes: clamp, widen to int64, add)
+ * gives the portable sum and then the portable rounding. isa as hge_host_opts_t
+ * (HGE_ERR_RANGE if unknown or unavailable).
+ */
+hge_status hge_host_mean_q0(const int32_t *x, uint32_t n, int32_t *mean, uint32_t isa);
+
 #endif /* HGE_LOCKIN_HOST_H */

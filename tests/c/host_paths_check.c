@@ -3,7 +3,7 @@
  * bit for bit, on random plans, inputs and block splits, for tests/test_host_sanitizers.py,
  * which builds it with AddressSanitizer and UndefinedBehaviorSanitizer (so the lane-cache
  * kernels, which tools/firmware's host-check harness does not call, run under them too).
- * The portable path is itself checked against the Python model by the other tests.
+ * hge_host_mean_q0 likewise against hge_mean_q0. The portable path is itself checked against the Python model by the other tests.
  * Exit status 0 and a PASS line when every path agrees; 1 and the first difference if not.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -150,8 +150,15 @@ int main(int argc, char **argv)
             return 1;
         }
         for (isa = HGE_ISA_AUTO; isa <= HGE_ISA_AVX2; ++isa) {
+            int32_t mean_want;
+            int32_t mean_got;
             if (!hge_host_isa_available(isa)) {
                 continue;
+            }
+            if (hge_mean_q0(x, n, &mean_want) != HGE_OK || hge_host_mean_q0(x, n, &mean_got, isa) != HGE_OK ||
+                mean_got != mean_want) {
+                printf("FAIL case %u: hge_host_mean_q0 isa %u\n", c, isa);
+                return 1;
             }
             for (threads = 1u; threads <= 3u; ++threads) {
                 for (layout = 0; layout <= 2; ++layout) {
