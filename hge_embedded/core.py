@@ -95,6 +95,8 @@ def _terminal_args(steps, phases):
 
 
 def _codes(x) -> np.ndarray:
+    if isinstance(x, np.ndarray) and x.dtype == np.int32 and x.ndim == 1:
+        return _c_ready(x)  # every int32 is a valid code (C saturates): no range scan per window
     return _c_ready(v.int_array("x", x, np.int32))
 
 
