@@ -519,7 +519,7 @@ __attribute__((target("avx2"))) static inline void hge_v4k_load(hge_v4k_t *k, co
     k->mask = _mm256_set1_epi64x(HGE_REMAINDER_MASK);
     k->bias60 = _mm256_set1_epi64x((int64_t)1 << 60);
     k->bias62 = _mm256_set1_epi64x((int64_t)1 << 62);
-    k->nbias_s = _mm256_set1_epi64x(-((int64_t)1 << (62u - km->b_shift))); /* b_shift <= 32 (init) */
+    k->nbias_s = _mm256_set1_epi64x((long long)-((int64_t)1 << (62 - (int)km->b_shift))); /* b_shift <= 32 (init) */
     k->b_shift = _mm_cvtsi32_si128((int)km->b_shift);
 }
 
