@@ -13,9 +13,13 @@
  *            compiler vectorises the reference-cache loops over samples; gathers
  *            are not used), HGE_ISA_AUTO picks AVX2 when the CPU has it.
  *   refs     a reference cache: the Q22 sin and cos of every terminal at every
- *            sample of a window (hge_refs_fill, one NCO walk), reused for every
- *            window of the same plan and length. With it the per-sample work is
- *            two rounding multiplies per terminal and no table lookups.
+ *            sample of a window (one NCO walk), reused for every window of the same
+ *            plan and length. With it the per-sample work is two rounding multiplies
+ *            per terminal and no table lookups. Two layouts: rows (hge_refs_fill, one
+ *            row of n per channel) and lane-interleaved (hge_refs_fill_lanes, 4
+ *            terminals per 32-byte row, what the AVX2 lane kernel reads; the
+ *            default of core.References). Both take 8 bytes per terminal-sample, so
+ *            a large plan streams its cache from memory (M = 64, n = 1e5: 51 MB).
  *   threads  terminals split into contiguous ranges, one POSIX thread each
  *            (1 = the calling thread only). Terminals are independent, so the
  *            result does not depend on the split.
