@@ -72,6 +72,15 @@ hge_status hge_host_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t 
                                 uint32_t stride, const hge_host_opts_t *opts);
 hge_status hge_host_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
                                    const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts);
+#define HGE_HOST_LANES ...
+#define HGE_LANE_ROW ...
+hge_status hge_refs_fill_lanes(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                               const uint32_t *phases, uint32_t n);
+hge_status hge_host_bw3_process_lanes(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                      uint32_t stride, const hge_host_opts_t *opts);
+hge_status hge_host_boxcar_process_lanes(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
+                                         const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts);
+hge_status hge_host_mean_q0(const int32_t *x, uint32_t n, int32_t *mean, uint32_t isa);
 
 hge_status hge_update_init(hge_update_t *u, const int32_t *w_min, const int32_t *w_max,
                            uint32_t n_electrodes, int32_t eta, uint32_t shift);

@@ -21,16 +21,17 @@ import scipy.signal as sig
 from . import core, design
 
 
-def _best_time(fn, min_total: float = 0.3, repeats: int = 3) -> float:
-    """Best per-call wall time over ``repeats`` rounds, each round at least ``min_total`` s."""
+def _best_time(fn, min_total: float = 0.3, repeats: int = 3, clock=time.perf_counter) -> float:
+    """Best per-call time over ``repeats`` rounds, each round at least ``min_total`` s of
+    ``clock`` (wall: ``time.perf_counter``; CPU time of all threads: ``time.process_time``)."""
     fn()  # warm-up (also builds cached filter designs)
     best = np.inf
     for _ in range(repeats):
-        calls, start = 0, time.perf_counter()
+        calls, start = 0, clock()
         while True:
             fn()
             calls += 1
-            elapsed = time.perf_counter() - start
+            elapsed = clock() - start
             if elapsed >= min_total:
                 break
         best = min(best, elapsed / calls)
@@ -113,14 +114,21 @@ def numpy_lockin(x, fs, freqs, filter, sos=None, gain=1.0, decimation=8):  # noq
 
 
 def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 100_000),
-               filters=("butterworth3", "boxcar"), seed: int = 0, min_total: float = 0.3, progress=None):
+               filters=("butterworth3", "boxcar"), seed: int = 0, min_total: float = 0.3, progress=None,
+               rounds: int = 3):
     """Measure the C core and the fair numpy baseline for every (filter, M, N).
 
-    Per row: ``c_ns`` (host C path through a :class:`hge_embedded.core.LockinPlan`: AVX2
-    when present, cached references, threads over terminals at large M),
-    ``c_portable_ns`` (the portable C99 path the firmware runs, NCO per sample, one thread), ``numpy_ns`` (:class:`NumpyLockin`), all wall-clock ns
-    per terminal-sample (best of 3 rounds), ``ratio`` = numpy_ns / c_ns, and
-    ``c_instructions`` per terminal-sample where a hardware counter exists (else None).
+    Per row, ns per terminal-sample, each the best of ``rounds`` timing rounds:
+    ``c_ns`` (wall clock; host C path through a :class:`hge_embedded.core.LockinPlan`:
+    AVX2 when present, cached references, ``c_threads`` threads over terminals: one per
+    CPU above ``core.THREAD_MIN_WORK`` terminal-samples), ``c_portable_ns`` (wall; the
+    portable C99 path the firmware runs, NCO per sample, one thread), ``numpy_ns`` (wall;
+    :class:`NumpyLockin`), ``ratio`` = numpy_ns / c_ns (the headline: one run of each on
+    this machine); and in CPU time (``time.process_time``, all threads of the process,
+    so other processes on a shared machine disturb it less) ``c_cpu_1t_ns`` (the same
+    C path on one thread), ``numpy_cpu_ns`` and ``ratio_cpu_1t`` = numpy_cpu_ns /
+    c_cpu_1t_ns; ``c_instructions`` per terminal-sample where a hardware counter exists
+    (else None).
     ``progress``: None prints one line per row on stderr; a callable is called as
     ``progress(done, total, label)`` before every row and once at the end (the CLI's
     progress bar); anything else with ``write`` receives the lines.
@@ -164,34 +172,41 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 1
                 def c_call(p=plan):
                     p(x, dc=core.mean_code(x))
 
-                t_c = _best_time(c_call, min_total)
-                t_portable = _best_time(lambda: c_call(portable), min_total)
-                t_np = _best_time(lambda: baseline(xf), min_total)
+                t_c = _best_time(c_call, min_total, rounds)
+                t_portable = _best_time(lambda: c_call(portable), min_total, rounds)
+                t_np = _best_time(lambda: baseline(xf), min_total, rounds)
+                cpu_c1 = _best_time(lambda: c_call(plan_1t), min_total, rounds, time.process_time)
+                cpu_np = _best_time(lambda: baseline(xf), min_total, rounds, time.process_time)
                 insn = counter.count(lambda: c_call(plan_1t))
-                row = dict(filter=filt, terminals=m, samples=n,
+                row = dict(filter=filt, terminals=m, samples=n, c_threads=int(plan._opts.threads),
                            c_ns=1e9 * t_c / (m * n), c_portable_ns=1e9 * t_portable / (m * n),
                            numpy_ns=1e9 * t_np / (m * n), ratio=t_np / t_c,
+                           c_cpu_1t_ns=1e9 * cpu_c1 / (m * n), numpy_cpu_ns=1e9 * cpu_np / (m * n),
+                           ratio_cpu_1t=cpu_np / cpu_c1,
                            c_instructions=None if insn is None else insn / (m * n),
                            realtime_factor_c=n / fs / t_c)
                 rows.append(row)
                 done += 1
-                report(f"{filt} M={m} N={n}", f"bench core: {filt} M={m} N={n}: C {row['c_ns']:.3f} ns, "
-                       f"numpy {row['numpy_ns']:.3f} ns, {row['ratio']:.1f}x")
+                report(f"{filt} M={m} N={n}", f"bench core: {filt} M={m} N={n}: C {row['c_ns']:.3f} ns "
+                       f"({row['c_threads']} thr), numpy {row['numpy_ns']:.3f} ns, {row['ratio']:.1f}x; CPU time, "
+                       f"C 1 thread {row['c_cpu_1t_ns']:.3f} ns, numpy {row['numpy_cpu_ns']:.3f} ns, "
+                       f"{row['ratio_cpu_1t']:.1f}x")
                 del plan, plan_1t, portable
     report("done")
     return rows
 
 
-def format_core(rows) -> str:
-    lines = ["ns per terminal-sample (wall clock, best of 3); C = host path (cached references, AVX2 if "
-             "present, threads at large M); portable = the firmware's C99 path; ratio = numpy / C",
-             f"{'filter':13s} {'M':>4s} {'N':>7s} {'C [ns]':>8s} {'portable':>9s} {'numpy [ns]':>10s} "
-             f"{'ratio':>6s} {'C insn':>7s} {'x real time':>12s}"]
+def format_core(rows, rounds: int = 3) -> str:
+    lines = [f"ns per terminal-sample, best of {rounds} rounds. Wall clock: C = host path (cached references, "
+             "AVX2 if present, thr threads), portable = the firmware's C99 path, ratio = numpy / C. "
+             "CPU time (process_time): C on 1 thread, numpy, cpu ratio = numpy / C 1 thread",
+             f"{'filter':13s} {'M':>4s} {'N':>7s} {'C [ns]':>8s} {'thr':>3s} {'portable':>9s} {'numpy [ns]':>10s} "
+             f"{'ratio':>6s} {'C 1t cpu':>9s} {'numpy cpu':>9s} {'cpu ratio':>9s} {'C insn':>7s} {'x real time':>12s}"]
     for r in rows:
         insn = "n/a" if r["c_instructions"] is None else f"{r['c_instructions']:.1f}"
-        lines.append(f"{r['filter']:13s} {r['terminals']:4d} {r['samples']:7d} {r['c_ns']:8.3f} "
-                     f"{r['c_portable_ns']:9.3f} {r['numpy_ns']:10.3f} {r['ratio']:6.1f} {insn:>7s} "
-                     f"{r['realtime_factor_c']:12.0f}")
+        lines.append(f"{r['filter']:13s} {r['terminals']:4d} {r['samples']:7d} {r['c_ns']:8.3f} {r['c_threads']:3d} "
+                     f"{r['c_portable_ns']:9.3f} {r['numpy_ns']:10.3f} {r['ratio']:6.1f} {r['c_cpu_1t_ns']:9.3f} "
+                     f"{r['numpy_cpu_ns']:9.3f} {r['ratio_cpu_1t']:9.1f} {insn:>7s} {r['realtime_factor_c']:12.0f}")
     return "\n".join(lines)
 
 

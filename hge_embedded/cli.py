@@ -72,7 +72,7 @@ def cmd_bench(args) -> int:
             bar.total = total
             bar.update(done - bar.n, postfix=label)
         if args.what == "core":
-            rows = bench.bench_core(min_total=args.min_time, progress=tick)
+            rows = bench.bench_core(min_total=args.min_time, progress=tick, rounds=args.rounds)
         elif args.what == "train":
             rows = bench.bench_train(models=args.models, iterations=args.iterations, progress=tick)
         else:
@@ -82,7 +82,7 @@ def cmd_bench(args) -> int:
             _print_json({"bench": "core", "device": "none (the C core on this machine)", "rows": rows})
         else:
             print("device: none (the C core and numpy on this machine)")
-            print(bench.format_core(rows))
+            print(bench.format_core(rows, args.rounds))
         return 0
     if args.what == "train":
         device = "simulated DNPU (device seed 0; surrogate and hopping models, each in a fresh process)"
@@ -733,6 +733,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
     b.add_argument("--min-time", type=positive_float, default=0.3, help="seconds per timing round (default 0.3)")
+    b.add_argument("--rounds", type=positive_int, default=3,
+                   help="core: timing rounds, the best one counts (default 3; more on a busy machine)")
     b.add_argument("--points", type=positive_int, default=100, help="bias points for accuracy (default 100)")
     b.add_argument("--reps", type=positive_int, default=300, help="repetitions for noise figures (default 300)")
     b.add_argument("--iterations", type=positive_int, default=5,

@@ -43,6 +43,8 @@ def test_bench_core_rows_and_progress():
     for r in rows:
         assert r["c_ns"] > 0 and r["numpy_ns"] > 0 and r["c_portable_ns"] > 0
         assert np.isclose(r["ratio"], r["numpy_ns"] / r["c_ns"])
+        assert r["c_cpu_1t_ns"] > 0 and r["numpy_cpu_ns"] > 0 and r["c_threads"] >= 1
+        assert np.isclose(r["ratio_cpu_1t"], r["numpy_cpu_ns"] / r["c_cpu_1t_ns"])
         assert r["c_instructions"] is None or r["c_instructions"] > 0
     assert out.getvalue().count("bench core:") == len(rows)
     assert "ratio" in bench.format_core(rows)

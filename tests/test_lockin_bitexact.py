@@ -1,6 +1,7 @@
 """engine="c" and engine="fixed" give identical raw outputs (both filters, any block split),
 on every path of the C core: the portable C99 path (the firmware's) and each host path,
-forced one by one (ISA generic / AVX2, NCO per sample / reference cache, 1 / 3 threads)."""
+forced one by one (ISA generic / AVX2, NCO per sample / reference cache in the lane-interleaved
+or the row layout, 1 / 3 threads)."""
 import numpy as np
 import pytest
 from hypothesis import given
@@ -31,16 +32,19 @@ def windows(draw, max_terms=64, max_n=600):
     return x, freqs, phases, blocks
 
 
-# Every path of the C core, forced: (isa, threads, with a reference cache).
+# Every path of the C core, forced: (isa, threads, reference cache layout or None).
+# 3 threads: with the lane layout (batches of 4 terminals) that splits 9+ terminals
+# three ways and fewer into one job per batch; 2 threads covers a split of 5-8.
 ISAS = ["generic"] + (["avx2"] if core.isa_available("avx2") else [])
-PATHS = [("portable", 1, False)] + [(isa, t, cached) for isa in ISAS for t in (1, 3) for cached in (False, True)]
+LAYOUTS = (None, "lanes", "rows")
+PATHS = [("portable", 1, None)] + [(isa, t, lay) for isa in ISAS for t in (1, 2, 3) for lay in LAYOUTS]
 
 
 def all_paths(run, steps, phases, n):
-    """``run(**kw)`` on every path; yields (path, result). One cache per window."""
-    refs = core.References(steps, phases, n)
-    for isa, threads, cached in PATHS:
-        yield (isa, threads, cached), run(isa=isa, threads=threads, references=refs if cached else None)
+    """``run(**kw)`` on every path; yields (path, result). One cache per layout and window."""
+    refs = {lay: core.References(steps, phases, n, layout=lay) for lay in LAYOUTS if lay}
+    for isa, threads, lay in PATHS:
+        yield (isa, threads, lay), run(isa=isa, threads=threads, references=refs.get(lay))
 
 
 def test_every_dispatch_path_is_exercised():
@@ -169,7 +173,7 @@ def test_lockin_plan_equals_the_model(w, cache):
     want_bw3 = fixed.lockin_bw3(x, steps, uph, coeffs, 5)
     want_box = fixed.lockin_boxcar(x, steps, uph, 5)
     for isa in ["portable"] + ISAS:
-        use_cache = cache and isa != "portable"
+        use_cache = cache and isa != "portable"  # LockinPlan's cache: the lane layout
         bw3 = core.LockinPlan(steps, uph, x.size, coeffs=coeffs, isa=isa, cache=use_cache)
         box = core.LockinPlan(steps, uph, x.size, filter="boxcar", isa=isa, cache=use_cache)
         for _ in range(2):  # the same plan serves window after window
@@ -204,3 +208,75 @@ def test_bw3_mixer_ties_every_path(level):
     for path, (ci, cq) in all_paths(lambda **kw: core.lockin_bw3(x, steps, uph, coeffs, block_sizes=[3, n - 3], **kw),
                                     steps, uph, n):
         assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path
+
+
+@given(st.integers(1, 13), st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_lane_cache_holds_the_nco_references(m, n, seed):
+    """The lane-interleaved cache holds hge_sin_q22 of each terminal's phase walk (the
+    row layout's values, regrouped: batch m // 4, lane m % 4, sines then cosines) and
+    zeros in the lanes past the last terminal."""
+    rng = np.random.default_rng(seed)
+    steps = rng.integers(1, 2**31, m, dtype=np.uint64)
+    uph = rng.integers(0, 2**32, m, dtype=np.uint64)
+    lanes = core.References(steps, uph, n).table
+    rows = core.References(steps, uph, n, layout="rows").table
+    w = core.lib.HGE_HOST_LANES
+    assert lanes.shape == (-(-m // w), n, 2 * w)
+    phase = fixed.phases_at(steps, uph, n)
+    assert np.array_equal(rows[0::2], fixed.sin_q22(phase))
+    assert np.array_equal(rows[1::2], fixed.sin_q22(phase + np.uint64(fixed.QUARTER_TURN)))
+    for t in range(m):
+        b, lane = divmod(t, w)
+        assert np.array_equal(lanes[b, :, lane], rows[2 * t])
+        assert np.array_equal(lanes[b, :, w + lane], rows[2 * t + 1])
+    pad = [(m - 1) // w, slice(None)]
+    for lane in range(m % w or w, w):
+        assert not lanes[pad[0], :, lane].any() and not lanes[pad[0], :, w + lane].any()
+
+
+def test_references_layout_is_checked():
+    with pytest.raises(ValueError, match="layout"):
+        core.References([1 << 20], None, 8, layout="columns")
+
+
+@pytest.mark.parametrize("k", [(1 << 30) + 12345, 3 << 29, (1 << 31) - 1])
+def test_bw3_saturation_just_past_the_edge(k):
+    """The first-order accumulator lands in [2^60, 3 2^60): past hge_q30_sat's edge, but
+    not by enough to set bit 62 of acc + 2^60. The AVX2 lane kernel runs unsaturated
+    and must see this (bits 61..63 of the check) and redo the run with saturation.
+    Identity biquad (b0 = 2^30, shift 0, no feedback) so y = u, the pre-sum; first order
+    c0 = c1 = k, d1 = 0, so acc = k (u + u_prev). A full-scale constant x' against a
+    reference held near its peak (phase a quarter turn, tiny step) gives u close to
+    8 * 2^26 = 2^29, so acc = k 2^30 in [2^60, 2^61) for k in [2^30, 2^31)."""
+    coeffs = (1 << 30, 0, 0, 0, 0, k, k, 0, 0)
+    n, m = 200, 5
+    x = np.full(n, 2**23 - 1, np.int64)
+    steps = np.full(m, 3, np.uint64)
+    uph = np.full(m, fixed.QUARTER_TURN, np.uint64)
+    fi, fq = fixed.lockin_bw3(x, steps, uph, coeffs)
+    assert np.all(fi == 2**30 - 1)  # the model saturates: the case is the one described
+    for path, (ci, cq) in all_paths(lambda **kw: core.lockin_bw3(x, steps, uph, coeffs, **kw), steps, uph, n):
+        assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path
+
+
+@given(st.integers(1, 70), st.integers(0, 2**32 - 1), st.integers(0, 8))
+def test_mean_code_every_isa_equals_the_model(n, seed, shift):
+    """hge_mean_q0 (portable) and hge_host_mean_q0 (generic, AVX2: 8 lanes and a scalar
+    tail, so lengths around multiples of 8) give the model's round-half-up mean of the
+    24-bit-saturated codes, also for codes far beyond 24 bits (shift 0: full int32)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.integers(-2**31, 2**31, n, dtype=np.int64) >> shift).astype(np.int32)
+    want = fixed.mean_q0(x)
+    for isa in ["portable", "auto"] + ISAS:
+        assert core.mean_code(x, isa=isa) == want, isa
+
+
+def test_mean_code_saturated_extremes_every_isa():
+    """All codes at one 24-bit limit (or beyond): the mean is that limit on every isa."""
+    n = core.lib.HGE_MEAN_MAX_SAMPLES // 64  # long enough for the int64 lanes to matter
+    for value, want in [(2**31 - 1, 2**23 - 1), (-2**31, -2**23), (2**23 - 1, 2**23 - 1)]:
+        x = np.full(n, value, np.int32)
+        for isa in ["portable", "auto"] + ISAS:
+            assert core.mean_code(x, isa=isa) == want, (isa, value)
+    with pytest.raises(ValueError, match="isa"):
+        core.mean_code([1, 2], isa="neon")

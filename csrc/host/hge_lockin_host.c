@@ -17,6 +17,7 @@
 #pragma GCC optimize("O3")
 #endif
 #include <pthread.h>
+#include <string.h>
 
 #include "hge_lockin_host.h"
 #include "hge_lockin_kernels.h"
@@ -42,6 +43,7 @@ typedef struct {
     const int32_t *refs;         /* NULL: NCO per sample */
     uint32_t stride;
     uint32_t m0, m1;             /* terminals [m0, m1) */
+    int lanes;                   /* refs is a lane-interleaved cache (hge_refs_fill_lanes) */
     void (*run)(const void *job);
 } hge_host_job_t;
 
@@ -90,6 +92,50 @@ hge_status hge_refs_fill(int32_t *refs, uint32_t stride, uint32_t n_terms, const
     return HGE_OK;
 }
 
+hge_status hge_refs_fill_lanes(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                               const uint32_t *phases, uint32_t n)
+{
+    uint32_t m;
+    uint32_t j;
+    uint32_t b;
+    uint32_t l;
+    uint32_t n_batches;
+    if (refs == 0 || steps == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (n_terms == 0u || n_terms > HGE_MAX_TERMINALS) {
+        return HGE_ERR_TERMINALS;
+    }
+    if ((uint64_t)HGE_LANE_ROW * n > stride) {
+        return HGE_ERR_SIZE;
+    }
+    for (m = 0; m < n_terms; ++m) {
+        if (steps[m] == 0u || steps[m] >= 0x80000000u) {
+            return HGE_ERR_FREQ;
+        }
+    }
+    n_batches = (n_terms + HGE_HOST_LANES - 1u) / HGE_HOST_LANES;
+    for (b = 0; b < n_batches; ++b) {
+        int32_t *rb = refs + (uint64_t)b * stride;
+        for (l = 0; l < HGE_HOST_LANES; ++l) {
+            m = HGE_HOST_LANES * b + l;
+            if (m < n_terms) {
+                uint32_t phase = phases ? phases[m] : 0u;
+                for (j = 0; j < n; ++j) {
+                    hge_sincos_q22(phase, &rb[HGE_LANE_ROW * j + l], &rb[HGE_LANE_ROW * j + HGE_HOST_LANES + l]);
+                    phase += steps[m];
+                }
+            } else {
+                for (j = 0; j < n; ++j) {
+                    rb[HGE_LANE_ROW * j + l] = 0;
+                    rb[HGE_LANE_ROW * j + HGE_HOST_LANES + l] = 0;
+                }
+            }
+        }
+    }
+    return HGE_OK;
+}
+
 /* ------------------------------------------------------------ kernels ---- */
 /* Written once as always-inline bodies; compiled below for each isa. */
 #define HGE_INLINE static inline __attribute__((always_inline))
@@ -112,15 +158,15 @@ HGE_INLINE void hge_host_products(const int32_t *x16, const int32_t *ref, uint32
     }
 }
 
-/* Pre-sums of whole groups, u[g * HGE_HOST_LANES] (one channel's column of a
+/* Pre-sums of whole groups, u[g * HGE_HOST_ULANES] (one channel's column of a
  * group-major table: the channels of a batch sit side by side per group). */
-#define HGE_HOST_LANES (2u * HGE_HOST_BATCH)
+#define HGE_HOST_ULANES (2u * HGE_HOST_BATCH)
 HGE_INLINE void hge_host_group_sums(const int32_t *p, uint32_t groups, int32_t *u)
 {
     uint32_t g;
     for (g = 0; g < groups; ++g) {
         const int32_t *q = p + HGE_BW3_DECIMATION * g;
-        u[g * HGE_HOST_LANES] = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+        u[g * HGE_HOST_ULANES] = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
     }
 }
 
@@ -144,6 +190,7 @@ typedef struct {
 
 typedef struct {
     __m256i b0, b1, b2, na1, na2, c0, c1, nd1, lo, hi, mask;
+    __m256i bias60, bias62, nbias_s; /* 2^60, 2^62, -2^(62 - b_shift): hge_v_step_unsat */
     __m128i b_shift;
 } hge_v4k_t;
 
@@ -183,8 +230,47 @@ __attribute__((target("avx2"))) static inline void hge_v_step(hge_v4ch_t *c, con
 }
 
 /*
+ * hge_v_step without the saturation, for runs in which it cannot act, and a flag that
+ * says whether it would have: every accumulator acc that hge_q30_sat reads is OR-ed,
+ * as acc + 2^60, into *flag; hge_q30_sat(acc) is the plain floor(acc / 2^30) exactly
+ * when acc is in [-2^60, 2^60), i.e. when acc + 2^60 (no int64 overflow: |acc| < 6 2^60)
+ * has bits 61..63 clear. So if the flag's bits 61..63 are clear after a run, every step
+ * of it equals hge_v_step; otherwise the caller discards the run and redoes it with
+ * hge_v_step. Saturation needs inputs far beyond a sane filter's range, so the
+ * fallback costs nothing in practice (and is exercised by the saturation tests).
+ * The biquad's floor(num / 2^b_shift) uses a bias instead of the sign trick:
+ * |num| < 3 2^60, so num + 2^62 is positive and below 2^63, a logical shift floors
+ * it, and floor((num + 2^62) / 2^s) = floor(num / 2^s) + 2^(62 - s) for s <= 32; the
+ * 2^(62 - s) is taken off again with the remainder term (k->nbias_s = -2^(62 - s)).
+ */
+__attribute__((target("avx2"))) static inline void hge_v_step_unsat(hge_v4ch_t *c, const hge_v4k_t *k, __m256i u,
+                                                                    __m256i *flag)
+{
+    __m256i acc;
+    __m256i y;
+    __m256i z;
+    acc = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(k->b0, u), _mm256_mul_epi32(k->b1, c->x1)),
+                           _mm256_add_epi64(_mm256_mul_epi32(k->b2, c->x2), k->bias62));
+    acc = _mm256_add_epi64(_mm256_add_epi64(_mm256_srl_epi64(acc, k->b_shift), _mm256_mul_epi32(k->na1, c->y1)),
+                           _mm256_add_epi64(_mm256_mul_epi32(k->na2, c->y2), _mm256_add_epi64(c->e1, k->nbias_s)));
+    c->e1 = _mm256_and_si256(acc, k->mask);
+    *flag = _mm256_or_si256(*flag, _mm256_add_epi64(acc, k->bias60));
+    y = _mm256_srli_epi64(acc, 30);
+    acc = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(k->c0, y), _mm256_mul_epi32(k->c1, c->y1)),
+                           _mm256_add_epi64(_mm256_mul_epi32(k->nd1, c->z1), c->e2));
+    c->e2 = _mm256_and_si256(acc, k->mask);
+    *flag = _mm256_or_si256(*flag, _mm256_add_epi64(acc, k->bias60));
+    z = _mm256_srli_epi64(acc, 30);
+    c->x2 = c->x1;
+    c->x1 = u;
+    c->y2 = c->y1;
+    c->y1 = y;
+    c->z1 = z;
+}
+
+/*
  * Pre-sums of whole groups from cached references, 8 groups (64 samples) per
- * step: u[g * HGE_HOST_LANES] = sum over the group of (x16 (512 ref) + 2^31) >> 32.
+ * step: u[g * HGE_HOST_ULANES] = sum over the group of (x16 (512 ref) + 2^31) >> 32.
  * Products: VPMULDQ on the even int32 lanes and on the odd ones (shifted down),
  * + 2^31, high dwords blended back into place: the scalar term exactly. Group
  * sums: a tree of VPHADDD, i.e. integer additions in another order (exact, as
@@ -221,7 +307,7 @@ __attribute__((target("avx2"))) static void hge_host_presums_avx2(const int32_t 
         _mm_storeu_si128((__m128i *)(void *)out, lo);
         _mm_storeu_si128((__m128i *)(void *)(out + 4), hi);
         for (q = 0; q < 8u; ++q) {
-            u[(g + q) * HGE_HOST_LANES] = out[q];
+            u[(g + q) * HGE_HOST_ULANES] = out[q];
         }
     }
     for (; g < groups; ++g) {
@@ -229,7 +315,7 @@ __attribute__((target("avx2"))) static void hge_host_presums_avx2(const int32_t 
         for (q = 0; q < HGE_BW3_DECIMATION; ++q) {
             acc = hge_presum_mac(acc, x16[HGE_BW3_DECIMATION * g + q], ref[HGE_BW3_DECIMATION * g + q]);
         }
-        u[g * HGE_HOST_LANES] = acc;
+        u[g * HGE_HOST_ULANES] = acc;
     }
 }
 
@@ -276,7 +362,7 @@ __attribute__((target("avx2"))) static void hge_host_filter_avx2(hge_bw3_channel
         v[c].e2 = _mm256_loadu_si256((const __m256i *)(const void *)&lane[6][4u * c]);
     }
     for (g = 0; g < groups; ++g) {
-        const int32_t *ug = u + HGE_HOST_LANES * g;
+        const int32_t *ug = u + HGE_HOST_ULANES * g;
         hge_v_step(&v[0], &k, _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)(const void *)ug)));
         hge_v_step(&v[1], &k, _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)(const void *)(ug + 4))));
     }
@@ -309,7 +395,7 @@ HGE_INLINE void hge_host_bw3_batch_refs(hge_lockin_bw3_t *s, uint32_t m0, uint32
                                         int simd_filter)
 {
     int32_t p[HGE_HOST_CHUNK];
-    int32_t u[HGE_HOST_GROUPS * HGE_HOST_LANES];
+    int32_t u[HGE_HOST_GROUPS * HGE_HOST_ULANES];
     hge_bw3_channel_t *ch[2u * HGE_HOST_BATCH];
     uint32_t head = (HGE_BW3_DECIMATION - count) % HGE_BW3_DECIMATION;
     uint32_t groups;
@@ -363,7 +449,7 @@ HGE_INLINE void hge_host_bw3_batch_refs(hge_lockin_bw3_t *s, uint32_t m0, uint32
         (void)simd_filter;
         for (g = 0; g < groups; ++g) {
             for (c = 0; c < nch; ++c) {
-                hge_bw3_step(ch[c], &s->k, u[HGE_HOST_LANES * g + c]);
+                hge_bw3_step(ch[c], &s->k, u[HGE_HOST_ULANES * g + c]);
             }
         }
     }
@@ -380,6 +466,275 @@ HGE_INLINE void hge_host_bw3_batch_refs(hge_lockin_bw3_t *s, uint32_t m0, uint32
     }
 }
 
+/* ------------------------------------------------- lane-interleaved cache ---- */
+
+/*
+ * One Butterworth terminal over a chunk of x16 with references from the lane cache
+ * (rp: the terminal's sine in the chunk's first row; its cosine is HGE_HOST_LANES
+ * further): hge_bw3_term_chunk with cached references, the same steps in the same
+ * order. The phase is advanced by the caller (once per chunk).
+ */
+HGE_INLINE void hge_bw3_term_lanes(hge_lockin_bw3_term_t *tp, const hge_bw3_mac_t *k, const int32_t *x16,
+                                   const int32_t *rp, uint32_t len, uint32_t count)
+{
+    hge_bw3_channel_t ci = tp->i;
+    hge_bw3_channel_t cq = tp->q;
+    uint32_t j = 0;
+    while (j < len) {
+        uint32_t stop = j + (HGE_BW3_DECIMATION - count);
+        if (stop > len) {
+            stop = len;
+        }
+        count += stop - j;
+        for (; j < stop; ++j) {
+            ci.acc = hge_presum_mac(ci.acc, x16[j], rp[HGE_LANE_ROW * j]);
+            cq.acc = hge_presum_mac(cq.acc, x16[j], rp[HGE_LANE_ROW * j + HGE_HOST_LANES]);
+        }
+        if (count == HGE_BW3_DECIMATION) {
+            count = 0u;
+            hge_bw3_step(&ci, k, ci.acc);
+            hge_bw3_step(&cq, k, cq.acc);
+            ci.acc = 0;
+            cq.acc = 0;
+        }
+    }
+    tp->i = ci;
+    tp->q = cq;
+}
+
+#if HGE_HOST_X86
+/* The filter constants in vector form (see hge_v_step). */
+__attribute__((target("avx2"))) static inline void hge_v4k_load(hge_v4k_t *k, const hge_bw3_mac_t *km)
+{
+    k->b0 = _mm256_set1_epi64x(km->b0);
+    k->b1 = _mm256_set1_epi64x(km->b1);
+    k->b2 = _mm256_set1_epi64x(km->b2);
+    k->na1 = _mm256_set1_epi64x(km->na1);
+    k->na2 = _mm256_set1_epi64x(km->na2);
+    k->c0 = _mm256_set1_epi64x(km->c0);
+    k->c1 = _mm256_set1_epi64x(km->c1);
+    k->nd1 = _mm256_set1_epi64x(km->nd1);
+    k->lo = _mm256_set1_epi64x(-((int64_t)1 << 60));
+    k->hi = _mm256_set1_epi64x(((int64_t)1 << 60) - 1);
+    k->mask = _mm256_set1_epi64x(HGE_REMAINDER_MASK);
+    k->bias60 = _mm256_set1_epi64x((int64_t)1 << 60);
+    k->bias62 = _mm256_set1_epi64x((int64_t)1 << 62);
+    k->nbias_s = _mm256_set1_epi64x((long long)-((int64_t)1 << (62 - (int)km->b_shift))); /* b_shift <= 32 (init) */
+    k->b_shift = _mm_cvtsi32_si128((int)km->b_shift);
+}
+
+/*
+ * Whole groups of one batch of nl <= HGE_HOST_LANES (4) Butterworth terminals (t[0..nl)),
+ * everything in registers. A cache row [s0 s1 s2 s3 c0 c1 c2 c3] is one vector; VPMULDQ
+ * multiplies its even int32 lanes (s0 s2 c0 c2) and, after a 64-bit shift, its odd ones
+ * (s1 s3 c1 c3), so the channel vectors (64-bit lanes, structure of arrays) are
+ * v[0] = (I0, I2, Q0, Q2) and v[1] = (I1, I3, Q1, Q3). Per sample: the sample
+ * broadcast, one row, and per channel vector
+ *   acc += ((x16 ref + 2^22) >>> 23)            (VPMULDQ: exact signed 64-bit product)
+ * whose low 32 bits are hge_presum_mac's term floor((x' ref + 2^18) / 2^19) in two's
+ * complement (x16 = 16 x', |x16 ref| < 2^49; a logical shift leaves the same low 32
+ * bits as the arithmetic one). Eight terms sum in the low 32 bits to the pre-sum
+ * (exact: |sum| < 2^29; carries into the high half are never read), and the filter
+ * step reads only the low 32 bits of u (VPMULDQ), so the group's step follows
+ * directly. Unused lanes (references 0) stay 0 and are not written back.
+ * exact = 0: hge_v_step_unsat, returning 1 (and leaving t untouched) if a step would
+ * have saturated; exact = 1: hge_v_step. (A double-precision mixer on the FMA units,
+ * exact through a 1.5 2^52 rounding constant, measured no faster here.)
+ */
+static inline uint32_t hge_lane_vec(uint32_t l) { return l & 1u; }
+static inline uint32_t hge_lane_pos(uint32_t l, uint32_t quadrature) { return 2u * quadrature + (l >> 1); }
+
+__attribute__((target("avx2"))) static inline int hge_bw3_lanes_avx2_run(hge_lockin_bw3_term_t *t, uint32_t nl,
+                                                                         const hge_bw3_mac_t *km, const int32_t *x16,
+                                                                         const int32_t *r, uint32_t groups, int exact)
+{
+    const __m256i half = _mm256_set1_epi64x((int64_t)1 << 22);
+    __m256i flag = _mm256_setzero_si256();
+    hge_v4k_t k;
+    hge_v4ch_t v[2];
+    int64_t lane[7][2][4];
+    uint32_t c;
+    uint32_t l;
+    uint32_t g;
+    uint32_t q;
+    hge_v4k_load(&k, km);
+    memset(lane, 0, sizeof lane);
+    for (l = 0; l < nl; ++l) {
+        for (c = 0; c < 2u; ++c) {
+            const hge_bw3_channel_t *ch = c ? &t[l].q : &t[l].i;
+            uint32_t vi = hge_lane_vec(l);
+            uint32_t li = hge_lane_pos(l, c);
+            lane[0][vi][li] = ch->x1;
+            lane[1][vi][li] = ch->x2;
+            lane[2][vi][li] = ch->y1;
+            lane[3][vi][li] = ch->y2;
+            lane[4][vi][li] = ch->z1;
+            lane[5][vi][li] = (int64_t)ch->e1;
+            lane[6][vi][li] = (int64_t)ch->e2;
+        }
+    }
+    for (c = 0; c < 2u; ++c) {
+        v[c].x1 = _mm256_loadu_si256((const __m256i *)(const void *)lane[0][c]);
+        v[c].x2 = _mm256_loadu_si256((const __m256i *)(const void *)lane[1][c]);
+        v[c].y1 = _mm256_loadu_si256((const __m256i *)(const void *)lane[2][c]);
+        v[c].y2 = _mm256_loadu_si256((const __m256i *)(const void *)lane[3][c]);
+        v[c].z1 = _mm256_loadu_si256((const __m256i *)(const void *)lane[4][c]);
+        v[c].e1 = _mm256_loadu_si256((const __m256i *)(const void *)lane[5][c]);
+        v[c].e2 = _mm256_loadu_si256((const __m256i *)(const void *)lane[6][c]);
+    }
+    for (g = 0; g < groups; ++g) {
+        __m256i ai = _mm256_setzero_si256();
+        __m256i aq = _mm256_setzero_si256();
+        for (q = 0; q < HGE_BW3_DECIMATION; ++q) {
+            __m256i xb = _mm256_set1_epi32(*x16);
+            __m256i rv = _mm256_loadu_si256((const __m256i *)(const void *)r);
+            ai = _mm256_add_epi64(ai, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(xb, rv), half), 23));
+            aq = _mm256_add_epi64(aq, _mm256_srli_epi64(
+                                          _mm256_add_epi64(_mm256_mul_epi32(xb, _mm256_srli_epi64(rv, 32)), half), 23));
+            x16 += 1;
+            r += HGE_LANE_ROW;
+        }
+        if (exact) {
+            hge_v_step(&v[0], &k, ai);
+            hge_v_step(&v[1], &k, aq);
+        } else {
+            hge_v_step_unsat(&v[0], &k, ai, &flag);
+            hge_v_step_unsat(&v[1], &k, aq, &flag);
+        }
+    }
+    if (!exact && !_mm256_testz_si256(flag, _mm256_set1_epi64x((int64_t)0xE000000000000000ULL))) {
+        return 1; /* a step would have saturated: state not written back */
+    }
+    for (c = 0; c < 2u; ++c) {
+        _mm256_storeu_si256((__m256i *)(void *)lane[0][c], v[c].x1);
+        _mm256_storeu_si256((__m256i *)(void *)lane[1][c], v[c].x2);
+        _mm256_storeu_si256((__m256i *)(void *)lane[2][c], v[c].y1);
+        _mm256_storeu_si256((__m256i *)(void *)lane[3][c], v[c].y2);
+        _mm256_storeu_si256((__m256i *)(void *)lane[4][c], v[c].z1);
+        _mm256_storeu_si256((__m256i *)(void *)lane[5][c], v[c].e1);
+        _mm256_storeu_si256((__m256i *)(void *)lane[6][c], v[c].e2);
+    }
+    for (l = 0; l < nl; ++l) {
+        for (c = 0; c < 2u; ++c) {
+            hge_bw3_channel_t *ch = c ? &t[l].q : &t[l].i;
+            uint32_t vi = hge_lane_vec(l);
+            uint32_t li = hge_lane_pos(l, c);
+            /* Low 32 bits of each lane: the int32 state word (two's complement). */
+            ch->x1 = (int32_t)(uint32_t)(uint64_t)lane[0][vi][li];
+            ch->x2 = (int32_t)(uint32_t)(uint64_t)lane[1][vi][li];
+            ch->y1 = (int32_t)(uint32_t)(uint64_t)lane[2][vi][li];
+            ch->y2 = (int32_t)(uint32_t)(uint64_t)lane[3][vi][li];
+            ch->z1 = (int32_t)(uint32_t)(uint64_t)lane[4][vi][li];
+            ch->e1 = (uint32_t)lane[5][vi][li];
+            ch->e2 = (uint32_t)lane[6][vi][li];
+        }
+    }
+    return 0;
+}
+
+/* Whole groups of a batch: the unsaturated run, redone with saturation if it would
+ * have saturated anywhere (the terminals are untouched until a run succeeds). */
+__attribute__((target("avx2"))) static void hge_bw3_lanes_avx2(hge_lockin_bw3_term_t *t, uint32_t nl,
+                                                               const hge_bw3_mac_t *km, const int32_t *x16,
+                                                               const int32_t *r, uint32_t groups)
+{
+    if (hge_bw3_lanes_avx2_run(t, nl, km, x16, r, groups, 0)) {
+        (void)hge_bw3_lanes_avx2_run(t, nl, km, x16, r, groups, 1);
+    }
+}
+
+/* Integrate-and-dump for one batch over len samples of x' (exact int64 sums in the
+ * same two lane vectors as hge_bw3_lanes_avx2: integer sums in any order are equal). */
+__attribute__((target("avx2"))) static void hge_boxcar_lanes_avx2(hge_lockin_boxcar_term_t *t, uint32_t nl,
+                                                                  const int32_t *xc, const int32_t *r, uint32_t len)
+{
+    int64_t lane[2][4];
+    __m256i a0 = _mm256_setzero_si256();
+    __m256i a1 = _mm256_setzero_si256();
+    uint32_t l;
+    uint32_t j;
+    for (j = 0; j < len; ++j) {
+        __m256i xb = _mm256_set1_epi32(xc[j]);
+        __m256i rv = _mm256_loadu_si256((const __m256i *)(const void *)(r + HGE_LANE_ROW * j));
+        a0 = _mm256_add_epi64(a0, _mm256_mul_epi32(xb, rv));
+        a1 = _mm256_add_epi64(a1, _mm256_mul_epi32(xb, _mm256_srli_epi64(rv, 32)));
+    }
+    _mm256_storeu_si256((__m256i *)(void *)lane[0], a0);
+    _mm256_storeu_si256((__m256i *)(void *)lane[1], a1);
+    for (l = 0; l < nl; ++l) {
+        t[l].acc_i += lane[hge_lane_vec(l)][hge_lane_pos(l, 0u)];
+        t[l].acc_q += lane[hge_lane_vec(l)][hge_lane_pos(l, 1u)];
+    }
+}
+#endif
+
+/* Lane-cache Butterworth over one chunk for the batch starting at terminal m0 (rb: the
+ * batch's row of the chunk's first sample); the chunk starts `count` samples into the
+ * current group. */
+HGE_INLINE void hge_host_bw3_batch_lanes(hge_lockin_bw3_t *s, uint32_t m0, const int32_t *x16, uint32_t len,
+                                         uint32_t count, const int32_t *rb, int simd)
+{
+    uint32_t nl = s->n_terms - m0 < HGE_HOST_LANES ? s->n_terms - m0 : HGE_HOST_LANES;
+    uint32_t l;
+#if HGE_HOST_X86
+    if (simd) {
+        uint32_t head = (HGE_BW3_DECIMATION - count) % HGE_BW3_DECIMATION;
+        uint32_t groups;
+        uint32_t done;
+        if (head > len) {
+            head = len;
+        }
+        groups = (len - head) / HGE_BW3_DECIMATION;
+        done = head + HGE_BW3_DECIMATION * groups;
+        for (l = 0; l < nl && head > 0u; ++l) {
+            hge_bw3_term_lanes(&s->terms[m0 + l], &s->k, x16, rb + l, head, count);
+        }
+        hge_bw3_lanes_avx2(&s->terms[m0], nl, &s->k, x16 + head, rb + HGE_LANE_ROW * head, groups);
+        for (l = 0; l < nl && done < len; ++l) {
+            hge_bw3_term_lanes(&s->terms[m0 + l], &s->k, x16 + done, rb + HGE_LANE_ROW * done + l, len - done, 0u);
+        }
+    } else
+#endif
+    {
+        (void)simd;
+        for (l = 0; l < nl; ++l) {
+            hge_bw3_term_lanes(&s->terms[m0 + l], &s->k, x16, rb + l, len, count);
+        }
+    }
+    for (l = 0; l < nl; ++l) {
+        s->terms[m0 + l].nco.phase += s->terms[m0 + l].nco.step * len;
+    }
+}
+
+HGE_INLINE void hge_host_boxcar_batch_lanes(hge_lockin_boxcar_t *s, uint32_t m0, const int32_t *xc, uint32_t len,
+                                            const int32_t *rb, int simd)
+{
+    uint32_t nl = s->n_terms - m0 < HGE_HOST_LANES ? s->n_terms - m0 : HGE_HOST_LANES;
+    uint32_t l;
+    uint32_t j;
+#if HGE_HOST_X86
+    if (simd) {
+        hge_boxcar_lanes_avx2(&s->terms[m0], nl, xc, rb, len);
+    } else
+#endif
+    {
+        (void)simd;
+        for (l = 0; l < nl; ++l) {
+            int64_t ai = 0;
+            int64_t aq = 0;
+            for (j = 0; j < len; ++j) {
+                ai += (int64_t)xc[j] * rb[HGE_LANE_ROW * j + l];
+                aq += (int64_t)xc[j] * rb[HGE_LANE_ROW * j + HGE_HOST_LANES + l];
+            }
+            s->terms[m0 + l].acc_i += ai;
+            s->terms[m0 + l].acc_q += aq;
+        }
+    }
+    for (l = 0; l < nl; ++l) {
+        s->terms[m0 + l].nco.phase += s->terms[m0 + l].nco.step * len;
+    }
+}
+
 HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job, int simd_filter)
 {
     int32_t x16[HGE_HOST_CHUNK];
@@ -392,7 +747,14 @@ HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job, int simd_filter)
         uint32_t len = remaining < HGE_HOST_CHUNK ? remaining : HGE_HOST_CHUNK;
         remaining -= len;
         hge_host_condition(job->x + done, len, s->dc, 16, x16);
-        if (job->refs != 0) {
+        if (job->lanes) {
+            /* Jobs start on batch boundaries (hge_host_run). */
+            for (m = job->m0; m < job->m1; m += HGE_HOST_LANES) {
+                hge_host_bw3_batch_lanes(s, m, x16, len, count,
+                                         job->refs + (uint64_t)(m / HGE_HOST_LANES) * job->stride + HGE_LANE_ROW * done,
+                                         simd_filter);
+            }
+        } else if (job->refs != 0) {
             for (m = job->m0; m < job->m1; m += HGE_HOST_BATCH) {
                 uint32_t end = job->m1 - m < HGE_HOST_BATCH ? job->m1 : m + HGE_HOST_BATCH;
                 hge_host_bw3_batch_refs(s, m, end, x16, len, count, job->refs + done, job->stride, simd_filter);
@@ -407,7 +769,7 @@ HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job, int simd_filter)
     }
 }
 
-HGE_INLINE void hge_host_boxcar_job(const hge_host_job_t *job)
+HGE_INLINE void hge_host_boxcar_job(const hge_host_job_t *job, int simd)
 {
     int32_t xc[HGE_HOST_CHUNK];
     hge_lockin_boxcar_t *s = job->box;
@@ -419,7 +781,12 @@ HGE_INLINE void hge_host_boxcar_job(const hge_host_job_t *job)
         uint32_t len = remaining < HGE_HOST_CHUNK ? remaining : HGE_HOST_CHUNK;
         remaining -= len;
         hge_host_condition(job->x + done, len, s->dc, 1, xc);
-        for (m = job->m0; m < job->m1; ++m) {
+        for (m = job->m0; m < job->m1 && job->lanes; m += HGE_HOST_LANES) {
+            hge_host_boxcar_batch_lanes(s, m, xc,
+                                        len, job->refs + (uint64_t)(m / HGE_HOST_LANES) * job->stride + HGE_LANE_ROW * done,
+                                        simd);
+        }
+        for (m = job->m0; m < job->m1 && !job->lanes; ++m) {
             hge_lockin_boxcar_term_t *t = &s->terms[m];
             if (job->refs != 0) {
                 /* Exact int64 dot products; integer sums in any order are equal. */
@@ -448,7 +815,7 @@ static void hge_host_run_generic(const void *p)
     if (job->bw3 != 0) {
         hge_host_bw3_job(job, 0);
     } else {
-        hge_host_boxcar_job(job);
+        hge_host_boxcar_job(job, 0);
     }
 }
 
@@ -459,7 +826,7 @@ __attribute__((target("avx2"), flatten)) static void hge_host_run_avx2(const voi
     if (job->bw3 != 0) {
         hge_host_bw3_job(job, 1);
     } else {
-        hge_host_boxcar_job(job);
+        hge_host_boxcar_job(job, 1);
     }
 }
 #endif
@@ -479,6 +846,8 @@ static hge_status hge_host_run(hge_host_job_t *base, uint32_t n_terms, const hge
     uint32_t isa;
     uint32_t k;
     uint32_t n_jobs;
+    uint32_t unit;
+    uint32_t n_units;
     uint32_t started = 0;
     hge_status st = HGE_OK;
     if (opts == 0) {
@@ -498,11 +867,15 @@ static hge_status hge_host_run(hge_host_job_t *base, uint32_t n_terms, const hge
         base->run = hge_host_run_avx2;
     }
 #endif
-    n_jobs = opts->threads < n_terms ? opts->threads : n_terms;
+    /* Split by terminal, or (lane cache) by whole batches of HGE_HOST_LANES. */
+    unit = base->lanes ? HGE_HOST_LANES : 1u;
+    n_units = (n_terms + unit - 1u) / unit;
+    n_jobs = opts->threads < n_units ? opts->threads : n_units;
     for (k = 0; k < n_jobs; ++k) {
+        uint32_t u1 = (uint32_t)((uint64_t)n_units * (k + 1u) / n_jobs);
         jobs[k] = *base;
-        jobs[k].m0 = (uint32_t)((uint64_t)n_terms * k / n_jobs);
-        jobs[k].m1 = (uint32_t)((uint64_t)n_terms * (k + 1u) / n_jobs);
+        jobs[k].m0 = unit * (uint32_t)((uint64_t)n_units * k / n_jobs);
+        jobs[k].m1 = unit * u1 < n_terms ? unit * u1 : n_terms;
     }
     /* Jobs 1.. on new threads, job 0 on this one; a thread that cannot start runs here. */
     for (k = 1; k < n_jobs; ++k) {
@@ -523,17 +896,21 @@ static hge_status hge_host_run(hge_host_job_t *base, uint32_t n_terms, const hge
     return st;
 }
 
-hge_status hge_host_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
-                                uint32_t stride, const hge_host_opts_t *opts)
+static hge_status hge_host_bw3_any(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                   uint32_t stride, const hge_host_opts_t *opts, int lanes)
 {
     hge_host_job_t job;
     hge_status st;
     if (s == 0 || x == 0 || s->terms == 0) {
         return HGE_ERR_NULL;
     }
-    if (refs != 0 && n > stride) {
+    if (refs != 0 && (uint64_t)n * (lanes ? HGE_LANE_ROW : 1u) > stride) {
         return HGE_ERR_SIZE;
     }
+    if (lanes && refs == 0) {
+        return HGE_ERR_NULL;
+    }
+    job.lanes = lanes;
     job.bw3 = s;
     job.box = 0;
     job.x = x;
@@ -549,8 +926,8 @@ hge_status hge_host_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t 
     return st;
 }
 
-hge_status hge_host_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
-                                   const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts)
+static hge_status hge_host_boxcar_any(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                      uint32_t stride, const hge_host_opts_t *opts, int lanes)
 {
     hge_host_job_t job;
     hge_status st;
@@ -560,9 +937,13 @@ hge_status hge_host_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uin
     if ((uint64_t)s->count + n > HGE_BOXCAR_MAX_SAMPLES) {
         return HGE_ERR_SIZE;
     }
-    if (refs != 0 && n > stride) {
+    if (refs != 0 && (uint64_t)n * (lanes ? HGE_LANE_ROW : 1u) > stride) {
         return HGE_ERR_SIZE;
     }
+    if (lanes && refs == 0) {
+        return HGE_ERR_NULL;
+    }
+    job.lanes = lanes;
     job.bw3 = 0;
     job.box = s;
     job.x = x;
@@ -576,4 +957,91 @@ hge_status hge_host_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uin
         s->count += n;
     }
     return st;
+}
+
+hge_status hge_host_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                uint32_t stride, const hge_host_opts_t *opts)
+{
+    return hge_host_bw3_any(s, x, n, refs, stride, opts, 0);
+}
+
+hge_status hge_host_bw3_process_lanes(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                      uint32_t stride, const hge_host_opts_t *opts)
+{
+    return hge_host_bw3_any(s, x, n, refs, stride, opts, 1);
+}
+
+hge_status hge_host_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
+                                   const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts)
+{
+    return hge_host_boxcar_any(s, x, n, refs, stride, opts, 0);
+}
+
+hge_status hge_host_boxcar_process_lanes(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
+                                         const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts)
+{
+    return hge_host_boxcar_any(s, x, n, refs, stride, opts, 1);
+}
+
+/* ---------------------------------------------------------------- mean ---- */
+
+/* Sum of hge_condition(x[k], 0) (24-bit saturation), exact int64 (|sum| <= 2^47). */
+HGE_INLINE int64_t hge_host_sat_sum(const int32_t *x, uint32_t n)
+{
+    int64_t sum = 0;
+    uint32_t k;
+    for (k = 0; k < n; ++k) {
+        sum += hge_condition(x[k], 0);
+    }
+    return sum;
+}
+
+#if HGE_HOST_X86
+__attribute__((target("avx2"))) static int64_t hge_host_sat_sum_avx2(const int32_t *x, uint32_t n)
+{
+    const __m256i lo = _mm256_set1_epi32(HGE_SAMPLE_MIN);
+    const __m256i hi = _mm256_set1_epi32(HGE_SAMPLE_MAX);
+    __m256i a0 = _mm256_setzero_si256();
+    __m256i a1 = _mm256_setzero_si256();
+    int64_t lane[4];
+    uint32_t k;
+    for (k = 0; k + 8u <= n; k += 8u) {
+        __m256i v = _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(x + k)), lo), hi);
+        a0 = _mm256_add_epi64(a0, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
+        a1 = _mm256_add_epi64(a1, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+    }
+    _mm256_storeu_si256((__m256i *)(void *)lane, _mm256_add_epi64(a0, a1));
+    return lane[0] + lane[1] + lane[2] + lane[3] + hge_host_sat_sum(x + k, n - k);
+}
+#endif
+
+hge_status hge_host_mean_q0(const int32_t *x, uint32_t n, int32_t *mean, uint32_t isa)
+{
+    int64_t sum;
+    uint64_t biased;
+    if (x == 0 || mean == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (n == 0u || n > HGE_MEAN_MAX_SAMPLES) {
+        return HGE_ERR_SIZE;
+    }
+    if (isa > HGE_ISA_AVX2 || !hge_host_isa_available(isa)) {
+        return HGE_ERR_RANGE;
+    }
+    if (isa == HGE_ISA_AUTO) {
+        isa = hge_host_isa_available(HGE_ISA_AVX2) ? HGE_ISA_AVX2 : HGE_ISA_GENERIC;
+    }
+#if HGE_HOST_X86
+    if (isa == HGE_ISA_AVX2) {
+        sum = hge_host_sat_sum_avx2(x, n);
+    } else
+#endif
+    {
+        sum = hge_host_sat_sum(x, n);
+    }
+    /* The rounding of hge_mean_q0, unchanged: shift to non-negative so unsigned division
+     * floors, mean = floor((2 (sum + 2^23 n) + n) / (2 n)) - 2^23. */
+    biased = (uint64_t)(sum + (int64_t)8388608 * (int64_t)n);
+    *mean = (int32_t)((int64_t)((2u * biased + n) / (2u * (uint64_t)n)) - 8388608);
+    return HGE_OK;
 }

@@ -13,9 +13,13 @@
  *            compiler vectorises the reference-cache loops over samples; gathers
  *            are not used), HGE_ISA_AUTO picks AVX2 when the CPU has it.
  *   refs     a reference cache: the Q22 sin and cos of every terminal at every
- *            sample of a window (hge_refs_fill, one NCO walk), reused for every
- *            window of the same plan and length. With it the per-sample work is
- *            two rounding multiplies per terminal and no table lookups.
+ *            sample of a window (one NCO walk), reused for every window of the same
+ *            plan and length. With it the per-sample work is two rounding multiplies
+ *            per terminal and no table lookups. Two layouts: rows (hge_refs_fill, one
+ *            row of n per channel) and lane-interleaved (hge_refs_fill_lanes, 4
+ *            terminals per 32-byte row, what the AVX2 lane kernel reads; the
+ *            default of core.References). Both take 8 bytes per terminal-sample, so
+ *            a large plan streams its cache from memory (M = 64, n = 1e5: 51 MB).
  *   threads  terminals split into contiguous ranges, one POSIX thread each
  *            (1 = the calling thread only). Terminals are independent, so the
  *            result does not depend on the split.
@@ -63,5 +67,43 @@ hge_status hge_host_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t 
                                 uint32_t stride, const hge_host_opts_t *opts);
 hge_status hge_host_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
                                    const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts);
+
+/*
+ * Lane-interleaved reference cache (what core.References builds): terminals in
+ * batches of HGE_HOST_LANES; batch b, sample j holds one row of 2 HGE_HOST_LANES
+ * int32 at refs[b stride + HGE_LANE_ROW j]: the Q22 sines of terminals
+ * HGE_HOST_LANES b .. HGE_HOST_LANES b + HGE_HOST_LANES - 1, then their cosines
+ * (lanes past n_terms hold 0). The AVX2 path reads a row (32 bytes) as one vector:
+ * terminals in SIMD lanes, one broadcast sample for all, no gathers, no transposes. stride >= HGE_LANE_ROW n; the cache takes
+ * ceil(n_terms / HGE_HOST_LANES) stride int32. Errors as hge_refs_fill (HGE_ERR_SIZE:
+ * stride < HGE_LANE_ROW n).
+ */
+#define HGE_HOST_LANES 4u
+#define HGE_LANE_ROW (2u * HGE_HOST_LANES)
+hge_status hge_refs_fill_lanes(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                               const uint32_t *phases, uint32_t n);
+
+/*
+ * hge_host_bw3_process / hge_host_boxcar_process reading a lane-interleaved cache:
+ * refs (not NULL) points at the row of this block's first sample in batch 0 (cache
+ * base + HGE_LANE_ROW times the samples processed since init/reset); stride as for
+ * hge_refs_fill_lanes. The AVX2 code runs whole groups of 8 samples for a batch of
+ * terminals at once (mixers, pre-sums and the SoA filter step in registers); partial
+ * groups at block edges and the generic isa run the scalar kernels. Threads split the
+ * batches. Errors as hge_host_bw3_process.
+ */
+hge_status hge_host_bw3_process_lanes(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                      uint32_t stride, const hge_host_opts_t *opts);
+hge_status hge_host_boxcar_process_lanes(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
+                                         const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts);
+
+/*
+ * hge_mean_q0 (hge_lockin.h: round-half-up mean of the 24-bit-saturated codes, same
+ * formats, errors and result) with the host's isa: the sum of the saturated codes is an
+ * exact integer in any order, so the AVX2 code (8 lanes: clamp, widen to int64, add)
+ * gives the portable sum and then the portable rounding. isa as hge_host_opts_t
+ * (HGE_ERR_RANGE if unknown or unavailable).
+ */
+hge_status hge_host_mean_q0(const int32_t *x, uint32_t n, int32_t *mean, uint32_t isa);
 
 #endif /* HGE_LOCKIN_HOST_H */
