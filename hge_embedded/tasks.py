@@ -2,10 +2,13 @@
 
 Gates: logic 0/1 is -0.7/+0.7 V; the four cases are (0,0), (0,1), (1,0), (1,1) and a
 gate is named by its outputs in that order ("0110" is XOR) or by name. The other five
-electrodes are controls in [-1.2, 0.6] V. A gate is *found* when a threshold halfway
-between the mean high and the mean low output separates all four cases and the
-gap between the classes exceeds a margin (the trainer: 3 standard deviations of
-the output noise per sample in the evaluation windows).
+electrodes are controls in [-1.2, 0.6] V. A gate is *found* when every case labelled 1
+gives a higher output than every case labelled 0 by more than a margin: the class gap
+``min(high) - max(low)`` exceeds the margin (the trainer: 3 standard deviations of the
+output noise per sample in the evaluation windows) and the read-out threshold is the
+middle of that gap. The polarity counts: the paper's loss trains high = 1 (a negative
+correlation or separation is penalised), and an output that realises NOR where OR was
+asked is a different gate, not a found one.
 
 The two constant gates (0000, 1111) have no correlation to maximise: any device
 configuration realises them with a threshold above (0000) or below (1111) every
@@ -157,28 +160,46 @@ def map_electrodes(task: Task, n_electrodes: int, *, inputs=None, controls=None)
     return replace(task, input_electrodes=ins, control_electrodes=ctl)
 
 
-def class_gap(y, z) -> float:
-    """The gap (nA) between the classes, in the better polarity: min(high) - max(low) or
-    min(low) - max(high); negative when the classes overlap."""
+def class_gap(y, z, *, polarity: str = "high") -> float:
+    """The gap (nA) between the classes: ``min(y | z=1) - max(y | z=0)``; negative when they overlap.
+
+    ``polarity="either"`` gives the larger of that and ``min(y | z=0) - max(y | z=1)`` (the
+    classes separated in either direction; for diagnostics: an inverted gate has a large
+    ``"either"`` gap and a negative ``"high"`` gap)."""
     y, z = np.asarray(y, float), np.asarray(z, float)
+    if polarity not in ("high", "either"):
+        raise ValueError(f"polarity must be 'high' or 'either', got {polarity!r}")
     hi, lo = y[z == 1], y[z == 0]
     if hi.size == 0 or lo.size == 0:
         raise ValueError("z: targets are all one class; a constant gate has no gap between classes")
-    return float(max(hi.min() - lo.max(), lo.min() - hi.max()))
+    gap = float(hi.min() - lo.max())
+    return max(gap, float(lo.min() - hi.max())) if polarity == "either" else gap
+
+
+def gate_threshold(y, z) -> float:
+    """The read-out threshold (nA) of a gate: the middle of the gap between ``max(y | z=0)`` and
+    ``min(y | z=1)`` (the threshold with the most room on both sides)."""
+    y, z = np.asarray(y, float), np.asarray(z, float)
+    hi, lo = y[z == 1], y[z == 0]
+    if hi.size == 0 or lo.size == 0:
+        raise ValueError("z: targets are all one class; a constant gate's threshold is any value outside the outputs")
+    return 0.5 * float(hi.min() + lo.max())
 
 
 def gate_found(y, z, margin: float = 0.0) -> bool:
-    """Threshold halfway between mean high and mean low separates all four cases, and the gap
-    between the classes exceeds ``margin`` (nA; the trainer passes 3 output-noise SDs)."""
+    """Every high case above every low case by more than ``margin`` (nA; the trainer passes
+    3 output-noise SDs): ``class_gap(y, z) > margin``, high class above (see the module notes).
+
+    A threshold halfway between the class *means* (this function's rule before session 3)
+    rejects separable gates whose low outputs are spread (AND at (-52, -29, -43 | -16) nA:
+    a 12.5 nA gap, but the means' midpoint -28.8 falls below the low -28.7) and accepted
+    the inverted polarity; neither is a property of the gate."""
     y, z = np.asarray(y, float), np.asarray(z, float)
     if z.min() == z.max():
         return True
     if not margin >= 0:
         raise ValueError(f"margin must be >= 0 nA, got {margin!r}")
-    t = 0.5 * (y[z == 1].mean() + y[z == 0].mean())
-    split = bool(np.all(y[z == 1] > t) and np.all(y[z == 0] < t)) or \
-        bool(np.all(y[z == 1] < t) and np.all(y[z == 0] > t))
-    return split and class_gap(y, z) > margin
+    return class_gap(y, z) > margin
 
 
 def balanced_accuracy(y, z) -> tuple[float, float]:

@@ -26,7 +26,7 @@ from .devices import measure as checked_measure
 from .electrodes import to_index
 from .gradient import HGEWindow
 from .losses import DEFAULT_SCALE_NA, corrsig
-from .tasks import Task, balanced_accuracy, class_gap, gate_found
+from .tasks import Task, balanced_accuracy, class_gap, gate_found, gate_threshold
 
 DEDI_FRAC = 24   # Q24
 DIDV_FRAC = 8    # Q8
@@ -70,7 +70,7 @@ class TrainResult:
     initial_loss: float | None = None
     initial_accuracy: float | None = None
     noise_sd: float | None = None     # nA, output noise per sample in the evaluation windows
-    gap: float | None = None          # nA, gate class gap (either polarity) at the end
+    gap: float | None = None          # nA, gate class gap min(high) - max(low) at the end (< 0: not separated)
 
     _ARRAYS = ("controls", "outputs", "test_outputs")
 
@@ -302,6 +302,7 @@ class Trainer:
         if task.kind == "gate":
             gap = None if task.constant else class_gap(outputs, task.targets)
             found = gate_found(outputs, task.targets, margin=FOUND_MARGIN_SD * noise_sd)
+            threshold = None if task.constant else gate_threshold(outputs, task.targets)
         if task.test_inputs is not None:
             test_out = self.measure_outputs(task.test_inputs)
             accuracy, threshold = balanced_accuracy(test_out, task.test_targets)

@@ -49,7 +49,8 @@ def test_tasks_and_criteria():
     assert len(parse_tasks("all-gates")) == 16
     with pytest.raises(ValueError, match="a gate is a name .* or a 4-bit truth table such as 0110, got 'xyz'"):
         parse_tasks("xyz")
-    assert gate_found([0, 10, 10, 0], [0, 1, 1, 0]) and not gate_found([0, 10, 1, 0], [0, 1, 1, 0])
+    assert gate_found([0, 10, 10, 0], [0, 1, 1, 0]) and not gate_found([0, 10, 0, 1], [0, 1, 1, 0])
+    assert gate_found([0, 10, 1, 0], [0, 1, 1, 0])  # separable (any threshold in (0, 1)) with no margin asked
     assert gate_found([1, 2, 3, 4], [1, 1, 1, 1])  # constant gate: threshold only
     s = sphere(0)
     assert s.inputs.shape == (300, 3) and s.targets.mean() == 0.5 and s.test_inputs.shape == (1000, 3)
@@ -166,7 +167,12 @@ def test_init_option_and_gate_margin():
     assert class_gap([0, 2, 2, 0], [0, 1, 1, 0]) == 2.0
     assert gate_found([0, 2, 2, 0], [0, 1, 1, 0], margin=1.9)
     assert not gate_found([0, 2, 2, 0], [0, 1, 1, 0], margin=2.1)
-    assert class_gap([5, 1, 1, 5], [0, 1, 1, 0]) == 4.0  # inverted polarity counts too
+    # The polarity counts: outputs (5, 1, 1, 5) for XOR (0110) realise XNOR.
+    assert class_gap([5, 1, 1, 5], [0, 1, 1, 0]) == -4.0
+    assert class_gap([5, 1, 1, 5], [0, 1, 1, 0], polarity="either") == 4.0
+    assert not gate_found([5, 1, 1, 5], [0, 1, 1, 0])
+    with pytest.raises(ValueError, match="polarity must be 'high' or 'either', got 'low'"):
+        class_gap([0, 2, 2, 0], [0, 1, 1, 0], polarity="low")
     with pytest.raises(ValueError, match="a constant gate has no gap"):
         class_gap([1, 2, 3, 4], [1, 1, 1, 1])
     with pytest.raises(ValueError, match="margin must be >= 0"):
@@ -198,3 +204,25 @@ def test_result_reports_initial_loss_and_noise_margin():
     # gives ~0.36 nA rms in all; within a window the part above ~50 Hz, ~0.2 nA.
     assert 0.05 < s["noise_sd_nA"] < 0.5
     assert r.found == (r.gap > 3 * r.noise_sd and gate_found(r.outputs, gate("and").targets))
+
+
+def test_gate_found_is_the_gap_not_the_midpoint_of_the_class_means():
+    """A separable gate whose low outputs are spread: the old rule (threshold halfway between the
+    class means) put the threshold at -28.80 nA, below the low -28.72, and called it not found.
+    The outputs are an offline AND run's end point (surrogate, task seed 2001)."""
+    from hge_embedded.tasks import class_gap, gate_threshold
+    y, z = [-52.22, -28.72, -42.99, -16.25], gate("and").targets
+    assert 0.5 * (y[3] + np.mean(y[:3])) < y[1]          # the old rule's threshold fails
+    assert class_gap(y, z) == pytest.approx(12.47)       # -16.25 - (-28.72)
+    assert gate_found(y, z, margin=12.0) and not gate_found(y, z, margin=12.5)
+    assert gate_threshold(y, z) == pytest.approx(-22.485)
+    with pytest.raises(ValueError, match="threshold"):
+        gate_threshold([1, 2, 3, 4], [1, 1, 1, 1])
+
+
+def test_trainer_reports_the_gate_threshold_inside_the_gap():
+    d = SimulatedDNPU(seed=0, noise=False)
+    r, _ = train_task(d, gate("and"), seed=1, max_iter=2, stop_loss=1e-9)
+    z = gate("and").targets
+    assert r.threshold == pytest.approx(0.5 * (r.outputs[z == 1].min() + r.outputs[z == 0].max()))
+    assert r.found == (r.gap > 3 * r.noise_sd)
