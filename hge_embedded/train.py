@@ -26,7 +26,7 @@ from .devices import measure as checked_measure
 from .electrodes import to_index
 from .gradient import HGEWindow
 from .losses import DEFAULT_SCALE_NA, corrsig
-from .tasks import Task, balanced_accuracy, class_gap, gate_found, gate_threshold
+from .tasks import Task, class_gap, gate_found, gate_threshold, held_out_accuracy
 
 DEDI_FRAC = 24   # Q24
 DIDV_FRAC = 8    # Q8
@@ -284,8 +284,11 @@ class Trainer:
         if self.codes is None:
             self.initialise()
             if self.task.test_inputs is not None and not self.task.constant:
+                # The start's classifier: threshold on the training outputs, scored on the test set.
+                y0_train = self.measure_outputs(self.task.inputs)
                 y0 = self.measure_outputs(self.task.test_inputs)
-                self.initial_accuracy = balanced_accuracy(y0, self.task.test_targets)[0]
+                self.initial_accuracy = held_out_accuracy(y0_train, self.task.targets, y0,
+                                                          self.task.test_targets)[0]
         while not self.done:
             E = self.step()
             if progress:
@@ -305,7 +308,7 @@ class Trainer:
             threshold = None if task.constant else gate_threshold(outputs, task.targets)
         if task.test_inputs is not None:
             test_out = self.measure_outputs(task.test_inputs)
-            accuracy, threshold = balanced_accuracy(test_out, task.test_targets)
+            accuracy, threshold = held_out_accuracy(outputs, task.targets, test_out, task.test_targets)
         final = self.losses[-1] if self.losses else None
         return TrainResult(task=task.name, kind=task.kind, found=found, accuracy=accuracy,
                            iterations=self.iteration, final_loss=final, controls=self.controls(),

@@ -226,3 +226,31 @@ def test_trainer_reports_the_gate_threshold_inside_the_gap():
     z = gate("and").targets
     assert r.threshold == pytest.approx(0.5 * (r.outputs[z == 1].min() + r.outputs[z == 0].max()))
     assert r.found == (r.gap > 3 * r.noise_sd)
+
+
+def test_held_out_accuracy_takes_threshold_and_polarity_from_the_training_outputs():
+    from hge_embedded.tasks import accuracy_at, held_out_accuracy
+    z = np.array([0, 0, 1, 1])
+    # Training: class 1 above; the best threshold lies between 2 and 3 (the midpoint 2.5).
+    acc, thr = held_out_accuracy([1.0, 2.0, 3.0, 4.0], z, [1.0, 2.6, 2.4, 4.0], z)
+    assert thr == 2.5 and acc == 0.5  # 2.6 (class 0) above, 2.4 (class 1) below: one error per class
+    assert balanced_accuracy([1.0, 2.6, 2.4, 4.0], z)[0] == 0.75  # the test set's own best threshold
+    # Inverted test outputs score 0 with the trained polarity, 1 with "either" chosen on the test set.
+    assert held_out_accuracy([1.0, 2.0, 3.0, 4.0], z, [4.0, 3.0, 2.0, 1.0], z)[0] == 0.0
+    assert balanced_accuracy([4.0, 3.0, 2.0, 1.0], z)[0] == 1.0
+    assert balanced_accuracy([4.0, 3.0, 2.0, 1.0], z, polarity="high")[0] == 0.5
+    assert accuracy_at([0.0, 1.0, 2.0, 3.0], z, 1.5) == 1.0
+    with pytest.raises(ValueError, match="polarity must be 'high' or 'either', got 'up'"):
+        balanced_accuracy([1.0, 2.0], [0, 1], polarity="up")
+    with pytest.raises(ValueError, match="both"):
+        accuracy_at([1.0, 2.0], [1, 1], 0.0)
+
+
+def test_sphere_accuracy_is_scored_at_the_training_threshold():
+    d = SimulatedDNPU(seed=0, noise=False)
+    task = sphere(3, n_train=24, n_test=40)
+    r, tr = train_task(d, task, seed=3, max_iter=0)
+    from hge_embedded.tasks import accuracy_at
+    assert r.threshold == balanced_accuracy(r.outputs, task.targets, polarity="high")[1]
+    assert r.accuracy == accuracy_at(r.test_outputs, task.test_targets, r.threshold)
+    assert r.initial_accuracy is not None and 0.0 <= r.initial_accuracy <= 1.0
