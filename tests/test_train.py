@@ -1,4 +1,5 @@
 """Training: loss derivative, update bit-exactness, voltage limits, interrupt + resume, CLI errors."""
+import functools
 import json
 import subprocess
 import sys
@@ -76,8 +77,28 @@ def test_update_in_training_is_the_fixed_point_rule():
     g = fixed.update_accumulate(np.zeros(5, np.int64), captured["dEdI"], captured["dIdV"])
     expect = fixed.update_process(before, g, tr.w_min, tr.w_max, tr.eta, tr.shift)
     assert np.array_equal(tr.codes, expect)
-    # eta / 2^shift is lr / (lsb 2^32) to int32 precision (the float rule it implements).
-    assert abs(tr.eta / 2.0**tr.shift - tr.lr / (tr.lsb * 2**32)) < 1e-9 * tr.lr / (tr.lsb * 2**32)
+    # eta / 2^shift is lr / (lsb 2^32) (the float rule it implements) up to eta's rounding:
+    # relative error <= 0.5 / eta, and eta >= 2^23 here (shift capped at 63 - 13 for 5898 codes).
+    exact = tr.lr / (tr.lsb * 2**32)
+    assert tr.eta >= 2**23 and abs(tr.eta / 2.0**tr.shift - exact) <= 0.5 / tr.eta * exact
+
+
+@pytest.mark.parametrize("lr", [0.02, 0.015, 0.001])
+def test_update_takes_the_plain_step_up_to_the_whole_range_without_saturating(lr):
+    """eta * g saturates at 2^63 in the C rule; eta/shift must leave room for any step up to the
+    control range. Before, dE/dV = 20 /V at lr 0.02 moved 256 codes (78 mV) instead of 1311."""
+    d = SimulatedDNPU(seed=0, noise=False)
+    tr = Trainer(d, gate("xor"), lr=lr)
+    mid = (tr.w_min + tr.w_max) // 2
+    half = int(np.min(tr.w_max - mid))
+    for dEdV in (20.0, 1.0, 0.05, 1e4):
+        g = np.array([dEdV, -dEdV / 3, 0.0, dEdV / 7, -dEdV], float)
+        gq = np.round(g * 2.0**32).astype(np.int64)
+        w = tr.rule.step(mid, gq).astype(np.int64)
+        want = -np.round(lr / tr.lsb * g)            # the float step in codes
+        inside = np.abs(want) <= half                # else the range clamp decides
+        assert np.all(np.abs((w - mid)[inside] - want[inside]) <= 1)
+        assert np.all((w == tr.w_min) | (w == tr.w_max) | inside)
 
 
 class RecordingDevice(SimulatedDNPU):
@@ -254,3 +275,51 @@ def test_sphere_accuracy_is_scored_at_the_training_threshold():
     assert r.threshold == balanced_accuracy(r.outputs, task.targets, polarity="high")[1]
     assert r.accuracy == accuracy_at(r.test_outputs, task.test_targets, r.threshold)
     assert r.initial_accuracy is not None and 0.0 <= r.initial_accuracy <= 1.0
+
+
+@functools.lru_cache(maxsize=1)
+def _update_constants():
+    tr = Trainer(SimulatedDNPU(seed=0, noise=False), gate("nor"))
+    return tr.lsb, tr.eta, tr.shift
+
+
+def _rule_step(tr, g):
+    """The codes the C rule would move for gradient g: round-half-up(eta g / 2^shift) (hge_update.c)."""
+    return np.array([(int(x) * tr.eta + (1 << (tr.shift - 1))) >> tr.shift for x in g])
+
+
+@given(st.lists(st.integers(-2**62, 2**62), min_size=5, max_size=5),
+       st.floats(0.001, 0.5, allow_nan=False))
+def test_limit_step_keeps_every_code_step_within_max_step_and_the_direction(g, max_step):
+    tr = Trainer.__new__(Trainer)  # only the update's constants are needed: a real trainer's
+    tr.lsb, tr.eta, tr.shift = _update_constants()
+    tr.max_step_codes = int(np.floor(max_step / tr.lsb))
+    g = np.array(g, np.int64)
+    out = Trainer.limit_step(tr, g)
+    steps = _rule_step(tr, out)
+    assert np.max(np.abs(steps)) <= tr.max_step_codes
+    raw = _rule_step(tr, g)
+    if np.max(np.abs(raw)) <= tr.max_step_codes:
+        assert np.array_equal(out, g)  # untouched when small enough
+    else:
+        # Scaled, not clipped: signs kept, the largest component stays the largest, and the
+        # largest step is the cap to within one code (floor of the bound).
+        assert np.all(np.sign(out) == np.sign(g) * (np.abs(out) > 0)) and np.argmax(np.abs(out)) == np.argmax(np.abs(g))
+        assert np.max(np.abs(steps)) >= tr.max_step_codes - 1
+
+
+def test_max_step_caps_the_trainers_update_and_is_validated():
+    d = SimulatedDNPU(seed=0, noise=False)
+    free = Trainer(d, gate("nor"), seed=1008, max_iter=1, stop_loss=1e-9)
+    capped = Trainer(d, gate("nor"), seed=1008, max_iter=1, stop_loss=1e-9, max_step=0.005)
+    for tr in (free, capped):
+        tr.initialise()
+        c0 = tr.codes.copy()
+        tr.step()
+        tr.moved = np.max(np.abs(tr.codes - c0)) * tr.lsb
+    assert np.array_equal(free.history_controls[0], capped.history_controls[0])  # same start
+    # The uncapped first step of this start is far above 5 mV (offline: ~0.45 V on the surrogate).
+    assert free.moved > 0.05 and capped.moved <= 0.005 + 1e-12
+    for bad in (0.0, -0.1, float("nan"), 1e-6):
+        with pytest.raises(ValueError, match="max_step must be a finite step of at least one DAC code"):
+            Trainer(d, gate("nor"), max_step=bad)
