@@ -323,3 +323,18 @@ def test_max_step_caps_the_trainers_update_and_is_validated():
     for bad in (0.0, -0.1, float("nan"), 1e-6):
         with pytest.raises(ValueError, match="max_step must be a finite step of at least one DAC code"):
             Trainer(d, gate("nor"), max_step=bad)
+
+
+def test_cli_max_step_reaches_the_trainer_and_is_refused_by_the_firmware_trainer(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "nor", "--seed", "1008",
+                        "--max-step", "0.005", "--max-iter", "2", "--json", "--quiet", "--no-plots",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["max_step"] == 0.005
+    # controls_V: the controls each iteration measured at (2 here), then the final ones.
+    path = np.array(json.loads((tmp_path / "run" / "history.json").read_text())["nor (1000)"]["controls_V"]
+                    + [json.loads(r.stdout)["per_task"][0]["controls_V"]])
+    assert path.shape == (3, 5) and 0 < np.abs(np.diff(path, axis=0)).max() <= 0.005 + 1e-12
+    bad = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--trainer", "firmware",
+                          "--max-step", "0.02", "--out", str(tmp_path / "fw")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--max-step" in bad.stderr and "Traceback" not in bad.stderr
