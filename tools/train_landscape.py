@@ -16,7 +16,7 @@ Three studies, each printing its figures:
               L-BFGS-B from the same start; initial and final loss and held-out accuracy.
 ``gates``     all-gates runs for seeds 0..N-1 (task seed 1000 s + i, as ``hge train``):
               found (gap > 3 x 0.217 nA, the trainer's margin at the default noise) and why
-              the others fail (stationary / still descending / cycling).
+              the others fail (stalled: no progress in the last 50 iterations / cycling / descending).
 
 Examples::
 
@@ -175,9 +175,11 @@ def study_gates(args, model):
             if tasks.gate_found(y, task.targets, margin=MARGIN_NA):
                 found += 1
                 continue
-            last = float(np.mean(steps[-20:])) if steps else 0.0
+            # stalled: the last 50 losses never beat the best before them by 1 % (noise-proof);
+            # cycling: still moving but half the steps go up; descending: neither.
+            stalled = len(losses) >= 100 and min(losses[-50:]) > 0.99 * min(losses[:-50])
             ups = float(np.mean(np.diff(losses[-50:]) > 0)) if len(losses) > 2 else 0.0
-            kind = "stationary" if last < 1e-3 else ("cycling" if ups > 0.2 else "descending")
+            kind = "stalled" if stalled else ("cycling" if ups > 0.4 else "descending")
             kinds[kind] = kinds.get(kind, 0) + 1
             fails.append(f"{s}:{task.extra['bits']} E {losses[-1]:.3f} gap {tasks.class_gap(y, task.targets):.1f} "
                          f"nA {kind}")
