@@ -24,6 +24,7 @@ Examples::
     python tools/train_landscape.py sphere --seeds 12
     python tools/train_landscape.py gates --seeds 16 --grad-noise 2
     python tools/train_landscape.py gates --model hopping --seeds 2 --max-step 0.02
+    python tools/train_landscape.py sphere --seeds 6 --inputs 1,2,7
 """
 from __future__ import annotations
 
@@ -113,8 +114,13 @@ def held_out(f, task, ctl):
     return tasks.held_out_accuracy(ytr, task.targets, yte, task.test_targets)[0]
 
 
+def placed(task, args):
+    """The task on the electrodes given by --inputs/--controls (default: the paper's)."""
+    return tasks.map_electrodes(task, 7, inputs=args.inputs, controls=args.controls)
+
+
 def study_capacity(args, model):
-    task = tasks.sphere(args.task_seed)
+    task = placed(tasks.sphere(args.task_seed), args)
     f = response(task, model)
     g1 = np.linspace(LO * LSB, HI * LSB, args.grid)
     C = np.array(np.meshgrid(g1, g1, g1, g1, indexing="ij")).reshape(4, -1).T
@@ -140,7 +146,7 @@ def study_capacity(args, model):
 def study_sphere(args, model):
     accs = {"gd": [], "lbfgs": []}
     for s in range(args.seeds):
-        task = tasks.sphere(s)
+        task = placed(tasks.sphere(s), args)
         f = response(task, model)
         codes = start_codes(task, s)
         ctl, losses, steps = gradient_descent(f, task, codes.copy(), lr=args.lr or task.lr, scale=args.scale,
@@ -163,7 +169,7 @@ def study_gates(args, model):
     rng = np.random.default_rng(99)
     for s in range(args.seeds):
         for i in range(16):
-            task = tasks.gate(format(i, "04b"))
+            task = placed(tasks.gate(format(i, "04b")), args)
             if task.constant:
                 found += 1
                 continue
@@ -202,6 +208,9 @@ def main(argv=None):
     p.add_argument("--max-step", type=float, default=None, help="V per iteration (default none)")
     p.add_argument("--grad-noise", type=float, default=0.0, help="gates: Gaussian dI/dV noise, nA/V")
     p.add_argument("--grid", type=int, default=9, help="capacity: grid points per control")
+    ints = lambda text: [int(e) for e in text.split(",")]  # noqa: E731
+    p.add_argument("--inputs", type=ints, default=None, help="input electrodes, e.g. 1,2,7 (default: the paper's)")
+    p.add_argument("--controls", type=ints, default=None, help="control electrodes (default: all others)")
     args = p.parse_args(argv)
     model = make_model(args.model, args.device_seed)
     t0 = time.process_time()
