@@ -16,7 +16,8 @@ Three studies, each printing its figures:
               L-BFGS-B from the same start; initial and final loss and held-out accuracy.
 ``gates``     all-gates runs for seeds 0..N-1 (task seed 1000 s + i, as ``hge train``):
               found (gap > 3 x 0.217 nA, the trainer's margin at the default noise) and why
-              the others fail (stalled: no progress in the last 50 iterations / cycling / descending).
+              the others fail (stalled: no progress in the last 50 iterations / cycling / descending;
+              meaningful without --grad-noise: with it, a stalled run's loss jitters up half the time).
 
 Examples::
 
@@ -181,11 +182,11 @@ def study_gates(args, model):
             if tasks.gate_found(y, task.targets, margin=MARGIN_NA):
                 found += 1
                 continue
-            # stalled: the last 50 losses never beat the best before them by 1 % (noise-proof);
-            # cycling: still moving but half the steps go up; descending: neither.
+            # cycling: over 40 % of the last 50 steps go up (a 2-cycle is 50 %); stalled: the last 50
+            # losses never beat the best before them by 1 % (noise-proof); descending: neither.
             stalled = len(losses) >= 100 and min(losses[-50:]) > 0.99 * min(losses[:-50])
             ups = float(np.mean(np.diff(losses[-50:]) > 0)) if len(losses) > 2 else 0.0
-            kind = "stalled" if stalled else ("cycling" if ups > 0.4 else "descending")
+            kind = "cycling" if ups > 0.4 else ("stalled" if stalled else "descending")
             kinds[kind] = kinds.get(kind, 0) + 1
             fails.append(f"{s}:{task.extra['bits']} E {losses[-1]:.3f} gap {tasks.class_gap(y, task.targets):.1f} "
                          f"nA {kind}")
