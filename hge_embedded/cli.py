@@ -109,7 +109,7 @@ def _run_config(args, task_list) -> dict:
             "filter": args.filter,
             "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
             "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
-            "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode}
+            "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode, "max_step": args.max_step}
 
 
 def _abspath(path):
@@ -151,7 +151,7 @@ def cmd_train(args) -> int:
                          for t in task_list]
             kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, phase=args.phase,
                           batch_size=args.batch_size,
-                          lr=args.lr, max_iter=args.max_iter, init=args.init)
+                          lr=args.lr, max_iter=args.max_iter, init=args.init, max_step=args.max_step)
             if args.trainer == "firmware":
                 _check_firmware_args(args)
                 trainers = None
@@ -305,7 +305,8 @@ def _check_firmware_args(args) -> None:
     """``--trainer firmware`` runs the C trainer's own loop: refuse the host trainer's options."""
     host_only = {"--resume": args.resume, "--batch-size": args.batch_size is not None,
                  "--filter": args.filter != "butterworth3", "--engine": args.engine != "c",
-                 "--phase": args.phase != "calibrated", "--paper-mode": args.paper_mode}
+                 "--phase": args.phase != "calibrated", "--paper-mode": args.paper_mode,
+                 "--max-step": args.max_step is not None}
     given = [k for k, v in host_only.items() if v]
     if given:
         raise ValueError(f"--trainer firmware: {', '.join(given)} belong(s) to the host trainer (the firmware "
@@ -655,6 +656,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="estimator: calibrated chain phase (default; calibrates once if the device has no "
                         "calibration), inphase 2X/a (no calibration), magnitude 2R/a")
     t.add_argument("--lr", type=positive_float, help="learning rate (default: 0.02 gates, 0.015 sphere)")
+    t.add_argument("--max-step", type=positive_float, metavar="V",
+                   help="largest control step per iteration, V (the step lr * dE/dV is scaled down to it; "
+                        "default: none, as the paper). 0.02 helps where the loss curves faster than 2/lr "
+                        "(the hopping model)")
     t.add_argument("--max-iter", type=nonnegative_int,
                    help="gradient measurements per task at most (default 300; 0: none, only the start is measured)")
     t.add_argument("--batch-size", type=positive_int, help="data points per iteration (default all)")

@@ -32,7 +32,7 @@ from .devices import check_volts
 from .electrodes import to_index
 from .losses import DEFAULT_SCALE_NA
 from .reference.trainer_fixed import synth_perturb
-from .tasks import Task, balanced_accuracy, gate_found
+from .tasks import Task, gate_found, held_out_accuracy
 from .train import DEFAULT_DAC_LSB, TrainResult
 
 ADC_MAX = (1 << 23) - 1
@@ -338,7 +338,7 @@ def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: 
         test_codes = fr._input_codes(task.test_inputs)
         te, _ = fr.run(test_codes, task.test_targets, tr.w, max_iter=0)
         test_out = np.array(te.y, float) * fr.adc_lsb
-        accuracy, threshold = balanced_accuracy(test_out, task.test_targets)
+        accuracy, threshold = held_out_accuracy(outputs, task.targets, test_out, task.test_targets)
     controls = np.array(tr.w, float) * fr.lsb
     return TrainResult(task=task.name, kind=task.kind, found=found, accuracy=accuracy, iterations=tr.iteration,
                        final_loss=losses[-1] if losses else None, controls=controls, outputs=outputs,

@@ -30,7 +30,7 @@ def learning_curves(results, path) -> None:
 
 
 def gate_outputs(results, tasks, path) -> None:
-    """Output current of the four cases per gate with the halfway threshold."""
+    """Output current of the four cases per gate with the read-out threshold (the middle of the class gap)."""
     plt = _plt()
     n = len(results)
     cols = min(4, n)
@@ -41,7 +41,7 @@ def gate_outputs(results, tasks, path) -> None:
         colors = ["tab:green" if v else "tab:orange" for v in z]
         ax.bar(range(4), r.outputs, color=colors)
         if z.min() != z.max():
-            ax.axhline(0.5 * (r.outputs[z == 1].mean() + r.outputs[z == 0].mean()), color="k", ls="--", lw=1)
+            ax.axhline(0.5 * (r.outputs[z == 1].min() + r.outputs[z == 0].max()), color="k", ls="--", lw=1)
         ax.set_xticks(range(4), ["00", "01", "10", "11"])
         ax.set_title(f"{t.extra.get('bits', t.name)} {'found' if r.found else 'not found'}", fontsize=8)
         ax.set_ylabel("I [nA]", fontsize=7)

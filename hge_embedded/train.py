@@ -9,6 +9,10 @@ codes run through the C core's fixed-point update rule (``core.UpdateRule``):
     dEdI  Q24 (1/nA, int32)     dIdV  Q8 (nA/V, int32)     g = sum_k dEdI dIdV  Q32 (1/V)
     codes <- clamp(codes - round(eta g / 2^shift)),   eta / 2^shift = lr / (dac_lsb 2^32)
 
+eta and shift leave eta * g room for any step up to the whole control range (the rule
+saturates eta * g at 2^63): the step is the paper's lr dE/dV, clipped only by the range.
+``max_step`` (optional, V) scales a larger step down to it, keeping its direction.
+
 Every window passes the voltage gate (``devices.check_volts``) before it is applied;
 controls are clamped to their range shrunk by the perturbation amplitude, so no
 sample ever leaves the limits.
@@ -26,7 +30,7 @@ from .devices import measure as checked_measure
 from .electrodes import to_index
 from .gradient import HGEWindow
 from .losses import DEFAULT_SCALE_NA, corrsig
-from .tasks import Task, balanced_accuracy, class_gap, gate_found
+from .tasks import Task, class_gap, gate_found, gate_threshold, held_out_accuracy
 
 DEDI_FRAC = 24   # Q24
 DIDV_FRAC = 8    # Q8
@@ -70,7 +74,7 @@ class TrainResult:
     initial_loss: float | None = None
     initial_accuracy: float | None = None
     noise_sd: float | None = None     # nA, output noise per sample in the evaluation windows
-    gap: float | None = None          # nA, gate class gap (either polarity) at the end
+    gap: float | None = None          # nA, gate class gap min(high) - max(low) at the end (< 0: not separated)
 
     _ARRAYS = ("controls", "outputs", "test_outputs")
 
@@ -109,7 +113,7 @@ class Trainer:
                  lr: float | None = None, max_iter: int | None = None, stop_loss: float | None = None,
                  batch_size: int | None = None, loss_scale: float = DEFAULT_SCALE_NA,
                  separation: str = "mean", phase: str = "calibrated", init: str = DEFAULT_INIT,
-                 crosstalk: str = "solve"):
+                 crosstalk: str = "solve", max_step: float | None = None):
         self.device, self.task = device, task
         self.seed, self.T, self.ramp, self.amplitude = seed, float(T), float(ramp), float(amplitude)
         self.lr = task.lr if lr is None else float(lr)
@@ -143,9 +147,28 @@ class Trainer:
         self.w_min = np.ceil(lo / self.lsb).astype(np.int64)
         self.w_max = np.floor(hi / self.lsb).astype(np.int64)
         ratio = self.lr / self.lsb  # codes per unit of dE/dV
-        self.shift = 32 + int(np.floor(np.log2(2**30 / ratio)))
+        # eta as large as int32 allows (precision), but no larger than leaves eta * g room in
+        # int64 for every step up to the whole control range: the rule saturates eta * g at
+        # 2^63, i.e. a step of 2^(63 - shift) codes, so shift <= 63 - ceil(log2(range codes)).
+        # (Before session 3 eta sat in [2^29, 2^30): |dE/dV| above ~2.6 /V (lr 0.015) or
+        # ~3.9 /V (lr 0.02) silently clipped every electrode's step at 128 or 256 codes,
+        # 39 or 78 mV, turning the step's direction; the paper's plain step is taken now.)
+        span = int(np.max(self.w_max - self.w_min)) + 1
+        self.shift = min(32 + int(np.floor(np.log2(2**30 / ratio))), 63 - int(np.ceil(np.log2(span))))
         self.eta = int(round(ratio * 2.0 ** (self.shift - 32)))
+        if not 1 <= self.eta < 2**31 or self.shift < 1:
+            raise ValueError(f"lr {self.lr} V^2 (with the DAC step {self.lsb:.3g} V) does not fit the fixed-point "
+                             f"update (eta {self.eta}, shift {self.shift})")
         self.rule = core.UpdateRule(self.w_min, self.w_max, eta=self.eta, shift=self.shift)
+        # Optional trust region: no electrode moves more than max_step V in one update (the whole
+        # step is scaled, so its direction is kept). None: the paper's plain step lr * dE/dV.
+        self.max_step = None if max_step is None else float(max_step)
+        self.max_step_codes = None
+        if self.max_step is not None:
+            if not (np.isfinite(self.max_step) and self.max_step >= self.lsb):
+                raise ValueError(f"max_step must be a finite step of at least one DAC code ({self.lsb:.3g} V), "
+                                 f"got {max_step!r}")
+            self.max_step_codes = int(np.floor(self.max_step / self.lsb))
         self.window = HGEWindow(device, electrodes=task.control_electrodes, amplitudes=self.amplitude,
                                 T=self.T, filter=filter, engine=engine, phase=phase, crosstalk=crosstalk,
                                 eager=True)
@@ -263,11 +286,28 @@ class Trainer:
             if np.max(np.abs(arr)) >= 2**31:
                 raise OverflowError(f"{name} does not fit its fixed-point format (max {np.max(np.abs(arr))})")
         g = self.rule.accumulate(dEdI.astype(np.int64), dIdV.astype(np.int64))
-        self.codes = self.rule.step(self.codes, g).astype(np.int64)
+        self.codes = self.rule.step(self.codes, self.limit_step(g)).astype(np.int64)
         self.iteration += 1
         if self.iteration >= self.max_iter:
             self.done = True
         return E
+
+    def limit_step(self, g) -> np.ndarray:
+        """Scale the accumulated gradient ``g`` (Q32, 1/V) so that no electrode's step exceeds
+        ``max_step_codes`` codes; unchanged without ``max_step`` or when it is small enough.
+
+        The rule steps by round-half-up(eta g / 2^shift) codes, which is at most C in magnitude
+        for |g| <= floor(C 2^shift / eta). The largest |g| is scaled to that bound and the others
+        by the same factor with floor division, which never raises a magnitude above it. Python
+        integers: g (up to 2^63) times the bound does not fit int64."""
+        g = np.asarray(g, np.int64)
+        if self.max_step_codes is None:
+            return g
+        bound = (self.max_step_codes << self.shift) // self.eta
+        peak = int(np.max(np.abs(g))) if g.size else 0
+        if peak <= bound:
+            return g
+        return np.array([int(x) * bound // peak for x in g.tolist()], np.int64)
 
     def run(self, progress=None, callback=None) -> None:
         """Iterate until the loss is below ``stop_loss`` or ``max_iter`` iterations.
@@ -282,8 +322,11 @@ class Trainer:
         if self.codes is None:
             self.initialise()
             if self.task.test_inputs is not None and not self.task.constant:
+                # The start's classifier: threshold on the training outputs, scored on the test set.
+                y0_train = self.measure_outputs(self.task.inputs)
                 y0 = self.measure_outputs(self.task.test_inputs)
-                self.initial_accuracy = balanced_accuracy(y0, self.task.test_targets)[0]
+                self.initial_accuracy = held_out_accuracy(y0_train, self.task.targets, y0,
+                                                          self.task.test_targets)[0]
         while not self.done:
             E = self.step()
             if progress:
@@ -300,9 +343,10 @@ class Trainer:
         if task.kind == "gate":
             gap = None if task.constant else class_gap(outputs, task.targets)
             found = gate_found(outputs, task.targets, margin=FOUND_MARGIN_SD * noise_sd)
+            threshold = None if task.constant else gate_threshold(outputs, task.targets)
         if task.test_inputs is not None:
             test_out = self.measure_outputs(task.test_inputs)
-            accuracy, threshold = balanced_accuracy(test_out, task.test_targets)
+            accuracy, threshold = held_out_accuracy(outputs, task.targets, test_out, task.test_targets)
         final = self.losses[-1] if self.losses else None
         return TrainResult(task=task.name, kind=task.kind, found=found, accuracy=accuracy,
                            iterations=self.iteration, final_loss=final, controls=self.controls(),

@@ -1,4 +1,5 @@
 """Training: loss derivative, update bit-exactness, voltage limits, interrupt + resume, CLI errors."""
+import functools
 import json
 import subprocess
 import sys
@@ -49,7 +50,8 @@ def test_tasks_and_criteria():
     assert len(parse_tasks("all-gates")) == 16
     with pytest.raises(ValueError, match="a gate is a name .* or a 4-bit truth table such as 0110, got 'xyz'"):
         parse_tasks("xyz")
-    assert gate_found([0, 10, 10, 0], [0, 1, 1, 0]) and not gate_found([0, 10, 1, 0], [0, 1, 1, 0])
+    assert gate_found([0, 10, 10, 0], [0, 1, 1, 0]) and not gate_found([0, 10, 0, 1], [0, 1, 1, 0])
+    assert gate_found([0, 10, 1, 0], [0, 1, 1, 0])  # separable (any threshold in (0, 1)) with no margin asked
     assert gate_found([1, 2, 3, 4], [1, 1, 1, 1])  # constant gate: threshold only
     s = sphere(0)
     assert s.inputs.shape == (300, 3) and s.targets.mean() == 0.5 and s.test_inputs.shape == (1000, 3)
@@ -75,8 +77,28 @@ def test_update_in_training_is_the_fixed_point_rule():
     g = fixed.update_accumulate(np.zeros(5, np.int64), captured["dEdI"], captured["dIdV"])
     expect = fixed.update_process(before, g, tr.w_min, tr.w_max, tr.eta, tr.shift)
     assert np.array_equal(tr.codes, expect)
-    # eta / 2^shift is lr / (lsb 2^32) to int32 precision (the float rule it implements).
-    assert abs(tr.eta / 2.0**tr.shift - tr.lr / (tr.lsb * 2**32)) < 1e-9 * tr.lr / (tr.lsb * 2**32)
+    # eta / 2^shift is lr / (lsb 2^32) (the float rule it implements) up to eta's rounding:
+    # relative error <= 0.5 / eta, and eta >= 2^23 here (shift capped at 63 - 13 for 5898 codes).
+    exact = tr.lr / (tr.lsb * 2**32)
+    assert tr.eta >= 2**23 and abs(tr.eta / 2.0**tr.shift - exact) <= 0.5 / tr.eta * exact
+
+
+@pytest.mark.parametrize("lr", [0.02, 0.015, 0.001])
+def test_update_takes_the_plain_step_up_to_the_whole_range_without_saturating(lr):
+    """eta * g saturates at 2^63 in the C rule; eta/shift must leave room for any step up to the
+    control range. Before, dE/dV = 20 /V at lr 0.02 moved 256 codes (78 mV) instead of 1311."""
+    d = SimulatedDNPU(seed=0, noise=False)
+    tr = Trainer(d, gate("xor"), lr=lr)
+    mid = (tr.w_min + tr.w_max) // 2
+    half = int(np.min(tr.w_max - mid))
+    for dEdV in (20.0, 1.0, 0.05, 1e4):
+        g = np.array([dEdV, -dEdV / 3, 0.0, dEdV / 7, -dEdV], float)
+        gq = np.round(g * 2.0**32).astype(np.int64)
+        w = tr.rule.step(mid, gq).astype(np.int64)
+        want = -np.round(lr / tr.lsb * g)            # the float step in codes
+        inside = np.abs(want) <= half                # else the range clamp decides
+        assert np.all(np.abs((w - mid)[inside] - want[inside]) <= 1)
+        assert np.all((w == tr.w_min) | (w == tr.w_max) | inside)
 
 
 class RecordingDevice(SimulatedDNPU):
@@ -166,7 +188,12 @@ def test_init_option_and_gate_margin():
     assert class_gap([0, 2, 2, 0], [0, 1, 1, 0]) == 2.0
     assert gate_found([0, 2, 2, 0], [0, 1, 1, 0], margin=1.9)
     assert not gate_found([0, 2, 2, 0], [0, 1, 1, 0], margin=2.1)
-    assert class_gap([5, 1, 1, 5], [0, 1, 1, 0]) == 4.0  # inverted polarity counts too
+    # The polarity counts: outputs (5, 1, 1, 5) for XOR (0110) realise XNOR.
+    assert class_gap([5, 1, 1, 5], [0, 1, 1, 0]) == -4.0
+    assert class_gap([5, 1, 1, 5], [0, 1, 1, 0], polarity="either") == 4.0
+    assert not gate_found([5, 1, 1, 5], [0, 1, 1, 0])
+    with pytest.raises(ValueError, match="polarity must be 'high' or 'either', got 'low'"):
+        class_gap([0, 2, 2, 0], [0, 1, 1, 0], polarity="low")
     with pytest.raises(ValueError, match="a constant gate has no gap"):
         class_gap([1, 2, 3, 4], [1, 1, 1, 1])
     with pytest.raises(ValueError, match="margin must be >= 0"):
@@ -198,3 +225,116 @@ def test_result_reports_initial_loss_and_noise_margin():
     # gives ~0.36 nA rms in all; within a window the part above ~50 Hz, ~0.2 nA.
     assert 0.05 < s["noise_sd_nA"] < 0.5
     assert r.found == (r.gap > 3 * r.noise_sd and gate_found(r.outputs, gate("and").targets))
+
+
+def test_gate_found_is_the_gap_not_the_midpoint_of_the_class_means():
+    """A separable gate whose low outputs are spread: the old rule (threshold halfway between the
+    class means) put the threshold at -28.80 nA, below the low -28.72, and called it not found.
+    The outputs are an offline AND run's end point (surrogate, task seed 2001)."""
+    from hge_embedded.tasks import class_gap, gate_threshold
+    y, z = [-52.22, -28.72, -42.99, -16.25], gate("and").targets
+    assert 0.5 * (y[3] + np.mean(y[:3])) < y[1]          # the old rule's threshold fails
+    assert class_gap(y, z) == pytest.approx(12.47)       # -16.25 - (-28.72)
+    assert gate_found(y, z, margin=12.0) and not gate_found(y, z, margin=12.5)
+    assert gate_threshold(y, z) == pytest.approx(-22.485)
+    with pytest.raises(ValueError, match="threshold"):
+        gate_threshold([1, 2, 3, 4], [1, 1, 1, 1])
+
+
+def test_trainer_reports_the_gate_threshold_inside_the_gap():
+    d = SimulatedDNPU(seed=0, noise=False)
+    r, _ = train_task(d, gate("and"), seed=1, max_iter=2, stop_loss=1e-9)
+    z = gate("and").targets
+    assert r.threshold == pytest.approx(0.5 * (r.outputs[z == 1].min() + r.outputs[z == 0].max()))
+    assert r.found == (r.gap > 3 * r.noise_sd)
+
+
+def test_held_out_accuracy_takes_threshold_and_polarity_from_the_training_outputs():
+    from hge_embedded.tasks import accuracy_at, held_out_accuracy
+    z = np.array([0, 0, 1, 1])
+    # Training: class 1 above; the best threshold lies between 2 and 3 (the midpoint 2.5).
+    acc, thr = held_out_accuracy([1.0, 2.0, 3.0, 4.0], z, [1.0, 2.6, 2.4, 4.0], z)
+    assert thr == 2.5 and acc == 0.5  # 2.6 (class 0) above, 2.4 (class 1) below: one error per class
+    assert balanced_accuracy([1.0, 2.6, 2.4, 4.0], z)[0] == 0.75  # the test set's own best threshold
+    # Inverted test outputs score 0 with the trained polarity, 1 with "either" chosen on the test set.
+    assert held_out_accuracy([1.0, 2.0, 3.0, 4.0], z, [4.0, 3.0, 2.0, 1.0], z)[0] == 0.0
+    assert balanced_accuracy([4.0, 3.0, 2.0, 1.0], z)[0] == 1.0
+    assert balanced_accuracy([4.0, 3.0, 2.0, 1.0], z, polarity="high")[0] == 0.5
+    assert accuracy_at([0.0, 1.0, 2.0, 3.0], z, 1.5) == 1.0
+    with pytest.raises(ValueError, match="polarity must be 'high' or 'either', got 'up'"):
+        balanced_accuracy([1.0, 2.0], [0, 1], polarity="up")
+    with pytest.raises(ValueError, match="both"):
+        accuracy_at([1.0, 2.0], [1, 1], 0.0)
+
+
+def test_sphere_accuracy_is_scored_at_the_training_threshold():
+    d = SimulatedDNPU(seed=0, noise=False)
+    task = sphere(3, n_train=24, n_test=40)
+    r, tr = train_task(d, task, seed=3, max_iter=0)
+    from hge_embedded.tasks import accuracy_at
+    assert r.threshold == balanced_accuracy(r.outputs, task.targets, polarity="high")[1]
+    assert r.accuracy == accuracy_at(r.test_outputs, task.test_targets, r.threshold)
+    assert r.initial_accuracy is not None and 0.0 <= r.initial_accuracy <= 1.0
+
+
+@functools.lru_cache(maxsize=1)
+def _update_constants():
+    tr = Trainer(SimulatedDNPU(seed=0, noise=False), gate("nor"))
+    return tr.lsb, tr.eta, tr.shift
+
+
+def _rule_step(tr, g):
+    """The codes the C rule would move for gradient g: round-half-up(eta g / 2^shift) (hge_update.c)."""
+    return np.array([(int(x) * tr.eta + (1 << (tr.shift - 1))) >> tr.shift for x in g])
+
+
+@given(st.lists(st.integers(-2**62, 2**62), min_size=5, max_size=5),
+       st.floats(0.001, 0.5, allow_nan=False))
+def test_limit_step_keeps_every_code_step_within_max_step_and_the_direction(g, max_step):
+    tr = Trainer.__new__(Trainer)  # only the update's constants are needed: a real trainer's
+    tr.lsb, tr.eta, tr.shift = _update_constants()
+    tr.max_step_codes = int(np.floor(max_step / tr.lsb))
+    g = np.array(g, np.int64)
+    out = Trainer.limit_step(tr, g)
+    steps = _rule_step(tr, out)
+    assert np.max(np.abs(steps)) <= tr.max_step_codes
+    raw = _rule_step(tr, g)
+    if np.max(np.abs(raw)) <= tr.max_step_codes:
+        assert np.array_equal(out, g)  # untouched when small enough
+    else:
+        # Scaled, not clipped: signs kept, the largest component stays the largest, and the
+        # largest step is the cap to within one code (floor of the bound).
+        assert np.all(np.sign(out) == np.sign(g) * (np.abs(out) > 0)) and np.argmax(np.abs(out)) == np.argmax(np.abs(g))
+        assert np.max(np.abs(steps)) >= tr.max_step_codes - 1
+
+
+def test_max_step_caps_the_trainers_update_and_is_validated():
+    d = SimulatedDNPU(seed=0, noise=False)
+    free = Trainer(d, gate("nor"), seed=1008, max_iter=1, stop_loss=1e-9)
+    capped = Trainer(d, gate("nor"), seed=1008, max_iter=1, stop_loss=1e-9, max_step=0.005)
+    for tr in (free, capped):
+        tr.initialise()
+        c0 = tr.codes.copy()
+        tr.step()
+        tr.moved = np.max(np.abs(tr.codes - c0)) * tr.lsb
+    assert np.array_equal(free.history_controls[0], capped.history_controls[0])  # same start
+    # The uncapped first step of this start is far above 5 mV (offline: ~0.45 V on the surrogate).
+    assert free.moved > 0.05 and capped.moved <= 0.005 + 1e-12
+    for bad in (0.0, -0.1, float("nan"), 1e-6):
+        with pytest.raises(ValueError, match="max_step must be a finite step of at least one DAC code"):
+            Trainer(d, gate("nor"), max_step=bad)
+
+
+def test_cli_max_step_reaches_the_trainer_and_is_refused_by_the_firmware_trainer(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "nor", "--seed", "1008",
+                        "--max-step", "0.005", "--max-iter", "2", "--json", "--quiet", "--no-plots",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["max_step"] == 0.005
+    # controls_V: the controls each iteration measured at (2 here), then the final ones.
+    path = np.array(json.loads((tmp_path / "run" / "history.json").read_text())["nor (1000)"]["controls_V"]
+                    + [json.loads(r.stdout)["per_task"][0]["controls_V"]])
+    assert path.shape == (3, 5) and 0 < np.abs(np.diff(path, axis=0)).max() <= 0.005 + 1e-12
+    bad = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--trainer", "firmware",
+                          "--max-step", "0.02", "--out", str(tmp_path / "fw")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--max-step" in bad.stderr and "Traceback" not in bad.stderr

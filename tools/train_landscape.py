@@ -1,0 +1,223 @@
+"""Offline study of the training recipe on a simulated DNPU's exact response (no lock-in, no noise
+unless asked): why the sphere stalls and why some gates are not found.
+
+It mirrors the host trainer's update: the trainer's random start (``SeedSequence([seed, 11])``,
+integer DAC codes), the step ``round(lr dE/dV / lsb)`` codes with dE/dV from the exact
+gradient (``model.gradient``, the adjoint on the hopping model), an optional ``--max-step``
+trust region, and clipping to the control range shrunk by the 8 mV perturbation. Only the
+fixed-point rounding of dE/dI and dI/dV (2^-24, 2^-8) is left out.
+
+Three studies, each printing its figures:
+
+``capacity``  the best the device can do on the sphere: a grid over the 4 controls (train
+              balanced accuracy) and L-BFGS-B on corrsig from the best grid points and random
+              points; prints the best loss and the best held-out test accuracy.
+``sphere``    single-start runs for task seeds 0..N-1: plain GD (the trainer's recipe) and
+              L-BFGS-B from the same start; initial and final loss and held-out accuracy.
+``gates``     all-gates runs for seeds 0..N-1 (task seed 1000 s + i, as ``hge train``):
+              found (gap > 3 x 0.217 nA, the trainer's margin at the default noise) and why
+              the others fail (stalled: no progress in the last 50 iterations / cycling / descending;
+              meaningful without --grad-noise: with it, a stalled run's loss jitters up half the time).
+
+Examples::
+
+    python tools/train_landscape.py capacity --model surrogate
+    python tools/train_landscape.py sphere --seeds 12
+    python tools/train_landscape.py gates --seeds 16 --grad-noise 2
+    python tools/train_landscape.py gates --model hopping --seeds 2 --max-step 0.02
+    python tools/train_landscape.py sphere --seeds 6 --inputs 1,2,7
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hge_embedded import tasks  # noqa: E402
+from hge_embedded.losses import corrsig  # noqa: E402
+from hge_embedded.train import DEFAULT_DAC_LSB  # noqa: E402
+
+LSB = DEFAULT_DAC_LSB          # the simulator's DAC step (16 bit over +-10 V)
+AMP = 0.008                    # V, the perturbation the trainer keeps clear of the limits
+LO = int(np.ceil((tasks.CONTROL_RANGE[0] + AMP) / LSB))
+HI = int(np.floor((tasks.CONTROL_RANGE[1] - AMP) / LSB))
+MARGIN_NA = 3 * 0.217          # 3 output-noise SDs at the default noise (measured by the trainer)
+
+
+def make_model(name: str, seed: int):
+    if name == "surrogate":
+        from hge_embedded.devices.surrogate import SurrogateModel
+        return SurrogateModel(seed)
+    from hge_embedded.devices.dnpu_physics import HoppingNetwork
+    return HoppingNetwork(seed)
+
+
+def response(task, model):
+    """``f(controls, X) -> (I (K,), dI/dcontrols (K, n_controls))`` at the task's electrodes."""
+    ii = np.array(task.input_electrodes) - 1
+    ci = np.array(task.control_electrodes) - 1
+
+    def f(ctl, X):
+        V = np.zeros((7, len(X)))
+        V[ii] = np.asarray(X).T
+        V[ci] = np.asarray(ctl)[:, None]
+        return model.current(V), model.gradient(V)[ci].T
+    return f
+
+
+def start_codes(task, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
+    n = len(task.control_electrodes)
+    return rng.integers(np.full(n, LO), HI + 1).astype(float)
+
+
+def gradient_descent(f, task, codes, *, lr, scale, iters, max_step=None, grad_noise=0.0, rng=None):
+    """The trainer's loop on exact gradients; returns final controls (V), losses, steps (V)."""
+    losses, steps = [], []
+    for _ in range(iters):
+        y, G = f(codes * LSB, task.inputs)
+        if grad_noise:
+            G = G + rng.normal(0.0, grad_noise, G.shape)
+            y = y + rng.normal(0.0, 0.01 * grad_noise, y.shape)
+        E, dE = corrsig(y, task.targets, scale=scale)
+        losses.append(E)
+        if E < task.stop_loss:
+            break
+        d = lr * (dE @ G)
+        if max_step is not None and np.abs(d).max() > max_step:
+            d *= max_step / np.abs(d).max()
+        new = np.clip(codes - np.round(d / LSB), LO, HI)
+        steps.append(float(np.abs(new - codes).max() * LSB))
+        codes = new
+    return codes * LSB, losses, steps
+
+
+def lbfgs(f, task, c0, scale):
+    from scipy.optimize import minimize
+
+    def fun(c):
+        y, G = f(c, task.inputs)
+        E, dE = corrsig(y, task.targets, scale=scale)
+        return E, dE @ G
+    bounds = [(LO * LSB, HI * LSB)] * len(c0)
+    r = minimize(fun, c0, jac=True, method="L-BFGS-B", bounds=bounds)
+    return r.x, float(r.fun)
+
+
+def held_out(f, task, ctl):
+    ytr = f(ctl, task.inputs)[0]
+    yte = f(ctl, task.test_inputs)[0]
+    return tasks.held_out_accuracy(ytr, task.targets, yte, task.test_targets)[0]
+
+
+def placed(task, args):
+    """The task on the electrodes given by --inputs/--controls (default: the paper's)."""
+    return tasks.map_electrodes(task, 7, inputs=args.inputs, controls=args.controls)
+
+
+def study_capacity(args, model):
+    task = placed(tasks.sphere(args.task_seed), args)
+    f = response(task, model)
+    g1 = np.linspace(LO * LSB, HI * LSB, args.grid)
+    C = np.array(np.meshgrid(g1, g1, g1, g1, indexing="ij")).reshape(4, -1).T
+    acc, loss = np.empty(len(C)), np.empty(len(C))
+    for j, c in enumerate(C):
+        y = f(c, task.inputs)[0]
+        acc[j] = tasks.balanced_accuracy(y, task.targets, polarity="high")[0]
+        try:
+            loss[j] = corrsig(y, task.targets, scale=args.scale)[0]
+        except ValueError:
+            loss[j] = np.inf
+    print(f"grid {args.grid}^4: train balanced acc median {np.median(acc):.3f}, max {acc.max():.3f}; "
+          f"loss min {loss.min():.3f}")
+    rng = np.random.default_rng(1)
+    starts = list(C[np.argsort(loss)[:8]]) + list(rng.uniform(LO * LSB, HI * LSB, (8, 4)))
+    best = max(((held_out(f, task, x), E, x) for x, E in (lbfgs(f, task, c, args.scale) for c in starts)),
+               key=lambda q: q[0])
+    Emin = min(lbfgs(f, task, c, args.scale)[1] for c in starts[:8])
+    print(f"capacity ({args.model} device {args.device_seed}, sphere seed {args.task_seed}): best held-out test "
+          f"acc {best[0]:.3f} (E {best[1]:.3f}) at controls {np.round(best[2], 3).tolist()} V; lowest E {Emin:.3f}")
+
+
+def study_sphere(args, model):
+    accs = {"gd": [], "lbfgs": []}
+    for s in range(args.seeds):
+        task = placed(tasks.sphere(s), args)
+        f = response(task, model)
+        codes = start_codes(task, s)
+        ctl, losses, steps = gradient_descent(f, task, codes.copy(), lr=args.lr or task.lr, scale=args.scale,
+                                              iters=args.iters, max_step=args.max_step)
+        x, E_l = lbfgs(f, task, codes * LSB, args.scale)
+        a0, a1, a2 = held_out(f, task, codes * LSB), held_out(f, task, ctl), held_out(f, task, x)
+        accs["gd"].append(a1)
+        accs["lbfgs"].append(a2)
+        ups = int(np.sum(np.diff(losses) > 0))
+        at_bound = int(np.sum((np.abs(ctl - LO * LSB) < 1e-9) | (np.abs(ctl - HI * LSB) < 1e-9)))
+        print(f"seed {s}: GD E {losses[0]:.3f} -> {losses[-1]:.3f} in {len(losses)} it ({ups} up), acc "
+              f"{a0:.3f} -> {a1:.3f}, {at_bound} control(s) at a bound | L-BFGS E -> {E_l:.3f}, acc {a2:.3f}")
+    for k, v in accs.items():
+        v = np.array(v)
+        print(f"{k}: mean held-out acc {v.mean():.3f}, >= 0.94 in {int(np.sum(v >= 0.94))}/{v.size}")
+
+
+def study_gates(args, model):
+    found, kinds, fails = 0, {}, []
+    rng = np.random.default_rng(99)
+    for s in range(args.seeds):
+        for i in range(16):
+            task = placed(tasks.gate(format(i, "04b")), args)
+            if task.constant:
+                found += 1
+                continue
+            f = response(task, model)
+            ctl, losses, steps = gradient_descent(f, task, start_codes(task, 1000 * s + i), lr=args.lr or task.lr,
+                                                  scale=args.scale, iters=args.iters, max_step=args.max_step,
+                                                  grad_noise=args.grad_noise, rng=rng)
+            y = f(ctl, task.inputs)[0]
+            if tasks.gate_found(y, task.targets, margin=MARGIN_NA):
+                found += 1
+                continue
+            # cycling: over 40 % of the last 50 steps go up (a 2-cycle is 50 %); stalled: the last 50
+            # losses never beat the best before them by 1 % (noise-proof); descending: neither.
+            stalled = len(losses) >= 100 and min(losses[-50:]) > 0.99 * min(losses[:-50])
+            ups = float(np.mean(np.diff(losses[-50:]) > 0)) if len(losses) > 2 else 0.0
+            kind = "cycling" if ups > 0.4 else ("stalled" if stalled else "descending")
+            kinds[kind] = kinds.get(kind, 0) + 1
+            fails.append(f"{s}:{task.extra['bits']} E {losses[-1]:.3f} gap {tasks.class_gap(y, task.targets):.1f} "
+                         f"nA {kind}")
+    for line in fails:
+        print("  not found", line)
+    print(f"gates ({args.model}, lr {args.lr or 0.02}, scale {args.scale} nA, max_step {args.max_step}, "
+          f"gradient noise {args.grad_noise} nA/V): found {found}/{16 * args.seeds}; failures {kinds}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("study", choices=["capacity", "sphere", "gates"])
+    p.add_argument("--model", choices=["surrogate", "hopping"], default="surrogate")
+    p.add_argument("--device-seed", type=int, default=0)
+    p.add_argument("--task-seed", type=int, default=0, help="capacity: the sphere's data seed")
+    p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--iters", type=int, default=300)
+    p.add_argument("--lr", type=float, default=None, help="default: the task's (0.02 gates, 0.015 sphere)")
+    p.add_argument("--scale", type=float, default=10.0, help="corrsig's separation scale, nA")
+    p.add_argument("--max-step", type=float, default=None, help="V per iteration (default none)")
+    p.add_argument("--grad-noise", type=float, default=0.0, help="gates: Gaussian dI/dV noise, nA/V")
+    p.add_argument("--grid", type=int, default=9, help="capacity: grid points per control")
+    ints = lambda text: [int(e) for e in text.split(",")]  # noqa: E731
+    p.add_argument("--inputs", type=ints, default=None, help="input electrodes, e.g. 1,2,7 (default: the paper's)")
+    p.add_argument("--controls", type=ints, default=None, help="control electrodes (default: all others)")
+    args = p.parse_args(argv)
+    model = make_model(args.model, args.device_seed)
+    t0 = time.process_time()
+    {"capacity": study_capacity, "sphere": study_sphere, "gates": study_gates}[args.study](args, model)
+    print(f"CPU time {time.process_time() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
