@@ -33,7 +33,7 @@ from .electrodes import to_index
 from .losses import DEFAULT_SCALE_NA
 from .reference.trainer_fixed import synth_perturb
 from .tasks import Task, gate_found, held_out_accuracy
-from .train import DEFAULT_DAC_LSB, TrainResult
+from .train import DC_WINDOW, DEFAULT_DAC_LSB, FOUND_MARGIN_SD, TrainResult
 
 ADC_MAX = (1 << 23) - 1
 DEFAULT_FULL_SCALE_NA = 110.0  # nA at ADC code 2^23 - 1 when a device does not state its own
@@ -262,6 +262,25 @@ class FirmwareRun:
                              "Give the device a larger full_scale.")
         return adc.astype(np.int64)
 
+    def output_noise_sd(self, w, inputs) -> float:
+        """Pooled per-sample standard deviation (nA) of the plain output at controls ``w`` for each
+        of ``inputs`` (codes): ``DC_WINDOW`` s held at each point after a ramp of ``n_ramp``
+        samples, as the host trainer measures it for its "found" margin. Lab time is counted."""
+        n_win, n_ramp = max(2, int(round(DC_WINDOW * self.fs))), int(self.cfg["n_ramp"])
+        rows, windows, prev, pos = [], [], None, 0
+        for x in np.asarray(inputs, np.int64):
+            b = np.zeros(int(self.cfg["n_dac"]), np.int64)
+            b[self.in_idx], b[self.ctl_idx] = x, np.asarray(w, np.int64)
+            if prev is not None and n_ramp:
+                t = (np.arange(1, n_ramp + 1) / (n_ramp + 1))[:, None]
+                rows.append(np.round(prev + (b - prev) * t).astype(np.int64))
+                pos += n_ramp
+            rows.append(np.repeat(b[None, :], n_win, axis=0))
+            windows.append(slice(pos, pos + n_win))
+            pos, prev = pos + n_win, b
+        y = self._measure(np.concatenate(rows)) * self.adc_lsb
+        return float(np.sqrt(np.mean([y[s].var(ddof=1) for s in windows])))
+
     def run(self, inputs, targets, w0, *, max_iter: int, progress=None):
         """Train (or, with max_iter = 0, measure once) from controls ``w0``; returns (trainer, losses)."""
         cfg = dict(self.cfg, w0=[int(v) for v in w0], max_iter=int(max_iter), n_points=len(targets))
@@ -333,7 +352,10 @@ def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: 
     outputs = np.array(tr.y, float) * fr.adc_lsb
     found = accuracy = threshold = test_out = None
     if task.kind == "gate":
-        found = gate_found(outputs, task.targets)
+        # The host trainer's margin: every high case above every low case by more than 3 SDs
+        # of the output noise, measured here at the final controls.
+        found = gate_found(outputs, task.targets,
+                           margin=FOUND_MARGIN_SD * fr.output_noise_sd(tr.w, fr.inputs))
     if task.test_inputs is not None:
         test_codes = fr._input_codes(task.test_inputs)
         te, _ = fr.run(test_codes, task.test_targets, tr.w, max_iter=0)

@@ -382,3 +382,35 @@ def test_butterworth_back_end_refuses_a_window_off_the_group_of_8():
         FirmwareRun(SimulatedDNPU(seed=0, noise=False), gate("xor"), T=0.1003, filter="butterworth3")
     with pytest.raises(ValueError, match="filter"):
         FirmwareRun(SimulatedDNPU(seed=0, noise=False), gate("xor"), filter="bessel")
+
+
+def test_firmware_found_needs_the_noise_margin():
+    """The firmware trainer's "found" uses the host trainer's margin (3 output-noise SDs).
+
+    A plain device whose output is the XOR of its inputs (+-g nA) plus white noise of
+    known SD sigma: ``output_noise_sd`` must give sigma (pooled over 4 windows of 200
+    samples: 796 degrees of freedom, relative standard error of an SD 1/sqrt(2 * 796) =
+    2.5 %; 15 % is six of them, and the 24-bit ADC step is ~1e-5 nA). With the gap 2 g
+    between the classes below 3 sigma the gate is not found, above it it is, whatever
+    the trainer did (the output does not depend on the controls)."""
+    class XorDevice:
+        fs, n_electrodes = 10_000.0, 7
+        calibration = Calibration(np.array([1.0, 4000.0]), np.ones(2, complex), "given")  # an ideal chain
+
+        def __init__(self, g, sigma):
+            self.limits = np.array([[-1.2, 0.7]] * 7)
+            self.g, self.sigma = g, sigma
+            self.rng = np.random.default_rng(5)
+
+        def measure(self, volts):
+            v = np.asarray(volts, float)
+            a, b = v[0] > 0, v[5] > 0
+            return np.where(a ^ b, self.g, -self.g) + self.sigma * self.rng.standard_normal(v.shape[1])
+
+    sigma = 0.5
+    fr = FirmwareRun(XorDevice(1.0, sigma), gate("xor"), max_iter=0)
+    sd = fr.output_noise_sd(np.zeros(fr.ctl_idx.size, np.int64), fr.inputs)
+    assert abs(sd / sigma - 1) < 0.15
+    small = train_task_firmware(XorDevice(0.5 * sigma, sigma), gate("xor"), max_iter=0)   # gap 1 sigma
+    large = train_task_firmware(XorDevice(3.0 * sigma, sigma), gate("xor"), max_iter=0)   # gap 6 sigma
+    assert small.found is False and large.found is True
