@@ -114,7 +114,7 @@ class HoppingNetwork:
 
     def __init__(self, seed: int = 0, *, n_sites: int = 10, a: float = 0.8, V0: float = 0.3,
                  V_e: float = 0.35, width: float = 0.3, eps: float = 1.0, current_rms: float = 10.0,
-                 periodic: bool = True, q0_range: tuple = (0.0, 1.0), V_T: float | None = 0.12,
+                 periodic: bool = True, q0_range: tuple = (0.0, 1.0), V_T: float | None = 0.1,
                  E_range: tuple = (-0.3, 0.4), delta: float = 0.5,
                  current_median: float | None = 10.0,
                  floor: float = 0.01, rim_order: tuple | None = None):
