@@ -17,13 +17,23 @@ millions of samples:
   ``i_ij = K_ij V0 sinh((phi_i - phi_j) / V0)`` (the Miller-Abrahams forward minus
   backward rate with the bias split symmetrically over the hop), superlinear on
   the scale ``V0``;
-* Coulomb blockade: a site conducts when its charge states are degenerate. Its
-  capacitively induced charge ``q_i = sum_k c_ik V_k / V_e + q0_i`` (``c_ik``
-  ~ 1 / r_ik^2, normalised to sum to 1; ``V_e`` the voltage that adds one
-  electron; ``q0`` a seeded offset charge) sets its transparency
-  ``h_i = eps + (1 - eps) exp(-sin^2(pi q_i) / w^2)``, a peak at every integer
-  ``q_i`` (period 1 in q: a Coulomb oscillation); a branch carries
-  ``K_ij = G0 G_ij sqrt(h_i h_j)`` (``h = 1`` at an electrode);
+* site energies (the default nonlinearity): site ``i`` has a level ``E_i`` (V,
+  relative to the Fermi level at zero bias, seeded, uniform in ``E_range``) that the
+  electrodes shift capacitively, ``e_i = E_i - sum_k c_ik V_k`` (``c_ik`` ~ 1 / r_ik^2,
+  normalised to sum to 1 over the 8 terminals; an electrode has ``e = 0``). The
+  linearised Miller-Abrahams network of Ambegaokar, Halperin and Langer (Phys. Rev. B
+  4, 2612 (1971); Miller and Abrahams, Phys. Rev. 120, 745 (1960)) gives a hop the
+  factor ``P_ij = exp(-(|e_i| + |e_j| + |e_i - e_j|) / (2 V_T))``: a site conducts when
+  its level is within ~V_T of the Fermi level, i.e. when its two charge states are
+  degenerate (the single-level Coulomb-blockade condition), and an uphill hop costs
+  its energy. Here ``|x|`` is ``sqrt(x^2 + (delta V_T)^2) - delta V_T`` (smooth, so the
+  window expansion of ``measure`` holds) and the factor is ``floor + (1 - floor) P``
+  (co-tunnelling past an off-resonant site bounds the dynamic range: without it GD
+  meets regions where every output is ~0.01 nA and the gradient vanishes);
+* Coulomb oscillations (optional, ``eps < 1``; the session-2 model): a site's induced
+  charge ``q_i = sum_k c_ik V_k / V_e + q0_i`` sets its transparency
+  ``h_i = eps + (1 - eps) exp(-sin^2(pi q_i) / w^2)``, a peak at every integer ``q_i``;
+* a branch carries ``K_ij = G0 G_ij sqrt(h_i h_j) (floor + (1 - floor) P_ij)``;
 * Kirchhoff: at every site the branch currents sum to zero,
   ``F_i(phi, V) = sum_j i_ji = 0``, solved by Newton's method (the Jacobian is a
   weighted graph Laplacian, symmetric negative definite, so the solution is unique
@@ -34,15 +44,18 @@ Properties by construction: with every terminal at one potential ``u`` the
 solution is ``phi_i = u`` and every ``sinh`` is exactly 0, so ``I = 0``
 (passive); each branch conducts only downhill, so the network dissipates.
 Nonlinearity comes from ``V0`` (superlinear, cubic at small bias) and from the
-Coulomb peaks (non-monotonic: negative differential resistance along some
-sweeps). ``G0`` is the one scale set from the device itself: the RMS current
-over a fixed set of random voltages is ``current_rms`` nA.
+site levels moving through the Fermi level (non-monotonic where a level crosses it:
+negative differential resistance along some sweeps; monotone gating elsewhere, which
+is what lets an input *lower* the output, i.e. the inverting gates). ``G0`` is the one
+scale set from the device itself: the median |I| over a fixed set of random voltages
+is ``current_median`` nA.
 
 Exact gradient (implicit function theorem, adjoint form): with ``J = dF/dphi``
 (symmetric), ``lambda = J^-1 dI/dphi`` and ``dI/dV = dI/dV|_phi - lambda . dF/dV``.
-At a solution ``F = 0``, so the terms of ``dF/dV`` that scale ``F_i`` through
-``h_i`` vanish and ``dF_i/dV_k = K_ik cosh((V_k - phi_i)/V0) + sum_j K_ij
-V0 sinh((phi_j - phi_i)/V0) s_j c_jk / V_e`` with ``s = d ln sqrt(h) / dq``.
+``dF/dV`` has two parts: the terminal ends of the branches (``K cosh(x)``) and the
+conductances, ``dK_b/dV_k = K_b (t_b0 c_b0,k + t_b1 c_b1,k)`` with
+``t`` the derivative of ``ln K_b`` with respect to ``c . V`` at each end of the branch
+(the Coulomb term ``d ln sqrt(h) / dq / V_e`` minus the energy term ``d ln f / de``).
 """
 from __future__ import annotations
 
@@ -52,35 +65,84 @@ N_TERMINALS = 8      # 7 voltage electrodes + the output (index 7, 0 V)
 N_ELECTRODES = 7
 
 
+# The first physical model (session 2): periodic Coulomb peaks, no site energies. Kept so its
+# figures can be reproduced: HoppingNetwork(seed, **PERIODIC_BLOCKADE_PARAMS).
+PERIODIC_BLOCKADE_PARAMS = dict(a=0.7, V0=0.6, V_e=0.35, width=0.3, eps=0.01, V_T=None, current_rms=10.0,
+                                current_median=None)
+
+
 class HoppingNetwork:
-    """A seeded hopping network; ``solve`` gives currents, ``gradient`` exact dI/dV.
+    """A seeded hopping network; ``current`` gives currents, ``current_and_gradient`` exact dI/dV.
+
+    The defaults are the parameter set chosen by the trainability study of issue 11
+    (``tools/hopping_study.py``; ``docs/design.md`` section 6 has the figures).
 
     Parameters
     ----------
     seed : int
     n_sites : int
-        Hopping sites (dopant islands).
+        Hopping sites (dopant islands), >= 2.
     a : float
-        Localisation length, in units of the disc radius.
+        Localisation length, in units of the disc radius (> 0).
     V0 : float
-        Voltage scale of field-assisted hopping, V.
-    V_e : float
-        Voltage (on all electrodes together) that adds one electron to a site, V.
-    width, eps : float
-        Coulomb-peak width (in ``sin(pi q)``) and the off-peak transparency.
-    current_rms : float
-        RMS output current (nA) over a fixed set of random voltages in the box.
+        Voltage scale of field-assisted hopping, V (> 0).
+    V_T : float or None
+        Thermal voltage of the site-energy (Ambegaokar-Halperin-Langer) factor, V (> 0);
+        None leaves the factor out.
+    E_range : (float, float)
+        Site energies relative to the Fermi level at zero bias are uniform in this range, V.
+    floor : float
+        Smallest energy factor (0 <= floor < 1): co-tunnelling past an off-resonant site.
+    delta : float
+        Smoothing of ``|x|`` in the energy factor, in units of ``V_T`` (> 0).
+    V_e, width, eps : float
+        Periodic Coulomb peaks: the voltage that adds one electron, the peak width (in
+        ``sin(pi q)``) and the off-peak transparency; ``eps = 1`` leaves the peaks out.
+    periodic, q0_range
+        Periodic (Coulomb oscillation) or single Gaussian peak; offset-charge range.
+    current_median, current_rms : float
+        Current scale, nA: the median |I| (or, with ``current_median=None``, the RMS
+        current) over a fixed set of random voltages in the box [-1, 0.6] V.
+    rim_order : sequence of 8 ints or None
+        Which terminal sits at each of the 8 evenly spaced rim positions (default: 0..7).
+
+    Raises
+    ------
+    ValueError
+        For a parameter outside its range, naming it and the value.
     """
 
-    def __init__(self, seed: int = 0, *, n_sites: int = 10, a: float = 0.7, V0: float = 0.6,
-                 V_e: float = 0.35, width: float = 0.3, eps: float = 0.01, current_rms: float = 10.0,
-                 periodic: bool = True, q0_range: tuple = (0.0, 1.0)):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 2024]))
+    def __init__(self, seed: int = 0, *, n_sites: int = 10, a: float = 0.8, V0: float = 0.3,
+                 V_e: float = 0.35, width: float = 0.3, eps: float = 1.0, current_rms: float = 10.0,
+                 periodic: bool = True, q0_range: tuple = (0.0, 1.0), V_T: float | None = 0.1,
+                 E_range: tuple = (-0.3, 0.4), delta: float = 0.5,
+                 current_median: float | None = 10.0,
+                 floor: float = 0.01, rim_order: tuple | None = None):
+        for name, val in (("a", a), ("V0", V0), ("V_e", V_e), ("width", width), ("delta", delta),
+                          ("current_rms", current_rms)):
+            if not (np.isfinite(val) and val > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {val!r}")
+        if int(n_sites) < 2:
+            raise ValueError(f"n_sites must be >= 2, got {n_sites!r}")
+        if not 0.0 < eps <= 1.0:
+            raise ValueError(f"eps must be in (0, 1], got {eps!r}")
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor!r}")
+        if V_T is not None and not (np.isfinite(V_T) and V_T > 0):
+            raise ValueError(f"V_T must be None or a finite number > 0, got {V_T!r}")
+        if current_median is not None and not (np.isfinite(current_median) and current_median > 0):
+            raise ValueError(f"current_median must be None or a finite number > 0, got {current_median!r}")
+        if len(E_range) != 2 or not E_range[0] <= E_range[1]:
+            raise ValueError(f"E_range must be (low, high) with low <= high, got {E_range!r}")
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 2024]))   # geometry, offsets, box
         self.n, self.V0, self.V_e, self.width, self.eps = int(n_sites), float(V0), float(V_e), float(width), float(eps)
         r = np.sqrt(rng.random(self.n))
         th = 2 * np.pi * rng.random(self.n)
         sites = np.stack([r * np.cos(th), r * np.sin(th)], axis=1)
-        ang = 2 * np.pi * np.arange(N_TERMINALS) / N_TERMINALS
+        order = np.arange(N_TERMINALS) if rim_order is None else np.asarray(rim_order, int)
+        if sorted(order.tolist()) != list(range(N_TERMINALS)):
+            raise ValueError(f"rim_order must be a permutation of 0..{N_TERMINALS - 1}, got {rim_order!r}")
+        ang = 2 * np.pi * np.argsort(order) / N_TERMINALS   # terminal k sits at rim position argsort(order)[k]
         elec = np.stack([np.cos(ang), np.sin(ang)], axis=1)
         d_ss = np.linalg.norm(sites[:, None] - sites[None], axis=2)
         d_se = np.linalg.norm(sites[:, None] - elec[None], axis=2)
@@ -92,10 +154,22 @@ class HoppingNetwork:
         self.kappa = self.c[:, :N_ELECTRODES] / self.V_e       # (n, 7) induced charge per volt
         self.periodic = bool(periodic)
         self.q0 = rng.uniform(*q0_range, self.n)
+        # Site energies (V, relative to the Fermi level at zero bias) and the AHL energy factor.
+        self.V_T = None if V_T is None else float(V_T)
+        self.floor = float(floor)
+        self.delta = float(delta)
+        rng_e = np.random.default_rng(np.random.SeedSequence([seed, 2026]))
+        self.E = rng_e.uniform(*E_range, self.n)
+        self.c_ext = np.zeros((self.n + N_TERMINALS, N_ELECTRODES))
+        self.c_ext[:self.n] = self.c[:, :N_ELECTRODES]
         self._build_branches()
         self.G0 = 1.0
         box = rng.uniform(-1.0, 0.6, (N_ELECTRODES, 64))
-        self.G0 = current_rms / np.sqrt(np.mean(self.current(box) ** 2))
+        I_box = self.current(box)
+        if current_median is None:
+            self.G0 = current_rms / np.sqrt(np.mean(I_box ** 2))
+        else:
+            self.G0 = current_median / np.median(np.abs(I_box))
 
     # -- pieces -----------------------------------------------------------------------
     def _build_branches(self):
@@ -120,8 +194,6 @@ class HoppingNetwork:
         self.E1[np.arange(B), self.b1] = 1.0
         self.is_out = np.zeros(B)
         self.is_out[self.out] = 1.0
-        self.kappa_ext = np.zeros((n + N_TERMINALS, N_ELECTRODES))
-        self.kappa_ext[:n] = self.kappa
 
     def _blockade(self, V):
         """V (7, N) -> transparency h (N, n) and s = d ln sqrt(h) / dq (N, n)."""
@@ -137,13 +209,44 @@ class HoppingNetwork:
         return h, 0.5 * e * dlog / h
 
     def _state(self, V):
-        """Per-sample branch conductances K (N, B), blockade slopes s (N, n), terminal part of u @ D."""
-        h, s = self._blockade(V)
-        sh = np.ones((V.shape[1], self.n + N_TERMINALS))
-        sh[:, :self.n] = np.sqrt(h)
-        K = (self.G0 * self.Gb) * sh[:, self.b0] * sh[:, self.b1]
+        """Per-sample branch conductances K (N, B), d ln K_b / d(c . V) at both branch ends
+        (t0, t1: (N, B)), terminal part of u @ D."""
+        N = V.shape[1]
+        n = self.n
+        B = self.b0.size
+        if self.eps < 1.0:
+            h, s = self._blockade(V)
+            lnh = np.zeros((N, n + N_TERMINALS))
+            lnh[:, :n] = 0.5 * np.log(h)
+            sx = np.zeros((N, n + N_TERMINALS))
+            sx[:, :n] = s / self.V_e            # d ln sqrt(h) / d(c . V)
+            lnK = lnh[:, self.b0] + lnh[:, self.b1]
+            t0, t1 = sx[:, self.b0], sx[:, self.b1]
+        else:                                   # no Coulomb peaks: h = 1
+            lnK, t0, t1 = np.zeros((N, B)), np.zeros((N, B)), np.zeros((N, B))
+        if self.V_T is not None:
+            # Ambegaokar-Halperin-Langer: ln K -= (|e_i| + |e_j| + |e_i - e_j|) / (2 V_T), with the
+            # smooth |x| ~ sqrt(x^2 + d^2) (d = delta V_T; kinks would spoil the window expansion).
+            eps = np.zeros((N, n + N_TERMINALS))
+            eps[:, :n] = self.E[None] - (self.c[:, :N_ELECTRODES] @ V).T   # electrodes: e = 0
+            e0, e1 = eps[:, self.b0], eps[:, self.b1]
+            d2 = (self.delta * self.V_T) ** 2
+            a0, a1, a01 = np.sqrt(e0 * e0 + d2), np.sqrt(e1 * e1 + d2), np.sqrt((e0 - e1) ** 2 + d2)
+            k = 0.5 / self.V_T
+            P = np.exp(-k * (a0 + a1 + a01 - 3 * self.delta * self.V_T))
+            # A floor (co-tunnelling past an off-resonant site) bounds the dynamic range:
+            # factor f = floor + (1 - floor) P, d ln f = (1 - floor) P / f d ln P.
+            f = self.floor + (1.0 - self.floor) * P
+            lnK += np.log(f)
+            r = (1.0 - self.floor) * P / f
+            # d ln K / d e0, d e1; and d e / d(c . V) = -1 at a site.
+            g0 = -k * r * (e0 / a0 + (e0 - e1) / a01)
+            g1 = -k * r * (e1 / a1 - (e0 - e1) / a01)
+            t0 = t0 - g0 * (self.b0 < n)
+            t1 = t1 - g1 * (self.b1 < n)
+        K = (self.G0 * self.Gb) * np.exp(lnK)
         xt = V.T @ self.D[self.n:self.n + N_ELECTRODES]      # terminal contribution to u @ D
-        return K, s, xt
+        return K, (t0, t1), xt
 
     def _residual_jacobian(self, phi, K, xt, jac=True):
         x = (phi @ self.D[:self.n] + xt) / self.V0
@@ -196,7 +299,7 @@ class HoppingNetwork:
         """V (7, N) -> (I (N,) nA, dI/dV (7, N) nA/V, phi (N, n)); exact by the adjoint."""
         V = np.asarray(V, float)
         n = self.n
-        phi, (K, s, xt) = self.solve(V, phi0)
+        phi, (K, (t0, t1), xt) = self.solve(V, phi0)
         _, J, _, S, C = self._residual_jacobian(phi, K, xt)
         KS, KC = K * S, K * C
         I = -self.V0 * KS[:, self.out].sum(axis=1)
@@ -204,14 +307,12 @@ class HoppingNetwork:
         dI_dphi = (KC[:, self.out] @ self.E0[self.out])[:, :n]
         lam = np.linalg.solve(J, dI_dphi[..., None])[..., 0]      # J is symmetric
         # grad_k = dI/dV_k|phi - lam . dF/dV_k, contracted over sites first (w_b = lam . D_s[:, b]):
-        #   through K: d ln K_b / dV_k = s_b0 kappa_b0k + s_b1 kappa_b1k (terminals: s = 0), so a
-        #   branch weight u_b contributes ((u E0 + u E1) * s_ext) @ kappa_ext;
+        #   through K: d ln K_b / dV_k = t0_b c_b0k + t1_b c_b1k (terminals: c = 0), so a
+        #   branch weight u_b contributes ((u t0) E0 + (u t1) E1) @ c_ext;
         #   through x: the terminal ends, D[n + k, b] / V0.
-        s_ext = np.zeros((V.shape[1], n + N_TERMINALS))
-        s_ext[:, :n] = s
         w = lam @ self.D[:n]
         u = -self.V0 * KS * (self.is_out[None, :] - w)           # output term minus lam . F term
-        via_K = ((u @ self.E0 + u @ self.E1) * s_ext) @ self.kappa_ext
+        via_K = ((u * t0) @ self.E0 + (u * t1) @ self.E1) @ self.c_ext
         via_x = (KC * w) @ self.D[n:n + N_ELECTRODES].T
         grad = via_K + via_x
         return I, grad.T, phi

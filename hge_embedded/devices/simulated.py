@@ -5,15 +5,16 @@ Static response: two models
 ``model="surrogate"`` (the default): ``devices.surrogate.SurrogateModel``, the first
 round's smooth nonlinear surrogate, on which the paper's recipe reaches the paper's
 training results; it is not passive (a few nA at 0 V). ``model="hopping"``: the
-physical device below, passive and Kirchhoff-exact, on which the recipe does not yet
-learn most inverting gates (``docs/design.md``, "Simulated devices", has the figures).
+physical device below, passive and Kirchhoff-exact, on which the recipe learns most
+gates but not yet XOR or the paper's sphere (``docs/design.md``, "Simulated devices",
+has the figures).
 The default stays the surrogate until training on the physical device works.
 
 ``model="hopping"``: ``devices.dnpu_physics.HoppingNetwork`` (equations and references there):
 dopant sites in a disc between 8 rim electrodes (the output at virtual ground),
 Miller-Abrahams-like field-assisted hopping ``i = K V0 sinh(dphi / V0)`` between
-every pair of nodes with tunnelling conductances ``exp(-2 r / a)``, Coulomb-blockade
-transparency of each site that peaks with its capacitively induced charge, and
+every pair of nodes with tunnelling conductances ``exp(-2 r / a)``, site levels that
+the electrodes move through the Fermi level (a site conducts near resonance), and
 Kirchhoff's current law solved by Newton's method. Passive by construction
 (all terminals at 0 V -> I = 0 exactly), nonlinear on the 0.1-0.5 V scale,
 non-monotonic along some sweeps. ``static_current`` and ``true_gradient``
