@@ -82,6 +82,7 @@ MAX_THREADS = 4          # default cap on the threads evaluating a long record (
 
 DNPUModel = SurrogateModel  # the name earlier versions exported
 MODELS = ("surrogate", "hopping")
+EVALUATIONS = ("fast", "exact")
 
 
 class _OneBlasThread:
@@ -121,10 +122,14 @@ class _OneBlasThread:
 class FastEvaluator:
     """Currents of a ``HoppingNetwork`` at many samples: Taylor in windows, Hermite on ramps, exact elsewhere."""
 
-    def __init__(self, net: HoppingNetwork, lsb: float | None, threads: int = 1):
+    def __init__(self, net, lsb: float | None, threads: int = 1):
         self.net = net
         self.line_tol = 2.5 * lsb if lsb else 1e-12
         self.threads = int(threads)
+        # A model with analytic derivatives (the surrogate's ``taylor_tensors``) gives each window's
+        # Hessian and third derivatives exactly, and its arbitrary samples by ``current`` alone.
+        self.analytic = hasattr(net, "taylor_tensors")
+        self.ramp_knot = float(getattr(net, "ramp_knot", RAMP_KNOT))
 
     def _map(self, fn, items) -> list:
         """``[fn(x) for x in items]``, on ``threads`` threads when there are several items."""
@@ -138,6 +143,9 @@ class FastEvaluator:
         (two batches at once would add their ~35 MB of Newton workspace to the peak memory)."""
         I = np.empty(V.shape[1])
         G = np.empty(V.shape)
+        if self.analytic:
+            I[:], G[:], _ = self.net.current_and_gradient(V)
+            return I, G, None
         phi = np.empty((V.shape[1], self.net.n))
         for s in range(0, V.shape[1], EVAL_BATCH):
             sl = slice(s, s + EVAL_BATCH)
@@ -184,7 +192,11 @@ class FastEvaluator:
         for k, run in enumerate(runs):
             s, e, r_lo, r_hi = run
             nxt = runs[k + 1][0] if k + 1 < len(runs) else N
-            s = self._grow(v, s, -1, prev_end, r_lo, r_hi)
+            s_new = self._grow(v, s, -1, prev_end, r_lo, r_hi)
+            if s_new < s:  # the right side grows within the box the left side has already widened
+                r_lo = np.minimum(r_lo, v[:, s_new:s].min(axis=1))
+                r_hi = np.maximum(r_hi, v[:, s_new:s].max(axis=1))
+            s = s_new
             e = self._grow(v, e, +1, nxt, r_lo, r_hi)
             run[0], run[1] = s, e
             run[2], run[3] = np.minimum(r_lo, v[:, s:e].min(axis=1)), np.maximum(r_hi, v[:, s:e].max(axis=1))
@@ -223,6 +235,12 @@ class FastEvaluator:
             for k in range(j + 1, m):
                 T[:, j, k] = T[:, k, j] = (gx[:, c] - gp[:, j] - gp[:, k] + g0) / h**2
                 c += 1
+        return FastEvaluator._cubic(dm, H, T)
+
+    @staticmethod
+    def _cubic(dm, H, T):
+        """(1/2) d.H.d + (1/6) T[d, d, d] at the offsets ``dm`` (m, n); H (m, m), T (m, m, m)."""
+        m = dm.shape[0]
         quad = 0.5 * np.sum(dm * (H @ dm), axis=0)
         # (1/6) sum_ijk T_ijk d_i d_j d_k, as sum_jk (d_j d_k) (T[:, j, k] . d)
         P = T.reshape(m, m * m).T @ dm                            # (m^2, n)
@@ -244,9 +262,15 @@ class FastEvaluator:
         pts, jobs, hess_pts, hess_of = [], [], [], []
         n_hess = 0
         h = DERIV_STEP
+        analytic = self.analytic
+        centres = []
         for s, e, r_lo, r_hi in runs:
             cen = 0.5 * (r_lo + r_hi)
             moving = np.flatnonzero(r_hi - r_lo > 0)
+            if analytic:   # the centre's exact derivatives come from taylor_tensors below
+                jobs.append(("taylor", s, e, cen, moving, len(centres), None))
+                centres.append(cen)
+                continue
             jobs.append(("taylor", s, e, cen, moving, len(pts), n_hess))
             # Displaced points along the moving electrodes: +h e_j, -h e_j, then +h (e_j + e_k), j < k.
             m = moving.size
@@ -266,12 +290,21 @@ class FastEvaluator:
             seg = v[:, s:e]
             if e - s >= 3 and np.max(np.abs(np.diff(seg, 2, axis=1))) <= self.line_tol:
                 span = np.max(np.abs(seg[:, -1] - seg[:, 0]))
-                t_knots = np.linspace(0.0, 1.0, max(1, int(np.ceil(span / RAMP_KNOT))) + 1)
+                t_knots = np.linspace(0.0, 1.0, max(1, int(np.ceil(span / self.ramp_knot))) + 1)
                 jobs.append(("ramp", s, e, t_knots, None, len(pts), None))
                 pts.extend(seg[:, 0] + t * (seg[:, -1] - seg[:, 0]) for t in t_knots)
+            elif analytic:  # arbitrary samples: the model's own (chunked) current, in _fill
+                jobs.append(("model", s, e, None, None, None, None))
             else:
                 jobs.append(("exact", s, e, None, None, len(pts), None))
                 pts.extend(seg.T)
+        if analytic:
+            I, G = (self._exact(np.array(pts).T)[:2] if pts else (None, None))
+            tensors = self.net.taylor_tensors(np.array(centres).T) if centres else None
+            k = self.threads if len(jobs) >= 8 * self.threads else 1
+            parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
+            self._map(lambda part: self._fill(out, v, part, I, G, None, tensors), parts)
+            return out
         I, G, phi = self._exact(np.array(pts).T)
         # Stage 2: the Hessian's displaced points, Newton warm-started at their centre's solution.
         if n_hess:
@@ -283,10 +316,28 @@ class FastEvaluator:
         self._map(lambda part: self._fill(out, v, part, I, G, Gh), parts)
         return out
 
-    def _fill(self, out, v, jobs, I, G, Gh) -> None:
+    def _fill(self, out, v, jobs, I, G, Gh, tensors=None) -> None:
         """Evaluate ``jobs`` (Taylor windows, Hermite ramps, exact samples) into ``out``."""
         for kind, s, e, a, b, k0, h0 in jobs:
-            if kind == "taylor":
+            if kind == "taylor" and tensors is not None:
+                cen, moving = a, b
+                Ic, gc, Hc, Tc = tensors
+                d = v[:, s:e] - cen[:, None]
+                y = Ic[k0] + gc[:, k0] @ d
+                if moving.size:
+                    # The symmetric quadratic and cubic forms on their distinct monomials
+                    # (28 + 84 for 7 moving electrodes, against 49 + 343 terms of the full sums).
+                    pa, pb, ta, tb, tc, pair_of, mult = _monomials(moving.size)
+                    dm = d[moving]
+                    mv = moving
+                    coef = np.concatenate([Hc[k0][mv[pa], mv[pb]] * np.where(pa == pb, 0.5, 1.0),
+                                           Tc[k0][mv[ta], mv[tb], mv[tc]] * mult / 6.0])
+                    q = dm[pa] * dm[pb]
+                    y += coef @ np.concatenate([q, q[pair_of] * dm[tc]])
+                out[s:e] = y
+            elif kind == "model":
+                out[s:e] = self.net.current(v[:, s:e])
+            elif kind == "taylor":
                 cen, moving = a, b
                 d = v[:, s:e] - cen[:, None]
                 y = I[k0] + G[:, k0] @ d
@@ -306,10 +357,35 @@ class FastEvaluator:
                 m0 = (delta @ G[:, k0 + j]) * h
                 m1 = (delta @ G[:, k0 + j + 1]) * h
                 u2, u3 = u * u, u * u * u
-                out[s:e] = ((2 * u3 - 3 * u2 + 1) * y0 + (u3 - 2 * u2 + u) * m0 +
-                            (-2 * u3 + 3 * u2) * y1 + (u3 - u2) * m1)
+                y = ((2 * u3 - 3 * u2 + 1) * y0 + (u3 - 2 * u2 + u) * m0 +
+                     (-2 * u3 + 3 * u2) * y1 + (u3 - u2) * m1)
+                # The DAC-quantised samples sit up to ~1 LSB off the line (that is what line_tol
+                # admits): first-order correction with the gradient interpolated between the knots
+                # (without it, ~100 nA/V x 0.3 mV = 0.03 nA).
+                off = seg - (seg[:, :1] + t * delta[:, None])
+                gl = (1 - u) * G[:, k0 + j] + u * G[:, k0 + j + 1]
+                out[s:e] = y + np.sum(gl * off, axis=0)
             else:
                 out[s:e] = I[k0:k0 + (e - s)]
+
+
+_MONOMIALS: dict = {}
+
+
+def _monomials(m: int):
+    """Index arrays of the distinct monomials of degree 2 and 3 in m variables: pairs (pa <= pb),
+    triples (ta <= tb <= tc) with ``pair_of`` the pair (ta, tb), and each triple's number of
+    distinct orderings (the symmetric tensor's terms it stands for)."""
+    if m not in _MONOMIALS:
+        pairs = [(a, b) for a in range(m) for b in range(a, m)]
+        index = {p: i for i, p in enumerate(pairs)}
+        triples = [(a, b, c) for a in range(m) for b in range(a, m) for c in range(b, m)]
+        mult = np.array([6.0 / (1 + (a == b) + (b == c) + (a == c) + 2 * (a == b == c)) for a, b, c in triples])
+        pa, pb = (np.array(x, dtype=np.intp) for x in zip(*pairs))
+        ta, tb, tc = (np.array(x, dtype=np.intp) for x in zip(*triples))
+        pair_of = np.array([index[(a, b)] for a, b, _ in triples], dtype=np.intp)
+        _MONOMIALS[m] = (pa, pb, ta, tb, tc, pair_of, mult)
+    return _MONOMIALS[m]
 
 
 _POOL_LOCK = threading.Lock()
@@ -375,13 +451,24 @@ class SimulatedDNPU:
         network's Taylor windows (each on one BLAS thread; the result is the same for any
         count). Default: the available CPUs,
         at most ``MAX_THREADS``; 1 evaluates in the calling thread only.
+    evaluation : {"fast", "exact"}, optional
+        How ``measure`` evaluates the built-in models. ``"fast"`` (default): the window
+        expansion (module docstring; the surrogate's error bound is
+        ``SurrogateModel.fourth_derivative_bound``, tested). ``"exact"``: the model at every
+        sample (the reference; the hopping network then takes seconds per training
+        iteration). ``static_current`` and ``true_gradient`` are exact either way; custom
+        ``model=`` objects are always evaluated exactly.
     """
 
     def __init__(self, seed: int = 0, noise=True, *, fs: float = 10_000.0,
                  chain_bandwidth: float | None = 5_000.0, chain_delay: float = 2.3,
                  iv_range: float = 110.0, dac_bits: int | None = 16, adc_bits: int | None = 24,
-                 limits=None, rng: np.random.Generator | None = None, model=None, threads: int | None = None):
+                 limits=None, rng: np.random.Generator | None = None, model=None, threads: int | None = None,
+                 evaluation: str = "fast"):
         self.fs = float(fs)
+        if evaluation not in EVALUATIONS:
+            raise ValueError(f"evaluation must be one of {list(EVALUATIONS)}, got {evaluation!r}")
+        self.evaluation = evaluation
         if threads is None:
             threads = min(_available_cpus(), MAX_THREADS)
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
@@ -416,8 +503,8 @@ class SimulatedDNPU:
         self.adc_lsb = self.iv_range / (2 ** (adc_bits - 1) - 1) if adc_bits else None
         self.samples_measured = 0
         self._one_thread = _OneBlasThread()
-        self._fast = (FastEvaluator(self.model, self.dac_lsb, self.threads) if isinstance(self.model, HoppingNetwork)
-                      else None)
+        self._fast = (FastEvaluator(self.model, self.dac_lsb, self.threads)
+                      if evaluation == "fast" and isinstance(self.model, (HoppingNetwork, SurrogateModel)) else None)
 
     # -- state, for checkpoints (resume gives the same noise as an uninterrupted run) ----
     def get_state(self) -> dict:
