@@ -19,29 +19,44 @@ Kirchhoff's current law solved by Newton's method. Passive by construction
 non-monotonic along some sweeps. ``static_current`` and ``true_gradient``
 solve the network exactly (gradient by the adjoint / implicit function theorem).
 
-How ``measure`` evaluates the network fast
-------------------------------------------
-A training iteration applies ~3e5 samples; solving the network at each would
-take seconds. The samples are classified in one pass:
+How ``measure`` evaluates the models fast (both built-in models; ``evaluation="fast"``)
+----------------------------------------------------------------------------------
+A training iteration applies ~3.5e5 samples; solving the network at each would
+take seconds, and even the surrogate's exp and tanh over 96 sites cost ~0.9 s CPU.
+The samples are classified in one pass:
 
 * *windows*: runs of samples whose box (per-electrode max - min) is at most
   ``2 * TAYLOR_RADIUS`` (an HGE window moves +-8 mV): the current is the
-  third-order Taylor expansion at the box's centre (exact current and gradient
-  there; second and third derivatives by differences of exact gradients along the
-  electrodes that move, 1 + 2m + m(m-1)/2 solves for m moving electrodes). The
-  third-order term is what makes the cubic bias of HGE (``analysis.cubic_bias``),
-  so it is kept; left out is the fourth order, ~(8 mV / 0.1 V) of it;
-* *ramps*: straight-line runs (second differences within the DAC step) between
+  third-order Taylor expansion at the box's centre. The surrogate's derivatives
+  there are analytic (``SurrogateModel.taylor_tensors``), its quadratic and cubic
+  forms summed over their distinct monomials; the hopping network's current and
+  gradient are exact, its second and third derivatives differences of exact
+  gradients along the electrodes that move (1 + 2m + m(m-1)/2 solves for m moving
+  electrodes). The third-order term is what makes the cubic bias of HGE
+  (``analysis.cubic_bias``), so it is kept; left out is the fourth-order remainder,
+  at most B4 / 4! with B4 a bound of the fourth directional derivative over the box
+  (``SurrogateModel.fourth_derivative_bound`` derives it for the surrogate);
+* *ramps*: straight-line runs (second differences within 2.5 DAC steps) between
   windows: cubic Hermite interpolation along the line between exact knots no more
-  than ``RAMP_KNOT`` V apart (ramps are never demodulated);
+  than ``RAMP_KNOT`` V apart (the surrogate: ``SurrogateModel.ramp_knot`` = 0.05 V),
+  error at most h^4 / 384 times the largest fourth derivative along each knot
+  interval, plus a first-order correction for the samples' DAC-step offsets from
+  the line (ramps are never demodulated);
 * everything else (large perturbations, arbitrary waveforms): exact, per sample.
+
+``tests/test_fast_surrogate.py`` checks the surrogate's fast ``measure`` against
+``evaluation="exact"`` within those bounds. On a sphere training iteration the
+largest difference is ~1e-4 nA in windows and ~6e-4 nA on ramps (the output noise
+is ~0.2 nA rms; the worst-case bound there is ~0.4 nA). ``evaluation="exact"``
+evaluates the model at every sample.
 
 Custom ``model=`` objects (``current(V)`` and ``gradient(V)`` on (7, n)) are
 evaluated exactly at every sample. The small dense products run on one BLAS
-thread (``threadpoolctl`` when installed; the caller's setting is restored). The
-surrogate evaluates a long record (a training iteration: ~3.5e5 samples) in
-chunks of ``surrogate.CHUNK`` samples, in blocks of whole chunks on ``threads``
-threads (numpy and BLAS release the GIL): the same numbers as one thread.
+thread (``threadpoolctl`` when installed; the caller's setting is restored). With
+``evaluation="exact"`` the surrogate evaluates a long record in chunks of
+``surrogate.CHUNK`` samples, in blocks of whole chunks on ``threads`` threads
+(numpy and BLAS release the GIL): the same numbers as one thread; with the window
+expansion the windows are filled on the threads.
 
 Measurement chain (what ``measure`` adds)
 -----------------------------------------
@@ -239,13 +254,14 @@ class FastEvaluator:
 
     @staticmethod
     def _cubic(dm, H, T):
-        """(1/2) d.H.d + (1/6) T[d, d, d] at the offsets ``dm`` (m, n); H (m, m), T (m, m, m)."""
-        m = dm.shape[0]
-        quad = 0.5 * np.sum(dm * (H @ dm), axis=0)
-        # (1/6) sum_ijk T_ijk d_i d_j d_k, as sum_jk (d_j d_k) (T[:, j, k] . d)
-        P = T.reshape(m, m * m).T @ dm                            # (m^2, n)
-        Q = (dm[:, None, :] * dm[None, :, :]).reshape(m * m, -1)
-        return quad + np.sum(P * Q, axis=0) / 6.0
+        """(1/2) d.H.d + (1/6) T[d, d, d] at the offsets ``dm`` (m, n); H (m, m), T (m, m, m) symmetric.
+
+        Nested: d . (H/2 + (T d)/6) . d, with T d one (m^2, m) x (m, n) product."""
+        m, n = dm.shape
+        A = (T.reshape(m * m, m) / 6.0) @ dm                     # (T d)_jk / 6
+        A += (0.5 * H).reshape(m * m, 1)
+        B = np.einsum("jkn,kn->jn", A.reshape(m, m, n), dm)
+        return np.einsum("jn,jn->n", B, dm)
 
     def current(self, v: np.ndarray) -> np.ndarray:
         N = v.shape[1]
@@ -325,15 +341,10 @@ class FastEvaluator:
                 d = v[:, s:e] - cen[:, None]
                 y = Ic[k0] + gc[:, k0] @ d
                 if moving.size:
-                    # The symmetric quadratic and cubic forms on their distinct monomials
-                    # (28 + 84 for 7 moving electrodes, against 49 + 343 terms of the full sums).
-                    pa, pb, ta, tb, tc, pair_of, mult = _monomials(moving.size)
-                    dm = d[moving]
-                    mv = moving
-                    coef = np.concatenate([Hc[k0][mv[pa], mv[pb]] * np.where(pa == pb, 0.5, 1.0),
-                                           Tc[k0][mv[ta], mv[tb], mv[tc]] * mult / 6.0])
-                    q = dm[pa] * dm[pb]
-                    y += coef @ np.concatenate([q, q[pair_of] * dm[tc]])
+                    all_move = moving.size == cen.size
+                    H = Hc[k0] if all_move else Hc[k0][np.ix_(moving, moving)]
+                    T = Tc[k0] if all_move else Tc[k0][np.ix_(moving, moving, moving)]
+                    y += self._cubic(d if all_move else d[moving], H, T)
                 out[s:e] = y
             elif kind == "model":
                 out[s:e] = self.net.current(v[:, s:e])
@@ -367,25 +378,6 @@ class FastEvaluator:
                 out[s:e] = y + np.sum(gl * off, axis=0)
             else:
                 out[s:e] = I[k0:k0 + (e - s)]
-
-
-_MONOMIALS: dict = {}
-
-
-def _monomials(m: int):
-    """Index arrays of the distinct monomials of degree 2 and 3 in m variables: pairs (pa <= pb),
-    triples (ta <= tb <= tc) with ``pair_of`` the pair (ta, tb), and each triple's number of
-    distinct orderings (the symmetric tensor's terms it stands for)."""
-    if m not in _MONOMIALS:
-        pairs = [(a, b) for a in range(m) for b in range(a, m)]
-        index = {p: i for i, p in enumerate(pairs)}
-        triples = [(a, b, c) for a in range(m) for b in range(a, m) for c in range(b, m)]
-        mult = np.array([6.0 / (1 + (a == b) + (b == c) + (a == c) + 2 * (a == b == c)) for a, b, c in triples])
-        pa, pb = (np.array(x, dtype=np.intp) for x in zip(*pairs))
-        ta, tb, tc = (np.array(x, dtype=np.intp) for x in zip(*triples))
-        pair_of = np.array([index[(a, b)] for a, b, _ in triples], dtype=np.intp)
-        _MONOMIALS[m] = (pa, pb, ta, tb, tc, pair_of, mult)
-    return _MONOMIALS[m]
 
 
 _POOL_LOCK = threading.Lock()
