@@ -145,17 +145,24 @@ class SurrogateModel:
         grad = s * (W1.T @ (w * g1))
         k, n_p = C.shape[1], W2.shape[0]
         J = W2 @ (g1.T[:, :, None] * W1[None])                              # z_j  (k, P, 7)
-        W11 = (W1[:, :, None] * W1[:, None, :]).reshape(-1, n_e * n_e)      # (S, 49)
+        W11, W111 = self._outer_powers()
         M = W2 @ (g2.T[:, :, None] * W11[None])                             # z_jl (k, P, 49)
         cJ2 = (cf2.T[:, :, None] * J).transpose(0, 2, 1)                    # (k, 7, P)
         H = s * ((w * g2).T @ W11).reshape(k, n_e, n_e) + s * (cJ2 @ J)
-        W111 = (W11[:, :, None] * W1[:, None, :]).reshape(-1, n_e ** 3)    # (S, 343)
         T = ((w * g3).T @ W111).reshape(k, n_e, n_e, n_e)
         JM = (cJ2 @ M).reshape(k, n_e, n_e, n_e)                           # sum_P cf2 z_j z_lm
         T += JM + JM.transpose(0, 2, 1, 3) + JM.transpose(0, 3, 2, 1)
         JJ = (J[:, :, :, None] * J[:, :, None, :]).reshape(k, n_p, n_e * n_e)
         T += ((cf3.T[:, :, None] * J).transpose(0, 2, 1) @ JJ).reshape(k, n_e, n_e, n_e)
         return I, grad, H, s * T
+
+    def _outer_powers(self):
+        """W1_Sj W1_Sl (S, 49) and W1_Sj W1_Sl W1_Sm (S, 343), made once (the weights are fixed)."""
+        if getattr(self, "_w11", None) is None:
+            W1, n_e = self.W1, self.W1.shape[1]
+            self._w11 = (W1[:, :, None] * W1[:, None, :]).reshape(-1, n_e * n_e)
+            self._w111 = (self._w11[:, :, None] * W1[:, None, :]).reshape(-1, n_e ** 3)
+        return self._w11, self._w111
 
     def fourth_derivative_bound(self, centre: np.ndarray, half_range: np.ndarray, step: np.ndarray) -> float:
         """An upper bound of |d^4/dt^4 I(V + t d)| over every V in the box ``centre +- half_range``
