@@ -93,6 +93,7 @@ CHUNK = 32               # samples per classification chunk
 DERIV_STEP = 2e-3        # V: difference step for the 2nd and 3rd derivatives (errors ~ h^2 and h
                          # relative to the 0.1 V scale of the device, on terms already ~1e-3)
 EVAL_BATCH = 4096        # exact solves per batch (bounds the memory of the batched Newton)
+TENSOR_BATCH = 64        # window centres per analytic-derivative batch (bounds its intermediates)
 MAX_THREADS = 4          # default cap on the threads evaluating a long record (the available CPUs below it)
 
 DNPUModel = SurrogateModel  # the name earlier versions exported
@@ -316,7 +317,7 @@ class FastEvaluator:
                 pts.extend(seg.T)
         if analytic:
             I, G = (self._exact(np.array(pts).T)[:2] if pts else (None, None))
-            tensors = self.net.taylor_tensors(np.array(centres).T) if centres else None
+            tensors = self._tensors(np.array(centres).T) if centres else None
             k = self.threads if len(jobs) >= 8 * self.threads else 1
             parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
             self._map(lambda part: self._fill(out, v, part, I, G, None, tensors), parts)
@@ -331,6 +332,12 @@ class FastEvaluator:
         parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
         self._map(lambda part: self._fill(out, v, part, I, G, Gh), parts)
         return out
+
+    def _tensors(self, C):
+        """``net.taylor_tensors`` at the centres ``C`` (7, k), ``TENSOR_BATCH`` at a time (its
+        (k, sites, 49) intermediates would otherwise add ~12 MB per 300 windows to the peak)."""
+        parts = [self.net.taylor_tensors(C[:, s:s + TENSOR_BATCH]) for s in range(0, C.shape[1], TENSOR_BATCH)]
+        return tuple(np.concatenate(x, axis=-1 if i < 2 else 0) for i, x in enumerate(zip(*parts)))
 
     def _fill(self, out, v, jobs, I, G, Gh, tensors=None) -> None:
         """Evaluate ``jobs`` (Taylor windows, Hermite ramps, exact samples) into ``out``."""
