@@ -223,10 +223,11 @@ class FastEvaluator:
     def _grow(v, edge, direction, bound, r_lo, r_hi):
         """Move a run's ``edge`` outward (to ``bound``) while every sample stays inside its box grown to 2R."""
         lim = 2 * TAYLOR_RADIUS
+        # A run grows only into big chunks (box > 2R), so by less than one chunk: look no further.
         if direction < 0:
-            seg = v[:, bound:edge][:, ::-1]
+            seg = v[:, max(bound, edge - CHUNK):edge][:, ::-1]
         else:
-            seg = v[:, edge:bound]
+            seg = v[:, edge:min(bound, edge + CHUNK)]
         if seg.shape[1] == 0:
             return edge
         lo = np.minimum(np.minimum.accumulate(seg, axis=1), r_lo[:, None])
@@ -276,7 +277,8 @@ class FastEvaluator:
         edges = np.flatnonzero(np.diff(np.concatenate([[0], free.astype(np.int8), [0]])))
         segs = list(zip(edges[::2].tolist(), edges[1::2].tolist()))
         # Stage 1: box centres, ramp knots and arbitrary samples, solved in one batch.
-        pts, jobs, hess_pts, hess_of = [], [], [], []
+        pts, jobs, hess_pts, hess_of = [], [], [], []   # pts: (7, k) blocks of points to solve exactly
+        n_pts = 0
         n_hess = 0
         h = DERIV_STEP
         analytic = self.analytic
@@ -288,7 +290,7 @@ class FastEvaluator:
                 jobs.append(("taylor", s, e, cen, moving, len(centres), None))
                 centres.append(cen)
                 continue
-            jobs.append(("taylor", s, e, cen, moving, len(pts), n_hess))
+            jobs.append(("taylor", s, e, cen, moving, n_pts, n_hess))
             # Displaced points along the moving electrodes: +h e_j, -h e_j, then +h (e_j + e_k), j < k.
             m = moving.size
             D = np.zeros((2 * m + m * (m - 1) // 2, cen.size))
@@ -300,29 +302,32 @@ class FastEvaluator:
                     D[r, moving[a]] = D[r, moving[b]] = h
                     r += 1
             hess_pts.append(cen + D)
-            hess_of.append(np.full(D.shape[0], len(pts)))   # each displaced point's centre
+            hess_of.append(np.full(D.shape[0], n_pts))   # each displaced point's centre
             n_hess += D.shape[0]
-            pts.append(cen)
+            pts.append(cen[:, None])
+            n_pts += 1
         for s, e in segs:
             seg = v[:, s:e]
             if e - s >= 3 and np.max(np.abs(np.diff(seg, 2, axis=1))) <= self.line_tol:
                 span = np.max(np.abs(seg[:, -1] - seg[:, 0]))
                 t_knots = np.linspace(0.0, 1.0, max(1, int(np.ceil(span / self.ramp_knot))) + 1)
-                jobs.append(("ramp", s, e, t_knots, None, len(pts), None))
-                pts.extend(seg[:, 0] + t * (seg[:, -1] - seg[:, 0]) for t in t_knots)
+                jobs.append(("ramp", s, e, t_knots, None, n_pts, None))
+                pts.append(seg[:, :1] + t_knots[None, :] * (seg[:, -1] - seg[:, 0])[:, None])
+                n_pts += t_knots.size
             elif analytic:  # arbitrary samples: the model's own (chunked) current, in _fill
                 jobs.append(("model", s, e, None, None, None, None))
             else:
-                jobs.append(("exact", s, e, None, None, len(pts), None))
-                pts.extend(seg.T)
+                jobs.append(("exact", s, e, None, None, n_pts, None))
+                pts.append(seg)
+                n_pts += e - s
         if analytic:
-            I, G = (self._exact(np.array(pts).T)[:2] if pts else (None, None))
+            I, G = (self._exact(np.concatenate(pts, axis=1))[:2] if pts else (None, None))
             tensors = self._tensors(np.array(centres).T) if centres else None
             k = self.threads if len(jobs) >= 8 * self.threads else 1
             parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
             self._map(lambda part: self._fill(out, v, part, I, G, None, tensors), parts)
             return out
-        I, G, phi = self._exact(np.array(pts).T)
+        I, G, phi = self._exact(np.concatenate(pts, axis=1))
         # Stage 2: the Hessian's displaced points, Newton warm-started at their centre's solution.
         if n_hess:
             Ih, Gh, _ = self._exact(np.concatenate(hess_pts).T, phi[np.concatenate(hess_of)])
