@@ -20,7 +20,10 @@ the DNPU literature fits surrogates to measured devices, drawn at random from a 
 
 It is *not passive*: with every electrode at 0 V it carries a few nA, and it shows
 negative differential resistance along most sweeps. ``current`` and ``gradient``
-are exact.
+are exact. For the simulator's fast evaluation (``devices.simulated.FastEvaluator``)
+it also gives exact analytic second and third derivatives (``taylor_tensors``) and a
+bound of its fourth derivative over a box (``fourth_derivative_bound``), from which
+the error of that evaluation is bounded.
 """
 from __future__ import annotations
 
