@@ -172,12 +172,15 @@ def window_psd(samples, fs: float, freqs, *, guard_bins: int = 3):
 
     def S(fq):
         fq = np.asarray(fq, float)
-        lf = np.log(np.maximum(fq, 1e-12))
+        shape, fq = fq.shape, fq.reshape(-1)
+        below = fq <= edge
+        out = np.asarray(near(fq))   # each law only where it applies (stderr: S at ~8000 bins per window)
+        lf = np.log(np.maximum(fq[below], 1e-12))
         # Extrapolated below 3/T the fitted log-density is uncertain (var_l); exp() of it is biased up
         # by exp(var_l / 2) on average, which would inflate stderr under steep spectra: take it out.
         var_l = cov[0, 0] * lf**2 + 2 * cov[0, 1] * lf + cov[1, 1]
-        low = np.exp(icpt + slope * lf - var_l / 2)
-        return np.where(fq <= edge, low, near(fq))
+        out[below] = np.exp(icpt + slope * lf - var_l / 2)
+        return out.reshape(shape)
     S.slope = float(slope)
     return S
 

@@ -12,6 +12,7 @@ the saturation check; no non-finite derivative is returned.
 """
 from __future__ import annotations
 
+import functools
 import weakref
 from dataclasses import dataclass, field
 
@@ -127,10 +128,18 @@ def check_amplitudes(amps, dac_lsb, name: str = "amplitudes") -> None:
 
 def perturbation_waveform(bias, idx, amplitudes, freqs, n: int, fs: float) -> np.ndarray:
     """Volts (n_electrodes, n): bias plus ``a_m sin(2 pi f_m t)`` on electrodes ``idx``."""
-    t = np.arange(n) / fs
     volts = np.repeat(np.asarray(bias, float)[:, None], n, axis=1)
-    volts[idx] += amplitudes[:, None] * np.sin(2 * np.pi * np.outer(freqs, t))
+    volts[idx] += amplitudes[:, None] * _sines(tuple(np.asarray(freqs, float).tolist()), int(n), float(fs))
     return volts
+
+
+@functools.lru_cache(maxsize=32)
+def _sines(freqs: tuple, n: int, fs: float) -> np.ndarray:
+    """sin(2 pi f_m t) at t = k / fs, k < n (read-only; the same for every window of a plan)."""
+    t = np.arange(n) / fs
+    out = np.sin(2 * np.pi * np.outer(np.array(freqs), t))
+    out.flags.writeable = False
+    return out
 
 
 def applied_bias(bias, n: int, dac_lsb: float | None, volts=None) -> np.ndarray:

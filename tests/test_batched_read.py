@@ -315,11 +315,26 @@ def test_read_windows_refuses_volts_that_do_not_match_the_record():
 
 @pytest.mark.parametrize("n", [1000, 16 * 1024 - 1, 16 * 1024, 40_001])
 def test_surrogate_threads_give_the_same_record(n):
-    """Blocks of whole chunks on several threads: the same samples as one thread (and the same noise)."""
+    """Blocks of whole chunks on several threads: the same samples as one thread (and the same noise).
+    The exact per-sample path (``evaluation="exact"``), where the surrogate's blocks run on threads."""
     V = np.random.default_rng(n).uniform(-1.2, 0.7, (7, n))
-    ref = SimulatedDNPU(seed=4, threads=1).measure(V)
+    ref = SimulatedDNPU(seed=4, threads=1, evaluation="exact").measure(V)
     for threads in (2, 3):
-        assert np.array_equal(SimulatedDNPU(seed=4, threads=threads).measure(V), ref)
+        assert np.array_equal(SimulatedDNPU(seed=4, threads=threads, evaluation="exact").measure(V), ref)
+
+
+def test_surrogate_fast_threads_give_the_same_record():
+    """The default (window expansion) surrogate: windows, ramps and arbitrary samples filled on
+    several threads give the same samples as one thread."""
+    records = []
+    for threads in (1, 2, 3):
+        d = SimulatedDNPU(seed=2, threads=threads)
+        win = HGEWindow(d, electrodes=[1, 3, 5, 7], T=0.05, phase="inphase")
+        rng = np.random.default_rng(7)
+        volts, _ = _record(win, [rng.uniform(-0.7, 0.5, 7) for _ in range(40)], ramp=60)
+        volts = np.concatenate([volts, rng.uniform(-0.5, 0.3, (7, 50))], axis=1)  # arbitrary samples: exact
+        records.append(d.measure(volts))
+    assert np.array_equal(records[0], records[1]) and np.array_equal(records[0], records[2])
 
 
 def test_surrogate_blocks_cover_the_record_on_chunk_boundaries():

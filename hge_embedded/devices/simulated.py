@@ -20,29 +20,44 @@ Kirchhoff's current law solved by Newton's method. Passive by construction
 non-monotonic along some sweeps. ``static_current`` and ``true_gradient``
 solve the network exactly (gradient by the adjoint / implicit function theorem).
 
-How ``measure`` evaluates the network fast
-------------------------------------------
-A training iteration applies ~3e5 samples; solving the network at each would
-take seconds. The samples are classified in one pass:
+How ``measure`` evaluates the models fast (both built-in models; ``evaluation="fast"``)
+----------------------------------------------------------------------------------
+A training iteration applies ~3.5e5 samples; solving the network at each would
+take seconds, and even the surrogate's exp and tanh over 96 sites cost ~0.9 s CPU.
+The samples are classified in one pass:
 
 * *windows*: runs of samples whose box (per-electrode max - min) is at most
   ``2 * TAYLOR_RADIUS`` (an HGE window moves +-8 mV): the current is the
-  third-order Taylor expansion at the box's centre (exact current and gradient
-  there; second and third derivatives by differences of exact gradients along the
-  electrodes that move, 1 + 2m + m(m-1)/2 solves for m moving electrodes). The
-  third-order term is what makes the cubic bias of HGE (``analysis.cubic_bias``),
-  so it is kept; left out is the fourth order, ~(8 mV / 0.1 V) of it;
-* *ramps*: straight-line runs (second differences within the DAC step) between
+  third-order Taylor expansion at the box's centre. The surrogate's derivatives
+  there are analytic (``SurrogateModel.taylor_tensors``), its quadratic and cubic
+  forms summed over their distinct monomials; the hopping network's current and
+  gradient are exact, its second and third derivatives differences of exact
+  gradients along the electrodes that move (1 + 2m + m(m-1)/2 solves for m moving
+  electrodes). The third-order term is what makes the cubic bias of HGE
+  (``analysis.cubic_bias``), so it is kept; left out is the fourth-order remainder,
+  at most B4 / 4! with B4 a bound of the fourth directional derivative over the box
+  (``SurrogateModel.fourth_derivative_bound`` derives it for the surrogate);
+* *ramps*: straight-line runs (second differences within 2.5 DAC steps) between
   windows: cubic Hermite interpolation along the line between exact knots no more
-  than ``RAMP_KNOT`` V apart (ramps are never demodulated);
+  than ``RAMP_KNOT`` V apart (the surrogate: ``SurrogateModel.ramp_knot`` = 0.05 V),
+  error at most h^4 / 384 times the largest fourth derivative along each knot
+  interval, plus a first-order correction for the samples' DAC-step offsets from
+  the line (ramps are never demodulated);
 * everything else (large perturbations, arbitrary waveforms): exact, per sample.
+
+``tests/test_fast_surrogate.py`` checks the surrogate's fast ``measure`` against
+``evaluation="exact"`` within those bounds. On a sphere training iteration the
+largest difference is ~1e-4 nA in windows and ~6e-4 nA on ramps (the output noise
+is ~0.2 nA rms; the worst-case bound there is ~0.4 nA). ``evaluation="exact"``
+evaluates the model at every sample.
 
 Custom ``model=`` objects (``current(V)`` and ``gradient(V)`` on (7, n)) are
 evaluated exactly at every sample. The small dense products run on one BLAS
-thread (``threadpoolctl`` when installed; the caller's setting is restored). The
-surrogate evaluates a long record (a training iteration: ~3.5e5 samples) in
-chunks of ``surrogate.CHUNK`` samples, in blocks of whole chunks on ``threads``
-threads (numpy and BLAS release the GIL): the same numbers as one thread.
+thread (``threadpoolctl`` when installed; the caller's setting is restored). With
+``evaluation="exact"`` the surrogate evaluates a long record in chunks of
+``surrogate.CHUNK`` samples, in blocks of whole chunks on ``threads`` threads
+(numpy and BLAS release the GIL): the same numbers as one thread; with the window
+expansion the windows are filled on the threads.
 
 Measurement chain (what ``measure`` adds)
 -----------------------------------------
@@ -79,10 +94,12 @@ CHUNK = 32               # samples per classification chunk
 DERIV_STEP = 2e-3        # V: difference step for the 2nd and 3rd derivatives (errors ~ h^2 and h
                          # relative to the 0.1 V scale of the device, on terms already ~1e-3)
 EVAL_BATCH = 4096        # exact solves per batch (bounds the memory of the batched Newton)
+TENSOR_BATCH = 64        # window centres per analytic-derivative batch (bounds its intermediates)
 MAX_THREADS = 4          # default cap on the threads evaluating a long record (the available CPUs below it)
 
 DNPUModel = SurrogateModel  # the name earlier versions exported
 MODELS = ("surrogate", "hopping")
+EVALUATIONS = ("fast", "exact")
 
 
 class _OneBlasThread:
@@ -122,10 +139,14 @@ class _OneBlasThread:
 class FastEvaluator:
     """Currents of a ``HoppingNetwork`` at many samples: Taylor in windows, Hermite on ramps, exact elsewhere."""
 
-    def __init__(self, net: HoppingNetwork, lsb: float | None, threads: int = 1):
+    def __init__(self, net, lsb: float | None, threads: int = 1):
         self.net = net
         self.line_tol = 2.5 * lsb if lsb else 1e-12
         self.threads = int(threads)
+        # A model with analytic derivatives (the surrogate's ``taylor_tensors``) gives each window's
+        # Hessian and third derivatives exactly, and its arbitrary samples by ``current`` alone.
+        self.analytic = hasattr(net, "taylor_tensors")
+        self.ramp_knot = float(getattr(net, "ramp_knot", RAMP_KNOT))
 
     def _map(self, fn, items) -> list:
         """``[fn(x) for x in items]``, on ``threads`` threads when there are several items."""
@@ -139,6 +160,9 @@ class FastEvaluator:
         (two batches at once would add their ~35 MB of Newton workspace to the peak memory)."""
         I = np.empty(V.shape[1])
         G = np.empty(V.shape)
+        if self.analytic:
+            I[:], G[:], _ = self.net.current_and_gradient(V)
+            return I, G, None
         phi = np.empty((V.shape[1], self.net.n))
         for s in range(0, V.shape[1], EVAL_BATCH):
             sl = slice(s, s + EVAL_BATCH)
@@ -185,7 +209,11 @@ class FastEvaluator:
         for k, run in enumerate(runs):
             s, e, r_lo, r_hi = run
             nxt = runs[k + 1][0] if k + 1 < len(runs) else N
-            s = self._grow(v, s, -1, prev_end, r_lo, r_hi)
+            s_new = self._grow(v, s, -1, prev_end, r_lo, r_hi)
+            if s_new < s:  # the right side grows within the box the left side has already widened
+                r_lo = np.minimum(r_lo, v[:, s_new:s].min(axis=1))
+                r_hi = np.maximum(r_hi, v[:, s_new:s].max(axis=1))
+            s = s_new
             e = self._grow(v, e, +1, nxt, r_lo, r_hi)
             run[0], run[1] = s, e
             run[2], run[3] = np.minimum(r_lo, v[:, s:e].min(axis=1)), np.maximum(r_hi, v[:, s:e].max(axis=1))
@@ -196,10 +224,11 @@ class FastEvaluator:
     def _grow(v, edge, direction, bound, r_lo, r_hi):
         """Move a run's ``edge`` outward (to ``bound``) while every sample stays inside its box grown to 2R."""
         lim = 2 * TAYLOR_RADIUS
+        # A run grows only into big chunks (box > 2R), so by less than one chunk: look no further.
         if direction < 0:
-            seg = v[:, bound:edge][:, ::-1]
+            seg = v[:, max(bound, edge - CHUNK):edge][:, ::-1]
         else:
-            seg = v[:, edge:bound]
+            seg = v[:, edge:min(bound, edge + CHUNK)]
         if seg.shape[1] == 0:
             return edge
         lo = np.minimum(np.minimum.accumulate(seg, axis=1), r_lo[:, None])
@@ -224,11 +253,18 @@ class FastEvaluator:
             for k in range(j + 1, m):
                 T[:, j, k] = T[:, k, j] = (gx[:, c] - gp[:, j] - gp[:, k] + g0) / h**2
                 c += 1
-        quad = 0.5 * np.sum(dm * (H @ dm), axis=0)
-        # (1/6) sum_ijk T_ijk d_i d_j d_k, as sum_jk (d_j d_k) (T[:, j, k] . d)
-        P = T.reshape(m, m * m).T @ dm                            # (m^2, n)
-        Q = (dm[:, None, :] * dm[None, :, :]).reshape(m * m, -1)
-        return quad + np.sum(P * Q, axis=0) / 6.0
+        return FastEvaluator._cubic(dm, H, T)
+
+    @staticmethod
+    def _cubic(dm, H, T):
+        """(1/2) d.H.d + (1/6) T[d, d, d] at the offsets ``dm`` (m, n); H (m, m), T (m, m, m) symmetric.
+
+        Nested: d . (H/2 + (T d)/6) . d, with T d one (m^2, m) x (m, n) product."""
+        m, n = dm.shape
+        A = (T.reshape(m * m, m) / 6.0) @ dm                     # (T d)_jk / 6
+        A += (0.5 * H).reshape(m * m, 1)
+        B = np.einsum("jkn,kn->jn", A.reshape(m, m, n), dm)
+        return np.einsum("jn,jn->n", B, dm)
 
     def current(self, v: np.ndarray) -> np.ndarray:
         N = v.shape[1]
@@ -242,13 +278,20 @@ class FastEvaluator:
         edges = np.flatnonzero(np.diff(np.concatenate([[0], free.astype(np.int8), [0]])))
         segs = list(zip(edges[::2].tolist(), edges[1::2].tolist()))
         # Stage 1: box centres, ramp knots and arbitrary samples, solved in one batch.
-        pts, jobs, hess_pts, hess_of = [], [], [], []
+        pts, jobs, hess_pts, hess_of = [], [], [], []   # pts: (7, k) blocks of points to solve exactly
+        n_pts = 0
         n_hess = 0
         h = DERIV_STEP
+        analytic = self.analytic
+        centres = []
         for s, e, r_lo, r_hi in runs:
             cen = 0.5 * (r_lo + r_hi)
             moving = np.flatnonzero(r_hi - r_lo > 0)
-            jobs.append(("taylor", s, e, cen, moving, len(pts), n_hess))
+            if analytic:   # the centre's exact derivatives come from taylor_tensors below
+                jobs.append(("taylor", s, e, cen, moving, len(centres), None))
+                centres.append(cen)
+                continue
+            jobs.append(("taylor", s, e, cen, moving, n_pts, n_hess))
             # Displaced points along the moving electrodes: +h e_j, -h e_j, then +h (e_j + e_k), j < k.
             m = moving.size
             D = np.zeros((2 * m + m * (m - 1) // 2, cen.size))
@@ -260,20 +303,32 @@ class FastEvaluator:
                     D[r, moving[a]] = D[r, moving[b]] = h
                     r += 1
             hess_pts.append(cen + D)
-            hess_of.append(np.full(D.shape[0], len(pts)))   # each displaced point's centre
+            hess_of.append(np.full(D.shape[0], n_pts))   # each displaced point's centre
             n_hess += D.shape[0]
-            pts.append(cen)
+            pts.append(cen[:, None])
+            n_pts += 1
         for s, e in segs:
             seg = v[:, s:e]
             if e - s >= 3 and np.max(np.abs(np.diff(seg, 2, axis=1))) <= self.line_tol:
                 span = np.max(np.abs(seg[:, -1] - seg[:, 0]))
-                t_knots = np.linspace(0.0, 1.0, max(1, int(np.ceil(span / RAMP_KNOT))) + 1)
-                jobs.append(("ramp", s, e, t_knots, None, len(pts), None))
-                pts.extend(seg[:, 0] + t * (seg[:, -1] - seg[:, 0]) for t in t_knots)
+                t_knots = np.linspace(0.0, 1.0, max(1, int(np.ceil(span / self.ramp_knot))) + 1)
+                jobs.append(("ramp", s, e, t_knots, None, n_pts, None))
+                pts.append(seg[:, :1] + t_knots[None, :] * (seg[:, -1] - seg[:, 0])[:, None])
+                n_pts += t_knots.size
+            elif analytic:  # arbitrary samples: the model's own (chunked) current, in _fill
+                jobs.append(("model", s, e, None, None, None, None))
             else:
-                jobs.append(("exact", s, e, None, None, len(pts), None))
-                pts.extend(seg.T)
-        I, G, phi = self._exact(np.array(pts).T)
+                jobs.append(("exact", s, e, None, None, n_pts, None))
+                pts.append(seg)
+                n_pts += e - s
+        if analytic:
+            I, G = (self._exact(np.concatenate(pts, axis=1))[:2] if pts else (None, None))
+            tensors = self._tensors(np.array(centres).T) if centres else None
+            k = self.threads if len(jobs) >= 8 * self.threads else 1
+            parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
+            self._map(lambda part: self._fill(out, v, part, I, G, None, tensors), parts)
+            return out
+        I, G, phi = self._exact(np.concatenate(pts, axis=1))
         # Stage 2: the Hessian's displaced points, Newton warm-started at their centre's solution.
         if n_hess:
             Ih, Gh, _ = self._exact(np.concatenate(hess_pts).T, phi[np.concatenate(hess_of)])
@@ -284,10 +339,29 @@ class FastEvaluator:
         self._map(lambda part: self._fill(out, v, part, I, G, Gh), parts)
         return out
 
-    def _fill(self, out, v, jobs, I, G, Gh) -> None:
+    def _tensors(self, C):
+        """``net.taylor_tensors`` at the centres ``C`` (7, k), ``TENSOR_BATCH`` at a time (its
+        (k, sites, 49) intermediates would otherwise add ~12 MB per 300 windows to the peak)."""
+        parts = [self.net.taylor_tensors(C[:, s:s + TENSOR_BATCH]) for s in range(0, C.shape[1], TENSOR_BATCH)]
+        return tuple(np.concatenate(x, axis=-1 if i < 2 else 0) for i, x in enumerate(zip(*parts)))
+
+    def _fill(self, out, v, jobs, I, G, Gh, tensors=None) -> None:
         """Evaluate ``jobs`` (Taylor windows, Hermite ramps, exact samples) into ``out``."""
         for kind, s, e, a, b, k0, h0 in jobs:
-            if kind == "taylor":
+            if kind == "taylor" and tensors is not None:
+                cen, moving = a, b
+                Ic, gc, Hc, Tc = tensors
+                d = v[:, s:e] - cen[:, None]
+                y = Ic[k0] + gc[:, k0] @ d
+                if moving.size:
+                    all_move = moving.size == cen.size
+                    H = Hc[k0] if all_move else Hc[k0][np.ix_(moving, moving)]
+                    T = Tc[k0] if all_move else Tc[k0][np.ix_(moving, moving, moving)]
+                    y += self._cubic(d if all_move else d[moving], H, T)
+                out[s:e] = y
+            elif kind == "model":
+                out[s:e] = self.net.current(v[:, s:e])
+            elif kind == "taylor":
                 cen, moving = a, b
                 d = v[:, s:e] - cen[:, None]
                 y = I[k0] + G[:, k0] @ d
@@ -307,8 +381,14 @@ class FastEvaluator:
                 m0 = (delta @ G[:, k0 + j]) * h
                 m1 = (delta @ G[:, k0 + j + 1]) * h
                 u2, u3 = u * u, u * u * u
-                out[s:e] = ((2 * u3 - 3 * u2 + 1) * y0 + (u3 - 2 * u2 + u) * m0 +
-                            (-2 * u3 + 3 * u2) * y1 + (u3 - u2) * m1)
+                y = ((2 * u3 - 3 * u2 + 1) * y0 + (u3 - 2 * u2 + u) * m0 +
+                     (-2 * u3 + 3 * u2) * y1 + (u3 - u2) * m1)
+                # The DAC-quantised samples sit up to ~1 LSB off the line (that is what line_tol
+                # admits): first-order correction with the gradient interpolated between the knots
+                # (without it, ~100 nA/V x 0.3 mV = 0.03 nA).
+                off = seg - (seg[:, :1] + t * delta[:, None])
+                gl = (1 - u) * G[:, k0 + j] + u * G[:, k0 + j + 1]
+                out[s:e] = y + np.sum(gl * off, axis=0)
             else:
                 out[s:e] = I[k0:k0 + (e - s)]
 
@@ -376,13 +456,24 @@ class SimulatedDNPU:
         network's Taylor windows (each on one BLAS thread; the result is the same for any
         count). Default: the available CPUs,
         at most ``MAX_THREADS``; 1 evaluates in the calling thread only.
+    evaluation : {"fast", "exact"}, optional
+        How ``measure`` evaluates the built-in models. ``"fast"`` (default): the window
+        expansion (module docstring; the surrogate's error bound is
+        ``SurrogateModel.fourth_derivative_bound``, tested). ``"exact"``: the model at every
+        sample (the reference; the hopping network then takes seconds per training
+        iteration). ``static_current`` and ``true_gradient`` are exact either way; custom
+        ``model=`` objects are always evaluated exactly.
     """
 
     def __init__(self, seed: int = 0, noise=True, *, fs: float = 10_000.0,
                  chain_bandwidth: float | None = 5_000.0, chain_delay: float = 2.3,
                  iv_range: float = 110.0, dac_bits: int | None = 16, adc_bits: int | None = 24,
-                 limits=None, rng: np.random.Generator | None = None, model=None, threads: int | None = None):
+                 limits=None, rng: np.random.Generator | None = None, model=None, threads: int | None = None,
+                 evaluation: str = "fast"):
         self.fs = float(fs)
+        if evaluation not in EVALUATIONS:
+            raise ValueError(f"evaluation must be one of {list(EVALUATIONS)}, got {evaluation!r}")
+        self.evaluation = evaluation
         if threads is None:
             threads = min(_available_cpus(), MAX_THREADS)
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
@@ -417,8 +508,8 @@ class SimulatedDNPU:
         self.adc_lsb = self.iv_range / (2 ** (adc_bits - 1) - 1) if adc_bits else None
         self.samples_measured = 0
         self._one_thread = _OneBlasThread()
-        self._fast = (FastEvaluator(self.model, self.dac_lsb, self.threads) if isinstance(self.model, HoppingNetwork)
-                      else None)
+        self._fast = (FastEvaluator(self.model, self.dac_lsb, self.threads)
+                      if evaluation == "fast" and isinstance(self.model, (HoppingNetwork, SurrogateModel)) else None)
 
     # -- state, for checkpoints (resume gives the same noise as an uninterrupted run) ----
     def get_state(self) -> dict:

@@ -20,7 +20,10 @@ the DNPU literature fits surrogates to measured devices, drawn at random from a 
 
 It is *not passive*: with every electrode at 0 V it carries a few nA, and it shows
 negative differential resistance along most sweeps. ``current`` and ``gradient``
-are exact.
+are exact. For the simulator's fast evaluation (``devices.simulated.FastEvaluator``)
+it also gives exact analytic second and third derivatives (``taylor_tensors``) and a
+bound of its fourth derivative over a box (``fourth_derivative_bound``), from which
+the error of that evaluation is bounded.
 """
 from __future__ import annotations
 
@@ -105,3 +108,136 @@ class SurrogateModel:
             dg = (self.W2.T @ dp) * (-4.0 * u * e)
             out[:, s:stop] = self.scale * (self.W1.T @ dg)
         return out
+
+    # -- what the simulator's window expansion needs (devices.simulated.FastEvaluator) ----------
+    ramp_knot = 0.05   # V: knot spacing on ramps for this model (Hermite error ~ step^4; see fourth_derivative_bound)
+
+    def current_and_gradient(self, V: np.ndarray, phi0=None):
+        """``V`` (7, n) -> (I (n,), dI/dV (7, n), None): both exact, one forward pass (``phi0`` is
+        ignored: there is no internal state to warm-start, unlike the hopping network's)."""
+        V = np.asarray(V, float)
+        I = np.empty(V.shape[1])
+        G = np.empty(V.shape)
+        for s, stop in _chunks(V.shape[1]):
+            u, e, p = self._forward(V[:, s:stop])
+            I[s:stop] = self.scale * (self.c @ p)
+            dp = self.c[:, None] * (1.0 - p * p)
+            G[:, s:stop] = self.scale * (self.W1.T @ ((self.W2.T @ dp) * (-4.0 * u * e)))
+        return I, G, None
+
+    def taylor_tensors(self, C: np.ndarray):
+        """Exact derivatives at centres ``C`` (7, k): (I (k,), g (7, k), H (k, 7, 7), T (k, 7, 7, 7)),
+        analytic (no differences): I = s c . f(z), z = W2 g(u) + b2, u = W1 V + b1, f = tanh,
+        g = 2 exp(-u^2) - 1, so with z_j = dz/dV_j = W2 (g' W1_j), z_jl = W2 (g'' W1_j W1_l),
+        z_jlm = W2 (g''' W1_j W1_l W1_m):
+        H_jl  = s c . (f'' z_j z_l + f' z_jl),
+        T_jlm = s c . (f''' z_j z_l z_m + f'' (z_j z_lm + z_l z_jm + z_m z_jl) + f' z_jlm)."""
+        C = np.asarray(C, float)
+        W1, W2, c, s = self.W1, self.W2, self.c, self.scale
+        n_e = W1.shape[1]
+        u = W1 @ C + self.b1[:, None]                        # (S, k)
+        e = np.exp(-u * u)
+        g1 = -4.0 * u * e                                    # g' ; g'' ; g'''
+        g2 = (8.0 * u * u - 4.0) * e
+        g3 = (24.0 * u - 16.0 * u ** 3) * e
+        p = np.tanh(W2 @ (2.0 * e - 1.0) + self.b2[:, None])  # (P, k)
+        q = 1.0 - p * p
+        cf1, cf2, cf3 = c[:, None] * q, c[:, None] * (-2.0 * p * q), c[:, None] * (q * (6.0 * p * p - 2.0))
+        w = W2.T @ cf1                                       # (S, k): sum_P c_P f'_P W2_PS
+        I = s * (c @ p)
+        grad = s * (W1.T @ (w * g1))
+        k, n_p = C.shape[1], W2.shape[0]
+        J = W2 @ (g1.T[:, :, None] * W1[None])                              # z_j  (k, P, 7)
+        W11, W111 = self._outer_powers()
+        M = W2 @ (g2.T[:, :, None] * W11[None])                             # z_jl (k, P, 49)
+        cJ2 = (cf2.T[:, :, None] * J).transpose(0, 2, 1)                    # (k, 7, P)
+        H = s * ((w * g2).T @ W11).reshape(k, n_e, n_e) + s * (cJ2 @ J)
+        T = ((w * g3).T @ W111).reshape(k, n_e, n_e, n_e)
+        JM = (cJ2 @ M).reshape(k, n_e, n_e, n_e)                           # sum_P cf2 z_j z_lm
+        T += JM + JM.transpose(0, 2, 1, 3) + JM.transpose(0, 3, 2, 1)
+        JJ = (J[:, :, :, None] * J[:, :, None, :]).reshape(k, n_p, n_e * n_e)
+        T += ((cf3.T[:, :, None] * J).transpose(0, 2, 1) @ JJ).reshape(k, n_e, n_e, n_e)
+        return I, grad, H, s * T
+
+    def _outer_powers(self):
+        """W1_Sj W1_Sl (S, 49) and W1_Sj W1_Sl W1_Sm (S, 343), made once (the weights are fixed)."""
+        if getattr(self, "_w11", None) is None:
+            W1, n_e = self.W1, self.W1.shape[1]
+            self._w11 = (W1[:, :, None] * W1[:, None, :]).reshape(-1, n_e * n_e)
+            self._w111 = (self._w11[:, :, None] * W1[:, None, :]).reshape(-1, n_e ** 3)
+        return self._w11, self._w111
+
+    def fourth_derivative_bound(self, centre: np.ndarray, half_range: np.ndarray, step: np.ndarray) -> float:
+        """An upper bound of |d^4/dt^4 I(V + t d)| over every V in the box ``centre +- half_range``
+        and every direction with |d_j| <= ``step_j`` (all (7,), volts).
+
+        Derivation. Along the line, a_S = W1_S . d is the site's rate (|a_S| <= A_S = |W1_S| . step),
+        z_P(t) = W2_P . g(u(t)) + b2_P has derivatives z^(k) = sum_S W2_PS g^(k)(u_S) a_S^k, and by
+        Faa di Bruno
+            (f o z)'''' = f'''' z'^4 + 6 f''' z'^2 z'' + f'' (3 z''^2 + 4 z' z''') + f' z''''.
+        Every factor is bounded by its largest magnitude over the box: |g^(k)(u_S)| <= |g^(k)(u_S0)|
+        + r_S sup|g^(k+1)| (mean value theorem; u_S0 at the box centre, |u_S - u_S0| <= r_S =
+        |W1_S| . half_range), so |z^(k)| <= Z_k = sum_S |W2_PS| G_Sk A_S^k; likewise
+        |f^(k)(z_P)| <= |f^(k)(z_P0)| + rho_P sup|f^(k+1)| with |z_P - z_P0| <= rho_P = sum_S |W2_PS|
+        sup|g'| r_S. The global sups come from ``_derivative_sups`` (exact: at the critical points
+        of the polynomials that express the derivatives). Then |I''''| <= s sum_P |c_P| (that
+        Faa di Bruno sum with every term replaced by its bound)."""
+        centre, half_range, step = (np.asarray(a, float) for a in (centre, half_range, step))
+        G_sup, F_sup = _derivative_sups()
+        aW1, aW2 = np.abs(self.W1), np.abs(self.W2)
+        u0 = self.W1 @ centre + self.b1
+        r = aW1 @ half_range
+        A = aW1 @ step
+        G = np.array([np.abs(_g_derivative(k, u0)) + r * G_sup[k + 1] for k in range(1, 5)])   # (4, S)
+        Z = np.array([aW2 @ (G[k - 1] * A ** k) for k in range(1, 5)])                          # (4, P)
+        z0 = self.W2 @ (2.0 * np.exp(-u0 * u0) - 1.0) + self.b2
+        rho = aW2 @ (G_sup[1] * r)
+        F = np.array([np.abs(_tanh_derivative(k, np.tanh(z0))) + rho * F_sup[k + 1] for k in range(1, 5)])
+        F = np.minimum(F, F_sup[1:5, None])
+        z1, z2, z3, z4 = Z
+        per_path = F[3] * z1 ** 4 + 6 * F[2] * z1 ** 2 * z2 + F[1] * (3 * z2 ** 2 + 4 * z1 * z3) + F[0] * z4
+        return float(self.scale * np.abs(self.c) @ per_path)
+
+
+def _g_derivative(k: int, u):
+    """d^k/du^k of g(u) = 2 exp(-u^2) - 1: 2 (-1)^k H_k(u) exp(-u^2) (physicists' Hermite H_k), k >= 1."""
+    coef = np.zeros(k + 1)
+    coef[k] = 1.0
+    return 2.0 * (-1) ** k * np.polynomial.hermite.hermval(u, coef) * np.exp(-u * u)
+
+
+def _tanh_poly(k: int) -> np.polynomial.Polynomial:
+    """tanh^(k)(z) as a polynomial in p = tanh z: d/dz P(p) = P'(p) (1 - p^2)."""
+    P = np.polynomial.Polynomial([0.0, 1.0])
+    for _ in range(k):
+        P = P.deriv() * np.polynomial.Polynomial([1.0, 0.0, -1.0])
+    return P
+
+
+def _tanh_derivative(k: int, p):
+    return _tanh_poly(k)(p)
+
+
+_SUPS = None
+
+
+def _derivative_sups():
+    """(sup|g^(k)|, sup|tanh^(k)|) for k = 0..5, exactly: |H_k(u) exp(-u^2)| has its extremes
+    where its derivative -H_{k+1}(u) exp(-u^2) vanishes (the real roots of H_{k+1}); tanh^(k) is a
+    polynomial in p = tanh z on [-1, 1], extreme at the endpoints or the roots of its derivative."""
+    global _SUPS
+    if _SUPS is None:
+        G, F = np.zeros(6), np.zeros(6)
+        G[0], F[0] = 1.0, 1.0
+        for k in range(1, 6):
+            coef = np.zeros(k + 2)
+            coef[k + 1] = 1.0
+            roots = np.polynomial.hermite.hermroots(coef).real
+            G[k] = np.max(np.abs(_g_derivative(k, np.append(roots, 0.0))))
+            P = _tanh_poly(k)
+            crit = P.deriv().roots()
+            crit = crit[np.abs(crit.imag) < 1e-12].real
+            pts = np.concatenate([[-1.0, 1.0], crit[np.abs(crit) <= 1.0]])
+            F[k] = np.max(np.abs(P(pts)))
+        _SUPS = (G, F)
+    return _SUPS
