@@ -12,6 +12,7 @@ typedef int... int64_t;
 typedef int... uint32_t;
 typedef int... uint64_t;
 typedef int... int16_t;
+typedef int... uint8_t;  /* also used by CDEF_TRAINER below */
 typedef enum { HGE_OK = 0, HGE_ERR_NULL = -1, HGE_ERR_SIZE = -2, HGE_ERR_FREQ = -3,
                HGE_ERR_TERMINALS = -4, HGE_ERR_RANGE = -5, HGE_ERR_COEF = -6 } hge_status;
 #define HGE_MAX_TERMINALS ...
@@ -80,6 +81,13 @@ hge_status hge_host_bw3_process_lanes(hge_lockin_bw3_t *s, const int32_t *x, uin
                                       uint32_t stride, const hge_host_opts_t *opts);
 hge_status hge_host_boxcar_process_lanes(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
                                          const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts);
+#define HGE_PACKED_ROW ...
+hge_status hge_refs_fill_packed(uint8_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                                const uint32_t *phases, uint32_t n);
+hge_status hge_host_bw3_process_packed(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const uint8_t *refs,
+                                       uint32_t stride, const hge_host_opts_t *opts);
+hge_status hge_host_boxcar_process_packed(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
+                                          const uint8_t *refs, uint32_t stride, const hge_host_opts_t *opts);
 hge_status hge_host_mean_q0(const int32_t *x, uint32_t n, int32_t *mean, uint32_t isa);
 
 hge_status hge_update_init(hge_update_t *u, const int32_t *w_min, const int32_t *w_max,
@@ -131,7 +139,6 @@ static int hge_wrapv_probe(int x) { return x + 1 > x; }
 # ---- issue 13: the on-device trainer (csrc/hge_fixmath, hge_corrsig, hge_synth, hge_trainer) ----
 # Kept apart from the lock-in declarations above so the two can change independently.
 CDEF_TRAINER = """
-typedef int... uint8_t;
 #define HGE_TRAINER_MAX_DAC ...
 #define HGE_TRAINER_MAX_CTL ...
 #define HGE_CORRSIG_MAX_POINTS ...

@@ -189,16 +189,20 @@ class References:
         The plan's phase steps and start phases (``phases=None``: all 0).
     n : int
         Window length in samples; a call with a cache must process exactly ``n`` samples.
-    layout : {"lanes", "rows"}
+    layout : {"lanes", "packed", "rows"}
         ``"lanes"`` (default, ``hge_refs_fill_lanes``): terminals in batches of
         ``HGE_HOST_LANES`` (4); per batch and sample one 32-byte row, the 4 sines then
         the 4 cosines, which the AVX2 path reads as one vector (terminals in SIMD
         lanes). Shape ``(ceil(M / 4), n, 8)``. ``"rows"`` (``hge_refs_fill``): one row
         of ``n`` per channel, shape ``(2M, n)``; the earlier layout, kept for the C API.
+        ``"packed"`` (``hge_refs_fill_packed``): the lane layout's values as 24-bit
+        two's complement, 3 bytes each (24-byte rows), uint8 of shape
+        ``(ceil(M / 4), n, 24)``: a quarter less memory to stream, unpacked in registers.
 
     Notes
     -----
-    Memory: ``8 M n`` bytes for "rows", ``32 ceil(M / 4) n`` for "lanes" (M = 64,
+    Memory: ``8 M n`` bytes for "rows", ``32 ceil(M / 4) n`` for "lanes", ``24 ceil(M / 4) n``
+    for "packed" (M = 64,
     n = 1e5: 51 MB). The table is read-only; a cache only serves calls whose steps and
     phases equal its own (checked on every call).
     """
@@ -210,13 +214,21 @@ class References:
         self.n = int(n)
         if self.n < 1 or self.n >= 1 << 32:
             raise ValueError(f"n must be in [1, 2^32), got {n}")
-        v.choice("layout", layout, {"lanes", "rows"})
+        v.choice("layout", layout, {"lanes", "packed", "rows"})
         self.layout = layout
         m = self.steps.size
         if layout == "rows":
             self.table = np.empty((2 * m, self.n), np.int32)
             self.stride = self.n
             fill, fill_name = lib.hge_refs_fill, "hge_refs_fill"
+        elif layout == "packed":
+            row = lib.HGE_PACKED_ROW
+            if row * self.n >= 1 << 32:
+                raise ValueError(f"n: a packed cache holds at most {((1 << 32) - 1) // row} samples, got {n}")
+            batches = -(-m // lib.HGE_HOST_LANES)
+            self.table = _aligned_empty((batches, self.n, row), np.uint8)
+            self.stride = row * self.n
+            fill, fill_name = lib.hge_refs_fill_packed, "hge_refs_fill_packed"
         else:
             row = lib.HGE_LANE_ROW
             if row * self.n >= 1 << 32:
@@ -226,13 +238,15 @@ class References:
             self.stride = row * self.n
             fill, fill_name = lib.hge_refs_fill_lanes, "hge_refs_fill_lanes"
         check_status(fill_name, fill(
-            _ptr("int32_t *", self.table), self.stride, m, _ptr("uint32_t *", self.steps),
+            _ptr("uint8_t *" if layout == "packed" else "int32_t *", self.table), self.stride, m, _ptr("uint32_t *", self.steps),
             _ptr("uint32_t *", self.phases), self.n))
         self.table.flags.writeable = False
         self.steps.flags.writeable = self.phases.flags.writeable = False
 
     def pointer(self, start: int):
         """C pointer to the cache entry of sample ``start`` (batch 0 / row 0)."""
+        if self.layout == "packed":
+            return ffi.cast("uint8_t *", ffi.from_buffer(self.table)) + lib.HGE_PACKED_ROW * start
         per_sample = lib.HGE_LANE_ROW if self.layout == "lanes" else 1
         return ffi.cast("int32_t *", ffi.from_buffer(self.table)) + per_sample * start
 
@@ -261,7 +275,8 @@ def _host_opts(isa: str, threads, work: int, m: int):
     return opts
 
 
-def _feed_host(name: str, portable, host, host_lanes, inst, x, block_sizes, isa, opts, refs) -> None:
+def _feed_host(name: str, portable, host, host_lanes, inst, x, block_sizes, isa, opts, refs,
+               host_packed=None) -> None:
     """Hand ``x`` to the portable or a host ``_process`` in consecutive blocks; with a
     cache, each block gets the cache entry of its first sample (the ``_lanes`` entry
     point for a lane-interleaved cache)."""
@@ -274,7 +289,7 @@ def _feed_host(name: str, portable, host, host_lanes, inst, x, block_sizes, isa,
             elif refs is None:
                 st = host(inst, xp, size, ffi.NULL, 0, opts)
             else:
-                fn = host_lanes if refs.layout == "lanes" else host
+                fn = {"lanes": host_lanes, "packed": host_packed, "rows": host}[refs.layout]
                 st = fn(inst, xp, size, refs.pointer(start), refs.stride, opts)
             check_status(name, st)
         start += size
@@ -313,7 +328,8 @@ def lockin_bw3(x, steps, phases, coeffs, *, dc: int = 0, block_sizes=None, isa: 
         inst, k, terms, m, _ptr("uint32_t *", steps), _ptr("uint32_t *", phases)))
     check_status("hge_lockin_bw3_set_dc", lib.hge_lockin_bw3_set_dc(inst, _dc(dc)))
     _feed_host("hge_lockin_bw3_process", lib.hge_lockin_bw3_process, lib.hge_host_bw3_process,
-               lib.hge_host_bw3_process_lanes, inst, x, block_sizes, isa, opts, refs)
+               lib.hge_host_bw3_process_lanes, inst, x, block_sizes, isa, opts, refs,
+               lib.hge_host_bw3_process_packed)
     out_i = np.empty(m, np.int32)
     out_q = np.empty(m, np.int32)
     check_status("hge_lockin_bw3_output", lib.hge_lockin_bw3_output(
@@ -341,7 +357,7 @@ def lockin_boxcar(x, steps, phases, *, dc: int = 0, block_sizes=None, isa: str =
     check_status("hge_lockin_boxcar_set_dc", lib.hge_lockin_boxcar_set_dc(inst, _dc(dc)))
     _feed_host("hge_lockin_boxcar_process", lib.hge_lockin_boxcar_process, lib.hge_host_boxcar_process,
                lib.hge_host_boxcar_process_lanes,
-               inst, x, block_sizes, isa, opts, refs)
+               inst, x, block_sizes, isa, opts, refs, lib.hge_host_boxcar_process_packed)
     out_i = np.empty(m, np.int64)
     out_q = np.empty(m, np.int64)
     count = ffi.new("uint32_t *")
@@ -407,7 +423,8 @@ class LockinPlan:
                 inst, self._k, terms, m, self._psteps, self._pphases))
             check_status("hge_lockin_bw3_set_dc", lib.hge_lockin_bw3_set_dc(inst, _dc(dc)))
             _feed_host("hge_lockin_bw3_process", lib.hge_lockin_bw3_process, lib.hge_host_bw3_process,
-                       lib.hge_host_bw3_process_lanes, inst, x, None, self.isa, self._opts, self.references)
+                       lib.hge_host_bw3_process_lanes, inst, x, None, self.isa, self._opts, self.references,
+                       lib.hge_host_bw3_process_packed)
             out_i, out_q = np.empty(m, np.int32), np.empty(m, np.int32)
             check_status("hge_lockin_bw3_output", lib.hge_lockin_bw3_output(
                 inst, _ptr("int32_t *", out_i), _ptr("int32_t *", out_q)))
@@ -419,7 +436,7 @@ class LockinPlan:
         check_status("hge_lockin_boxcar_set_dc", lib.hge_lockin_boxcar_set_dc(inst, _dc(dc)))
         _feed_host("hge_lockin_boxcar_process", lib.hge_lockin_boxcar_process, lib.hge_host_boxcar_process,
                lib.hge_host_boxcar_process_lanes,
-                   inst, x, None, self.isa, self._opts, self.references)
+                   inst, x, None, self.isa, self._opts, self.references, lib.hge_host_boxcar_process_packed)
         out_i, out_q = np.empty(m, np.int64), np.empty(m, np.int64)
         count = ffi.new("uint32_t *")
         check_status("hge_lockin_boxcar_output", lib.hge_lockin_boxcar_output(

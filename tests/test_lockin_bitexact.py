@@ -1,7 +1,7 @@
 """engine="c" and engine="fixed" give identical raw outputs (both filters, any block split),
 on every path of the C core: the portable C99 path (the firmware's) and each host path,
-forced one by one (ISA generic / AVX2, NCO per sample / reference cache in the lane-interleaved
-or the row layout, 1 / 3 threads)."""
+forced one by one (ISA generic / AVX2, NCO per sample / reference cache in the lane-interleaved,
+the packed 24-bit lane or the row layout, 1 / 3 threads)."""
 import numpy as np
 import pytest
 from hypothesis import given
@@ -36,7 +36,7 @@ def windows(draw, max_terms=64, max_n=600):
 # 3 threads: with the lane layout (batches of 4 terminals) that splits 9+ terminals
 # three ways and fewer into one job per batch; 2 threads covers a split of 5-8.
 ISAS = ["generic"] + (["avx2"] if core.isa_available("avx2") else [])
-LAYOUTS = (None, "lanes", "rows")
+LAYOUTS = (None, "lanes", "packed", "rows")
 PATHS = [("portable", 1, None)] + [(isa, t, lay) for isa in ISAS for t in (1, 2, 3) for lay in LAYOUTS]
 
 
@@ -232,6 +232,22 @@ def test_lane_cache_holds_the_nco_references(m, n, seed):
     pad = [(m - 1) // w, slice(None)]
     for lane in range(m % w or w, w):
         assert not lanes[pad[0], :, lane].any() and not lanes[pad[0], :, w + lane].any()
+
+
+@given(st.integers(1, 13), st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_packed_cache_holds_the_lane_values(m, n, seed):
+    """The packed cache holds the lane cache's values as 24-bit little-endian two's
+    complement, 3 bytes per value, same order (4 sines then 4 cosines per row)."""
+    rng = np.random.default_rng(seed)
+    steps = rng.integers(1, 2**31, m, dtype=np.uint64)
+    uph = rng.integers(0, 2**32, m, dtype=np.uint64)
+    lanes = core.References(steps, uph, n, layout="lanes").table
+    packed = core.References(steps, uph, n, layout="packed").table
+    w = core.lib.HGE_HOST_LANES
+    assert packed.dtype == np.uint8 and packed.shape == (-(-m // w), n, 3 * 2 * w)
+    b = packed.reshape(packed.shape[0], n, 2 * w, 3).astype(np.int64)
+    u = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16)
+    assert np.array_equal(np.where(u >= 1 << 23, u - (1 << 24), u), lanes)
 
 
 def test_references_layout_is_checked():

@@ -44,6 +44,7 @@ typedef struct {
     uint32_t stride;
     uint32_t m0, m1;             /* terminals [m0, m1) */
     int lanes;                   /* refs is a lane-interleaved cache (hge_refs_fill_lanes) */
+    const uint8_t *packed;       /* non-NULL: a packed lane cache (hge_refs_fill_packed); stride in bytes */
     void (*run)(const void *job);
 } hge_host_job_t;
 
@@ -134,6 +135,79 @@ hge_status hge_refs_fill_lanes(int32_t *refs, uint32_t stride, uint32_t n_terms,
         }
     }
     return HGE_OK;
+}
+
+/* One cache value as 24-bit two's complement, little-endian (|v| <= 2^22 fits). */
+static void hge_pack24(uint8_t *p, int32_t v)
+{
+    uint32_t u = (uint32_t)v;
+    p[0] = (uint8_t)(u & 0xFFu);
+    p[1] = (uint8_t)((u >> 8) & 0xFFu);
+    p[2] = (uint8_t)((u >> 16) & 0xFFu);
+}
+
+/* Inverse of hge_pack24: sign-extends bit 23 (no shift of a negative value). */
+static inline int32_t hge_unpack24(const uint8_t *p)
+{
+    uint32_t u = (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16);
+    return (int32_t)u - (int32_t)((u & 0x800000u) << 1);
+}
+
+hge_status hge_refs_fill_packed(uint8_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                                const uint32_t *phases, uint32_t n)
+{
+    uint32_t m;
+    uint32_t j;
+    uint32_t b;
+    uint32_t l;
+    uint32_t n_batches;
+    if (refs == 0 || steps == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (n_terms == 0u || n_terms > HGE_MAX_TERMINALS) {
+        return HGE_ERR_TERMINALS;
+    }
+    if ((uint64_t)HGE_PACKED_ROW * n > stride) {
+        return HGE_ERR_SIZE;
+    }
+    for (m = 0; m < n_terms; ++m) {
+        if (steps[m] == 0u || steps[m] >= 0x80000000u) {
+            return HGE_ERR_FREQ;
+        }
+    }
+    n_batches = (n_terms + HGE_HOST_LANES - 1u) / HGE_HOST_LANES;
+    for (b = 0; b < n_batches; ++b) {
+        uint8_t *rb = refs + (uint64_t)b * stride;
+        for (l = 0; l < HGE_HOST_LANES; ++l) {
+            uint32_t phase;
+            m = HGE_HOST_LANES * b + l;
+            phase = (m < n_terms && phases) ? phases[m] : 0u;
+            for (j = 0; j < n; ++j) {
+                int32_t sv = 0;
+                int32_t cv = 0;
+                if (m < n_terms) {
+                    /* Q22 sin/cos: |v| <= 2^22 < 2^23, so 24 bits hold it exactly. */
+                    hge_sincos_q22(phase, &sv, &cv);
+                    phase += steps[m];
+                }
+                hge_pack24(rb + (uint64_t)HGE_PACKED_ROW * j + 3u * l, sv);
+                hge_pack24(rb + (uint64_t)HGE_PACKED_ROW * j + 3u * (HGE_HOST_LANES + l), cv);
+            }
+        }
+    }
+    return HGE_OK;
+}
+
+/* Rows [0, len) of a packed cache (rb: the first) as lane rows (HGE_LANE_ROW int32 each). */
+static inline void hge_unpack_rows(int32_t *out, const uint8_t *rb, uint32_t len)
+{
+    uint32_t j;
+    uint32_t e;
+    for (j = 0; j < len; ++j) {
+        for (e = 0; e < HGE_LANE_ROW; ++e) {
+            out[HGE_LANE_ROW * j + e] = hge_unpack24(rb + HGE_PACKED_ROW * j + 3u * e);
+        }
+    }
 }
 
 /* ------------------------------------------------------------ kernels ---- */
@@ -544,10 +618,36 @@ __attribute__((target("avx2"))) static inline void hge_v4k_load(hge_v4k_t *k, co
 static inline uint32_t hge_lane_vec(uint32_t l) { return l & 1u; }
 static inline uint32_t hge_lane_pos(uint32_t l, uint32_t quadrature) { return 2u * quadrature + (l >> 1); }
 
-__attribute__((target("avx2"))) static inline int hge_bw3_lanes_avx2_run(hge_lockin_bw3_term_t *t, uint32_t nl,
-                                                                         const hge_bw3_mac_t *km, const int32_t *x16,
-                                                                         const int32_t *r, uint32_t groups, int exact)
+/*
+ * One row of a packed cache (hge_refs_fill_packed, 24 bytes at p) as the lane row
+ * [s0 s1 s2 s3 c0 c1 c2 c3]: two 16-byte loads (bytes 0..15 and 8..23: exactly the
+ * row, never past it), a byte shuffle that puts each 24-bit value in the top three
+ * bytes of its int32 lane (low byte 0), and an arithmetic shift right by 8, which
+ * sign-extends bit 23 and is exact (the low byte is 0).
+ */
+__attribute__((target("avx2"))) static inline __m256i hge_packed_row_avx2(const uint8_t *p, __m256i shuf)
 {
+    __m128i lo = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i hi = _mm_loadu_si128((const __m128i *)(const void *)(p + 8));
+    __m256i raw = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+    return _mm256_srai_epi32(_mm256_shuffle_epi8(raw, shuf), 8);
+}
+
+/* The shuffle of hge_packed_row_avx2: low half sines at bytes 0..11 of p, high half
+ * cosines at bytes 12..23 of p = 4..15 of p + 8. */
+__attribute__((target("avx2"))) static inline __m256i hge_packed_shuf(void)
+{
+    return _mm256_setr_epi8(-128, 0, 1, 2, -128, 3, 4, 5, -128, 6, 7, 8, -128, 9, 10, 11,
+                            -128, 4, 5, 6, -128, 7, 8, 9, -128, 10, 11, 12, -128, 13, 14, 15);
+}
+
+/* pk non-NULL (a packed cache, rows of HGE_PACKED_ROW bytes) replaces r; callers pass
+ * constants for exact and packed so each variant is compiled on its own. */
+__attribute__((target("avx2"), always_inline)) static inline int hge_bw3_lanes_avx2_run(
+    hge_lockin_bw3_term_t *t, uint32_t nl, const hge_bw3_mac_t *km, const int32_t *x16, const int32_t *r,
+    const uint8_t *pk, uint32_t groups, int exact, int packed)
+{
+    const __m256i shuf = hge_packed_shuf();
     const __m256i half = _mm256_set1_epi64x((int64_t)1 << 22);
     __m256i flag = _mm256_setzero_si256();
     hge_v4k_t k;
@@ -587,12 +687,18 @@ __attribute__((target("avx2"))) static inline int hge_bw3_lanes_avx2_run(hge_loc
         __m256i aq = _mm256_setzero_si256();
         for (q = 0; q < HGE_BW3_DECIMATION; ++q) {
             __m256i xb = _mm256_set1_epi32(*x16);
-            __m256i rv = _mm256_loadu_si256((const __m256i *)(const void *)r);
+            __m256i rv;
+            if (packed) {
+                rv = hge_packed_row_avx2(pk, shuf);
+                pk += HGE_PACKED_ROW;
+            } else {
+                rv = _mm256_loadu_si256((const __m256i *)(const void *)r);
+                r += HGE_LANE_ROW;
+            }
             ai = _mm256_add_epi64(ai, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(xb, rv), half), 23));
             aq = _mm256_add_epi64(aq, _mm256_srli_epi64(
                                           _mm256_add_epi64(_mm256_mul_epi32(xb, _mm256_srli_epi64(rv, 32)), half), 23));
             x16 += 1;
-            r += HGE_LANE_ROW;
         }
         if (exact) {
             hge_v_step(&v[0], &k, ai);
@@ -638,8 +744,18 @@ __attribute__((target("avx2"))) static void hge_bw3_lanes_avx2(hge_lockin_bw3_te
                                                                const hge_bw3_mac_t *km, const int32_t *x16,
                                                                const int32_t *r, uint32_t groups)
 {
-    if (hge_bw3_lanes_avx2_run(t, nl, km, x16, r, groups, 0)) {
-        (void)hge_bw3_lanes_avx2_run(t, nl, km, x16, r, groups, 1);
+    if (hge_bw3_lanes_avx2_run(t, nl, km, x16, r, 0, groups, 0, 0)) {
+        (void)hge_bw3_lanes_avx2_run(t, nl, km, x16, r, 0, groups, 1, 0);
+    }
+}
+
+/* hge_bw3_lanes_avx2 reading a packed cache (pk: the first group's row). */
+__attribute__((target("avx2"))) static void hge_bw3_packed_avx2(hge_lockin_bw3_term_t *t, uint32_t nl,
+                                                                const hge_bw3_mac_t *km, const int32_t *x16,
+                                                                const uint8_t *pk, uint32_t groups)
+{
+    if (hge_bw3_lanes_avx2_run(t, nl, km, x16, 0, pk, groups, 0, 1)) {
+        (void)hge_bw3_lanes_avx2_run(t, nl, km, x16, 0, pk, groups, 1, 1);
     }
 }
 
@@ -735,6 +851,102 @@ HGE_INLINE void hge_host_boxcar_batch_lanes(hge_lockin_boxcar_t *s, uint32_t m0,
     }
 }
 
+/* Rows unpacked at a time for the scalar kernels on a packed cache. */
+#define HGE_HOST_UNPACK 64u
+
+/* hge_bw3_term_lanes for the batch's nl terminals over len rows of a packed cache:
+ * unpacked HGE_HOST_UNPACK rows at a time (the values are the lane cache's). */
+HGE_INLINE void hge_bw3_terms_packed(hge_lockin_bw3_term_t *t, uint32_t nl, const hge_bw3_mac_t *k,
+                                     const int32_t *x16, const uint8_t *pk, uint32_t len, uint32_t count)
+{
+    int32_t rows[HGE_HOST_UNPACK * HGE_LANE_ROW];
+    uint32_t done = 0;
+    uint32_t l;
+    while (done < len) {
+        uint32_t piece = len - done < HGE_HOST_UNPACK ? len - done : HGE_HOST_UNPACK;
+        hge_unpack_rows(rows, pk + (uint64_t)HGE_PACKED_ROW * done, piece);
+        for (l = 0; l < nl; ++l) {
+            hge_bw3_term_lanes(&t[l], k, x16 + done, rows + l, piece, count);
+        }
+        count = (count + piece) % HGE_BW3_DECIMATION;
+        done += piece;
+    }
+}
+
+/* hge_host_bw3_batch_lanes on a packed cache (pb: the batch's row of the chunk's first sample). */
+HGE_INLINE void hge_host_bw3_batch_packed(hge_lockin_bw3_t *s, uint32_t m0, const int32_t *x16, uint32_t len,
+                                          uint32_t count, const uint8_t *pb, int simd)
+{
+    uint32_t nl = s->n_terms - m0 < HGE_HOST_LANES ? s->n_terms - m0 : HGE_HOST_LANES;
+    uint32_t l;
+#if HGE_HOST_X86
+    if (simd) {
+        uint32_t head = (HGE_BW3_DECIMATION - count) % HGE_BW3_DECIMATION;
+        uint32_t groups;
+        uint32_t done;
+        if (head > len) {
+            head = len;
+        }
+        groups = (len - head) / HGE_BW3_DECIMATION;
+        done = head + HGE_BW3_DECIMATION * groups;
+        if (head > 0u) {
+            hge_bw3_terms_packed(&s->terms[m0], nl, &s->k, x16, pb, head, count);
+        }
+        hge_bw3_packed_avx2(&s->terms[m0], nl, &s->k, x16 + head, pb + (uint64_t)HGE_PACKED_ROW * head, groups);
+        if (done < len) {
+            hge_bw3_terms_packed(&s->terms[m0], nl, &s->k, x16 + done, pb + (uint64_t)HGE_PACKED_ROW * done,
+                                 len - done, 0u);
+        }
+    } else
+#endif
+    {
+        (void)simd;
+        hge_bw3_terms_packed(&s->terms[m0], nl, &s->k, x16, pb, len, count);
+    }
+    for (l = 0; l < nl; ++l) {
+        s->terms[m0 + l].nco.phase += s->terms[m0 + l].nco.step * len;
+    }
+}
+
+/* hge_host_boxcar_batch_lanes on a packed cache, HGE_HOST_UNPACK rows at a time
+ * (exact int64 sums: any split gives the same integers). */
+HGE_INLINE void hge_host_boxcar_batch_packed(hge_lockin_boxcar_t *s, uint32_t m0, const int32_t *xc, uint32_t len,
+                                             const uint8_t *pb, int simd)
+{
+    int32_t rows[HGE_HOST_UNPACK * HGE_LANE_ROW];
+    uint32_t nl = s->n_terms - m0 < HGE_HOST_LANES ? s->n_terms - m0 : HGE_HOST_LANES;
+    uint32_t done = 0;
+    uint32_t l;
+    uint32_t j;
+    uint32_t phase_len = len;
+    while (done < len) {
+        uint32_t piece = len - done < HGE_HOST_UNPACK ? len - done : HGE_HOST_UNPACK;
+        hge_unpack_rows(rows, pb + (uint64_t)HGE_PACKED_ROW * done, piece);
+#if HGE_HOST_X86
+        if (simd) {
+            hge_boxcar_lanes_avx2(&s->terms[m0], nl, xc + done, rows, piece);
+        } else
+#endif
+        {
+            (void)simd;
+            for (l = 0; l < nl; ++l) {
+                int64_t ai = 0;
+                int64_t aq = 0;
+                for (j = 0; j < piece; ++j) {
+                    ai += (int64_t)xc[done + j] * rows[HGE_LANE_ROW * j + l];
+                    aq += (int64_t)xc[done + j] * rows[HGE_LANE_ROW * j + HGE_HOST_LANES + l];
+                }
+                s->terms[m0 + l].acc_i += ai;
+                s->terms[m0 + l].acc_q += aq;
+            }
+        }
+        done += piece;
+    }
+    for (l = 0; l < nl; ++l) {
+        s->terms[m0 + l].nco.phase += s->terms[m0 + l].nco.step * phase_len;
+    }
+}
+
 HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job, int simd_filter)
 {
     int32_t x16[HGE_HOST_CHUNK];
@@ -747,7 +959,14 @@ HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job, int simd_filter)
         uint32_t len = remaining < HGE_HOST_CHUNK ? remaining : HGE_HOST_CHUNK;
         remaining -= len;
         hge_host_condition(job->x + done, len, s->dc, 16, x16);
-        if (job->lanes) {
+        if (job->packed != 0) {
+            for (m = job->m0; m < job->m1; m += HGE_HOST_LANES) {
+                hge_host_bw3_batch_packed(s, m, x16, len, count,
+                                          job->packed + (uint64_t)(m / HGE_HOST_LANES) * job->stride +
+                                              (uint64_t)HGE_PACKED_ROW * done,
+                                          simd_filter);
+            }
+        } else if (job->lanes) {
             /* Jobs start on batch boundaries (hge_host_run). */
             for (m = job->m0; m < job->m1; m += HGE_HOST_LANES) {
                 hge_host_bw3_batch_lanes(s, m, x16, len, count,
@@ -781,7 +1000,13 @@ HGE_INLINE void hge_host_boxcar_job(const hge_host_job_t *job, int simd)
         uint32_t len = remaining < HGE_HOST_CHUNK ? remaining : HGE_HOST_CHUNK;
         remaining -= len;
         hge_host_condition(job->x + done, len, s->dc, 1, xc);
-        for (m = job->m0; m < job->m1 && job->lanes; m += HGE_HOST_LANES) {
+        for (m = job->m0; m < job->m1 && job->packed != 0; m += HGE_HOST_LANES) {
+            hge_host_boxcar_batch_packed(s, m, xc, len,
+                                         job->packed + (uint64_t)(m / HGE_HOST_LANES) * job->stride +
+                                             (uint64_t)HGE_PACKED_ROW * done,
+                                         simd);
+        }
+        for (m = job->m0; m < job->m1 && job->lanes && job->packed == 0; m += HGE_HOST_LANES) {
             hge_host_boxcar_batch_lanes(s, m, xc,
                                         len, job->refs + (uint64_t)(m / HGE_HOST_LANES) * job->stride + HGE_LANE_ROW * done,
                                         simd);
@@ -897,20 +1122,27 @@ static hge_status hge_host_run(hge_host_job_t *base, uint32_t n_terms, const hge
 }
 
 static hge_status hge_host_bw3_any(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
-                                   uint32_t stride, const hge_host_opts_t *opts, int lanes)
+                                   uint32_t stride, const hge_host_opts_t *opts, int lanes, const uint8_t *packed)
 {
     hge_host_job_t job;
     hge_status st;
     if (s == 0 || x == 0 || s->terms == 0) {
         return HGE_ERR_NULL;
     }
-    if (refs != 0 && (uint64_t)n * (lanes ? HGE_LANE_ROW : 1u) > stride) {
+    if (packed != 0) {
+        if ((uint64_t)n * HGE_PACKED_ROW > stride) {
+            return HGE_ERR_SIZE;
+        }
+        refs = 0;
+        lanes = 1;
+    } else if (refs != 0 && (uint64_t)n * (lanes ? HGE_LANE_ROW : 1u) > stride) {
         return HGE_ERR_SIZE;
     }
-    if (lanes && refs == 0) {
+    if (lanes && refs == 0 && packed == 0) {
         return HGE_ERR_NULL;
     }
     job.lanes = lanes;
+    job.packed = packed;
     job.bw3 = s;
     job.box = 0;
     job.x = x;
@@ -927,7 +1159,7 @@ static hge_status hge_host_bw3_any(hge_lockin_bw3_t *s, const int32_t *x, uint32
 }
 
 static hge_status hge_host_boxcar_any(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
-                                      uint32_t stride, const hge_host_opts_t *opts, int lanes)
+                                      uint32_t stride, const hge_host_opts_t *opts, int lanes, const uint8_t *packed)
 {
     hge_host_job_t job;
     hge_status st;
@@ -937,13 +1169,20 @@ static hge_status hge_host_boxcar_any(hge_lockin_boxcar_t *s, const int32_t *x, 
     if ((uint64_t)s->count + n > HGE_BOXCAR_MAX_SAMPLES) {
         return HGE_ERR_SIZE;
     }
-    if (refs != 0 && (uint64_t)n * (lanes ? HGE_LANE_ROW : 1u) > stride) {
+    if (packed != 0) {
+        if ((uint64_t)n * HGE_PACKED_ROW > stride) {
+            return HGE_ERR_SIZE;
+        }
+        refs = 0;
+        lanes = 1;
+    } else if (refs != 0 && (uint64_t)n * (lanes ? HGE_LANE_ROW : 1u) > stride) {
         return HGE_ERR_SIZE;
     }
-    if (lanes && refs == 0) {
+    if (lanes && refs == 0 && packed == 0) {
         return HGE_ERR_NULL;
     }
     job.lanes = lanes;
+    job.packed = packed;
     job.bw3 = 0;
     job.box = s;
     job.x = x;
@@ -962,25 +1201,43 @@ static hge_status hge_host_boxcar_any(hge_lockin_boxcar_t *s, const int32_t *x, 
 hge_status hge_host_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
                                 uint32_t stride, const hge_host_opts_t *opts)
 {
-    return hge_host_bw3_any(s, x, n, refs, stride, opts, 0);
+    return hge_host_bw3_any(s, x, n, refs, stride, opts, 0, 0);
 }
 
 hge_status hge_host_bw3_process_lanes(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
                                       uint32_t stride, const hge_host_opts_t *opts)
 {
-    return hge_host_bw3_any(s, x, n, refs, stride, opts, 1);
+    return hge_host_bw3_any(s, x, n, refs, stride, opts, 1, 0);
 }
 
 hge_status hge_host_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
                                    const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts)
 {
-    return hge_host_boxcar_any(s, x, n, refs, stride, opts, 0);
+    return hge_host_boxcar_any(s, x, n, refs, stride, opts, 0, 0);
 }
 
 hge_status hge_host_boxcar_process_lanes(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
                                          const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts)
 {
-    return hge_host_boxcar_any(s, x, n, refs, stride, opts, 1);
+    return hge_host_boxcar_any(s, x, n, refs, stride, opts, 1, 0);
+}
+
+hge_status hge_host_bw3_process_packed(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const uint8_t *refs,
+                                       uint32_t stride, const hge_host_opts_t *opts)
+{
+    if (refs == 0) {
+        return HGE_ERR_NULL;
+    }
+    return hge_host_bw3_any(s, x, n, 0, stride, opts, 1, refs);
+}
+
+hge_status hge_host_boxcar_process_packed(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
+                                          const uint8_t *refs, uint32_t stride, const hge_host_opts_t *opts)
+{
+    if (refs == 0) {
+        return HGE_ERR_NULL;
+    }
+    return hge_host_boxcar_any(s, x, n, 0, stride, opts, 1, refs);
 }
 
 /* ---------------------------------------------------------------- mean ---- */

@@ -98,6 +98,27 @@ hge_status hge_host_boxcar_process_lanes(hge_lockin_boxcar_t *s, const int32_t *
                                          const int32_t *refs, uint32_t stride, const hge_host_opts_t *opts);
 
 /*
+ * Packed lane cache: the lane cache's values (|v| <= 2^22) as 24-bit two's complement,
+ * little-endian, 3 bytes each, so a row (4 sines then 4 cosines) takes HGE_PACKED_ROW
+ * = 24 bytes instead of 32 (a quarter less memory traffic for the bandwidth-bound lane
+ * kernel). Batch b, sample j: the row at refs + b stride + HGE_PACKED_ROW j (bytes;
+ * stride >= HGE_PACKED_ROW n, in bytes). The AVX2 code reads exactly the 24 bytes of
+ * each row (two overlapping 16-byte loads), never past the buffer; no alignment needed.
+ * Errors as hge_refs_fill_lanes.
+ */
+#define HGE_PACKED_ROW (3u * HGE_LANE_ROW)
+hge_status hge_refs_fill_packed(uint8_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                                const uint32_t *phases, uint32_t n);
+
+/* hge_host_bw3_process_lanes / hge_host_boxcar_process_lanes reading a packed cache
+ * (refs: cache base + HGE_PACKED_ROW times the samples processed since init/reset;
+ * stride in bytes). Same results; errors as those. */
+hge_status hge_host_bw3_process_packed(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const uint8_t *refs,
+                                       uint32_t stride, const hge_host_opts_t *opts);
+hge_status hge_host_boxcar_process_packed(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
+                                          const uint8_t *refs, uint32_t stride, const hge_host_opts_t *opts);
+
+/*
  * hge_mean_q0 (hge_lockin.h: round-half-up mean of the 24-bit-saturated codes, same
  * formats, errors and result) with the host's isa: the sum of the saturated codes is an
  * exact integer in any order, so the AVX2 code (8 lanes: clamp, widen to int64, add)
