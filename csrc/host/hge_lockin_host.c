@@ -619,26 +619,22 @@ static inline uint32_t hge_lane_vec(uint32_t l) { return l & 1u; }
 static inline uint32_t hge_lane_pos(uint32_t l, uint32_t quadrature) { return 2u * quadrature + (l >> 1); }
 
 /*
- * One row of a packed cache (hge_refs_fill_packed, 24 bytes at p) as the lane row
- * [s0 s1 s2 s3 c0 c1 c2 c3]: two 16-byte loads (bytes 0..15 and 8..23: exactly the
- * row, never past it), a byte shuffle that puts each 24-bit value in the top three
- * bytes of its int32 lane (low byte 0), and an arithmetic shift right by 8, which
- * sign-extends bit 23 and is exact (the low byte is 0).
+ * One row of a packed cache (hge_refs_fill_packed, 24 bytes at p) as two vectors of
+ * 256 ref in the even int32 lanes (what VPMULDQ reads; odd lanes 0): *ev the terminals
+ * 0 and 2 (s0 s2 c0 c2), *od terminals 1 and 3 (s1 s3 c1 c3), the two channel-vector
+ * orders of hge_bw3_lanes_avx2_run. Two 16-byte loads (bytes 0..15 and 8..23: exactly
+ * the row, never past it, no alignment needed), then per vector one byte shuffle that
+ * puts each 24-bit value in the top three bytes of its int32 lane with a zero low byte,
+ * which is 256 ref as an int32 (two's complement: bit 23 becomes the sign bit).
  */
-__attribute__((target("avx2"))) static inline __m256i hge_packed_row_avx2(const uint8_t *p, __m256i shuf)
+__attribute__((target("avx2"))) static inline void hge_packed_row_avx2(const uint8_t *p, __m256i shuf_ev,
+                                                                      __m256i shuf_od, __m256i *ev, __m256i *od)
 {
     __m128i lo = _mm_loadu_si128((const __m128i *)(const void *)p);
     __m128i hi = _mm_loadu_si128((const __m128i *)(const void *)(p + 8));
     __m256i raw = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-    return _mm256_srai_epi32(_mm256_shuffle_epi8(raw, shuf), 8);
-}
-
-/* The shuffle of hge_packed_row_avx2: low half sines at bytes 0..11 of p, high half
- * cosines at bytes 12..23 of p = 4..15 of p + 8. */
-__attribute__((target("avx2"))) static inline __m256i hge_packed_shuf(void)
-{
-    return _mm256_setr_epi8(-128, 0, 1, 2, -128, 3, 4, 5, -128, 6, 7, 8, -128, 9, 10, 11,
-                            -128, 4, 5, 6, -128, 7, 8, 9, -128, 10, 11, 12, -128, 13, 14, 15);
+    *ev = _mm256_shuffle_epi8(raw, shuf_ev);
+    *od = _mm256_shuffle_epi8(raw, shuf_od);
 }
 
 /* pk non-NULL (a packed cache, rows of HGE_PACKED_ROW bytes) replaces r; callers pass
@@ -647,7 +643,13 @@ __attribute__((target("avx2"), always_inline)) static inline int hge_bw3_lanes_a
     hge_lockin_bw3_term_t *t, uint32_t nl, const hge_bw3_mac_t *km, const int32_t *x16, const int32_t *r,
     const uint8_t *pk, uint32_t groups, int exact, int packed)
 {
-    const __m256i shuf = hge_packed_shuf();
+    /* Low half: the sines at bytes 0..11 of the row (value k at 3k); high half: the
+     * cosines at bytes 12..23 = 4..15 of p + 8 (value k at 4 + 3k). -128: a zero byte. */
+    const __m256i shuf_ev = _mm256_setr_epi8(-128, 0, 1, 2, -128, -128, -128, -128, -128, 6, 7, 8, -128, -128, -128, -128,
+                                             -128, 4, 5, 6, -128, -128, -128, -128, -128, 10, 11, 12, -128, -128, -128, -128);
+    const __m256i shuf_od = _mm256_setr_epi8(-128, 3, 4, 5, -128, -128, -128, -128, -128, 9, 10, 11, -128, -128, -128, -128,
+                                             -128, 7, 8, 9, -128, -128, -128, -128, -128, 13, 14, 15, -128, -128, -128, -128);
+    const __m256i half31 = _mm256_set1_epi64x((int64_t)1 << 31);
     const __m256i half = _mm256_set1_epi64x((int64_t)1 << 22);
     __m256i flag = _mm256_setzero_si256();
     hge_v4k_t k;
@@ -687,18 +689,31 @@ __attribute__((target("avx2"), always_inline)) static inline int hge_bw3_lanes_a
         __m256i aq = _mm256_setzero_si256();
         for (q = 0; q < HGE_BW3_DECIMATION; ++q) {
             __m256i xb = _mm256_set1_epi32(*x16);
-            __m256i rv;
             if (packed) {
-                rv = hge_packed_row_avx2(pk, shuf);
+                /* x16 here is 32 x' (the caller's x32): (32 x')(256 ref) = x16 (512 ref), and
+                 * the term floor((x16 512 ref + 2^31) / 2^32) is the high int32 of the exact
+                 * product + 2^31 (|x16 512 ref| < 2^58); VPADDD sums the high int32s of the
+                 * group without carries from the low ones (mod 2^32, exact: |sum| < 2^29),
+                 * and one 64-bit shift per group brings the pre-sum to the low int32. */
+                __m256i ev;
+                __m256i od;
+                hge_packed_row_avx2(pk, shuf_ev, shuf_od, &ev, &od);
+                ai = _mm256_add_epi32(ai, _mm256_add_epi64(_mm256_mul_epi32(xb, ev), half31));
+                aq = _mm256_add_epi32(aq, _mm256_add_epi64(_mm256_mul_epi32(xb, od), half31));
                 pk += HGE_PACKED_ROW;
             } else {
-                rv = _mm256_loadu_si256((const __m256i *)(const void *)r);
+                __m256i rv = _mm256_loadu_si256((const __m256i *)(const void *)r);
+                ai = _mm256_add_epi64(ai, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(xb, rv), half), 23));
+                aq = _mm256_add_epi64(aq, _mm256_srli_epi64(
+                                              _mm256_add_epi64(_mm256_mul_epi32(xb, _mm256_srli_epi64(rv, 32)), half),
+                                              23));
                 r += HGE_LANE_ROW;
             }
-            ai = _mm256_add_epi64(ai, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(xb, rv), half), 23));
-            aq = _mm256_add_epi64(aq, _mm256_srli_epi64(
-                                          _mm256_add_epi64(_mm256_mul_epi32(xb, _mm256_srli_epi64(rv, 32)), half), 23));
             x16 += 1;
+        }
+        if (packed) {
+            ai = _mm256_srli_epi64(ai, 32);
+            aq = _mm256_srli_epi64(aq, 32);
         }
         if (exact) {
             hge_v_step(&v[0], &k, ai);
@@ -749,13 +764,14 @@ __attribute__((target("avx2"))) static void hge_bw3_lanes_avx2(hge_lockin_bw3_te
     }
 }
 
-/* hge_bw3_lanes_avx2 reading a packed cache (pk: the first group's row). */
+/* hge_bw3_lanes_avx2 reading a packed cache (pk: the first group's row); x32 = 2 x16
+ * (32 x', |.| <= 2^28). */
 __attribute__((target("avx2"))) static void hge_bw3_packed_avx2(hge_lockin_bw3_term_t *t, uint32_t nl,
-                                                                const hge_bw3_mac_t *km, const int32_t *x16,
+                                                                const hge_bw3_mac_t *km, const int32_t *x32,
                                                                 const uint8_t *pk, uint32_t groups)
 {
-    if (hge_bw3_lanes_avx2_run(t, nl, km, x16, 0, pk, groups, 0, 1)) {
-        (void)hge_bw3_lanes_avx2_run(t, nl, km, x16, 0, pk, groups, 1, 1);
+    if (hge_bw3_lanes_avx2_run(t, nl, km, x32, 0, pk, groups, 0, 1)) {
+        (void)hge_bw3_lanes_avx2_run(t, nl, km, x32, 0, pk, groups, 1, 1);
     }
 }
 
@@ -874,8 +890,8 @@ HGE_INLINE void hge_bw3_terms_packed(hge_lockin_bw3_term_t *t, uint32_t nl, cons
 }
 
 /* hge_host_bw3_batch_lanes on a packed cache (pb: the batch's row of the chunk's first sample). */
-HGE_INLINE void hge_host_bw3_batch_packed(hge_lockin_bw3_t *s, uint32_t m0, const int32_t *x16, uint32_t len,
-                                          uint32_t count, const uint8_t *pb, int simd)
+HGE_INLINE void hge_host_bw3_batch_packed(hge_lockin_bw3_t *s, uint32_t m0, const int32_t *x16, const int32_t *x32,
+                                          uint32_t len, uint32_t count, const uint8_t *pb, int simd)
 {
     uint32_t nl = s->n_terms - m0 < HGE_HOST_LANES ? s->n_terms - m0 : HGE_HOST_LANES;
     uint32_t l;
@@ -892,7 +908,7 @@ HGE_INLINE void hge_host_bw3_batch_packed(hge_lockin_bw3_t *s, uint32_t m0, cons
         if (head > 0u) {
             hge_bw3_terms_packed(&s->terms[m0], nl, &s->k, x16, pb, head, count);
         }
-        hge_bw3_packed_avx2(&s->terms[m0], nl, &s->k, x16 + head, pb + (uint64_t)HGE_PACKED_ROW * head, groups);
+        hge_bw3_packed_avx2(&s->terms[m0], nl, &s->k, x32 + head, pb + (uint64_t)HGE_PACKED_ROW * head, groups);
         if (done < len) {
             hge_bw3_terms_packed(&s->terms[m0], nl, &s->k, x16 + done, pb + (uint64_t)HGE_PACKED_ROW * done,
                                  len - done, 0u);
@@ -901,6 +917,7 @@ HGE_INLINE void hge_host_bw3_batch_packed(hge_lockin_bw3_t *s, uint32_t m0, cons
 #endif
     {
         (void)simd;
+        (void)x32;
         hge_bw3_terms_packed(&s->terms[m0], nl, &s->k, x16, pb, len, count);
     }
     for (l = 0; l < nl; ++l) {
@@ -950,6 +967,7 @@ HGE_INLINE void hge_host_boxcar_batch_packed(hge_lockin_boxcar_t *s, uint32_t m0
 HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job, int simd_filter)
 {
     int32_t x16[HGE_HOST_CHUNK];
+    int32_t x32[HGE_HOST_CHUNK]; /* 2 x16, for the packed AVX2 kernel */
     hge_lockin_bw3_t *s = job->bw3;
     uint32_t count = s->presum_count;
     uint32_t done = 0;
@@ -960,8 +978,14 @@ HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job, int simd_filter)
         remaining -= len;
         hge_host_condition(job->x + done, len, s->dc, 16, x16);
         if (job->packed != 0) {
+            if (simd_filter) {
+                uint32_t j;
+                for (j = 0; j < len; ++j) {
+                    x32[j] = 2 * x16[j]; /* |x16| <= 2^27: no overflow */
+                }
+            }
             for (m = job->m0; m < job->m1; m += HGE_HOST_LANES) {
-                hge_host_bw3_batch_packed(s, m, x16, len, count,
+                hge_host_bw3_batch_packed(s, m, x16, x32, len, count,
                                           job->packed + (uint64_t)(m / HGE_HOST_LANES) * job->stride +
                                               (uint64_t)HGE_PACKED_ROW * done,
                                           simd_filter);
