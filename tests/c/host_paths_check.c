@@ -36,6 +36,7 @@ static const hge_bw3_coeffs_t COEFFS[3] = {
 static int32_t x[MAX_N];
 static int32_t *rows;
 static int32_t *lanes;
+static uint8_t *packed; /* exactly its size, no padding: ASan catches a read past the end */
 static uint32_t steps[MAX_M];
 static uint32_t phases[MAX_M];
 static uint32_t blocks[8];
@@ -61,8 +62,11 @@ static int run_bw3(uint32_t m, uint32_t n, uint32_t nb, int32_t dc, const hge_bw
             st = hge_host_bw3_process(&s, x + pos, blocks[b], 0, 0, &o);
         } else if (layout == 1) {
             st = hge_host_bw3_process(&s, x + pos, blocks[b], rows + pos, n, &o);
-        } else {
+        } else if (layout == 2) {
             st = hge_host_bw3_process_lanes(&s, x + pos, blocks[b], lanes + HGE_LANE_ROW * pos, HGE_LANE_ROW * n, &o);
+        } else {
+            st = hge_host_bw3_process_packed(&s, x + pos, blocks[b], packed + HGE_PACKED_ROW * pos, HGE_PACKED_ROW * n,
+                                              &o);
         }
         if (st != HGE_OK) {
             return 1;
@@ -93,8 +97,11 @@ static int run_box(uint32_t m, uint32_t n, uint32_t nb, int32_t dc, uint32_t isa
             st = hge_host_boxcar_process(&s, x + pos, blocks[b], 0, 0, &o);
         } else if (layout == 1) {
             st = hge_host_boxcar_process(&s, x + pos, blocks[b], rows + pos, n, &o);
-        } else {
+        } else if (layout == 2) {
             st = hge_host_boxcar_process_lanes(&s, x + pos, blocks[b], lanes + HGE_LANE_ROW * pos, HGE_LANE_ROW * n, &o);
+        } else {
+            st = hge_host_boxcar_process_packed(&s, x + pos, blocks[b], packed + HGE_PACKED_ROW * pos, HGE_PACKED_ROW * n,
+                                              &o);
         }
         if (st != HGE_OK) {
             return 1;
@@ -139,8 +146,10 @@ int main(int argc, char **argv)
         blocks[nb - 1u] = left;
         rows = (int32_t *)malloc(sizeof(int32_t) * 2u * m * n);
         lanes = (int32_t *)malloc(sizeof(int32_t) * HGE_LANE_ROW * n * ((m + HGE_HOST_LANES - 1u) / HGE_HOST_LANES));
-        if (rows == 0 || lanes == 0 || hge_refs_fill(rows, n, m, steps, phases, n) != HGE_OK ||
-            hge_refs_fill_lanes(lanes, HGE_LANE_ROW * n, m, steps, phases, n) != HGE_OK) {
+        packed = (uint8_t *)malloc((size_t)HGE_PACKED_ROW * n * ((m + HGE_HOST_LANES - 1u) / HGE_HOST_LANES));
+        if (rows == 0 || lanes == 0 || packed == 0 || hge_refs_fill(rows, n, m, steps, phases, n) != HGE_OK ||
+            hge_refs_fill_lanes(lanes, HGE_LANE_ROW * n, m, steps, phases, n) != HGE_OK ||
+            hge_refs_fill_packed(packed, HGE_PACKED_ROW * n, m, steps, phases, n) != HGE_OK) {
             printf("FAIL case %u: cache\n", c);
             return 1;
         }
@@ -161,7 +170,7 @@ int main(int argc, char **argv)
                 return 1;
             }
             for (threads = 1u; threads <= 3u; ++threads) {
-                for (layout = 0; layout <= 2; ++layout) {
+                for (layout = 0; layout <= 3; ++layout) {
                     if (run_bw3(m, n, nb, dc, k, isa, threads, layout, got_i, got_q) ||
                         run_box(m, n, nb, dc, isa, threads, layout, bgot_i, bgot_q)) {
                         printf("FAIL case %u: host path isa %u threads %u layout %d: status\n", c, isa, threads, layout);
@@ -181,6 +190,7 @@ int main(int argc, char **argv)
         }
         free(rows);
         free(lanes);
+        free(packed);
     }
     printf("PASS host paths: %u cases, %u runs equal to the portable path\n", cases, runs);
     return 0;
