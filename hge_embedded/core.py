@@ -384,8 +384,9 @@ class LockinPlan:
         ``(b0, b1, b2, a1, a2, c0, c1, d1, b_shift)`` as :func:`lockin_bw3`.
     isa, threads : as :func:`lockin_bw3`.
     cache : bool
-        Build the reference cache (:class:`References`: the packed lane layout from 3
-        terminals up, the row layout below) and use it on every call.
+        Build the reference cache (:class:`References`: from 3 terminals up the packed
+        lane layout for "butterworth3" and the lane layout for "boxcar", the row layout
+        below) and use it on every call.
     """
 
     def __init__(self, steps, phases, n: int, *, filter: str = "butterworth3", coeffs=None,  # noqa: A002
@@ -409,8 +410,13 @@ class LockinPlan:
         # layouts the packed one (24-bit values, 24-byte rows): less memory to stream and
         # fewer operations per sample in its AVX2 kernel (measured, best-of-15 wall clock,
         # Butterworth, N = 1e5, 2 threads: M = 7 0.65 vs 0.68-0.71, M = 16 0.59 vs 0.74,
-        # M = 64 0.57-0.59 vs 0.69 ns per terminal-sample; M = 3, 4 equal or better).
-        layout = "packed" if self.m >= 3 else "rows"
+        # M = 64 0.57-0.59 vs 0.69 ns per terminal-sample; M = 3, 4 equal or better). Not
+        # for integrate-and-dump: its packed path unpacks in scalar code (bench core, M = 7,
+        # N = 1e5: 1.9 ns per terminal-sample, several times the lane layout).
+        if self.m < 3:
+            layout = "rows"
+        else:
+            layout = "packed" if filter == "butterworth3" else "lanes"
         self.references = References(self.steps, self.phases, self.n, layout) if cache and isa != "portable" else None
         self._psteps, self._pphases = _ptr("uint32_t *", self.steps), _ptr("uint32_t *", self.phases)
 

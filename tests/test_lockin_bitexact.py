@@ -173,11 +173,12 @@ def test_lockin_plan_equals_the_model(w, cache):
     want_bw3 = fixed.lockin_bw3(x, steps, uph, coeffs, 5)
     want_box = fixed.lockin_boxcar(x, steps, uph, 5)
     for isa in ["portable"] + ISAS:
-        use_cache = cache and isa != "portable"  # LockinPlan's cache: packed from 3 terminals, else rows
+        use_cache = cache and isa != "portable"  # LockinPlan's cache: (packed) lanes from 3 terminals, else rows
         bw3 = core.LockinPlan(steps, uph, x.size, coeffs=coeffs, isa=isa, cache=use_cache)
         box = core.LockinPlan(steps, uph, x.size, filter="boxcar", isa=isa, cache=use_cache)
         if use_cache:
             assert bw3.references.layout == ("packed" if steps.size >= 3 else "rows")
+            assert box.references.layout == ("lanes" if steps.size >= 3 else "rows")
         for _ in range(2):  # the same plan serves window after window
             assert all(np.array_equal(a, b) for a, b in zip(bw3(x, dc=5), want_bw3)), isa
             assert all(np.array_equal(a, b) for a, b in zip(box(x, dc=5), want_box)), isa
