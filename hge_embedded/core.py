@@ -408,9 +408,10 @@ class LockinPlan:
         # row layout (samples in lanes) is faster (measured, CPU time, N = 1e5: M = 1
         # 2.7 vs 3.4 ns per terminal-sample, M = 2 equal; M = 4 1.5 vs 0.9). Of the lane
         # layouts the packed one (24-bit values, 24-byte rows): less memory to stream and
-        # fewer operations per sample in its AVX2 kernel (measured, best-of-15 wall clock,
-        # Butterworth, N = 1e5, 2 threads: M = 7 0.65 vs 0.68-0.71, M = 16 0.59 vs 0.74,
-        # M = 64 0.57-0.59 vs 0.69 ns per terminal-sample; M = 3, 4 equal or better). Not
+        # fewer operations per sample in its AVX2 kernel (measured, interleaved A/B, best of
+        # 25 rounds, wall clock, Butterworth, N = 1e5, 2 threads, ns per terminal-sample,
+        # packed vs lanes, three runs: M = 7 0.586/0.639/0.562 vs 0.597/0.637/0.600,
+        # M = 64 0.492/0.516/0.551 vs 0.563/0.620/0.652; M = 3, 4, 16 equal or better). Not
         # for integrate-and-dump: its packed path unpacks in scalar code (bench core, M = 7,
         # N = 1e5: 1.9 ns per terminal-sample, several times the lane layout).
         if self.m < 3:
