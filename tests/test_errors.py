@@ -175,3 +175,27 @@ def test_design_errors():
         design.check_boxcar_window([45.0], FS, 0.1)
     with pytest.raises(ValueError, match="T: integrate-and-dump needs T \\* fs whole"):
         design.check_boxcar_window([40.0], FS, 0.10005)
+
+
+@pytest.mark.parametrize("layout", ["rows", "lanes", "packed"])
+def test_reference_cache_fills_refuse_bad_arguments(layout):
+    """Every cache layout's fill returns the status naming what is wrong, and writes nothing
+    when the row stride cannot hold n samples (a stride one element short)."""
+    fill, ctype, row = {"rows": (lib.hge_refs_fill, "int32_t[]", 1),
+                        "lanes": (lib.hge_refs_fill_lanes, "int32_t[]", lib.HGE_LANE_ROW),
+                        "packed": (lib.hge_refs_fill_packed, "uint8_t[]", lib.HGE_PACKED_ROW)}[layout]
+    n = 16
+    stride = row * n
+    size = 4 * stride   # rows: a sine and a cosine row per terminal; lanes/packed: one batch row
+    buf = ffi.new(ctype, size)
+    steps = ffi.new("uint32_t[]", [1 << 24, 1 << 25])
+    assert fill(buf, stride, 2, steps, ffi.NULL, n) == lib.HGE_OK
+    assert fill(ffi.NULL, stride, 2, steps, ffi.NULL, n) == lib.HGE_ERR_NULL
+    assert fill(buf, stride, 2, ffi.NULL, ffi.NULL, n) == lib.HGE_ERR_NULL
+    assert fill(buf, stride, 0, steps, ffi.NULL, n) == lib.HGE_ERR_TERMINALS
+    assert fill(buf, stride, lib.HGE_MAX_TERMINALS + 1, steps, ffi.NULL, n) == lib.HGE_ERR_TERMINALS
+    for bad in (0, 2**31):
+        assert fill(buf, stride, 2, ffi.new("uint32_t[]", [1 << 24, bad]), ffi.NULL, n) == lib.HGE_ERR_FREQ
+    fresh = ffi.new(ctype, size)
+    assert fill(fresh, stride - 1, 2, steps, ffi.NULL, n) == lib.HGE_ERR_SIZE
+    assert all(fresh[i] == 0 for i in range(size))

@@ -62,24 +62,38 @@ int hge_host_isa_available(uint32_t isa)
     return 0;
 }
 
-hge_status hge_refs_fill(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
-                         const uint32_t *phases, uint32_t n)
+/* The arguments every reference-cache fill shares: buffers, terminal count, a row stride
+ * holding `need` elements (the layout's row size times n), and phase steps in (0, 2^31). */
+static hge_status hge_refs_check(int refs_null, uint32_t stride, uint64_t need, uint32_t n_terms,
+                                 const uint32_t *steps)
 {
     uint32_t m;
-    uint32_t j;
-    if (refs == 0 || steps == 0) {
+    if (refs_null || steps == 0) {
         return HGE_ERR_NULL;
     }
     if (n_terms == 0u || n_terms > HGE_MAX_TERMINALS) {
         return HGE_ERR_TERMINALS;
     }
-    if (n > stride) {
+    if (need > stride) {
         return HGE_ERR_SIZE;
     }
     for (m = 0; m < n_terms; ++m) {
         if (steps[m] == 0u || steps[m] >= 0x80000000u) {
             return HGE_ERR_FREQ;
         }
+    }
+    return HGE_OK;
+}
+
+hge_status hge_refs_fill(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                         const uint32_t *phases, uint32_t n)
+{
+    hge_status st;
+    uint32_t m;
+    uint32_t j;
+    st = hge_refs_check(refs == 0, stride, n, n_terms, steps);
+    if (st != HGE_OK) {
+        return st;
     }
     for (m = 0; m < n_terms; ++m) {
         uint32_t phase = phases ? phases[m] : 0u;
@@ -96,24 +110,15 @@ hge_status hge_refs_fill(int32_t *refs, uint32_t stride, uint32_t n_terms, const
 hge_status hge_refs_fill_lanes(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
                                const uint32_t *phases, uint32_t n)
 {
+    hge_status st;
     uint32_t m;
     uint32_t j;
     uint32_t b;
     uint32_t l;
     uint32_t n_batches;
-    if (refs == 0 || steps == 0) {
-        return HGE_ERR_NULL;
-    }
-    if (n_terms == 0u || n_terms > HGE_MAX_TERMINALS) {
-        return HGE_ERR_TERMINALS;
-    }
-    if ((uint64_t)HGE_LANE_ROW * n > stride) {
-        return HGE_ERR_SIZE;
-    }
-    for (m = 0; m < n_terms; ++m) {
-        if (steps[m] == 0u || steps[m] >= 0x80000000u) {
-            return HGE_ERR_FREQ;
-        }
+    st = hge_refs_check(refs == 0, stride, (uint64_t)HGE_LANE_ROW * n, n_terms, steps);
+    if (st != HGE_OK) {
+        return st;
     }
     n_batches = (n_terms + HGE_HOST_LANES - 1u) / HGE_HOST_LANES;
     for (b = 0; b < n_batches; ++b) {
@@ -156,24 +161,15 @@ static inline int32_t hge_unpack24(const uint8_t *p)
 hge_status hge_refs_fill_packed(uint8_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
                                 const uint32_t *phases, uint32_t n)
 {
+    hge_status st;
     uint32_t m;
     uint32_t j;
     uint32_t b;
     uint32_t l;
     uint32_t n_batches;
-    if (refs == 0 || steps == 0) {
-        return HGE_ERR_NULL;
-    }
-    if (n_terms == 0u || n_terms > HGE_MAX_TERMINALS) {
-        return HGE_ERR_TERMINALS;
-    }
-    if ((uint64_t)HGE_PACKED_ROW * n > stride) {
-        return HGE_ERR_SIZE;
-    }
-    for (m = 0; m < n_terms; ++m) {
-        if (steps[m] == 0u || steps[m] >= 0x80000000u) {
-            return HGE_ERR_FREQ;
-        }
+    st = hge_refs_check(refs == 0, stride, (uint64_t)HGE_PACKED_ROW * n, n_terms, steps);
+    if (st != HGE_OK) {
+        return st;
     }
     n_batches = (n_terms + HGE_HOST_LANES - 1u) / HGE_HOST_LANES;
     for (b = 0; b < n_batches; ++b) {
