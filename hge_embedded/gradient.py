@@ -318,18 +318,25 @@ class HGEWindow:
             probe = perturbation_waveform(bias, self.idx, self.amps, self.freqs, self.n, self.fs)
             check_volts(probe, self.limits)  # the calibration drives these electrodes with these amplitudes
             self.calibrate_at(bias)
+        rows, tones = self.tone_rows(sel)
+        volts = np.repeat(np.asarray(bias, float)[:, None], self.n, axis=1)
+        volts[rows] += tones
+        return volts
+
+    def tone_rows(self, sel=None):
+        """(electrode rows, tones (m, n) V): what :meth:`waveform` adds to its bias on those rows.
+
+        perturbation_waveform with its tone part computed once per selection (every window of a
+        training iteration adds the same tones to its own bias: the same sums, bit for bit).
+        The tones are read-only (shared by every window)."""
         sel = np.arange(self.idx.size) if sel is None else np.asarray(sel)
-        # perturbation_waveform with its tone part computed once per selection (every window of a
-        # training iteration adds the same tones to its own bias: the same sums, bit for bit).
         key = tuple(sel.tolist())
         tones = self._tones.get(key)
         if tones is None:
             t = np.arange(self.n) / self.fs
             tones = self._tones[key] = self.amps[sel][:, None] * np.sin(2 * np.pi * np.outer(self.freqs[sel], t))
             tones.flags.writeable = False
-        volts = np.repeat(np.asarray(bias, float)[:, None], self.n, axis=1)
-        volts[self.idx[sel]] += tones
-        return volts
+        return self.idx[sel], tones
 
     def read(self, y, volts, sel=None, stderr: bool = True, label: str = "window"):
         """Samples ``y`` measured for ``volts`` -> (X + jY, dI/dV, stderr, applied bias).

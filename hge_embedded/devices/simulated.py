@@ -184,8 +184,15 @@ class FastEvaluator:
         c_first, c_end = e[::2], e[1::2]
         runs = []
         if c_first.size:
-            u_lo = np.minimum.reduceat(lo, c_first, axis=1)
-            u_hi = np.maximum.reduceat(hi, c_first, axis=1)
+            # Each stretch's own union box: reduce over [c_first, c_end) only (every other segment
+            # of the interleaved bounds; the big chunks in between are left out). A stretch whose
+            # union is small is then one run at once; the greedy split below would give that same
+            # run and box (it takes all its chunks, and min/max are exact), chunk by chunk.
+            bounds = np.stack([c_first, c_end], axis=1).ravel()
+            if bounds[-1] == lo.shape[1]:
+                bounds = bounds[:-1]
+            u_lo = np.minimum.reduceat(lo, bounds, axis=1)[:, ::2]
+            u_hi = np.maximum.reduceat(hi, bounds, axis=1)[:, ::2]
             ok = np.max(u_hi - u_lo, axis=0) <= lim
             for k in range(c_first.size):
                 c0, c1 = int(c_first[k]), int(c_end[k])
@@ -204,21 +211,73 @@ class FastEvaluator:
                     runs.append([int(starts[c0 + c]), int(ends[c0 + c + take - 1]),
                                  cl[:, take - 1].copy(), ch[:, take - 1].copy()])
                     c += take
-        # Grow each run into the neighbouring big chunks, sample by sample, while its box stays small.
-        prev_end = 0
-        for k, run in enumerate(runs):
-            s, e, r_lo, r_hi = run
-            nxt = runs[k + 1][0] if k + 1 < len(runs) else N
-            s_new = self._grow(v, s, -1, prev_end, r_lo, r_hi)
-            if s_new < s:  # the right side grows within the box the left side has already widened
-                r_lo = np.minimum(r_lo, v[:, s_new:s].min(axis=1))
-                r_hi = np.maximum(r_hi, v[:, s_new:s].max(axis=1))
-            s = s_new
-            e = self._grow(v, e, +1, nxt, r_lo, r_hi)
-            run[0], run[1] = s, e
-            run[2], run[3] = np.minimum(r_lo, v[:, s:e].min(axis=1)), np.maximum(r_hi, v[:, s:e].max(axis=1))
-            prev_end = e
+        self._grow_runs(v, runs)
         return runs
+
+    def _grow_runs(self, v, runs) -> None:
+        """Grow each run into the neighbouring big chunks, sample by sample, while its box stays small.
+
+        In order: the left edge first (down to the previous run's grown end), then the right edge
+        (up to the next run's start) within the box the left side has widened. Done for all runs
+        at once (:meth:`_grow_all`), then again one by one, in order, for the runs whose left
+        neighbour ends within ``2 * CHUNK`` samples (its growth, at most ``CHUNK``, may have taken
+        samples this run's left side looked at): the same edges and boxes as :meth:`_grow_one`
+        run by run (min and max are exact, so the boxes are the same floats; tested)."""
+        N = v.shape[1]
+        if not runs:
+            return
+        S = np.array([r[0] for r in runs])
+        E = np.array([r[1] for r in runs])
+        LO = np.array([r[2] for r in runs]).T
+        HI = np.array([r[3] for r in runs]).T
+        prev_end = np.concatenate([[0], E[:-1]])
+        nxt = np.append(S[1:], N)
+        s_new, lo1, hi1 = self._grow_all(v, S, -1, prev_end, LO, HI)
+        e_new, lo2, hi2 = self._grow_all(v, E, +1, nxt, lo1, hi1)
+        for k, run in enumerate(runs):
+            run[0], run[1], run[2], run[3] = int(s_new[k]), int(e_new[k]), lo2[:, k], hi2[:, k]
+        grown_end = 0
+        for k, run in enumerate(runs):
+            if k and S[k] - E[k - 1] < 2 * CHUNK:  # its left neighbour may have grown into its view
+                self._grow_one(v, run, int(S[k]), int(E[k]), LO[:, k], HI[:, k], grown_end, int(nxt[k]))
+            grown_end = run[1]
+
+    @classmethod
+    def _grow_one(cls, v, run, s, e, r_lo, r_hi, prev_end, nxt) -> None:
+        """One run's growth (the reference :meth:`_grow_all` equals): left edge, then right edge."""
+        s_new = cls._grow(v, s, -1, prev_end, r_lo, r_hi)
+        if s_new < s:  # the right side grows within the box the left side has already widened
+            r_lo = np.minimum(r_lo, v[:, s_new:s].min(axis=1))
+            r_hi = np.maximum(r_hi, v[:, s_new:s].max(axis=1))
+        s = s_new
+        e = cls._grow(v, e, +1, nxt, r_lo, r_hi)
+        run[0], run[1] = s, e
+        run[2], run[3] = np.minimum(r_lo, v[:, s:e].min(axis=1)), np.maximum(r_hi, v[:, s:e].max(axis=1))
+
+    @staticmethod
+    def _grow_all(v, edges, direction, bounds, r_lo, r_hi):
+        """:meth:`_grow` for many edges at once: (new edges, boxes widened by the samples taken).
+
+        ``r_lo``, ``r_hi`` (n_electrodes, R). Looks at the ``CHUNK`` samples beyond each edge (fewer
+        up to its bound: the rest are NaN, which fails every comparison and so stops the growth
+        exactly where :meth:`_grow`'s shorter segment ends)."""
+        lim = 2 * TAYLOR_RADIUS
+        N = v.shape[1]
+        steps = np.arange(1, CHUNK + 1) if direction > 0 else -np.arange(1, CHUNK + 1)
+        at = edges[:, None] + (steps - 1 if direction > 0 else steps)             # (R, CHUNK) sample indices
+        valid = (at < bounds[:, None]) if direction > 0 else (at >= bounds[:, None])
+        seg = v[:, np.clip(at, 0, max(N - 1, 0))]                                   # (ne, R, CHUNK)
+        seg[:, ~valid] = np.nan
+        lo = np.minimum(np.minimum.accumulate(seg, axis=2), r_lo[:, :, None])
+        hi = np.maximum(np.maximum.accumulate(seg, axis=2), r_hi[:, :, None])
+        ok = np.max(hi - lo, axis=0) <= lim                                        # (R, CHUNK)
+        n_ok = np.where(ok.all(axis=1), CHUNK, np.argmin(ok, axis=1))
+        taken = n_ok > 0
+        j = np.maximum(n_ok - 1, 0)
+        R = np.arange(edges.size)
+        new_lo = np.where(taken, lo[:, R, j], r_lo)
+        new_hi = np.where(taken, hi[:, R, j], r_hi)
+        return edges + direction * n_ok, new_lo, new_hi
 
     @staticmethod
     def _grow(v, edge, direction, bound, r_lo, r_hi):
@@ -559,7 +618,12 @@ class SimulatedDNPU:
         return y
 
     def _dac(self, volts: np.ndarray) -> np.ndarray:
-        return np.round(volts / self.dac_lsb) * self.dac_lsb if self.dac_lsb else volts
+        if not self.dac_lsb:
+            return volts
+        q = volts / self.dac_lsb   # round(v / lsb) * lsb, in place on one new array (same floats)
+        np.round(q, out=q)
+        q *= self.dac_lsb
+        return q
 
     def measure(self, volts) -> np.ndarray:
         """Apply ``volts`` (7, n) and return the output current (n,) in nA, aligned to them."""
