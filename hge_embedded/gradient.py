@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _validate as v
+from ._blas import one_blas_thread
 from . import analysis, design, plans
 from .calibration import Calibration, calibrate
 from .demod import WindowDemodulator, window_demodulator
@@ -26,7 +27,7 @@ from .devices import check_limits, check_volts, device_name, has_loopback
 from .devices import measure as checked_measure
 from .electrodes import to_index, to_number
 from .saturation import SATURATION, check_saturation, saturated_counts
-from .tonefit import fit_tones
+from .tonefit import fit_tones, tone_basis
 
 PHASES = ("calibrated", "inphase", "magnitude")
 MODES = ("parallel", "sequential")
@@ -428,9 +429,9 @@ class HGEWindow:
                 raise ValueError(f"{label(k)}: expected a slice of {self.n} consecutive samples, got {got}")
             slices[k] = slice(r.start, r.stop)
         K, m = len(slices), f.size
-        Y = np.empty((K, self.n))
-        for k, s in enumerate(slices):
-            Y[k] = y[s]
+        starts = np.array([s.start for s in slices], dtype=np.intp)
+        at = starts[:, None] + np.arange(self.n)          # (K, n): each window's samples in the record
+        Y = y[at]
         counts = saturated_counts(Y, self.full_scale)
         if self.saturation == "raise" and counts.any():
             k = int(np.flatnonzero(counts)[0])
@@ -441,31 +442,41 @@ class HGEWindow:
             np.clip(Y, -fs_demod, fs_demod, out=Y)  # only reachable with saturation="count"
         Xs, Ys = self._demodulator(f)(Y)
         idx = self.idx[sel]
-        q = np.round(volts[idx] / self.dac_lsb) * self.dac_lsb if self.dac_lsb else None
-        z = np.empty((K, m), complex)
-        grad = np.empty((K, m))
         se = np.full((K, m), np.nan)
         b = np.full((K, volts.shape[0]), np.nan)
+        if self.crosstalk == "solve":  # solve_crosstalk window by window (the same matrix-vector products)
+            g_inv = self._ginv[key]
+            XY = np.concatenate([Xs, Ys], axis=1)
+            ab = np.empty_like(XY)
+            for k in range(K):
+                ab[k] = g_inv @ XY[k]
+            Xs, Ys = ab[:, :m] / 2.0, ab[:, m:] / 2.0
+        z = Xs + 1j * Ys
+        applied = None
+        if self.dac_lsb:  # applied_fundamentals, on the windows' samples quantised once
+            q = np.round(volts[idx][:, at] / self.dac_lsb) * self.dac_lsb      # (m, K, n)
+            # fit_tones on every window at once: one product for all windows' rows (the rows of a
+            # matrix product do not depend on the other rows: tested bit for bit against read()).
+            _, pinv = tone_basis(float(self.fs), tuple(float(x) for x in f), self.n)
+            with one_blas_thread():  # a few hundred rows: a second BLAS thread only adds waiting
+                coef = (q.transpose(1, 0, 2).reshape(K * m, self.n) @ pinv.T).reshape(K, m, -1)
+            zt = coef[..., :m] + 1j * coef[..., m:2 * m]                        # (K, m, m) as fit_tones
+            applied = np.diagonal(zt, axis1=1, axis2=2)
+        grad = _estimate(z, self.amps[sel], self.response[sel], self.phase, applied)
+        bad = ~np.all(np.isfinite(grad), axis=1)
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise ValueError(f"{self.name}, {label(k)}: non-finite dI/dV {grad[k].tolist()} at {f.tolist()} Hz")
         slopes = []
-        for k, s in enumerate(slices):
-            X, Yk = Xs[k], Ys[k]
-            if self.crosstalk == "solve":
-                X, Yk = analysis.solve_crosstalk(X, Yk, f, self.fs, self.weights, self._ginv[key])
-            z[k] = X + 1j * Yk
-            applied = None
-            if q is not None:  # applied_fundamentals, on the record quantised once
-                qk = np.ascontiguousarray(q[:, s])
-                applied = np.diagonal(fit_tones(qk, self.fs, f)).copy() if m > 1 else fit_tones(qk, self.fs, f)[:, 0]
-            grad[k] = _estimate(z[k], self.amps[sel], self.response[sel], self.phase, applied)
-            if not np.all(np.isfinite(grad[k])):
-                raise ValueError(f"{self.name}, {label(k)}: non-finite dI/dV {grad[k].tolist()} at {f.tolist()} Hz")
-            if stderr:
-                psd = analysis.window_psd(Y[k], self.fs, f)
-                slopes.append(psd.slope)
-                se[k] = self._stderr(psd, z[k], sel, key)
-            if bias:
-                vk = volts[:, s]
-                b[k] = applied_bias(vk[:, 0], self.n, self.dac_lsb, vk)
+        if stderr or bias:
+            for k, s in enumerate(slices):
+                if stderr:
+                    psd = analysis.window_psd(Y[k], self.fs, f)
+                    slopes.append(psd.slope)
+                    se[k] = self._stderr(psd, z[k], sel, key)
+                if bias:
+                    vk = volts[:, s]
+                    b[k] = applied_bias(vk[:, 0], self.n, self.dac_lsb, vk)
         if slopes:
             self.last_slope = slopes[-1] if K == 1 else float(np.nanmin(slopes))
         return z, grad, se, b

@@ -73,13 +73,13 @@ chain's gain and phase at each frequency are what ``calibrate`` measures through
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 
 import numpy as np
 
 from . import check_volts
+from .._blas import OneBlasThread as _OneBlasThread
 from .dnpu_physics import HoppingNetwork
 from .noise import NoiseModel, NoiseSource
 from . import surrogate as _surrogate
@@ -100,40 +100,6 @@ MAX_THREADS = 4          # default cap on the threads evaluating a long record (
 DNPUModel = SurrogateModel  # the name earlier versions exported
 MODELS = ("surrogate", "hopping")
 EVALUATIONS = ("fast", "exact")
-
-
-class _OneBlasThread:
-    """Context factory: one BLAS thread for tiny products (a second thread only adds waiting).
-
-    The caller's setting is restored on exit. Without ``threadpoolctl`` it does nothing.
-    The BLAS libraries are found once (``threadpoolctl``) and each context only reads and sets
-    their thread counts (~10 us; ``ThreadpoolController.limit`` inspects them anew each time)."""
-
-    def __init__(self):
-        self._libs = None
-
-    def __call__(self):
-        if self._libs is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-                self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
-            except ImportError:
-                self._libs = []
-        if not self._libs:
-            return contextlib.nullcontext()
-        return self._limit()
-
-    @contextlib.contextmanager
-    def _limit(self):
-        before = [lib.num_threads for lib in self._libs]
-        changed = [(lib, n) for lib, n in zip(self._libs, before) if n != 1]
-        for lib, _ in changed:
-            lib.set_num_threads(1)
-        try:
-            yield
-        finally:
-            for lib, n in changed:
-                lib.set_num_threads(n)
 
 
 class FastEvaluator:
@@ -366,12 +332,13 @@ class FastEvaluator:
             n_hess += D.shape[0]
             pts.append(cen[:, None])
             n_pts += 1
-        for s, e in segs:
+        ramps = []   # (start, end, knots, first knot's index in pts): filled together by _fill_ramps
+        for (s, e), line in zip(segs, self._line_segments(v, segs)):
             seg = v[:, s:e]
-            if e - s >= 3 and np.max(np.abs(np.diff(seg, 2, axis=1))) <= self.line_tol:
+            if line:
                 span = np.max(np.abs(seg[:, -1] - seg[:, 0]))
-                t_knots = np.linspace(0.0, 1.0, max(1, int(np.ceil(span / self.ramp_knot))) + 1)
-                jobs.append(("ramp", s, e, t_knots, None, n_pts, None))
+                t_knots = self._knots(max(1, int(np.ceil(span / self.ramp_knot))))
+                ramps.append((s, e, t_knots, n_pts))
                 pts.append(seg[:, :1] + t_knots[None, :] * (seg[:, -1] - seg[:, 0])[:, None])
                 n_pts += t_knots.size
             elif analytic:  # arbitrary samples: the model's own (chunked) current, in _fill
@@ -386,6 +353,7 @@ class FastEvaluator:
             k = self.threads if len(jobs) >= 8 * self.threads else 1
             parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
             self._map(lambda part: self._fill(out, v, part, I, G, None, tensors), parts)
+            self._fill_ramps(out, v, ramps, I, G, n_pts)
             return out
         I, G, phi = self._exact(np.concatenate(pts, axis=1))
         # Stage 2: the Hessian's displaced points, Newton warm-started at their centre's solution.
@@ -396,7 +364,84 @@ class FastEvaluator:
         k = self.threads if len(jobs) >= 8 * self.threads else 1
         parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
         self._map(lambda part: self._fill(out, v, part, I, G, Gh), parts)
+        self._fill_ramps(out, v, ramps, I, G, n_pts)
         return out
+
+    def _knots(self, n_intervals: int) -> np.ndarray:
+        """``linspace(0, 1, n_intervals + 1)``, made once per count (read-only, shared)."""
+        cache = self.__dict__.setdefault("_knot_cache", {})
+        k = cache.get(n_intervals)
+        if k is None:
+            k = cache[n_intervals] = np.linspace(0.0, 1.0, n_intervals + 1)
+            k.flags.writeable = False
+        return k
+
+    def _line_segments(self, v, segs) -> np.ndarray:
+        """For each segment (s, e): at least 3 samples and every second difference within
+        ``line_tol`` (a straight ramp). ``max|diff(v[:, s:e], 2)| <= line_tol`` for all segments at
+        once: the differences are taken on the segments' samples gathered side by side (the same
+        subtractions), those that straddle two segments are dropped, and max is exact."""
+        out = np.zeros(len(segs), bool)
+        long = [k for k, (s, e) in enumerate(segs) if e - s >= 3]
+        if not long:
+            return out
+        S = np.array([segs[k][0] for k in long])
+        E = np.array([segs[k][1] for k in long])
+        lens = E - S
+        first = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        pos = np.arange(int(lens.sum())) + np.repeat(S - first, lens)
+        d2 = np.abs(np.diff(v[:, pos], 2, axis=1)).max(axis=0)      # d2[i]: samples i, i+1, i+2
+        # Segment k's own second differences are d2[first_k : first_k + len_k - 2] (len_k >= 3).
+        bounds = np.stack([first, first + lens - 2], axis=1).ravel()[:-1]
+        worst = np.maximum.reduceat(d2, bounds)[::2]
+        out[long] = worst <= self.line_tol
+        return out
+
+    @staticmethod
+    def _fill_ramps(out, v, ramps, I, G, n_pts) -> None:
+        """Cubic Hermite along each ramp between its exact knots, for all ramps at once.
+
+        ``ramps``: (start, end, knots, index of the first knot in ``I``/``G``). Per sample the same
+        formula as ramp by ramp (position t along the line by projection, Hermite with the knots'
+        currents and slopes, a first-order correction for the DAC offsets from the line); its three
+        7-term dot products are sums over the electrodes in order instead of BLAS calls, which
+        changes their round-off (within 2 gamma_7 sum |terms| each): the bound is derived and
+        tested in tests/test_speed_paths.py."""
+        if not ramps:
+            return
+        S = np.array([r[0] for r in ramps])
+        E = np.array([r[1] for r in ramps])
+        lens = E - S
+        rid = np.repeat(np.arange(len(ramps)), lens)
+        first_at = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        pos = np.arange(int(lens.sum())) + np.repeat(S - first_at, lens)
+        seg = v[:, pos]
+        first = v[:, S]
+        delta = v[:, E - 1] - first
+        dd = np.maximum((delta * delta).sum(axis=0), 1e-300)
+        Dr = delta[:, rid]
+        t = ((Dr * (seg - first[:, rid])).sum(axis=0)) / dd[rid]
+        knots = np.zeros(n_pts)
+        j = np.empty(pos.size, np.int64)
+        for k, (s, e, t_knots, k0) in enumerate(ramps):
+            knots[k0:k0 + t_knots.size] = t_knots
+            a = first_at[k]
+            j[a:a + lens[k]] = k0 + np.clip(np.searchsorted(t_knots, t[a:a + lens[k]], side="right") - 1,
+                                            0, t_knots.size - 2)
+        h = knots[j + 1] - knots[j]
+        u = (t - knots[j]) / h
+        y0, y1 = I[j], I[j + 1]
+        G0, G1 = G[:, j], G[:, j + 1]
+        m0 = (Dr * G0).sum(axis=0) * h
+        m1 = (Dr * G1).sum(axis=0) * h
+        u2, u3 = u * u, u * u * u
+        y = ((2 * u3 - 3 * u2 + 1) * y0 + (u3 - 2 * u2 + u) * m0 +
+             (-2 * u3 + 3 * u2) * y1 + (u3 - u2) * m1)
+        # The DAC-quantised samples sit up to ~1 LSB off the line (what line_tol admits): first-order
+        # correction with the gradient interpolated between the knots (~100 nA/V x 0.3 mV = 0.03 nA).
+        off = seg - (first[:, rid] + t * Dr)
+        gl = (1 - u) * G0 + u * G1
+        out[pos] = y + np.sum(gl * off, axis=0)
 
     def _tensors(self, C):
         """``net.taylor_tensors`` at the centres ``C`` (7, k), ``TENSOR_BATCH`` at a time (its
@@ -428,26 +473,6 @@ class FastEvaluator:
                 if m:
                     y += self._taylor23(d[moving], G[moving, k0], Gh[moving, h0:h0 + 2 * m + m * (m - 1) // 2])
                 out[s:e] = y
-            elif kind == "ramp":
-                t_knots, seg = a, v[:, s:e]
-                delta = seg[:, -1] - seg[:, 0]
-                # Each sample's position along the line (projection; exact for a straight ramp).
-                t = (delta @ (seg - seg[:, :1])) / max(float(delta @ delta), 1e-300)
-                j = np.clip(np.searchsorted(t_knots, t, side="right") - 1, 0, t_knots.size - 2)
-                h = t_knots[j + 1] - t_knots[j]
-                u = (t - t_knots[j]) / h
-                y0, y1 = I[k0 + j], I[k0 + j + 1]
-                m0 = (delta @ G[:, k0 + j]) * h
-                m1 = (delta @ G[:, k0 + j + 1]) * h
-                u2, u3 = u * u, u * u * u
-                y = ((2 * u3 - 3 * u2 + 1) * y0 + (u3 - 2 * u2 + u) * m0 +
-                     (-2 * u3 + 3 * u2) * y1 + (u3 - u2) * m1)
-                # The DAC-quantised samples sit up to ~1 LSB off the line (that is what line_tol
-                # admits): first-order correction with the gradient interpolated between the knots
-                # (without it, ~100 nA/V x 0.3 mV = 0.03 nA).
-                off = seg - (seg[:, :1] + t * delta[:, None])
-                gl = (1 - u) * G[:, k0 + j] + u * G[:, k0 + j + 1]
-                out[s:e] = y + np.sum(gl * off, axis=0)
             else:
                 out[s:e] = I[k0:k0 + (e - s)]
 
