@@ -234,7 +234,7 @@ def test_hopping_window_split_equals_the_greedy_reference():
         assert run[0] <= starts[cs] and run[1] >= min(N, starts[ce - 1] + CHUNK)  # grown, never shrunk
     # The boxes before growing are the reference's: the split itself is identical.
     ev = FastEvaluator(d.model, d.dac_lsb)
-    ev._grow = lambda v, edge, direction, bound, r_lo, r_hi: edge  # no growing: the split alone
+    ev._grow_runs = lambda v, runs: None  # no growing: the split alone
     for (cs, ce, r_lo, r_hi), run in zip(ref, ev._runs(v)):
         assert run[0] == starts[cs] and run[1] == min(N, starts[ce - 1] + CHUNK)
         assert np.array_equal(run[2], np.array(r_lo)) and np.array_equal(run[3], np.array(r_hi))
