@@ -157,22 +157,19 @@ def window_psd(samples, fs: float, freqs, *, guard_bins: int = 3):
     P, fb = _residual_periodogram(y, fs, f)
     near = residual_psd(y, fs, f, guard_bins=guard_bins, _periodogram=(P, fb))
     edge = 0.9 * f.min()
-    sel = (fb >= 3 * fs / n) & (fb <= edge)
-    for ft in f:
-        sel &= np.abs(fb - ft) > guard_bins * fs / n
+    sel, x = _low_band(n, float(fs), tuple(f.tolist()), guard_bins)
     if sel.sum() < 8:
         def S(fq):
             return near(fq)
         S.slope = float("nan")
         return S
-    x = np.log(fb[sel])
     coef, cov = np.polyfit(x, np.log(np.maximum(P[sel], 1e-300)), 1, cov=True)
     slope, icpt = coef
     icpt += EULER_GAMMA
 
     def S(fq):
         fq = np.asarray(fq, float)
-        shape, fq = fq.shape, fq.reshape(-1)
+        shape, fq = fq.shape, (fq if fq.ndim == 1 else fq.reshape(-1))   # the same object: _log's memo
         below = fq <= edge
         out = np.asarray(near(fq))   # each law only where it applies (stderr: S at ~8000 bins per window)
         lf = np.log(np.maximum(fq[below], 1e-12))
@@ -287,9 +284,72 @@ def _residual_periodogram(y, fs: float, tones):
     """Hann periodogram (one-sided, nA^2/Hz) of what the tone fit (``tones``, DC, slope) leaves, and its bins."""
     n = y.size
     _, r = fit_tones(y, fs, tones, residual=True)  # tones, DC and slope removed
+    w, wsum, fb = _hann_plan(n, float(fs))
+    P = 2.0 * np.abs(np.fft.rfft(r * w)) ** 2 / (fs * wsum)
+    return P, fb
+
+
+def _plan_band_of(fb, fs, n, f, tones, guard_bins):
+    """residual_psd's fit band: bins in 0.6 f_min .. min(1.4 f_max, 0.49 fs) clear of the tones
+    (else the whole band), and the log of their frequencies."""
+    lo, hi = 0.6 * f.min(), min(1.4 * f.max(), 0.49 * fs)
+    sel = (fb >= lo) & (fb <= hi) & (fb > 0)
+    for ft in tones:
+        sel &= np.abs(fb - ft) > guard_bins * fs / n
+    if sel.sum() < 4:
+        sel = (fb > 0) & (fb < 0.49 * fs)
+    return sel, np.log(fb[sel])
+
+
+@functools.lru_cache(maxsize=64)
+def _plan_band(n: int, fs: float, f: tuple, tones: tuple, guard_bins: int):
+    """``_plan_band_of`` on the rfft bins of ``n`` samples, made once per plan (read-only)."""
+    out = _plan_band_of(_hann_plan(n, fs)[2], fs, n, np.array(f), np.array(tones), guard_bins)
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _low_band(n: int, fs: float, f: tuple, guard_bins: int):
+    """window_psd's low band: bins in 3/T .. 0.9 f_min clear of the tones, and the log of their
+    frequencies; made once per plan (read-only)."""
+    fb = _hann_plan(n, fs)[2]
+    sel = (fb >= 3 * fs / n) & (fb <= 0.9 * min(f))
+    for ft in f:
+        sel &= np.abs(fb - ft) > guard_bins * fs / n
+    x = np.log(fb[sel])
+    sel.flags.writeable = x.flags.writeable = False
+    return sel, x
+
+
+_LOGS: dict = {}
+
+
+def _log(fq) -> np.ndarray:
+    """``np.log(fq)``; for a read-only array seen before (the stderr's ~8000 spectral bins, asked
+    for every window), the log computed the first time (the same numbers)."""
+    if isinstance(fq, np.ndarray) and not fq.flags.writeable and fq.dtype == np.float64:
+        hit = _LOGS.get(id(fq))
+        if hit is not None and hit[0] is fq:
+            return hit[1]
+        out = np.log(fq)
+        out.flags.writeable = False
+        if len(_LOGS) >= 32:
+            _LOGS.clear()
+        _LOGS[id(fq)] = (fq, out)   # holds fq: its id cannot be reused while the entry lives
+        return out
+    return np.log(np.asarray(fq, float))
+
+
+@functools.lru_cache(maxsize=64)
+def _hann_plan(n: int, fs: float):
+    """The Hann window of ``n`` samples, ``sum(w**2)`` and the rfft bins (Hz): made once per length
+    (the same arrays and sum as computed per window before; read-only)."""
     w = np.hanning(n)
-    P = 2.0 * np.abs(np.fft.rfft(r * w)) ** 2 / (fs * np.sum(w**2))
-    return P, np.fft.rfftfreq(n, 1.0 / fs)
+    fb = np.fft.rfftfreq(n, 1.0 / fs)
+    w.flags.writeable = fb.flags.writeable = False
+    return w, np.sum(w**2), fb
 
 
 def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins: int = 3, _periodogram=None):
@@ -307,18 +367,16 @@ def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins:
     # ``_periodogram``: window_psd's, for the same tones (computed once there).
     P, fb = _residual_periodogram(y, fs, tones) if _periodogram is None else _periodogram
     f = np.atleast_1d(np.asarray(freqs, float))
-    lo, hi = 0.6 * f.min(), min(1.4 * f.max(), 0.49 * fs)
-    sel = (fb >= lo) & (fb <= hi) & (fb > 0)
-    for ft in tones:
-        sel &= np.abs(fb - ft) > guard_bins * fs / n
-    if sel.sum() < 4:
-        sel = (fb > 0) & (fb < 0.49 * fs)
-    lf, lp = np.log(fb[sel]), np.log(np.maximum(P[sel], 1e-300))
+    if fb.size == n // 2 + 1 and fb is _hann_plan(n, float(fs))[2]:   # the usual case: masks made once
+        sel, lf = _plan_band(n, float(fs), tuple(f.tolist()), tuple(tones.tolist()), guard_bins)
+    else:
+        sel, lf = _plan_band_of(fb, fs, n, f, tones, guard_bins)
+    lp = np.log(np.maximum(P[sel], 1e-300))
     slope, icpt = np.polyfit(lf, lp, 1) if sel.sum() >= 8 else (0.0, np.mean(lp))
     icpt += EULER_GAMMA
 
     def S(fq):
-        return np.exp(icpt + slope * np.log(np.asarray(fq, float)))
+        return np.exp(icpt + slope * _log(fq))
     S.slope = float(slope)  # log-log slope of the fit: 0 white, -1.5 the paper's 1/f^1.5
     return S
 

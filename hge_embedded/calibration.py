@@ -79,6 +79,19 @@ class Calibration:
     def at(self, freqs) -> np.ndarray:
         """H at ``freqs``: linear interpolation of gain and unwrapped phase; no extrapolation."""
         f = np.atleast_1d(np.asarray(freqs, float))
+        # Memo per plan (every extract_gradient asks again): keyed on the asked frequencies and on this
+        # calibration's own arrays, so a changed calibration is never answered from the memo.
+        key = (f.tobytes(), np.asarray(self.freqs).tobytes(), np.asarray(self.response).tobytes())
+        memo = self.__dict__.setdefault("_at_memo", {})
+        hit = memo.get(key)
+        if hit is not None:
+            return hit.copy()
+        out = self._at(f)
+        if len(memo) < 64:
+            memo[key] = out.copy()
+        return out
+
+    def _at(self, f) -> np.ndarray:
         lo, hi = self.freqs.min(), self.freqs.max()
         if np.any((f < lo - 1e-9) | (f > hi + 1e-9)):
             raise ValueError(f"freqs: calibration covers {lo:g}..{hi:g} Hz, asked for {f.tolist()}")

@@ -455,14 +455,20 @@ class HGEWindow:
         applied = None
         if self.dac_lsb:  # applied_fundamentals, on the windows' samples quantised once
             q = np.round(volts[idx][:, at] / self.dac_lsb) * self.dac_lsb      # (m, K, n)
-            # fit_tones on every window at once: one product for all windows' rows (the rows of a
-            # matrix product do not depend on the other rows: tested bit for bit against read()).
+            # fit_tones window by window on the record quantised once: the same (m, n) x (n, 2m + 2)
+            # product as read() (one product for all windows' rows would be cheaper, but BLAS
+            # rounds a row differently with other rows around it: seen for 2 rows against 8).
             _, pinv = tone_basis(float(self.fs), tuple(float(x) for x in f), self.n)
-            with one_blas_thread():  # a few hundred rows: a second BLAS thread only adds waiting
-                coef = (q.transpose(1, 0, 2).reshape(K * m, self.n) @ pinv.T).reshape(K, m, -1)
+            with one_blas_thread():  # small products: a second BLAS thread only adds waiting
+                coef = np.stack([np.ascontiguousarray(q[:, k]) @ pinv.T for k in range(K)])
             zt = coef[..., :m] + 1j * coef[..., m:2 * m]                        # (K, m, m) as fit_tones
-            applied = np.diagonal(zt, axis1=1, axis2=2)
-        grad = _estimate(z, self.amps[sel], self.response[sel], self.phase, applied)
+            applied = np.diagonal(zt, axis1=1, axis2=2).copy()
+        # The estimator window by window on 1-D rows, as read() does: numpy's complex loops may round
+        # a broadcast 2-D operation differently from the 1-D one (seen for one electrode).
+        amps, resp = self.amps[sel], self.response[sel]
+        grad = np.empty((K, m))
+        for k in range(K):
+            grad[k] = _estimate(z[k], amps, resp, self.phase, None if applied is None else applied[k])
         bad = ~np.all(np.isfinite(grad), axis=1)
         if bad.any():
             k = int(np.argmax(bad))

@@ -290,3 +290,35 @@ def test_trainer_step_equals_the_window_by_window_record(case, monkeypatch):
     slow = run()
     assert fast[0] == slow[0]
     assert np.array_equal(fast[1], slow[1]) and np.array_equal(fast[2], slow[2])
+
+
+# -- the batched window read, on one electrode and on several -----------------------------------------
+
+@pytest.mark.parametrize("case", ["sequential", "two", "all"])
+@pytest.mark.parametrize("phase", ["calibrated", "magnitude"])
+def test_read_windows_equals_read_for_every_selection(case, phase):
+    """One perturbed electrode too (sequential mode's windows): numpy's complex loops and BLAS
+    can round a (K, 1) or stacked operation differently from the 1-D one (seen), which the
+    batched read must not do."""
+    d = SimulatedDNPU(seed=2)
+    from hge_embedded.gradient import HGEWindow
+    sel = [2] if case == "sequential" else None
+    win = HGEWindow(d, mode="sequential" if case == "sequential" else "parallel", phase=phase,
+                    electrodes=[1, 4] if case == "two" else None)
+    rng = np.random.default_rng(4)
+    biases = [rng.uniform(-0.6, 0.4, 7) for _ in range(4)]
+    win.calibrate_at(biases[0])
+    s = None if sel is None else np.array(sel)
+    parts, slices, pos = [], [], 0
+    for b in biases:
+        parts.append(win.waveform(b, s))
+        slices.append(slice(pos, pos + win.n))
+        pos += win.n
+    volts = np.concatenate(parts, axis=1)
+    from hge_embedded.devices import measure
+    y = measure(d, volts)
+    z, g, se, bias = win.read_windows(y, volts, slices, s)
+    for k, sl in enumerate(slices):
+        z1, g1, se1, b1 = win.read(y[sl], volts[:, sl], s)
+        assert np.array_equal(z[k], z1) and np.array_equal(g[k], g1)
+        assert np.array_equal(se[k], se1) and np.array_equal(bias[k], b1)

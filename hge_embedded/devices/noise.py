@@ -115,6 +115,21 @@ def _stationary_cov(sos) -> np.ndarray:
     return scipy.linalg.solve_discrete_lyapunov(A, np.outer(B, B))
 
 
+def _sosfilt_zi(sos, x, zi):
+    """``scipy.signal.sosfilt(sos, x, zi=zi)`` for float64 1-D ``x``: its own compiled kernel called
+    directly, without the argument handling that costs ~60 us a call (same kernel, same numbers:
+    tested against the public function). Falls back to it if scipy moves the kernel."""
+    try:
+        from scipy.signal._sosfilt import _sosfilt
+    except ImportError:  # pragma: no cover - another scipy layout
+        import scipy.signal as sig
+        return sig.sosfilt(sos, x, zi=zi)
+    y = np.array(x, dtype=np.float64, order="C").reshape(1, -1)
+    z = np.array(zi, dtype=np.float64, order="C").reshape(1, -1, 2)
+    _sosfilt(np.ascontiguousarray(sos, dtype=np.float64), y, z)
+    return y.reshape(-1), z.reshape(-1, 2)
+
+
 class NoiseSource:
     """Consecutive samples of noise with the PSD of ``model`` at sample rate ``fs`` (one process)."""
 
@@ -136,12 +151,11 @@ class NoiseSource:
 
     def take(self, n: int) -> np.ndarray:
         """The next ``n`` samples (nA); splitting a run into calls does not change it."""
-        import scipy.signal as sig
         n = int(n)
         if n <= 0:
             return np.zeros(0)
         if self.sos.shape[0]:
-            out, self._zi = sig.sosfilt(self.sos, self.rng.standard_normal(n), zi=self._zi)
+            out, self._zi = _sosfilt_zi(self.sos, self.rng.standard_normal(n), self._zi)
         else:
             out = np.zeros(n)
         if self.white_sd:

@@ -227,6 +227,8 @@ class FastEvaluator:
         ``r_lo``, ``r_hi`` (n_electrodes, R). Looks at the ``CHUNK`` samples beyond each edge (fewer
         up to its bound: the rest are NaN, which fails every comparison and so stops the growth
         exactly where :meth:`_grow`'s shorter segment ends)."""
+        if np.array_equal(edges, bounds):  # nowhere to grow (one window alone: extract_gradient)
+            return edges, r_lo, r_hi
         lim = 2 * TAYLOR_RADIUS
         N = v.shape[1]
         steps = np.arange(1, CHUNK + 1) if direction > 0 else -np.arange(1, CHUNK + 1)
