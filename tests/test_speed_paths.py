@@ -322,3 +322,43 @@ def test_read_windows_equals_read_for_every_selection(case, phase):
         z1, g1, se1, b1 = win.read(y[sl], volts[:, sl], s)
         assert np.array_equal(z[k], z1) and np.array_equal(g[k], g1)
         assert np.array_equal(se[k], se1) and np.array_equal(bias[k], b1)
+
+
+# -- the per-call memos of extract_gradient ----------------------------------------------------------
+
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 500), sections=st.integers(1, 9))
+def test_direct_sosfilt_equals_scipys(seed, n, sections):
+    import scipy.signal as sig
+
+    from hge_embedded.devices.noise import _sosfilt_zi
+    rng = np.random.default_rng(seed)
+    sos = sig.butter(2 * sections, rng.uniform(0.01, 0.4), output="sos")
+    x, zi = rng.standard_normal(n), rng.standard_normal((sos.shape[0], 2))
+    y1, z1 = sig.sosfilt(sos, x, zi=zi)
+    y2, z2 = _sosfilt_zi(sos, x, zi)
+    assert np.array_equal(y1, y2) and np.array_equal(z1, z2)
+
+
+def test_calibration_at_memo_follows_a_changed_calibration():
+    from hge_embedded.calibration import Calibration
+    cal = Calibration(np.array([10.0, 20.0, 40.0]), np.array([1.0 + 0.1j, 0.9 - 0.2j, 0.5 + 0.5j]), "loopback")
+    f = np.array([15.0, 30.0])
+    first = cal.at(f)
+    first[:] = 0  # the caller's copy: the memo is not changed through it
+    assert np.array_equal(cal.at(f), cal._at(f)) and np.all(cal.at(f) != 0)
+    cal.response = cal.response * 2  # a changed calibration is not answered from the memo
+    assert np.array_equal(cal.at(f), cal._at(f))
+    assert np.allclose(np.abs(cal.at(f)), 2 * np.abs(Calibration(cal.freqs, cal.response / 2, "x").at(f)))
+    with pytest.raises(ValueError, match="calibration covers"):
+        cal.at([5.0])
+
+
+def test_log_memo_only_for_read_only_arrays():
+    from hge_embedded.analysis import _log
+    a = np.linspace(1.0, 100.0, 50)
+    assert np.array_equal(_log(a), np.log(a))
+    a[:] = 3.0  # writeable: never memoised
+    assert np.array_equal(_log(a), np.log(a))
+    b = np.linspace(1.0, 100.0, 50)
+    b.flags.writeable = False
+    assert _log(b) is _log(b) and np.array_equal(_log(b), np.log(b))
