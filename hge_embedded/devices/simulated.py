@@ -95,6 +95,7 @@ DERIV_STEP = 2e-3        # V: difference step for the 2nd and 3rd derivatives (e
                          # relative to the 0.1 V scale of the device, on terms already ~1e-3)
 EVAL_BATCH = 4096        # exact solves per batch (bounds the memory of the batched Newton)
 TENSOR_BATCH = 64        # window centres per analytic-derivative batch (bounds its intermediates)
+RAMP_BLOCK = 16384       # samples of ramps filled (or line-tested) together (bounds their temporaries)
 MAX_THREADS = 4          # default cap on the threads evaluating a long record (the available CPUs below it)
 
 DNPUModel = SurrogateModel  # the name earlier versions exported
@@ -387,6 +388,12 @@ class FastEvaluator:
         long = [k for k, (s, e) in enumerate(segs) if e - s >= 3]
         if not long:
             return out
+        total = sum(segs[k][1] - segs[k][0] for k in long)
+        if total > RAMP_BLOCK and len(long) > 1:   # in halves: bounded temporaries (each segment whole)
+            half = len(segs) // 2 if len(segs) > 1 else 1
+            out[:half] = self._line_segments(v, segs[:half])
+            out[half:] = self._line_segments(v, segs[half:])
+            return out
         S = np.array([segs[k][0] for k in long])
         E = np.array([segs[k][1] for k in long])
         lens = E - S
@@ -411,6 +418,20 @@ class FastEvaluator:
         tested in tests/test_speed_paths.py."""
         if not ramps:
             return
+        # In blocks of about RAMP_BLOCK samples: a dozen (7, samples) temporaries each, so the peak
+        # memory stays that of one block (a test set's thousands of ramps at once: ~90 MB).
+        lens = np.array([r[1] - r[0] for r in ramps])
+        block_of = np.cumsum(lens) // RAMP_BLOCK
+        cuts = np.flatnonzero(np.diff(block_of)) + 1
+        if cuts.size:
+            for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(ramps)]])):
+                FastEvaluator._fill_ramp_block(out, v, ramps[a:b], I, G, n_pts)
+        else:
+            FastEvaluator._fill_ramp_block(out, v, ramps, I, G, n_pts)
+
+    @staticmethod
+    def _fill_ramp_block(out, v, ramps, I, G, n_pts) -> None:
+        """:meth:`_fill_ramps` for one block of ramps."""
         S = np.array([r[0] for r in ramps])
         E = np.array([r[1] for r in ramps])
         lens = E - S
