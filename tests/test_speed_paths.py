@@ -362,3 +362,21 @@ def test_log_memo_only_for_read_only_arrays():
     b = np.linspace(1.0, 100.0, 50)
     b.flags.writeable = False
     assert _log(b) is _log(b) and np.array_equal(_log(b), np.log(b))
+
+
+def test_noise_aside_and_tensor_batches_on_threads_give_the_same_records():
+    """Long records (noise drawn on a pool thread, > TENSOR_BATCH windows' derivatives on the
+    threads), twice in a row (the noise continues): the same samples as on one thread."""
+    from hge_embedded.devices.simulated import NOISE_ASIDE, TENSOR_BATCH
+    from hge_embedded.gradient import HGEWindow
+    out = []
+    for threads in (1, 2):
+        d = SimulatedDNPU(seed=5, threads=threads)
+        win = HGEWindow(d, electrodes=[2, 4, 6], T=0.01, phase="inphase", filter="boxcar", check=False,
+                        freqs=[500.0, 700.0, 900.0])
+        rng = np.random.default_rng(1)
+        biases = [rng.uniform(-0.6, 0.4, 7) for _ in range(TENSOR_BATCH + 20)]
+        volts = np.concatenate([win.waveform(b) for b in biases], axis=1)
+        assert volts.shape[1] >= NOISE_ASIDE
+        out.append(np.concatenate([d.measure(volts), d.measure(volts[:, ::-1])]))
+    assert np.array_equal(out[0], out[1])

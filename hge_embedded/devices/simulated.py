@@ -95,6 +95,7 @@ DERIV_STEP = 2e-3        # V: difference step for the 2nd and 3rd derivatives (e
                          # relative to the 0.1 V scale of the device, on terms already ~1e-3)
 EVAL_BATCH = 4096        # exact solves per batch (bounds the memory of the batched Newton)
 TENSOR_BATCH = 64        # window centres per analytic-derivative batch (bounds its intermediates)
+NOISE_ASIDE = 8192       # records from this length draw their noise on a pool thread during the evaluation
 RAMP_BLOCK = 16384       # samples of ramps filled (or line-tested) together (bounds their temporaries)
 MAX_THREADS = 4          # default cap on the threads evaluating a long record (the available CPUs below it)
 
@@ -469,7 +470,9 @@ class FastEvaluator:
     def _tensors(self, C):
         """``net.taylor_tensors`` at the centres ``C`` (7, k), ``TENSOR_BATCH`` at a time (its
         (k, sites, 49) intermediates would otherwise add ~12 MB per 300 windows to the peak)."""
-        parts = [self.net.taylor_tensors(C[:, s:s + TENSOR_BATCH]) for s in range(0, C.shape[1], TENSOR_BATCH)]
+        # The batches on the threads (each batch's numbers do not depend on the others).
+        parts = self._map(lambda s: self.net.taylor_tensors(C[:, s:s + TENSOR_BATCH]),
+                          list(range(0, C.shape[1], TENSOR_BATCH)))
         return tuple(np.concatenate(x, axis=-1 if i < 2 else 0) for i, x in enumerate(zip(*parts)))
 
     def _fill(self, out, v, jobs, I, G, Gh, tensors=None) -> None:
@@ -676,15 +679,23 @@ class SimulatedDNPU:
     def measure(self, volts) -> np.ndarray:
         """Apply ``volts`` (7, n) and return the output current (n,) in nA, aligned to them."""
         v = self._dac(check_volts(volts, self.limits))
-        with self._one_thread():
-            if self._fast is not None:
-                current = self._fast.current(v)
-            elif isinstance(self.model, SurrogateModel) and self.threads > 1:
-                current = self._surrogate_threads(v)
-            else:
-                current = self.model.current(v)
+        n = v.shape[1]
+        # A long record's noise is drawn on a pool thread while the model is evaluated (the same
+        # draws in the same order from the noise's own generators: nothing else touches them).
+        noise = (_pool(self.threads).submit(self._noise.take, n)
+                 if self._noise is not None and self.threads > 1 and n >= NOISE_ASIDE else None)
+        try:
+            with self._one_thread():
+                if self._fast is not None:
+                    current = self._fast.current(v)
+                elif isinstance(self.model, SurrogateModel) and self.threads > 1:
+                    current = self._surrogate_threads(v)
+                else:
+                    current = self.model.current(v)
+        finally:
+            noise_samples = noise.result() if noise is not None else None   # never left running
         if self._noise is not None:
-            current = current + self._noise.take(current.size)
+            current = current + (noise_samples if noise is not None else self._noise.take(current.size))
         self.samples_measured += current.size
         return self._chain(current)
 
