@@ -454,11 +454,14 @@ class HGEWindow:
         z = Xs + 1j * Ys
         applied = None
         if self.dac_lsb:  # applied_fundamentals, on the windows' samples quantised once
-            q = np.round(volts[idx][:, at] / self.dac_lsb) * self.dac_lsb      # (m, K, n)
+            q = volts[idx[:, None, None], at[None]]                              # (m, K, n), one gather
+            q /= self.dac_lsb
+            np.round(q, out=q)
+            q *= self.dac_lsb                                 # round(v / lsb) * lsb, as applied_fundamentals
             # fit_tones window by window on the record quantised once: the same (m, n) x (n, 2m + 2)
             # product as read() (one product for all windows' rows would be cheaper, but BLAS
             # rounds a row differently with other rows around it: seen for 2 rows against 8).
-            _, pinv = tone_basis(float(self.fs), tuple(float(x) for x in f), self.n)
+            _, pinv = tone_basis(float(self.fs), key, self.n)   # np.float64 keys: the same cache entry as floats
             with one_blas_thread():  # small products: a second BLAS thread only adds waiting
                 coef = np.stack([np.ascontiguousarray(q[:, k]) @ pinv.T for k in range(K)])
             zt = coef[..., :m] + 1j * coef[..., m:2 * m]                        # (K, m, m) as fit_tones
