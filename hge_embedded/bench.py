@@ -333,7 +333,7 @@ TRAIN_MODELS = ("surrogate", "hopping")
 _BIAS = (-0.3, 0.1, -0.5, 0.2, 0.0, -0.4, 0.3)
 
 
-def _train_one(model: str, iterations: int, repeats: int = 3, seed: int = 0) -> dict:
+def _train_one(model: str, iterations: int, repeats: int = 3, seed: int = 0, threads: int | None = None) -> dict:
     """One model, in this process: a sphere run's parts timed (wall and CPU) and its lab time,
     then ``extract_gradient`` warm. Called in a fresh process by :func:`bench_train`."""
     import resource
@@ -349,7 +349,8 @@ def _train_one(model: str, iterations: int, repeats: int = 3, seed: int = 0) -> 
         return out, time.perf_counter() - w0, time.process_time() - c0
 
     rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    device = SimulatedDNPU(seed=seed, model=model)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")  # others' work disturbs wall time
+    device = SimulatedDNPU(seed=seed, model=model, threads=threads)
     task = sphere(seed)
     tr, w_init, c_init = timed(lambda: Trainer(device, task, seed=seed, max_iter=10**9))
     lab0 = tr.lab_time
@@ -381,7 +382,8 @@ def _train_one(model: str, iterations: int, repeats: int = 3, seed: int = 0) -> 
                 wall_per_iteration_best_s=float(w_it.min()), cpu_per_iteration_s=float(c_it.mean()),
                 lab_final_s=lab_final, wall_final_s=w_final, cpu_final_s=c_final,
                 rss_after_imports_bytes=int(rss_imports), max_rss_bytes=int(max_rss),
-                gradient_wall_ms=1e3 * g_wall, gradient_cpu_ms=1e3 * g_cpu)
+                gradient_wall_ms=1e3 * g_wall, gradient_cpu_ms=1e3 * g_cpu,
+                sim_threads=int(device.threads), load_average=float(load))
 
 
 def _setup(tr) -> None:
@@ -416,13 +418,15 @@ def extrapolate(r: dict) -> dict:
     return out
 
 
-def bench_train(models=TRAIN_MODELS, iterations: int = 5, repeats: int = 3, progress=None) -> list:
+def bench_train(models=TRAIN_MODELS, iterations: int = 5, repeats: int = 3, progress=None,
+                threads: int | None = None) -> list:
     """For each simulator model, in a fresh Python process (so its peak memory is the run's own):
     the sphere task's setup, ``iterations`` training iterations and the final evaluation, timed in
     wall and CPU time, with the lab time they stand for (:func:`extrapolate` turns them into a full
     run's lab/wall), the peak memory (max RSS of the process; its RSS after the imports for
     comparison) and ``extract_gradient`` warm (mean of 20 calls, best of
-    ``repeats`` rounds). ``progress(done, total, label)`` between models."""
+    ``repeats`` rounds). ``progress(done, total, label)`` between models. ``threads``: the
+    simulator's evaluation threads (default: its own, the available CPUs up to 4)."""
     import json
     import subprocess
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -432,7 +436,8 @@ def bench_train(models=TRAIN_MODELS, iterations: int = 5, repeats: int = 3, prog
         if progress:
             progress(k, len(models), f"sphere on {model}")
         code = ("import json; from hge_embedded.bench import _train_one; "
-                f"print(json.dumps(_train_one({model!r}, {int(iterations)}, {int(repeats)})))")
+                f"print(json.dumps(_train_one({model!r}, {int(iterations)}, {int(repeats)}, "
+                f"threads={None if threads is None else int(threads)})))")
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
         if proc.returncode:
             raise RuntimeError(f"bench train ({model}) failed:\n{proc.stderr.strip()[-2000:]}")
@@ -459,4 +464,9 @@ def format_train(rows) -> str:
                  "(imports included); imports: its resident memory after the imports, before the run. grad: "
                  "extract_gradient warm, 7 electrodes, T = 0.1 s, stderr included (mean of 20 calls, best of 3 "
                  "rounds).")
+    if rows and "load_average" in rows[0]:
+        lines.append("simulator threads: " + ", ".join(f"{r['model']} {r['sim_threads']}" for r in rows)
+                     + "; 1-minute load average at each model's start: "
+                     + ", ".join(f"{r['model']} {r['load_average']:.1f}" for r in rows)
+                     + " (on a machine busier than its cores, compare cpu, not wall)")
     return "\n".join(lines)

@@ -74,7 +74,8 @@ def cmd_bench(args) -> int:
         if args.what == "core":
             rows = bench.bench_core(min_total=args.min_time, progress=tick, rounds=args.rounds)
         elif args.what == "train":
-            rows = bench.bench_train(models=args.models, iterations=args.iterations, progress=tick)
+            rows = bench.bench_train(models=args.models, iterations=args.iterations, progress=tick,
+                                     threads=args.sim_threads)
         else:
             r = bench.bench_gradient(points=args.points, reps=args.reps, progress=tick)
     if args.what == "core":
@@ -746,6 +747,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train: sphere iterations measured per model, the full run extrapolated (default 5)")
     b.add_argument("--models", nargs="+", choices=["surrogate", "hopping"], default=["surrogate", "hopping"],
                    help="train: simulator models to run (default both)")
+    b.add_argument("--sim-threads", type=positive_int, default=None,
+                   help="train: the simulator's evaluation threads (default: the available CPUs, at most 4)")
     b.set_defaults(func=cmd_bench)
 
     # Every command (also those added later) takes --debug.

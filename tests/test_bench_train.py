@@ -46,3 +46,12 @@ def test_bench_train_runs_a_short_sphere_run(capsys):
     assert r["lab_per_iteration_s"] == pytest.approx(300 * 0.1 + 299 * 0.015, rel=1e-9)
     assert r["iterations_measured"] == 1 and r["max_rss_bytes"] >= r["rss_after_imports_bytes"] > 0
     assert r["lab_over_wall"] > 0 and r["gradient_wall_ms"] > 0
+
+
+def test_bench_train_takes_the_simulator_threads_and_says_the_load(capsys):
+    assert main(["bench", "train", "--iterations", "1", "--quiet", "--json", "--models", "surrogate",
+                 "--sim-threads", "1"]) == 0
+    r = json.loads(capsys.readouterr().out)["rows"][0]
+    assert r["sim_threads"] == 1 and r["load_average"] >= 0
+    text = bench.format_train([dict(r, **bench.extrapolate(r))])
+    assert "simulator threads: surrogate 1" in text and "load average" in text
