@@ -380,3 +380,15 @@ def test_noise_aside_and_tensor_batches_on_threads_give_the_same_records():
         assert volts.shape[1] >= NOISE_ASIDE
         out.append(np.concatenate([d.measure(volts), d.measure(volts[:, ::-1])]))
     assert np.array_equal(out[0], out[1])
+
+
+def test_window_derivatives_on_threads_from_a_fresh_model():
+    """The first derivatives of a fresh surrogate, batches on two threads at once: its lazily made
+    weight powers must be seen whole by both (a half-made pair raised AttributeError, now and then)."""
+    from hge_embedded.devices.simulated import TENSOR_BATCH
+    from hge_embedded.devices.surrogate import SurrogateModel
+    C = np.random.default_rng(0).uniform(-0.6, 0.4, (7, 3 * TENSOR_BATCH))
+    ref = FastEvaluator(SurrogateModel(3), 20 / 2**16, threads=1)._tensors(C)
+    for _ in range(20):
+        got = FastEvaluator(SurrogateModel(3), 20 / 2**16, threads=2)._tensors(C)
+        assert all(np.array_equal(a, b) for a, b in zip(got, ref))

@@ -161,11 +161,15 @@ class SurrogateModel:
 
     def _outer_powers(self):
         """W1_Sj W1_Sl (S, 49) and W1_Sj W1_Sl W1_Sm (S, 343), made once (the weights are fixed)."""
-        if getattr(self, "_w11", None) is None:
+        # One attribute, set once both exist: threads evaluating window batches at once (the simulator's
+        # _tensors) see either nothing (and make the same arrays themselves) or both, never half.
+        powers = getattr(self, "_powers", None)
+        if powers is None:
             W1, n_e = self.W1, self.W1.shape[1]
-            self._w11 = (W1[:, :, None] * W1[:, None, :]).reshape(-1, n_e * n_e)
-            self._w111 = (self._w11[:, :, None] * W1[:, None, :]).reshape(-1, n_e ** 3)
-        return self._w11, self._w111
+            w11 = (W1[:, :, None] * W1[:, None, :]).reshape(-1, n_e * n_e)
+            w111 = (w11[:, :, None] * W1[:, None, :]).reshape(-1, n_e ** 3)
+            powers = self._powers = (w11, w111)
+        return powers
 
     def fourth_derivative_bound(self, centre: np.ndarray, half_range: np.ndarray, step: np.ndarray) -> float:
         """An upper bound of |d^4/dt^4 I(V + t d)| over every V in the box ``centre +- half_range``
