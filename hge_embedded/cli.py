@@ -103,14 +103,16 @@ def cmd_bench(args) -> int:
 
 def _run_config(args, task_list) -> dict:
     """Every option that changes a training run's result (stored in, and compared with, its checkpoint)."""
-    return {"task": args.task, "seed": args.seed, "device": args.device,
-            "config": None if args.config is None else str(_abspath(args.config)),
-            "device_seed": args.device_seed, "no_noise": args.no_noise, "sim_model": args.sim_model, "T": args.T,
-            "filter": args.filter,
-            "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
-            "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
-            "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode, "max_step": args.max_step,
-            "restart_on_stall": args.restart_on_stall}
+    config = {"task": args.task, "seed": args.seed, "device": args.device,
+              "config": None if args.config is None else str(_abspath(args.config)),
+              "device_seed": args.device_seed, "no_noise": args.no_noise, "sim_model": args.sim_model, "T": args.T,
+              "filter": args.filter,
+              "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
+              "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
+              "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode, "max_step": args.max_step}
+    if args.restart_on_stall:  # only when given: a checkpoint from before the option stays resumable
+        config["restart_on_stall"] = True
+    return config
 
 
 def _abspath(path):

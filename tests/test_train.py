@@ -437,3 +437,21 @@ def test_final_outputs_on_the_rail_are_not_a_found_gate():
     assert r.gap > 100 and not r.found and "final evaluation at the device's full_scale" in r.stopped
     ok, _ = train_task(_Rail(w, full_scale=200.0), gate("a"), seed=0, max_iter=0, phase="inphase")
     assert ok.found and ok.stopped is None  # the same gate away from the rail is found
+
+
+def test_cli_restart_on_stall_reaches_the_trainer_and_the_json(tmp_path):
+    # XOR from task seed 1006 on the default simulator: the start stalls with electrode 2 pinned on
+    # the 0.6 V bound (offline and in session 4's run: restart at iteration 56, found at 68).
+    r = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "xor", "--seed", "1006",
+                        "--restart-on-stall", "--max-iter", "60", "--json", "--quiet", "--no-plots",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    task = s["per_task"][0]
+    # A stall is judged on 31 losses of one start at the earliest (STALL_WINDOW = 30).
+    assert task["restarts"] and all(30 <= k < 60 for k in task["restarts"])
+    assert task["stopped"] is None and s["stopped"] == []
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["restart_on_stall"] is True
+    bad = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--trainer", "firmware",
+                          "--restart-on-stall", "--out", str(tmp_path / "fw")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--restart-on-stall" in bad.stderr and "Traceback" not in bad.stderr
