@@ -89,7 +89,7 @@ def pinned(f, task, ctl, scale, separation="mean"):
 
 
 def gradient_descent(f, task, codes, *, lr, scale, iters, max_step=None, grad_noise=0.0, rng=None,
-                     separation="mean", restart_rng=None):
+                     separation="mean", restart_rng=None, float_steps=False):
     """The trainer's loop on exact gradients; returns final controls (V), losses, steps (V).
 
     ``restart_rng`` (the trainer's generator after its first draw): ``--restart-on-stall`` as the
@@ -117,7 +117,7 @@ def gradient_descent(f, task, codes, *, lr, scale, iters, max_step=None, grad_no
         d = lr * (dE @ G)
         if max_step is not None and np.abs(d).max() > max_step:
             d *= max_step / np.abs(d).max()
-        new = np.clip(codes - np.round(d / LSB), LO, HI)
+        new = np.clip(codes - (d / LSB if float_steps else np.round(d / LSB)), LO, HI)
         steps.append(float(np.abs(new - codes).max() * LSB))
         codes = new
     if restart_rng is not None and losses[-1] >= task.stop_loss and best[0] < min(losses[seg0:]):
@@ -211,7 +211,8 @@ def study_gates(args, model):
             ctl, losses, steps = gradient_descent(f, task, codes, lr=args.lr or task.lr,
                                                   scale=args.scale, iters=args.iters, max_step=args.max_step,
                                                   grad_noise=args.grad_noise, rng=rng, separation=args.separation,
-                                                  restart_rng=rrng if args.restart_on_stall else None)
+                                                  restart_rng=rrng if args.restart_on_stall else None,
+                                                  float_steps=args.float_steps)
             y = f(ctl, task.inputs)[0]
             if tasks.gate_found(y, task.targets, margin=MARGIN_NA):
                 found += 1
@@ -250,6 +251,7 @@ def main(argv=None):
     p.add_argument("--grad-noise", type=float, default=0.0, help="gates: Gaussian dI/dV noise, nA/V")
     p.add_argument("--separation", choices=["mean", "min"], default="mean", help="corrsig's separation")
     p.add_argument("--restart-on-stall", action="store_true", help="as hge train --restart-on-stall")
+    p.add_argument("--float-steps", action="store_true", help="gates: steps without DAC rounding")
     p.add_argument("--grid", type=int, default=9, help="capacity: grid points per control")
     ints = lambda text: [int(e) for e in text.split(",")]  # noqa: E731
     p.add_argument("--inputs", type=ints, default=None, help="input electrodes, e.g. 1,2,7 (default: the paper's)")
