@@ -164,6 +164,9 @@ def cmd_train(args) -> int:
                 if args.init != "single":
                     raise ValueError(f"--paper-mode starts from one random setting, as the paper; --init {args.init} "
                                      "contradicts it")
+                if args.restart_on_stall:
+                    raise ValueError("--paper-mode trains from one random setting, as the paper; --restart-on-stall "
+                                     "(new starts after a stall) contradicts it")
                 from .reproduce.common import paper_train_kwargs
                 trainers = [tr.Trainer(device, t, seed=tr.task_seed(args.seed, i, n),
                                        **{**kwargs, **paper_train_kwargs(t)}) for i, t in enumerate(task_list)]

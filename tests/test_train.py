@@ -455,3 +455,7 @@ def test_cli_restart_on_stall_reaches_the_trainer_and_the_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--trainer", "firmware",
                           "--restart-on-stall", "--out", str(tmp_path / "fw")], capture_output=True, text=True)
     assert bad.returncode == 2 and "--restart-on-stall" in bad.stderr and "Traceback" not in bad.stderr
+    paper = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--paper-mode",
+                            "--restart-on-stall", "--out", str(tmp_path / "paper")], capture_output=True, text=True)
+    assert paper.returncode == 2 and "--restart-on-stall" in paper.stderr and "Traceback" not in paper.stderr
+    assert not (tmp_path / "paper").exists()  # refused before the run directory exists
