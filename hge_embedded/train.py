@@ -206,6 +206,7 @@ class Trainer:
         self.best_loss = np.inf
         self.best_codes: np.ndarray | None = None
         self.stopped: str | None = None
+        self.ended_at_best = False  # finish() went back to an earlier start's lowest loss
 
     # -- volts --------------------------------------------------------------------------
     def controls(self, codes=None) -> np.ndarray:
@@ -345,6 +346,7 @@ class Trainer:
             return
         if self.best_loss < min(self.losses[self.segment_start:], default=np.inf):
             self.codes = self.best_codes.copy()
+            self.ended_at_best = True
 
     def limit_step(self, g) -> np.ndarray:
         """Scale the accumulated gradient ``g`` (Q32, 1/V) so that no electrode's step exceeds
@@ -391,6 +393,7 @@ class Trainer:
                 self.done = True
                 if self.best_codes is not None:
                     self.codes = self.best_codes.copy()
+                    self.ended_at_best = True
                 break
             if progress:
                 progress(self, E)
@@ -415,7 +418,9 @@ class Trainer:
         if task.test_inputs is not None:
             test_out = self.measure_outputs(task.test_inputs)
             accuracy, threshold = held_out_accuracy(outputs, task.targets, test_out, task.test_targets)
-        final = self.losses[-1] if self.losses else None
+        # The loss measured at the final controls: the last one, or the lowest when the run went
+        # back to it (restarts, the rail).
+        final = (self.best_loss if self.ended_at_best else self.losses[-1]) if self.losses else None
         return TrainResult(task=task.name, kind=task.kind, found=found, accuracy=accuracy,
                            iterations=self.iteration, final_loss=final, controls=self.controls(),
                            outputs=outputs, losses=list(self.losses), lab_time_s=self.lab_time,
@@ -435,7 +440,7 @@ class Trainer:
               "restarts": list(self.restarts),
               "best_loss": None if not np.isfinite(self.best_loss) else self.best_loss,
               "best_codes": None if self.best_codes is None else self.best_codes.tolist(),
-              "stopped": self.stopped}
+              "stopped": self.stopped, "ended_at_best": self.ended_at_best}
         get = getattr(self.device, "get_state", None)
         st["device"] = get() if get else None
         st["calibration"] = self.window.calibration_state()  # a resumed run does not measure it again
@@ -461,6 +466,7 @@ class Trainer:
         self.best_loss = np.inf if st.get("best_loss") is None else float(st["best_loss"])
         self.best_codes = None if st.get("best_codes") is None else np.array(st["best_codes"], np.int64)
         self.stopped = st.get("stopped")
+        self.ended_at_best = bool(st.get("ended_at_best", False))
         if st.get("device") is not None and hasattr(self.device, "set_state"):
             self.device.set_state(st["device"])
         self.window.restore_calibration(st.get("calibration"))

@@ -403,6 +403,9 @@ def test_stall_rule_and_return_to_the_best_start():
     tr.best_loss, tr.best_codes, tr.codes = 0.5, np.array([1, 2, 3, 4, 5]), np.array([9, 9, 9, 9, 9])
     tr.finish()
     assert np.array_equal(tr.codes, [1, 2, 3, 4, 5])
+    r = tr.result(0.0)  # the loss reported is the one measured at the controls it ends at
+    assert r.final_loss == 0.5 and np.allclose(r.controls, np.arange(1, 6) * tr.lsb) and r.initial_loss == 0.9
+    tr.ended_at_best = False
     tr.codes, tr.best_loss = np.array([9, 9, 9, 9, 9]), 0.75  # the current start is the best: stay
     tr.segment_start = 2
     tr.losses = [0.9, 0.8, 0.7, 0.8]
@@ -424,6 +427,8 @@ def test_a_task_whose_output_reaches_the_rail_ends_alone_and_says_so():
     results = run_tasks(trainers, progress=progress)
     a, b = results
     assert a.iterations == 2 and "output on the rail at iteration 2" in a.stopped and "saturated" in a.stopped
+    # It ends at the controls of its lowest loss (the flat device: the first measured), with that loss.
+    assert np.allclose(a.controls, a.history_controls[0]) and a.final_loss == min(a.losses)
     assert b.stopped is None and b.iterations == 5  # the run went on with the next task
     back = TrainResult.from_dict(json.loads(json.dumps(a.to_dict())))
     assert back.stopped == a.stopped and a.summary()["stopped"] == a.stopped
