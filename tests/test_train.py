@@ -464,3 +464,23 @@ def test_cli_restart_on_stall_reaches_the_trainer_and_the_json(tmp_path):
                             "--restart-on-stall", "--out", str(tmp_path / "paper")], capture_output=True, text=True)
     assert paper.returncode == 2 and "--restart-on-stall" in paper.stderr and "Traceback" not in paper.stderr
     assert not (tmp_path / "paper").exists()  # refused before the run directory exists
+
+
+def test_resume_with_restarts_equals_uninterrupted():
+    # The restart state (where the current start began, the restarts, the lowest loss and its codes)
+    # is in the checkpoint: interrupted after the first restart, the run goes on exactly as before.
+    kw = dict(seed=7, max_iter=70, stop_loss=1e-9, phase="inphase", restart_on_stall=True)
+    full, _ = train_task(_Rail(_FLAT), gate("xor"), **kw)
+    states = {}
+
+    def interrupt(tr):
+        states["s"] = tr.state()
+        if tr.iteration == 40:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train_task(_Rail(_FLAT), gate("xor"), callback=interrupt, **kw)
+    state = json.loads(json.dumps(states["s"]))
+    assert state["restarts"] == [30] and state["segment_start"] == 31
+    resumed, _ = train_task(_Rail(_FLAT), gate("xor"), state=state, **kw)
+    assert resumed.restarts == full.restarts == [30, 61]
+    assert np.array_equal(resumed.controls, full.controls) and resumed.losses == full.losses
