@@ -83,7 +83,7 @@ class TrainResult:
     initial_accuracy: float | None = None
     noise_sd: float | None = None     # nA, output noise per sample in the evaluation windows
     gap: float | None = None          # nA, gate class gap min(high) - max(low) at the end (< 0: not separated)
-    restarts: list = field(default_factory=list)  # iterations at which a stalled start was replaced (--restart-on-stall)
+    restarts: list = field(default_factory=list)  # iterations at which a stalled start was replaced
     stopped: str | None = None        # why the task ended early, e.g. its output reached the rail (None: it did not)
 
     _ARRAYS = ("controls", "outputs", "test_outputs")
@@ -248,7 +248,9 @@ class Trainer:
         self.lab_time += volts.shape[1] / self.fs + self.window.take_calibration_time()
         means = np.array([y[s].mean() for s in slices])
         full_scale = getattr(self.device, "full_scale", None)
-        self.evaluation_saturated = sum(saturated_samples(y[s], full_scale, runs=False) for s in slices) if full_scale else 0
+        # Samples on full_scale in these plain windows (no run rule: a noise-free device repeats values).
+        self.evaluation_saturated = (sum(saturated_samples(y[s], full_scale, runs=False) for s in slices)
+                                     if full_scale else 0)
         if not noise:
             return means
         sd = float(np.sqrt(np.mean([y[s].var(ddof=1) for s in slices]))) if n > 1 else float("nan")
