@@ -43,7 +43,7 @@ FOUND_MARGIN_SD = 3.0    # a gate is found when its class gap exceeds 3 output-n
 # is not STALL_TOL (relative) below its best before them. On the surrogate every single-start
 # gate failure is such a stall: controls pinned on the control range's bound with the gradient
 # pointing out of it and the free components below half a DAC code per step (a constrained
-# stationary point that projected gradient descent cannot leave; see README, "Why training stalls").
+# stationary point that projected gradient descent cannot leave; README, "Restarts").
 STALL_WINDOW = 30
 STALL_TOL = 0.01
 
@@ -207,6 +207,7 @@ class Trainer:
         self.best_codes: np.ndarray | None = None
         self.stopped: str | None = None
         self.ended_at_best = False  # finish() went back to an earlier start's lowest loss
+        self.evaluation_saturated = 0  # samples on full_scale in the last plain evaluation (measure_outputs)
 
     # -- volts --------------------------------------------------------------------------
     def controls(self, codes=None) -> np.ndarray:
