@@ -104,13 +104,16 @@ def cmd_bench(args) -> int:
 
 def _run_config(args, task_list) -> dict:
     """Every option that changes a training run's result (stored in, and compared with, its checkpoint)."""
-    return {"task": args.task, "seed": args.seed, "device": args.device,
-            "config": None if args.config is None else str(_abspath(args.config)),
-            "device_seed": args.device_seed, "no_noise": args.no_noise, "sim_model": args.sim_model, "T": args.T,
-            "filter": args.filter,
-            "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
-            "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
-            "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode, "max_step": args.max_step}
+    config = {"task": args.task, "seed": args.seed, "device": args.device,
+              "config": None if args.config is None else str(_abspath(args.config)),
+              "device_seed": args.device_seed, "no_noise": args.no_noise, "sim_model": args.sim_model, "T": args.T,
+              "filter": args.filter,
+              "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
+              "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
+              "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode, "max_step": args.max_step}
+    if args.restart_on_stall:  # only when given: a checkpoint from before the option stays resumable
+        config["restart_on_stall"] = True
+    return config
 
 
 def _abspath(path):
@@ -152,7 +155,8 @@ def cmd_train(args) -> int:
                          for t in task_list]
             kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, phase=args.phase,
                           batch_size=args.batch_size,
-                          lr=args.lr, max_iter=args.max_iter, init=args.init, max_step=args.max_step)
+                          lr=args.lr, max_iter=args.max_iter, init=args.init, max_step=args.max_step,
+                          restart_on_stall=args.restart_on_stall)
             if args.trainer == "firmware":
                 _check_firmware_args(args)
                 trainers = None
@@ -161,6 +165,9 @@ def cmd_train(args) -> int:
                 if args.init != "single":
                     raise ValueError(f"--paper-mode starts from one random setting, as the paper; --init {args.init} "
                                      "contradicts it")
+                if args.restart_on_stall:
+                    raise ValueError("--paper-mode trains from one random setting, as the paper; --restart-on-stall "
+                                     "(new starts after a stall) contradicts it")
                 from .reproduce.common import paper_train_kwargs
                 trainers = [tr.Trainer(device, t, seed=tr.task_seed(args.seed, i, n),
                                        **{**kwargs, **paper_train_kwargs(t)}) for i, t in enumerate(task_list)]
@@ -231,7 +238,9 @@ def cmd_train(args) -> int:
                         else f"accuracy {r.accuracy:.3f}"
                     bar.write(f"{r.task:18s} {status:>10s} after {r.iterations:3d} iterations, loss "
                               f"{r.final_loss if r.final_loss is not None else float('nan'):.4f}"
-                              f"{' (constant: threshold only)' if t.task.constant else ''}")
+                              f"{' (constant: threshold only)' if t.task.constant else ''}"
+                              f"{f' ({len(r.restarts)} restart(s))' if r.restarts else ''}"
+                              f"{' (STOPPED: ' + r.stopped + ')' if r.stopped else ''}")
         if trainers is None:
             results = _train_firmware(args, device, task_list, progress, bar)
         else:
@@ -277,6 +286,9 @@ def cmd_train(args) -> int:
             "lab_time_s": float(sum(r.lab_time_s for r in results)),
             "wall_time_s": wall,
             "per_task": [r.summary() for r in results],
+            # Tasks that ended early (their output reached the rail): each is recorded in its own
+            # per_task entry ("stopped"), and the run went on with the next task.
+            "stopped": [r.task for r in results if r.stopped],
             "out": str(out),
         }
         ck.write_json_atomic(out / "summary.json", _clean(summary))
@@ -307,7 +319,7 @@ def _check_firmware_args(args) -> None:
     host_only = {"--resume": args.resume, "--batch-size": args.batch_size is not None,
                  "--filter": args.filter != "butterworth3", "--engine": args.engine != "c",
                  "--phase": args.phase != "calibrated", "--paper-mode": args.paper_mode,
-                 "--max-step": args.max_step is not None}
+                 "--max-step": args.max_step is not None, "--restart-on-stall": args.restart_on_stall}
     given = [k for k, v in host_only.items() if v]
     if given:
         raise ValueError(f"--trainer firmware: {', '.join(given)} belong(s) to the host trainer (the firmware "
@@ -661,6 +673,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest control step per iteration, V (the step lr * dE/dV is scaled down to it; "
                         "default: none, as the paper). 0.02 helps where the loss curves faster than 2/lr "
                         "(the hopping model)")
+    t.add_argument("--restart-on-stall", action="store_true",
+                   help="replace a start that has stalled (best loss not 1%% lower over 30 iterations) by a new "
+                        "random start, within the same --max-iter budget, and end at the lowest loss measured "
+                        "(default: off, one start as the paper; on the simulator every single-start gate failure "
+                        "is a stall with controls pinned at the control range's bound)")
     t.add_argument("--max-iter", type=nonnegative_int,
                    help="gradient measurements per task at most (default 300; 0: none, only the start is measured)")
     t.add_argument("--batch-size", type=positive_int, help="data points per iteration (default all)")

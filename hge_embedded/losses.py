@@ -10,6 +10,13 @@ correlation, y_sep: separation between high- and low-labelled outputs (nA),
 (min(y | z=1) - max(y | z=0), a worst-case margin; sub-gradient at the
 extremes). ``scale`` (nA, default 10) sets how much separation the sigmoid
 asks for: at y_sep = 3 scale it is 0.95.
+
+The paper's Methods write ``sigmoid(y_sep)`` with no scale: with outputs in nA
+that is ``scale = 1`` (``--paper-mode``). Measured on the simulator (session 4,
+``tools/train_landscape.py gates --seeds 16 --scale S``): 243/256 gates from
+one start at 10 nA, 236/256 at 1 nA, whose sigmoid term's derivative,
+``(1 - rho) exp(-y_sep / scale) / scale``, moves the controls across the whole
+range in the first step of a start with a negative separation.
 """
 from __future__ import annotations
 

@@ -20,6 +20,12 @@ RUN_MIN = 16
 SATURATION = ("raise", "count")
 
 
+class SaturationError(ValueError):
+    """A window's output sits on a rail (``check_saturation`` with ``policy="raise"``). A
+    ``ValueError``, so callers that catch that keep working; the trainer catches this one to
+    end only the task whose output reached the rail."""
+
+
 def saturated_samples(y, full_scale: float | None = None, *, runs: bool = True) -> int:
     """Number of samples of one window that sit on a rail (see the module docstring).
 
@@ -43,7 +49,7 @@ def check_saturation(y, full_scale, *, what: str, policy: str = "raise", runs: b
     count = saturated_samples(y, full_scale, runs=runs)
     if count and policy == "raise":
         fs_txt = f"at or beyond full_scale = {full_scale:g} nA, or " if full_scale else ""
-        raise ValueError(f"{what}: {count} of {np.size(y)} samples are saturated ({fs_txt}stuck at the window's "
+        raise SaturationError(f"{what}: {count} of {np.size(y)} samples are saturated ({fs_txt}stuck at the window's "
                          f"extreme for >= {RUN_MIN} samples); the derivatives would be too small. Move the bias "
                          f"away from the rail, lower the amplitude or the IV gain, or pass saturation='count' to "
                          f"accept the window and get the count in the result")

@@ -30,6 +30,7 @@ from .devices import measure as checked_measure
 from .electrodes import to_index
 from .gradient import HGEWindow
 from .losses import DEFAULT_SCALE_NA, corrsig
+from .saturation import SaturationError, saturated_samples
 from .tasks import Task, class_gap, gate_found, gate_threshold, held_out_accuracy
 
 DEDI_FRAC = 24   # Q24
@@ -38,6 +39,13 @@ DC_WINDOW = 0.02  # s, plain (unperturbed) output windows for initial candidates
 DEFAULT_DAC_LSB = 20.0 / 2**16  # the cDAQ 9264's grid, when a device does not state its own
 DEFAULT_INIT = "single"  # the paper: one random start, then gradient descent
 FOUND_MARGIN_SD = 3.0    # a gate is found when its class gap exceeds 3 output-noise standard deviations
+# --restart-on-stall: a start has stalled when the best loss of its last STALL_WINDOW iterations
+# is not STALL_TOL (relative) below its best before them. On the surrogate every single-start
+# gate failure is such a stall: controls pinned on the control range's bound with the gradient
+# pointing out of it and the free components below half a DAC code per step (a constrained
+# stationary point that projected gradient descent cannot leave; README, "Restarts").
+STALL_WINDOW = 30
+STALL_TOL = 0.01
 
 
 def parse_init(init) -> int:
@@ -75,6 +83,8 @@ class TrainResult:
     initial_accuracy: float | None = None
     noise_sd: float | None = None     # nA, output noise per sample in the evaluation windows
     gap: float | None = None          # nA, gate class gap min(high) - max(low) at the end (< 0: not separated)
+    restarts: list = field(default_factory=list)  # iterations at which a stalled start was replaced
+    stopped: str | None = None        # why the task ended early, e.g. its output reached the rail (None: it did not)
 
     _ARRAYS = ("controls", "outputs", "test_outputs")
 
@@ -89,6 +99,8 @@ class TrainResult:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainResult":
         d = dict(d)
+        d.setdefault("restarts", [])   # fields added in session 4, with their defaults
+        d.setdefault("stopped", None)
         missing = [k for k in cls.__dataclass_fields__ if k not in d]
         if missing:
             raise ValueError(f"a finished task's result lacks {missing}")
@@ -100,7 +112,8 @@ class TrainResult:
         return {"task": self.task, "found": self.found, "accuracy": self.accuracy,
                 "iterations": self.iterations, "final_loss": self.final_loss,
                 "initial_loss": self.initial_loss, "initial_accuracy": self.initial_accuracy,
-                "gap_nA": self.gap, "noise_sd_nA": self.noise_sd,
+                "gap_nA": self.gap, "noise_sd_nA": self.noise_sd, "restarts": list(self.restarts),
+                "stopped": self.stopped,
                 "lab_time_s": self.lab_time_s, "wall_time_s": self.wall_time_s,
                 "controls_V": self.controls.tolist()}
 
@@ -113,7 +126,7 @@ class Trainer:
                  lr: float | None = None, max_iter: int | None = None, stop_loss: float | None = None,
                  batch_size: int | None = None, loss_scale: float = DEFAULT_SCALE_NA,
                  separation: str = "mean", phase: str = "calibrated", init: str = DEFAULT_INIT,
-                 crosstalk: str = "solve", max_step: float | None = None):
+                 crosstalk: str = "solve", max_step: float | None = None, restart_on_stall: bool = False):
         self.device, self.task = device, task
         self.seed, self.T, self.ramp, self.amplitude = seed, float(T), float(ramp), float(amplitude)
         self.lr = task.lr if lr is None else float(lr)
@@ -169,6 +182,9 @@ class Trainer:
                 raise ValueError(f"max_step must be a finite step of at least one DAC code ({self.lsb:.3g} V), "
                                  f"got {max_step!r}")
             self.max_step_codes = int(np.floor(self.max_step / self.lsb))
+        if not isinstance(restart_on_stall, (bool, np.bool_)):
+            raise TypeError(f"restart_on_stall must be True or False, got {restart_on_stall!r}")
+        self.restart_on_stall = bool(restart_on_stall)
         self.window = HGEWindow(device, electrodes=task.control_electrodes, amplitudes=self.amplitude,
                                 T=self.T, filter=filter, engine=engine, phase=phase, crosstalk=crosstalk,
                                 eager=True)
@@ -183,6 +199,15 @@ class Trainer:
         self.lab_time = self.window.take_calibration_time()  # a loopback calibration measured just now
         self.done = False
         self.initial_accuracy: float | None = None
+        # --restart-on-stall state: where the current start's losses begin, the restarts so far,
+        # and the lowest loss of the whole run with the codes it was measured at.
+        self.segment_start = 0
+        self.restarts: list = []
+        self.best_loss = np.inf
+        self.best_codes: np.ndarray | None = None
+        self.stopped: str | None = None
+        self.ended_at_best = False  # finish() went back to an earlier start's lowest loss
+        self.evaluation_saturated = 0  # samples on full_scale in the last plain evaluation (measure_outputs)
 
     # -- volts --------------------------------------------------------------------------
     def controls(self, codes=None) -> np.ndarray:
@@ -254,6 +279,10 @@ class Trainer:
         y = checked_measure(self.device, volts)
         self.lab_time += volts.shape[1] / self.fs + self.window.take_calibration_time()
         means = np.array([y[s].mean() for s in slices])
+        full_scale = getattr(self.device, "full_scale", None)
+        # Samples on full_scale in these plain windows (no run rule: a noise-free device repeats values).
+        self.evaluation_saturated = (sum(saturated_samples(y[s], full_scale, runs=False) for s in slices)
+                                     if full_scale else 0)
         if not noise:
             return means
         sd = float(np.sqrt(np.mean([y[s].var(ddof=1) for s in slices]))) if n > 1 else float("nan")
@@ -306,11 +335,22 @@ class Trainer:
                              f"at iteration {self.iteration}; not stepping on it")
         self.losses.append(float(E))
         self.history_controls.append(ctl.tolist())
+        if E < self.best_loss:
+            self.best_loss, self.best_codes = float(E), self.codes.copy()
         if E < self.stop_loss:
             # The stopping iteration counts: it was measured (and costs lab time), but no
             # update follows. So `iteration == len(losses)` always.
             self.iteration += 1
             self.done = True
+            return E
+        if self.restart_on_stall and self.stalled():
+            # A new random start (the same draw as the first) in place of this iteration's step.
+            self.codes = self.rng.integers(self.w_min, self.w_max + 1)
+            self.segment_start = len(self.losses)
+            self.restarts.append(self.iteration)
+            self.iteration += 1
+            if self.iteration >= self.max_iter:
+                self.done = True
             return E
         dEdI = np.round(dE * 2.0**DEDI_FRAC)
         dIdV = np.round(grads * 2.0**DIDV_FRAC)
@@ -323,6 +363,25 @@ class Trainer:
         if self.iteration >= self.max_iter:
             self.done = True
         return E
+
+    def stalled(self) -> bool:
+        """The current start has stalled: over its last ``STALL_WINDOW`` iterations its best loss
+        is not ``STALL_TOL`` (relative) below its best before them (noise-proof: a single noisy
+        dip before the window counts against the window, not for it)."""
+        seg = self.losses[self.segment_start:]
+        if len(seg) <= STALL_WINDOW:
+            return False
+        return min(seg[-STALL_WINDOW:]) > (1.0 - STALL_TOL) * min(seg[:-STALL_WINDOW])
+
+    def finish(self) -> None:
+        """With restarts, end at the best start: if an earlier start reached a lower loss than the
+        current one, return to the codes of that lowest loss (a restart never makes the result
+        worse than stopping at the stall). A no-op without restarts or after a stop on the loss."""
+        if not self.restarts or self.best_codes is None or (self.losses and self.losses[-1] < self.stop_loss):
+            return
+        if self.best_loss < min(self.losses[self.segment_start:], default=np.inf):
+            self.codes = self.best_codes.copy()
+            self.ended_at_best = True
 
     def limit_step(self, g) -> np.ndarray:
         """Scale the accumulated gradient ``g`` (Q32, 1/V) so that no electrode's step exceeds
@@ -360,11 +419,22 @@ class Trainer:
                 self.initial_accuracy = held_out_accuracy(y0_train, self.task.targets, y0,
                                                           self.task.test_targets)[0]
         while not self.done:
-            E = self.step()
+            try:
+                E = self.step()
+            except SaturationError as exc:
+                # The output reached the rail: this task ends here (recorded in `stopped`), at the
+                # lowest-loss controls it measured; a run of several tasks goes on with the next.
+                self.stopped = f"output on the rail at iteration {self.iteration}: {exc}"
+                self.done = True
+                if self.best_codes is not None:
+                    self.codes = self.best_codes.copy()
+                    self.ended_at_best = True
+                break
             if progress:
                 progress(self, E)
             if callback:
                 callback(self)
+        self.finish()
 
     def result(self, wall_time: float) -> TrainResult:
         task = self.task
@@ -372,21 +442,28 @@ class Trainer:
         outputs, noise_sd = self.measure_outputs(task.inputs, noise=True)
         if not np.all(np.isfinite(outputs)):
             raise ValueError(f"{device_name(self.device)}: non-finite outputs at the final evaluation")
+        stopped, on_rail = self.stopped, self.evaluation_saturated
+        if on_rail:  # a mean over clipped samples is not the output: nothing is judged on it
+            stopped = (stopped + "; " if stopped else "") + (f"{on_rail} samples of the final evaluation at the "
+                                                              f"device's full_scale: the outputs are clipped")
         if task.kind == "gate":
             gap = None if task.constant else class_gap(outputs, task.targets)
-            found = gate_found(outputs, task.targets, margin=FOUND_MARGIN_SD * noise_sd)
+            found = gate_found(outputs, task.targets, margin=FOUND_MARGIN_SD * noise_sd) and not on_rail
             threshold = None if task.constant else gate_threshold(outputs, task.targets)
         if task.test_inputs is not None:
             test_out = self.measure_outputs(task.test_inputs)
             accuracy, threshold = held_out_accuracy(outputs, task.targets, test_out, task.test_targets)
-        final = self.losses[-1] if self.losses else None
+        # The loss measured at the final controls: the last one, or the lowest when the run went
+        # back to it (restarts, the rail).
+        final = (self.best_loss if self.ended_at_best else self.losses[-1]) if self.losses else None
         return TrainResult(task=task.name, kind=task.kind, found=found, accuracy=accuracy,
                            iterations=self.iteration, final_loss=final, controls=self.controls(),
                            outputs=outputs, losses=list(self.losses), lab_time_s=self.lab_time,
                            wall_time_s=wall_time, threshold=threshold, test_outputs=test_out,
                            history_controls=list(self.history_controls),
                            initial_loss=self.losses[0] if self.losses else None,
-                           initial_accuracy=self.initial_accuracy, noise_sd=noise_sd, gap=gap)
+                           initial_accuracy=self.initial_accuracy, noise_sd=noise_sd, gap=gap,
+                           restarts=list(self.restarts), stopped=stopped)
 
     # -- checkpoints --------------------------------------------------------------------
     def state(self) -> dict:
@@ -394,7 +471,11 @@ class Trainer:
               "codes": None if self.codes is None else self.codes.tolist(), "losses": list(self.losses),
               "history_controls": list(self.history_controls), "outputs": self.outputs.tolist(),
               "lab_time": self.lab_time, "done": self.done, "rng": self.rng.bit_generator.state,
-              "initial_accuracy": self.initial_accuracy}
+              "initial_accuracy": self.initial_accuracy, "segment_start": self.segment_start,
+              "restarts": list(self.restarts),
+              "best_loss": None if not np.isfinite(self.best_loss) else self.best_loss,
+              "best_codes": None if self.best_codes is None else self.best_codes.tolist(),
+              "stopped": self.stopped, "ended_at_best": self.ended_at_best}
         get = getattr(self.device, "get_state", None)
         st["device"] = get() if get else None
         st["calibration"] = self.window.calibration_state()  # a resumed run does not measure it again
@@ -416,6 +497,11 @@ class Trainer:
         self.lab_time, self.done = st["lab_time"], st["done"]
         self.rng.bit_generator.state = st["rng"]
         self.initial_accuracy = st.get("initial_accuracy")
+        self.segment_start, self.restarts = int(st.get("segment_start", 0)), list(st.get("restarts", []))
+        self.best_loss = np.inf if st.get("best_loss") is None else float(st["best_loss"])
+        self.best_codes = None if st.get("best_codes") is None else np.array(st["best_codes"], np.int64)
+        self.stopped = st.get("stopped")
+        self.ended_at_best = bool(st.get("ended_at_best", False))
         if st.get("device") is not None and hasattr(self.device, "set_state"):
             self.device.set_state(st["device"])
         self.window.restore_calibration(st.get("calibration"))

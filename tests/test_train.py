@@ -338,3 +338,149 @@ def test_cli_max_step_reaches_the_trainer_and_is_refused_by_the_firmware_trainer
     bad = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--trainer", "firmware",
                           "--max-step", "0.02", "--out", str(tmp_path / "fw")], capture_output=True, text=True)
     assert bad.returncode == 2 and "--max-step" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# -- session 4: restarts on a stall, a rail ends only its own task ---------------------------------
+
+class _Rail:
+    """A plain device (no loopback, no calibration, not ours): ``I = w . V`` nA, clipped at
+    ``full_scale``; while ``rail_calls`` > 0 a measure returns the rail itself (and counts down)."""
+
+    def __init__(self, w, full_scale=200.0):
+        self.w = np.asarray(w, float)
+        self.n_electrodes, self.fs, self.full_scale = self.w.size, 10_000.0, float(full_scale)
+        self.limits = np.array([[-1.2, 0.7]] * self.w.size)
+        self.rail_calls = 0
+
+    def measure(self, volts):
+        volts = np.asarray(volts, float)
+        if self.rail_calls > 0:
+            self.rail_calls -= 1
+            return np.full(volts.shape[1], self.full_scale)
+        return np.clip(self.w @ volts, -self.full_scale, self.full_scale)
+
+
+# Inputs on electrodes 1 and 6, controls 2-5 and 7: a linear device's controls only shift all four
+# outputs together, so the loss (a correlation and a difference of class means) is the same at every
+# control setting: every start stalls, exactly at its 31st measurement (STALL_WINDOW = 30).
+_FLAT = [10.0, 3.0, -2.0, 1.0, 4.0, 5.0, -1.0]
+
+
+def test_stalled_start_is_replaced_by_the_next_random_draw_within_the_budget():
+    from hge_embedded.train import STALL_WINDOW
+    d = _Rail(_FLAT)
+    tr = Trainer(d, gate("xor"), seed=5, max_iter=70, stop_loss=1e-9, phase="inphase", restart_on_stall=True)
+    tr.run()
+    assert len(set(tr.losses)) == 1  # flat, as designed
+    # Stall at the (W+1)-th loss of each start: iterations W and 2W + 1; no more within 70.
+    assert tr.restarts == [STALL_WINDOW, 2 * STALL_WINDOW + 1] and tr.iteration == len(tr.losses) == 70
+    rng = np.random.default_rng(np.random.SeedSequence([5, 11]))
+    draws = [rng.integers(tr.w_min, tr.w_max + 1) for _ in range(3)]
+    # Each start's controls (the update moves none: dE/dV is 0) are the next draw of the trainer's generator.
+    for it, k in ((0, 0), (STALL_WINDOW + 1, 1), (2 * STALL_WINDOW + 2, 2)):
+        assert np.allclose(tr.history_controls[it], draws[k] * tr.lsb)
+    r = tr.result(0.0)
+    assert r.restarts == tr.restarts and r.summary()["restarts"] == tr.restarts
+    # Without the option the same run keeps its one start.
+    plain = Trainer(_Rail(_FLAT), gate("xor"), seed=5, max_iter=70, stop_loss=1e-9, phase="inphase")
+    plain.run()
+    assert plain.restarts == [] and np.allclose(plain.history_controls[-1], draws[0] * plain.lsb)
+    with pytest.raises(TypeError, match="restart_on_stall must be True or False, got 'yes'"):
+        Trainer(d, gate("xor"), phase="inphase", restart_on_stall="yes")
+
+
+def test_stall_rule_and_return_to_the_best_start():
+    tr = Trainer(_Rail(_FLAT), gate("xor"), seed=0, phase="inphase", restart_on_stall=True)
+    # 31 losses of one start: stalled unless the last 30 beat the best before them by > 1 %.
+    tr.losses = [1.0] + [0.995] * 30
+    assert tr.stalled()
+    tr.losses = [1.0] + [0.985] + [1.2] * 29
+    assert not tr.stalled()
+    tr.losses = [1.0] * 30
+    assert not tr.stalled()  # too short to judge
+    # finish(): a later start that ended worse returns the controls of the lowest loss measured.
+    tr.losses, tr.segment_start, tr.restarts = [0.9, 0.5, 0.7, 0.8], 2, [1]
+    tr.best_loss, tr.best_codes, tr.codes = 0.5, np.array([1, 2, 3, 4, 5]), np.array([9, 9, 9, 9, 9])
+    tr.finish()
+    assert np.array_equal(tr.codes, [1, 2, 3, 4, 5])
+    r = tr.result(0.0)  # the loss reported is the one measured at the controls it ends at
+    assert r.final_loss == 0.5 and np.allclose(r.controls, np.arange(1, 6) * tr.lsb) and r.initial_loss == 0.9
+    tr.ended_at_best = False
+    tr.codes, tr.best_loss = np.array([9, 9, 9, 9, 9]), 0.75  # the current start is the best: stay
+    tr.segment_start = 2
+    tr.losses = [0.9, 0.8, 0.7, 0.8]
+    tr.finish()
+    assert np.array_equal(tr.codes, [9, 9, 9, 9, 9])
+
+
+def test_a_task_whose_output_reaches_the_rail_ends_alone_and_says_so():
+    from hge_embedded.saturation import SaturationError
+    from hge_embedded.train import TrainResult, run_tasks
+    assert issubclass(SaturationError, ValueError)  # callers catching ValueError keep working
+    d = _Rail(_FLAT)
+    trainers = [Trainer(d, gate(g), seed=i, max_iter=5, stop_loss=1e-9, phase="inphase")
+                for i, g in enumerate(("and", "or"))]
+
+    def progress(tr, E):
+        if tr.task.name.startswith("and") and tr.iteration == 2:
+            d.rail_calls = 1  # the next measurement (iteration 2's windows) sits on the rail
+    results = run_tasks(trainers, progress=progress)
+    a, b = results
+    assert a.iterations == 2 and "output on the rail at iteration 2" in a.stopped and "saturated" in a.stopped
+    # It ends at the controls of its lowest loss (the flat device: the first measured), with that loss.
+    assert np.allclose(a.controls, a.history_controls[0]) and a.final_loss == min(a.losses)
+    assert b.stopped is None and b.iterations == 5  # the run went on with the next task
+    back = TrainResult.from_dict(json.loads(json.dumps(a.to_dict())))
+    assert back.stopped == a.stopped and a.summary()["stopped"] == a.stopped
+
+
+def test_final_outputs_on_the_rail_are_not_a_found_gate():
+    # I = 100 V1 + 10 V6 clipped at 60 nA: gate A (0011) reads (-60, -56, 60, 60), a 116 nA gap, but
+    # three of the four means are the rail, not the outputs.
+    w = [100.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0]
+    r, _ = train_task(_Rail(w, full_scale=60.0), gate("a"), seed=0, max_iter=0, phase="inphase")
+    assert r.gap > 100 and not r.found and "final evaluation at the device's full_scale" in r.stopped
+    ok, _ = train_task(_Rail(w, full_scale=200.0), gate("a"), seed=0, max_iter=0, phase="inphase")
+    assert ok.found and ok.stopped is None  # the same gate away from the rail is found
+
+
+def test_cli_restart_on_stall_reaches_the_trainer_and_the_json(tmp_path):
+    # XOR from task seed 1006 on the default simulator: the start stalls with electrode 2 pinned on
+    # the 0.6 V bound (offline and in session 4's run: restart at iteration 56, found at 68).
+    r = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "xor", "--seed", "1006",
+                        "--restart-on-stall", "--max-iter", "60", "--json", "--quiet", "--no-plots",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    task = s["per_task"][0]
+    # A stall is judged on 31 losses of one start at the earliest (STALL_WINDOW = 30).
+    assert task["restarts"] and all(30 <= k < 60 for k in task["restarts"])
+    assert task["stopped"] is None and s["stopped"] == []
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["restart_on_stall"] is True
+    bad = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--trainer", "firmware",
+                          "--restart-on-stall", "--out", str(tmp_path / "fw")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--restart-on-stall" in bad.stderr and "Traceback" not in bad.stderr
+    paper = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--paper-mode",
+                            "--restart-on-stall", "--out", str(tmp_path / "paper")], capture_output=True, text=True)
+    assert paper.returncode == 2 and "--restart-on-stall" in paper.stderr and "Traceback" not in paper.stderr
+    assert not (tmp_path / "paper").exists()  # refused before the run directory exists
+
+
+def test_resume_with_restarts_equals_uninterrupted():
+    # The restart state (where the current start began, the restarts, the lowest loss and its codes)
+    # is in the checkpoint: interrupted after the first restart, the run goes on exactly as before.
+    kw = dict(seed=7, max_iter=70, stop_loss=1e-9, phase="inphase", restart_on_stall=True)
+    full, _ = train_task(_Rail(_FLAT), gate("xor"), **kw)
+    states = {}
+
+    def interrupt(tr):
+        states["s"] = tr.state()
+        if tr.iteration == 40:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train_task(_Rail(_FLAT), gate("xor"), callback=interrupt, **kw)
+    state = json.loads(json.dumps(states["s"]))
+    assert state["restarts"] == [30] and state["segment_start"] == 31
+    resumed, _ = train_task(_Rail(_FLAT), gate("xor"), state=state, **kw)
+    assert resumed.restarts == full.restarts == [30, 61]
+    assert np.array_equal(resumed.controls, full.controls) and resumed.losses == full.losses

@@ -26,6 +26,7 @@ Examples::
     python tools/train_landscape.py gates --seeds 16 --grad-noise 2
     python tools/train_landscape.py gates --model hopping --seeds 2 --max-step 0.02
     python tools/train_landscape.py sphere --seeds 6 --inputs 1,2,7
+    python tools/train_landscape.py gates --seeds 16 --restart-on-stall
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hge_embedded import tasks  # noqa: E402
 from hge_embedded.losses import corrsig  # noqa: E402
-from hge_embedded.train import DEFAULT_DAC_LSB  # noqa: E402
+from hge_embedded.train import DEFAULT_DAC_LSB, STALL_TOL, STALL_WINDOW  # noqa: E402
 
 LSB = DEFAULT_DAC_LSB          # the simulator's DAC step (16 bit over +-10 V)
 AMP = 0.008                    # V, the perturbation the trainer keeps clear of the limits
@@ -70,30 +71,57 @@ def response(task, model):
     return f
 
 
-def start_codes(task, seed: int) -> np.ndarray:
+def start_codes(task, seed: int, with_rng: bool = False):
+    """The trainer's first draw (and, ``with_rng``, its generator for the restarts that follow)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
     n = len(task.control_electrodes)
-    return rng.integers(np.full(n, LO), HI + 1).astype(float)
+    codes = rng.integers(np.full(n, LO), HI + 1).astype(float)
+    return (codes, rng) if with_rng else codes
 
 
-def gradient_descent(f, task, codes, *, lr, scale, iters, max_step=None, grad_noise=0.0, rng=None):
-    """The trainer's loop on exact gradients; returns final controls (V), losses, steps (V)."""
+def pinned(f, task, ctl, scale, separation="mean"):
+    """Controls on a bound of the control range with dE/dV pointing out of it, and the largest
+    |dE/dV| of the others (1/V): a box-constrained stationary point has the latter ~0."""
+    y, G = f(ctl, task.inputs)
+    g = corrsig(y, task.targets, scale=scale, separation=separation)[1] @ G
+    out = ((np.abs(ctl - HI * LSB) < 1e-9) & (g < 0)) | ((np.abs(ctl - LO * LSB) < 1e-9) & (g > 0))
+    return int(out.sum()), float(np.abs(g[~out]).max()) if (~out).any() else 0.0
+
+
+def gradient_descent(f, task, codes, *, lr, scale, iters, max_step=None, grad_noise=0.0, rng=None,
+                     separation="mean", restart_rng=None, float_steps=False):
+    """The trainer's loop on exact gradients; returns final controls (V), losses, steps (V).
+
+    ``restart_rng`` (the trainer's generator after its first draw): ``--restart-on-stall`` as the
+    trainer does it (``Trainer.stalled``, ``Trainer.finish``); the restarts are in ``steps`` as NaN."""
     losses, steps = [], []
+    seg0, best = 0, (np.inf, None)
     for _ in range(iters):
         y, G = f(codes * LSB, task.inputs)
         if grad_noise:
             G = G + rng.normal(0.0, grad_noise, G.shape)
             y = y + rng.normal(0.0, 0.01 * grad_noise, y.shape)
-        E, dE = corrsig(y, task.targets, scale=scale)
+        E, dE = corrsig(y, task.targets, scale=scale, separation=separation)
         losses.append(E)
+        if E < best[0]:
+            best = (E, codes.copy())
         if E < task.stop_loss:
             break
+        seg = losses[seg0:]
+        if restart_rng is not None and len(seg) > STALL_WINDOW and \
+                min(seg[-STALL_WINDOW:]) > (1 - STALL_TOL) * min(seg[:-STALL_WINDOW]):
+            codes = restart_rng.integers(np.full(codes.size, LO), HI + 1).astype(float)
+            seg0 = len(losses)
+            steps.append(float("nan"))
+            continue
         d = lr * (dE @ G)
         if max_step is not None and np.abs(d).max() > max_step:
             d *= max_step / np.abs(d).max()
-        new = np.clip(codes - np.round(d / LSB), LO, HI)
+        new = np.clip(codes - (d / LSB if float_steps else np.round(d / LSB)), LO, HI)
         steps.append(float(np.abs(new - codes).max() * LSB))
         codes = new
+    if restart_rng is not None and losses[-1] >= task.stop_loss and best[0] < min(losses[seg0:]):
+        codes = best[1]
     return codes * LSB, losses, steps
 
 
@@ -149,16 +177,19 @@ def study_sphere(args, model):
     for s in range(args.seeds):
         task = placed(tasks.sphere(s), args)
         f = response(task, model)
-        codes = start_codes(task, s)
+        codes, rrng = start_codes(task, s, with_rng=True)
         ctl, losses, steps = gradient_descent(f, task, codes.copy(), lr=args.lr or task.lr, scale=args.scale,
-                                              iters=args.iters, max_step=args.max_step)
+                                              iters=args.iters, max_step=args.max_step, separation=args.separation,
+                                              restart_rng=rrng if args.restart_on_stall else None)
         x, E_l = lbfgs(f, task, codes * LSB, args.scale)
         a0, a1, a2 = held_out(f, task, codes * LSB), held_out(f, task, ctl), held_out(f, task, x)
         accs["gd"].append(a1)
         accs["lbfgs"].append(a2)
         ups = int(np.sum(np.diff(losses) > 0))
+        nrest = int(np.sum(np.isnan(steps)))
         at_bound = int(np.sum((np.abs(ctl - LO * LSB) < 1e-9) | (np.abs(ctl - HI * LSB) < 1e-9)))
-        print(f"seed {s}: GD E {losses[0]:.3f} -> {losses[-1]:.3f} in {len(losses)} it ({ups} up), acc "
+        print(f"seed {s}: GD E {losses[0]:.3f} -> {min(losses):.3f} (lowest) in {len(losses)} it ({ups} up, "
+              f"{nrest} restarts), acc "
               f"{a0:.3f} -> {a1:.3f}, {at_bound} control(s) at a bound | L-BFGS E -> {E_l:.3f}, acc {a2:.3f}")
     for k, v in accs.items():
         v = np.array(v)
@@ -166,18 +197,22 @@ def study_sphere(args, model):
 
 
 def study_gates(args, model):
-    found, kinds, fails = 0, {}, []
+    found, kinds, fails, runs16, n_pinned = 0, {}, [], 0, 0
     rng = np.random.default_rng(99)
     for s in range(args.seeds):
+        found_before = found
         for i in range(16):
             task = placed(tasks.gate(format(i, "04b")), args)
             if task.constant:
                 found += 1
                 continue
             f = response(task, model)
-            ctl, losses, steps = gradient_descent(f, task, start_codes(task, 1000 * s + i), lr=args.lr or task.lr,
+            codes, rrng = start_codes(task, 1000 * s + i, with_rng=True)
+            ctl, losses, steps = gradient_descent(f, task, codes, lr=args.lr or task.lr,
                                                   scale=args.scale, iters=args.iters, max_step=args.max_step,
-                                                  grad_noise=args.grad_noise, rng=rng)
+                                                  grad_noise=args.grad_noise, rng=rng, separation=args.separation,
+                                                  restart_rng=rrng if args.restart_on_stall else None,
+                                                  float_steps=args.float_steps)
             y = f(ctl, task.inputs)[0]
             if tasks.gate_found(y, task.targets, margin=MARGIN_NA):
                 found += 1
@@ -188,12 +223,18 @@ def study_gates(args, model):
             ups = float(np.mean(np.diff(losses[-50:]) > 0)) if len(losses) > 2 else 0.0
             kind = "cycling" if ups > 0.4 else ("stalled" if stalled else "descending")
             kinds[kind] = kinds.get(kind, 0) + 1
+            k_pin, g_free = pinned(f, task, ctl, args.scale, args.separation)
+            n_pinned += k_pin > 0
             fails.append(f"{s}:{task.extra['bits']} E {losses[-1]:.3f} gap {tasks.class_gap(y, task.targets):.1f} "
-                         f"nA {kind}")
+                         f"nA {kind}; {k_pin} control(s) pinned at a bound, free |dE/dV| {g_free:.4f} /V "
+                         f"({(args.lr or task.lr) * g_free / LSB:.2f} DAC codes per step)")
+        runs16 += found - found_before == 16
     for line in fails:
         print("  not found", line)
-    print(f"gates ({args.model}, lr {args.lr or 0.02}, scale {args.scale} nA, max_step {args.max_step}, "
-          f"gradient noise {args.grad_noise} nA/V): found {found}/{16 * args.seeds}; failures {kinds}")
+    print(f"gates ({args.model}, lr {args.lr or 0.02}, scale {args.scale} nA, separation {args.separation}, "
+          f"max_step {args.max_step}, gradient noise {args.grad_noise} nA/V, restart on stall "
+          f"{args.restart_on_stall}): found {found}/{16 * args.seeds}; all-gates runs 16/16: {runs16}/{args.seeds}; "
+          f"failures {kinds}, {n_pinned} of them with a control pinned at a bound")
 
 
 def main(argv=None):
@@ -208,6 +249,9 @@ def main(argv=None):
     p.add_argument("--scale", type=float, default=10.0, help="corrsig's separation scale, nA")
     p.add_argument("--max-step", type=float, default=None, help="V per iteration (default none)")
     p.add_argument("--grad-noise", type=float, default=0.0, help="gates: Gaussian dI/dV noise, nA/V")
+    p.add_argument("--separation", choices=["mean", "min"], default="mean", help="corrsig's separation")
+    p.add_argument("--restart-on-stall", action="store_true", help="as hge train --restart-on-stall")
+    p.add_argument("--float-steps", action="store_true", help="gates: steps without DAC rounding")
     p.add_argument("--grid", type=int, default=9, help="capacity: grid points per control")
     ints = lambda text: [int(e) for e in text.split(",")]  # noqa: E731
     p.add_argument("--inputs", type=ints, default=None, help="input electrodes, e.g. 1,2,7 (default: the paper's)")
