@@ -117,12 +117,73 @@ def load(path, config: dict | None = None) -> dict:
     if missing or not isinstance(data["config"], dict) or not isinstance(data["done"], list):
         raise CheckpointError(f"--resume: {path} is damaged (missing or malformed {missing or ['config/done']}); "
                               "it was left as it is")
+    problem = consistency_problem(data)
+    if problem:
+        raise CheckpointError(f"--resume: {path} is damaged ({problem}); it was left as it is")
     if config is not None:
         diff = differences(data["config"], json.loads(json.dumps(config)))
         if diff:
             raise CheckpointError(f"--resume: the run in {path.parent} was made with other options: "
                                   f"{'; '.join(diff)}; use the same options, or another --out")
     return data
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return (isinstance(x, (int, float)) and not isinstance(x, bool)) or x is None  # JSON null: a NaN loss
+
+
+def consistency_problem(data: dict) -> str | None:
+    """What makes a parsed checkpoint inconsistent with itself, or None.
+
+    A checkpoint written by ``hge train`` always has, for the task in progress
+    (``current``) and for every finished task (``done``): a whole iteration count
+    >= 0 equal to the number of losses and of control vectors recorded
+    (``iteration == len(losses)``, docs/design.md section 5), control codes as a
+    list of whole numbers, a lab time >= 0. A file that breaks this was edited or
+    damaged; resuming it would continue a different run (a negative iteration
+    runs extra iterations, a cut loss list loses history) or fail deep inside
+    the trainer, so it is refused by name before anything is built.
+    """
+    cur = data.get("current")
+    if cur is not None:
+        if not isinstance(cur, dict):
+            return f"current is a {type(cur).__name__}, not a task state"
+        it = cur.get("iteration")
+        if not _is_int(it) or it < 0:
+            return f"current.iteration must be a whole number >= 0, got {it!r}"
+        for key in ("losses", "history_controls"):
+            val = cur.get(key)
+            if not isinstance(val, list) or len(val) != it:
+                got = len(val) if isinstance(val, list) else repr(val)
+                return f"current.{key} must hold one entry per iteration ({it}), got {got}"
+        if not all(_is_number(x) for x in cur["losses"]):
+            return "current.losses must be numbers"
+        codes = cur.get("codes")
+        if codes is not None and (not isinstance(codes, list) or not all(_is_int(c) for c in codes)):
+            return f"current.codes must be a list of whole DAC codes, got {codes!r}"
+        widths = {len(h) if isinstance(h, list) else -1 for h in cur["history_controls"]}
+        if codes is not None and cur["history_controls"] and widths != {len(codes)}:
+            return (f"current.codes has {len(codes)} controls but the recorded control vectors have "
+                    f"{sorted(widths)}")
+        lab = cur.get("lab_time")
+        if not isinstance(lab, (int, float)) or isinstance(lab, bool) or not lab >= 0:
+            return f"current.lab_time must be a number of seconds >= 0, got {lab!r}"
+        if not isinstance(cur.get("done"), bool):
+            return f"current.done must be true or false, got {cur.get('done')!r}"
+    for k, d in enumerate(data.get("done") or []):
+        if not isinstance(d, dict):
+            return f"done[{k}] is a {type(d).__name__}, not a finished task"
+        it = d.get("iterations")
+        if not _is_int(it) or it < 0:
+            return f"done[{k}].iterations must be a whole number >= 0, got {it!r}"
+        if not isinstance(d.get("losses"), list) or len(d["losses"]) != it:
+            got = len(d["losses"]) if isinstance(d.get("losses"), list) else repr(d.get("losses"))
+            return f"done[{k}].losses must hold one entry per iteration ({it}), got {got}"
+    return None
 
 
 class RunLock:
