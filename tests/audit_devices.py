@@ -59,3 +59,19 @@ def bad_fs():
 
 def factory_fails():
     raise ConnectionError("the probe station is not answering")
+
+
+class ClippedDNPU:
+    """The simulated DNPU's response behind a chain that clips below ``low`` nA and does not say
+    so (no full_scale, no loopback): a plain object."""
+
+    def __init__(self, low=-27.0):
+        from hge_embedded import SimulatedDNPU
+        self._sim = SimulatedDNPU(seed=0, noise=False)
+        self.fs, self.n_electrodes = self._sim.fs, 7
+        self.limits = self._sim.limits.copy()
+        self.low = low
+
+    def measure(self, volts):
+        CALLS["measure"] += 1
+        return np.maximum(self._sim.model.current(np.asarray(volts, float)), self.low)

@@ -188,3 +188,19 @@ def test_every_snapshot_of_a_run_passes_the_consistency_check():
     run_tasks(trainers, config={}, on_snapshot=lambda s, b: snaps.append(json.loads(json.dumps(s))))
     assert len(snaps) == 8 and sum(s["current"] is not None for s in snaps) == 6
     assert all(ck.consistency_problem(s) is None for s in snaps)
+
+
+@pytest.mark.parametrize("low", [-29.5, -31.4, None])
+def test_firmware_trainer_refuses_clipped_windows(devices, low):
+    """The C trainer's host boundary checked only the ADC's full scale: the simulator's response
+    behind a chain clipping below ``low`` nA (data point 2 sits at -31.3 nA, its crests lower)
+    trained on, its derivatives shrunk or zero. -29.5: the whole window on the rail; -31.4: only
+    the crests (fewer than 16 samples in a row); None: the rail far away, the run trains."""
+    from hge_embedded.firmware_trainer import train_task_firmware
+    from hge_embedded.tasks import gate
+    if low is None:
+        r = train_task_firmware(devices.ClippedDNPU(-1e3), gate("nand"), seed=0, max_iter=2)
+        assert len(r.losses) == 3 and r.losses[-1] < r.losses[0]
+        return
+    with pytest.raises(ValueError, match="data point 2 of 4: .* saturated"):
+        train_task_firmware(devices.ClippedDNPU(low), gate("nand"), seed=0, max_iter=2)

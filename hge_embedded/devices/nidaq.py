@@ -235,14 +235,37 @@ class NIDAQDevice:
         return LOOPBACK_NA_PER_V * self._run(volts)[1]
 
     # -- safety ---------------------------------------------------------------------------
+    ZERO_ATTEMPTS = 3
+
     def zero(self) -> None:
         """Stop both tasks, disarm the start triggers and play 0 V on every electrode.
+
+        A ``KeyboardInterrupt`` that arrives meanwhile (a second Ctrl-C in a script or a
+        notebook, where ``hge``'s signal handling is not installed) does not cut the zeroing
+        short: stopping the AO task holds its last sample, a working voltage, so the
+        zeroing is started again and the interrupt raised once the outputs are at 0 V.
 
         Raises
         ------
         ZeroingError
-            If the 0 V samples could not be played: the outputs may not be at 0 V.
+            If the 0 V samples could not be played: the outputs may not be at 0 V (also
+            when interrupts kept arriving for ``ZERO_ATTEMPTS`` attempts).
         """
+        pending = None
+        for _ in range(self.ZERO_ATTEMPTS):
+            try:
+                self._zero_once()
+            except KeyboardInterrupt as exc:
+                pending = exc
+                continue
+            if pending is not None:
+                raise pending
+            return
+        raise ZeroingError(f"could not drive the electrodes to 0 V: interrupted {self.ZERO_ATTEMPTS} times while "
+                           "zeroing; the outputs may not be at 0 V; check them (NI MAX test panel, a meter) "
+                           "before touching the device") from pending
+
+    def _zero_once(self) -> None:
         from nidaqmx.constants import AcquisitionType
         self._n = None  # timing and trigger are configured again before the next window
         for task in (self.ao, self.ai):
