@@ -252,8 +252,13 @@ def cmd_train(args) -> int:
             # another exception, e.g. RuntimeError from __set_name__ on Python < 3.12.)
             how = exc.name if isinstance(exc, signals.Interrupted) else \
                 signals.Interrupted(signals.first() or 2).name
-            sys.stderr.write(f"hge: stopped by {how}; checkpoint in {ckpt}; continue with the same "
-                             "command and --resume\n")
+            if trainers is None:  # --trainer firmware: its state lives on the device, nothing to resume
+                sys.stderr.write(f"hge: stopped by {how}; the firmware trainer keeps no checkpoint (its state is "
+                                 f"on the device), so this run cannot be resumed: start it again with another "
+                                 f"--out than {out}\n")
+            else:
+                sys.stderr.write(f"hge: stopped by {how}; checkpoint in {ckpt}; continue with the same "
+                                 "command and --resume\n")
             exc.reported = True
         raise
     bar.close()

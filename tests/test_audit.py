@@ -204,3 +204,17 @@ def test_firmware_trainer_refuses_clipped_windows(devices, low):
         return
     with pytest.raises(ValueError, match="data point 2 of 4: .* saturated"):
         train_task_firmware(devices.ClippedDNPU(low), gate("nand"), seed=0, max_iter=2)
+
+
+def test_stopped_firmware_run_does_not_promise_a_resume(capsys, monkeypatch, tmp_path):
+    """Ctrl-C in `hge train --trainer firmware` said "continue with the same command and --resume",
+    which the firmware trainer refuses (it keeps no checkpoints)."""
+    from hge_embedded import firmware_trainer
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(firmware_trainer, "train_task_firmware", interrupted)
+    code, _, err = run(capsys, "train", "--task", "nand", "--trainer", "firmware", "--out", tmp_path / "fw",
+                       "--no-plots")
+    assert code == 130
+    assert "cannot be resumed" in err and "--resume" not in err
