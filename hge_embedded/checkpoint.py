@@ -88,11 +88,14 @@ def _flag(key: str) -> str:
 
 def differences(saved: dict, wanted: dict) -> list:
     """The options (as flags) whose values differ, e.g. ``["--seed 0 (checkpoint) vs 1 (now)"]``."""
+    def shown(value):  # an option left at its default is stored as null: say "default", not "None"
+        return "default" if value is None else repr(value)
+
     out = []
     for key in sorted(set(saved) | set(wanted)):
         a, b = saved.get(key, "<absent>"), wanted.get(key, "<absent>")
         if a != b:
-            out.append(f"{_flag(key)} {a!r} (checkpoint) vs {b!r} (now)")
+            out.append(f"{_flag(key)} {shown(a)} (checkpoint) vs {shown(b)} (now)")
     return out
 
 

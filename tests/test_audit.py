@@ -218,3 +218,8 @@ def test_stopped_firmware_run_does_not_promise_a_resume(capsys, monkeypatch, tmp
                        "--no-plots")
     assert code == 130
     assert "cannot be resumed" in err and "--resume" not in err
+
+
+def test_resume_refusal_says_default_not_none():
+    assert ck.differences({"lr": None, "seed": 0}, {"lr": 0.03, "seed": 0}) == \
+        ["--lr default (checkpoint) vs 0.03 (now)"]
