@@ -83,6 +83,8 @@ def save(path, snapshot: dict) -> None:
 
 
 def _flag(key: str) -> str:
+    if key == "config_sha256":
+        return "--config (the setup file's content, SHA-256)"
     return "-T" if key == "T" else "--" + key.replace("_", "-")
 
 

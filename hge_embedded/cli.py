@@ -109,7 +109,19 @@ def _run_config(args, task_list) -> dict:
             "filter": args.filter,
             "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
             "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
-            "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode, "max_step": args.max_step}
+            "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode, "max_step": args.max_step,
+            # The setup file's content, not only its name: an edited iv.gain, iv.sign, limits or delay
+            # would continue the run on another chain.
+            "config_sha256": None if args.config is None else _sha256(args.config)}
+
+
+def _sha256(path) -> str | None:
+    """The file's SHA-256, or None when it cannot be read (``make_device`` says why, by name)."""
+    import hashlib
+    try:
+        return hashlib.sha256(_abspath(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _abspath(path):

@@ -223,3 +223,22 @@ def test_stopped_firmware_run_does_not_promise_a_resume(capsys, monkeypatch, tmp
 def test_resume_refusal_says_default_not_none():
     assert ck.differences({"lr": None, "seed": 0}, {"lr": 0.03, "seed": 0}) == \
         ["--lr default (checkpoint) vs 0.03 (now)"]
+
+
+def test_resume_compares_the_setup_files_content(tmp_path):
+    """The run's configuration held the setup file's path only: an edited iv.gain (10x every current),
+    iv.sign or limits continued the run on another chain without a word."""
+    import argparse
+
+    from hge_embedded.cli import _run_config
+    setup = tmp_path / "setup.toml"
+    setup.write_text("[iv]\ngain = 10.0\n")
+    ns = argparse.Namespace(task="xor", seed=0, device="nidaq", config=str(setup), device_seed=None,
+                            no_noise=False, sim_model="surrogate", T=0.1, filter="butterworth3", engine="c",
+                            phase="calibrated", batch_size=None, lr=None, max_iter=None, inputs=None,
+                            controls=None, trainer="host", init="single", paper_mode=False, max_step=None)
+    before = json.loads(json.dumps(_run_config(ns, None)))
+    assert ck.differences(before, _run_config(ns, None)) == []
+    setup.write_text("[iv]\ngain = 100.0\n")
+    diff = ck.differences(before, _run_config(ns, None))
+    assert len(diff) == 1 and diff[0].startswith("--config (the setup file's content")
