@@ -95,6 +95,8 @@ def differences(saved: dict, wanted: dict) -> list:
 
     out = []
     for key in sorted(set(saved) | set(wanted)):
+        if key not in saved and wanted[key] is None:
+            continue  # an option added since the checkpoint was written, left at its default
         a, b = saved.get(key, "<absent>"), wanted.get(key, "<absent>")
         if a != b:
             out.append(f"{_flag(key)} {shown(a)} (checkpoint) vs {shown(b)} (now)")

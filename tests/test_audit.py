@@ -242,3 +242,9 @@ def test_resume_compares_the_setup_files_content(tmp_path):
     setup.write_text("[iv]\ngain = 100.0\n")
     diff = ck.differences(before, _run_config(ns, None))
     assert len(diff) == 1 and diff[0].startswith("--config (the setup file's content")
+
+
+def test_an_option_added_later_at_its_default_does_not_block_a_resume():
+    """Checkpoints written before config_sha256 existed: a simulator run (no setup file) resumes."""
+    assert ck.differences({"seed": 0}, {"seed": 0, "config_sha256": None}) == []
+    assert ck.differences({"seed": 0}, {"seed": 0, "config_sha256": "ab"}) != []
