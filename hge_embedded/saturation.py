@@ -13,7 +13,7 @@ Two signs, both counted per window:
   ~30 % of its amplitude per sample, and noise moves every sample;
 * a pile-up at the window's smallest or largest value: at least ``RUN_MIN``
   samples equal to it (not necessarily consecutive) and at least ``PILE_RATIO``
-  times as many as at the next value inside. A multi-tone window clipped near its
+  times as many as at any of the ``NEXT_LEVELS`` values nearest inside. A multi-tone window clipped near its
   crests never sits on the rail for 16 samples in a row (each crest is a few
   samples), yet half its samples can be clipped and every derivative halved; a
   rail collects every sample beyond it. Why the ratio cannot fire without a
@@ -22,7 +22,11 @@ Two signs, both counted per window:
   ~1); samples quantised to codes spend, near a smooth crest, a time that
   grows as sqrt(depth) below it (the crest is locally a parabola), so the top
   code holds at most 1/(sqrt(2) - 1) ~ 2.4 times what the next one holds
-  (a pure sinusoid; noise and other tones only thin the crest). 4 leaves room.
+  (a pure sinusoid; noise and other tones only thin the crest), and the codes
+  further down hold less still. 4 leaves room. A noise-free periodic window
+  (one tone, sequential mode) repeats every level equally often, but its first
+  period can differ in the last digits (the chain's onset): a stray value or
+  two between the top level and the next, hence the several nearest values.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import numpy as np
 
 RUN_MIN = 16
 PILE_RATIO = 4
+NEXT_LEVELS = 4
 SATURATION = ("raise", "count")
 
 
@@ -46,9 +51,11 @@ def saturated_samples(y, full_scale: float | None = None, *, runs: bool = True) 
         on = y == extreme
         n_on = int(on.sum())
         if RUN_MIN <= n_on < y.size:
-            inside = y[~on]
-            n_next = int(np.count_nonzero(inside == (inside.max() if extreme == y.max() else inside.min())))
-            if n_on >= PILE_RATIO * n_next:
+            # The most populated of the NEXT_LEVELS values nearest inside: one stray sample just
+            # inside the extreme (a window's onset) must not stand for a periodic level's count.
+            levels, counts = np.unique(y[~on], return_counts=True)
+            near = counts[-NEXT_LEVELS:] if extreme == y.max() else counts[:NEXT_LEVELS]
+            if n_on >= PILE_RATIO * int(near.max()):
                 bad |= on
         at = np.concatenate([[False], on, [False]])
         edges = np.flatnonzero(np.diff(at.astype(np.int8)))
