@@ -383,6 +383,19 @@ def cmd_gradient(args) -> int:
             for sign in (-1, 1):
                 check_volts((bias + sign * swing)[:, None], device.limits,
                             name=f"--bias {'-' if sign < 0 else '+'} --amplitude {args.amplitude:g} V")
+            if args.method == "hge":
+                # The window and the frequency plan -T and --filter give (extract_gradient's own
+                # defaults), refused here by flag instead of as "n: cannot fit ..." with exit code 1.
+                from . import analysis, plans
+                from .gradient import window_samples
+                try:
+                    n = window_samples(float(device.fs), args.T, args.filter)
+                    analysis.lockin_weights(float(device.fs), args.T, args.filter, n,
+                                            quantized=args.engine != "float")
+                    plans.plan_frequencies(idx.size, fs=float(device.fs), T=args.T, filter=args.filter)
+                except ValueError as exc:
+                    raise ValueError(f"-T {args.T:g} s with --filter {args.filter} on {idx.size} electrodes: "
+                                     f"{exc}") from None
         if args.method == "fd":
             r = finite_difference_gradient(device, bias, electrodes=electrodes, step=args.amplitude, T=args.T,
                                            filter=args.filter, saturation=args.saturation)

@@ -261,3 +261,13 @@ def test_noise_free_sequential_window_is_not_called_clipped():
     g = d.true_gradient(BIAS)
     # The device's cubic term at 8 mV is ~1 % of the RMS gradient (README); 3 % covers it.
     assert np.all(np.abs(r.gradient - g) < 0.03 * np.sqrt(np.mean(g ** 2)))
+
+
+@pytest.mark.parametrize("T, words", [("0.05", "cannot fit 7 frequencies"), ("0.0001", "pre-sum"),
+                                      ("1e9", "quantised poles")])
+def test_gradient_window_mistakes_name_T(capsys, devices, T, words):
+    """Before: "n: cannot fit 7 frequencies ..." (an internal argument) or "quantised poles leave the
+    unit circle", exit code 1 as if the run had failed."""
+    code, _, err = run(capsys, "gradient", "--device", "audit_devices:linear", "-T", T)
+    assert code == 2 and err.startswith(f"hge: error: -T {float(T):g} s") and words in err
+    assert devices.CALLS["measure"] == 0
