@@ -536,6 +536,13 @@ def cmd_calibrate(args) -> int:
             print(f"{f:8.1f} {abs(h):8.4f} {np.degrees(np.angle(h)):12.3f} {np.degrees(e):6.2f}")
         extra = f"; delay {cal.delay_s * 1e3:.3f} ms" if cal.delay_s is not None else ""
         print(f"lab time {cal.lab_time_s:.2f} s ({cal.windows} windows){extra}; saved to {out}")
+    # Who reads the file: only the NI setup that names it; hge gradient/train measure their own otherwise.
+    setup_file = getattr(getattr(device, "setup", None), "calibration_file", None)
+    if setup_file is None or _abspath(setup_file) != _abspath(out):
+        where = "the setup file does not name it (add [calibration] file = ...)" if args.device == "nidaq" \
+            else "hge gradient and hge train calibrate this device themselves"
+        sys.stderr.write(f"hge: note: nothing reads {out} by itself: {where}; from Python pass "
+                         f"calibration=Calibration.load({str(out)!r})\n")
     return 0
 
 

@@ -271,3 +271,12 @@ def test_gradient_window_mistakes_name_T(capsys, devices, T, words):
     code, _, err = run(capsys, "gradient", "--device", "audit_devices:linear", "-T", T)
     assert code == 2 and err.startswith(f"hge: error: -T {float(T):g} s") and words in err
     assert devices.CALLS["measure"] == 0
+
+
+def test_calibrate_says_who_reads_the_file(capsys, tmp_path):
+    """README: calibrate "writes the setup's calibration file, which the estimator then uses"; for a
+    file nobody names (the simulator, a plugin device, an NI setup without [calibration] file) the
+    command said only "saved to", and the user believed it in use."""
+    code, out, err = run(capsys, "calibrate", "--no-noise", "--out", tmp_path / "c.json")
+    assert code == 0 and "saved to" in out
+    assert "nothing reads" in err and "Calibration.load" in err
