@@ -153,6 +153,8 @@ def cmd_train(args) -> int:
     elif ckpt.exists() or (out / "config.json").exists():
         raise UsageError(f"--out {out} already holds a run; add --resume to continue it "
                          "(same options), or choose another --out")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a directory; choose another --out")
     # 2. Device, electrode mapping and trainers: every argument checked before the run directory exists.
     device = make_device(args)
     name = describe_device(args, device)
@@ -189,7 +191,11 @@ def cmd_train(args) -> int:
     # 3. The run: locked directory, atomic checkpoints, one path for every way of stopping.
     created = not out.exists()
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {out}: cannot create the run directory ({exc.strerror or exc}); "
+                             "nothing was measured") from None
         lock = ck.RunLock(out)
     except BaseException:
         _close(device)

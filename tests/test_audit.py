@@ -280,3 +280,13 @@ def test_calibrate_says_who_reads_the_file(capsys, tmp_path):
     code, out, err = run(capsys, "calibrate", "--no-noise", "--out", tmp_path / "c.json")
     assert code == 0 and "saved to" in out
     assert "nothing reads" in err and "Calibration.load" in err
+
+
+def test_train_out_that_cannot_be_a_directory_names_out(capsys, tmp_path):
+    """Before: "[Errno 17] File exists: ..." with exit code 1."""
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    code, _, err = run(capsys, "train", "--task", "xor", "--out", f, "--max-iter", "1", "--quiet")
+    assert code == 2 and "--out" in err and "is a file" in err
+    code, _, err = run(capsys, "train", "--task", "xor", "--out", f / "sub", "--max-iter", "1", "--quiet")
+    assert code == 2 and "--out" in err and "cannot create the run directory" in err
