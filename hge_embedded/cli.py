@@ -532,6 +532,9 @@ def cmd_calibrate(args) -> int:
     finally:
         _close(device)
     cal.save(out)
+    if hasattr(device, "chain_identity"):  # the NI rig: the file says which chain it belongs to
+        from .devices.nidaq import stamp_calibration
+        stamp_calibration(out, device)
     if args.json:
         _print_json({"device": name, "file": str(out), **cal.to_dict()})
     else:

@@ -50,3 +50,36 @@ def test_interrupts_that_never_stop_are_a_zeroing_error():
         dev.close()
         patcher.stop()
     assert np.all(fake.written[-1] == 0)
+
+
+def _setup_with_calibration(path):
+    return SETUP + f'\n[calibration]\nfile = "{path}"\n'
+
+
+def test_a_calibration_from_another_chain_is_refused(tmp_path):
+    """The setup's calibration file was used whatever rate, delay or AI setting it was measured
+    with: a delay edited from 3 to 6 samples turns the 1 kHz channel by 108 degrees, and the
+    calibrated estimator reads about -0.3 of every derivative there, stderr as usual."""
+    import json
+
+    from hge_embedded.calibration import Calibration
+    from hge_embedded.devices.nidaq import NIDAQError, stamp_calibration
+    cal_file = tmp_path / "cal.json"
+    Calibration(np.array([500.0, 1000.0]), np.array([1.0, 1.0 + 0j]), "loopback").save(cal_file)
+    dev, interp, fake, patcher = _rig(_setup_with_calibration(cal_file))
+    try:
+        assert dev.calibration is not None  # an unstamped file is used as before
+        stamp_calibration(cal_file, dev)
+        assert json.loads(cal_file.read_text())["chain"]["delay_samples"] == 3
+        assert Calibration.load(cal_file).freqs.tolist() == [500.0, 1000.0]  # still a calibration
+    finally:
+        dev.close()
+        patcher.stop()
+    dev, interp, fake, patcher = _rig(_setup_with_calibration(cal_file))  # the same chain: accepted
+    dev.close()
+    patcher.stop()
+    data = json.loads(cal_file.read_text())
+    data["chain"]["delay_samples"] = 6
+    cal_file.write_text(json.dumps(data))
+    with pytest.raises(NIDAQError, match="measured on another chain .*delay_samples 6 then, 3 now"):
+        _rig(_setup_with_calibration(cal_file))

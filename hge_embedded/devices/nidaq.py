@@ -122,6 +122,7 @@ class NIDAQDevice:
                                  "both modules support exactly")
             self.delay = self._chain_delay()
             self._n = None  # the first window configures timing with the delay included
+            self._check_calibration_chain()
         except nidaqmx.errors.Error as exc:
             self._close_tasks()
             raise _explain(exc, setup, "setting up the tasks") from None
@@ -138,6 +139,39 @@ class NIDAQDevice:
     def from_config(cls, path) -> "NIDAQDevice":
         """The device described by a setup file (TOML; see ``nidaq_config``)."""
         return cls(load_setup(path))
+
+    # -- the calibration file belongs to one chain -----------------------------------------
+    def chain_identity(self) -> dict:
+        """What a saved chain calibration depends on: the rate and the delay taken out (a
+        sample of lag is 36 degrees at 1 kHz and 10 kS/s), the AI channel and its settings,
+        and the IV converter's sign (the phase method measures through it)."""
+        s = self.setup
+        return {"rate_S_per_s": float(self.fs), "delay_samples": int(self.delay), "ai_channel": s.ai_channel,
+                "ai_terminal": s.ai_terminal, "ai_range_V": float(s.ai_range), "iv_sign": int(s.iv_sign)}
+
+    def _check_calibration_chain(self) -> None:
+        """Refuse the setup's calibration file when it was measured on another chain.
+
+        A calibration saved by ``hge calibrate`` carries ``chain`` (``chain_identity``). Used
+        on another rate, delay or AI setting its phases are off by whole samples of lag, and
+        the calibrated estimator projects on the wrong axis: smaller derivatives, flipped
+        signs, nothing else looking wrong. A file without ``chain`` (written by hand or by an
+        older version) is used as it is."""
+        if self.calibration is None:
+            return
+        import json
+        try:
+            saved = json.loads(Path(self.setup.calibration_file).read_text()).get("chain")
+        except (OSError, ValueError, AttributeError):
+            saved = None
+        if not isinstance(saved, dict):
+            return
+        now = self.chain_identity()
+        diff = [f"{k} {saved.get(k)!r} then, {v!r} now" for k, v in now.items() if saved.get(k) != v]
+        if diff:
+            raise NIDAQError(f"the calibration file {self.setup.calibration_file} was measured on another chain "
+                             f"({'; '.join(diff)}): its phases would project every derivative on the wrong axis. "
+                             "Run `hge calibrate --device nidaq --config SETUP` again, or remove [calibration] file")
 
     # -- configuration ----------------------------------------------------------------
     def _configure(self, n_total: int) -> None:
@@ -334,6 +368,19 @@ def _close_all() -> None:
             dev.close()
         except NIDAQError as exc:
             sys.stderr.write(f"hge: error at exit: {exc}\n")
+
+
+def stamp_calibration(path, device) -> None:
+    """Add ``device.chain_identity()`` to a saved calibration file as ``chain`` (atomically), so
+    that ``NIDAQDevice`` refuses it on another chain. ``Calibration.load`` ignores the key."""
+    import json
+    import os
+    path = Path(path)
+    data = json.loads(path.read_text())
+    data["chain"] = device.chain_identity()
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
 
 
 def list_devices() -> list:
