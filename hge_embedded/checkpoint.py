@@ -83,16 +83,23 @@ def save(path, snapshot: dict) -> None:
 
 
 def _flag(key: str) -> str:
+    if key == "config_sha256":
+        return "--config (the setup file's content, SHA-256)"
     return "-T" if key == "T" else "--" + key.replace("_", "-")
 
 
 def differences(saved: dict, wanted: dict) -> list:
     """The options (as flags) whose values differ, e.g. ``["--seed 0 (checkpoint) vs 1 (now)"]``."""
+    def shown(value):  # an option left at its default is stored as null: say "default", not "None"
+        return "default" if value is None else repr(value)
+
     out = []
     for key in sorted(set(saved) | set(wanted)):
+        if key not in saved and wanted[key] is None:
+            continue  # an option added since the checkpoint was written, left at its default
         a, b = saved.get(key, "<absent>"), wanted.get(key, "<absent>")
         if a != b:
-            out.append(f"{_flag(key)} {a!r} (checkpoint) vs {b!r} (now)")
+            out.append(f"{_flag(key)} {shown(a)} (checkpoint) vs {shown(b)} (now)")
     return out
 
 
@@ -117,12 +124,74 @@ def load(path, config: dict | None = None) -> dict:
     if missing or not isinstance(data["config"], dict) or not isinstance(data["done"], list):
         raise CheckpointError(f"--resume: {path} is damaged (missing or malformed {missing or ['config/done']}); "
                               "it was left as it is")
+    problem = consistency_problem(data)
+    if problem:
+        raise CheckpointError(f"--resume: {path} is damaged ({problem}); it was left as it is")
     if config is not None:
         diff = differences(data["config"], json.loads(json.dumps(config)))
         if diff:
             raise CheckpointError(f"--resume: the run in {path.parent} was made with other options: "
                                   f"{'; '.join(diff)}; use the same options, or another --out")
     return data
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return (isinstance(x, (int, float)) and not isinstance(x, bool)) or x is None  # JSON null: a NaN loss
+
+
+def consistency_problem(data: dict) -> str | None:
+    """What makes a parsed checkpoint inconsistent with itself, or None.
+
+    A checkpoint written by ``hge train`` always has, for the task in progress
+    (``current``) and for every finished task (``done``): a whole iteration count
+    >= 0 equal to the number of losses and of control vectors recorded
+    (``iteration == len(losses)``, docs/design.md section 5), control codes as a
+    list of whole numbers, a lab time >= 0. A file that breaks this was edited or
+    damaged; resuming it would continue a different run (a negative iteration
+    runs extra iterations, a cut loss list loses history) or fail deep inside
+    the trainer, so it is refused by name before anything is built. Missing
+    keys and a wrong task are the trainer's check (``train.check_snapshot``).
+    """
+    cur = data.get("current")
+    if isinstance(cur, dict) and all(k in cur for k in ("iteration", "losses", "history_controls", "codes",
+                                                        "lab_time", "done")):
+        # (A state lacking a key is refused by the trainer's own check, which names the keys.)
+        it = cur.get("iteration")
+        if not _is_int(it) or it < 0:
+            return f"current.iteration must be a whole number >= 0, got {it!r}"
+        for key in ("losses", "history_controls"):
+            val = cur.get(key)
+            if not isinstance(val, list) or len(val) != it:
+                got = len(val) if isinstance(val, list) else repr(val)
+                return f"current.{key} must hold one entry per iteration ({it}), got {got}"
+        if not all(_is_number(x) for x in cur["losses"]):
+            return "current.losses must be numbers"
+        codes = cur.get("codes")
+        if codes is not None and (not isinstance(codes, list) or not all(_is_int(c) for c in codes)):
+            return f"current.codes must be a list of whole DAC codes, got {codes!r}"
+        widths = {len(h) if isinstance(h, list) else -1 for h in cur["history_controls"]}
+        if codes is not None and cur["history_controls"] and widths != {len(codes)}:
+            return (f"current.codes has {len(codes)} controls but the recorded control vectors have "
+                    f"{sorted(widths)}")
+        lab = cur.get("lab_time")
+        if not isinstance(lab, (int, float)) or isinstance(lab, bool) or not lab >= 0:
+            return f"current.lab_time must be a number of seconds >= 0, got {lab!r}"
+        if not isinstance(cur.get("done"), bool):
+            return f"current.done must be true or false, got {cur.get('done')!r}"
+    for k, d in enumerate(data.get("done") or []):
+        if not isinstance(d, dict) or "iterations" not in d or "losses" not in d:
+            continue  # refused by name by the trainer's check (train.check_snapshot)
+        it = d.get("iterations")
+        if not _is_int(it) or it < 0:
+            return f"done[{k}].iterations must be a whole number >= 0, got {it!r}"
+        if not isinstance(d.get("losses"), list) or len(d["losses"]) != it:
+            got = len(d["losses"]) if isinstance(d.get("losses"), list) else repr(d.get("losses"))
+            return f"done[{k}].losses must hold one entry per iteration ({it}), got {got}"
+    return None
 
 
 class RunLock:

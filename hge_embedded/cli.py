@@ -110,10 +110,22 @@ def _run_config(args, task_list) -> dict:
               "filter": args.filter,
               "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
               "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
-              "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode, "max_step": args.max_step}
+              "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode, "max_step": args.max_step,
+              # The setup file's content, not only its name: an edited iv.gain, iv.sign, limits or delay
+              # would continue the run on another chain.
+              "config_sha256": None if args.config is None else _sha256(args.config)}
     if args.restart_on_stall:  # only when given: a checkpoint from before the option stays resumable
         config["restart_on_stall"] = True
     return config
+
+
+def _sha256(path) -> str | None:
+    """The file's SHA-256, or None when it cannot be read (``make_device`` says why, by name)."""
+    import hashlib
+    try:
+        return hashlib.sha256(_abspath(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _abspath(path):
@@ -145,6 +157,8 @@ def cmd_train(args) -> int:
     elif ckpt.exists() or (out / "config.json").exists():
         raise UsageError(f"--out {out} already holds a run; add --resume to continue it "
                          "(same options), or choose another --out")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a directory; choose another --out")
     # 2. Device, electrode mapping and trainers: every argument checked before the run directory exists.
     device = make_device(args)
     name = describe_device(args, device)
@@ -185,7 +199,11 @@ def cmd_train(args) -> int:
     # 3. The run: locked directory, atomic checkpoints, one path for every way of stopping.
     created = not out.exists()
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {out}: cannot create the run directory ({exc.strerror or exc}); "
+                             "nothing was measured") from None
         lock = ck.RunLock(out)
     except BaseException:
         _close(device)
@@ -262,8 +280,13 @@ def cmd_train(args) -> int:
             # another exception, e.g. RuntimeError from __set_name__ on Python < 3.12.)
             how = exc.name if isinstance(exc, signals.Interrupted) else \
                 signals.Interrupted(signals.first() or 2).name
-            sys.stderr.write(f"hge: stopped by {how}; checkpoint in {ckpt}; continue with the same "
-                             "command and --resume\n")
+            if trainers is None:  # --trainer firmware: its state lives on the device, nothing to resume
+                sys.stderr.write(f"hge: stopped by {how}; the firmware trainer keeps no checkpoint (its state is "
+                                 f"on the device), so this run cannot be resumed: start it again with another "
+                                 f"--out than {out}\n")
+            else:
+                sys.stderr.write(f"hge: stopped by {how}; checkpoint in {ckpt}; continue with the same "
+                                 "command and --resume\n")
             exc.reported = True
         raise
     bar.close()
@@ -359,12 +382,42 @@ def cmd_gradient(args) -> int:
                                  f"got {bias.size}: {args.bias}")
             check_volts(bias[:, None], device.limits, name="--bias")
             electrodes = args.electrodes
-            if electrodes is not None:
-                from .electrodes import to_index
-                to_index(electrodes, device.n_electrodes)
+            from .electrodes import to_index
+            idx = np.arange(device.n_electrodes) if electrodes is None else to_index(electrodes, device.n_electrodes)
+            if args.method == "fd":
+                # Finite differences have a step (--amplitude) and a read-out filter, nothing else:
+                # the lock-in's options would be silently ignored.
+                lockin_only = {"--mode": args.mode != "parallel", "--engine": args.engine != "c",
+                               "--phase": args.phase != "calibrated", "--paper-mode": args.paper_mode}
+                given = [k for k, val in lockin_only.items() if val]
+                if given:
+                    raise ValueError(f"--method fd: {', '.join(given)} belong(s) to the lock-in (--method hge); "
+                                     "finite differences take --amplitude (the step), --filter, -T and --electrodes")
+            # What the arguments already show, named by flag (extract_gradient would refuse it too,
+            # but as a failure of the run, naming its own arguments). FD steps by the same amount.
+            from .gradient import check_amplitudes
+            check_amplitudes(args.amplitude, getattr(device, "dac_lsb", None), name="--amplitude")
+            swing = np.zeros(device.n_electrodes)
+            swing[idx] = args.amplitude
+            for sign in (-1, 1):
+                check_volts((bias + sign * swing)[:, None], device.limits,
+                            name=f"--bias {'-' if sign < 0 else '+'} --amplitude {args.amplitude:g} V")
+            if args.method == "hge":
+                # The window and the frequency plan -T and --filter give (extract_gradient's own
+                # defaults), refused here by flag instead of as "n: cannot fit ..." with exit code 1.
+                from . import analysis, plans
+                from .gradient import window_samples
+                try:
+                    n = window_samples(float(device.fs), args.T, args.filter)
+                    analysis.lockin_weights(float(device.fs), args.T, args.filter, n,
+                                            quantized=args.engine != "float")
+                    plans.plan_frequencies(idx.size, fs=float(device.fs), T=args.T, filter=args.filter)
+                except ValueError as exc:
+                    raise ValueError(f"-T {args.T:g} s with --filter {args.filter} on {idx.size} electrodes: "
+                                     f"{exc}") from None
         if args.method == "fd":
-            r = finite_difference_gradient(device, bias, electrodes=electrodes, T=args.T,
-                                           saturation=args.saturation)
+            r = finite_difference_gradient(device, bias, electrodes=electrodes, step=args.amplitude, T=args.T,
+                                           filter=args.filter, saturation=args.saturation)
         else:
             # --paper-mode: the plain read-out and 2R/a with the sign from the phase (as published).
             method = {"phase": "magnitude", "crosstalk": "none"} if args.paper_mode else {"phase": args.phase}
@@ -480,11 +533,21 @@ def cmd_calibrate(args) -> int:
             freqs = np.unique(np.concatenate([plans.plan_frequencies(n, fs=device.fs, T=args.T, filter=f)
                                               for n in range(1, device.n_electrodes + 1)
                                               for f in ("butterworth3", "boxcar")]))
+            if args.amplitude is not None:
+                # The loopback path of calibrate() takes any amplitude: below a few DAC steps
+                # its gains come out 0.1-0.4 instead of ~1, and every calibrated gradient
+                # 3-10x too large. The same floor as extract_gradient's.
+                from .gradient import check_amplitudes
+                check_amplitudes(args.amplitude, getattr(device, "dac_lsb", None), name="--amplitude")
+            out = _writable_file(args.out or (getattr(getattr(device, "setup", None), "calibration_file", None)
+                                              or "calibration.json"), "--out")
         cal = calibrate(device, freqs, T=args.T, bias=bias, amplitude=args.amplitude, method=args.method)
     finally:
         _close(device)
-    out = args.out or (getattr(getattr(device, "setup", None), "calibration_file", None) or "calibration.json")
     cal.save(out)
+    if hasattr(device, "chain_identity"):  # the NI rig: the file says which chain it belongs to
+        from .devices.nidaq import stamp_calibration
+        stamp_calibration(out, device)
     if args.json:
         _print_json({"device": name, "file": str(out), **cal.to_dict()})
     else:
@@ -495,7 +558,30 @@ def cmd_calibrate(args) -> int:
             print(f"{f:8.1f} {abs(h):8.4f} {np.degrees(np.angle(h)):12.3f} {np.degrees(e):6.2f}")
         extra = f"; delay {cal.delay_s * 1e3:.3f} ms" if cal.delay_s is not None else ""
         print(f"lab time {cal.lab_time_s:.2f} s ({cal.windows} windows){extra}; saved to {out}")
+    # Who reads the file: only the NI setup that names it; hge gradient/train measure their own otherwise.
+    setup_file = getattr(getattr(device, "setup", None), "calibration_file", None)
+    if setup_file is None or _abspath(setup_file) != _abspath(out):
+        where = "the setup file does not name it (add [calibration] file = ...)" if args.device == "nidaq" \
+            else "hge gradient and hge train calibrate this device themselves"
+        sys.stderr.write(f"hge: note: nothing reads {out} by itself: {where}; from Python pass "
+                         f"calibration=Calibration.load({str(out)!r})\n")
     return 0
+
+
+def _writable_file(path, flag: str):
+    """``path`` if a file can be written there, else ``ValueError`` naming ``flag``: checked
+    before a measurement, so lab time is never spent on a result that cannot be saved."""
+    import os
+    from pathlib import Path
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a directory; give a file name such as {path / 'calibration.json'}")
+    if not parent.is_dir():
+        raise ValueError(f"{flag} {path}: the directory {parent} does not exist; nothing was measured")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"{flag} {path} cannot be written; nothing was measured")
+    return path
 
 
 def make_device(args):
@@ -531,16 +617,49 @@ def make_device(args):
         mod, _, attr = spec.partition(":")
         try:
             factory = getattr(importlib.import_module(mod), attr)
-        except (ImportError, AttributeError) as exc:
+        except (ImportError, AttributeError, ValueError) as exc:
             raise UsageError(f"--device {spec!r}: cannot load {attr!r} from {mod!r} ({exc})") from None
-        device = factory()
+        try:
+            device = factory()
+        except Exception as exc:  # noqa: BLE001 - the user's code: say whose call failed
+            raise RuntimeError(f"--device {spec!r}: {spec.partition(':')[2]}() raised "
+                               f"{type(exc).__name__}: {exc}") from exc
         missing = [a for a in ("fs", "n_electrodes", "limits", "measure") if not hasattr(device, a)]
         if missing:
             _close(device)
             raise UsageError(f"--device {spec!r}: the object it made lacks {', '.join(missing)} "
                              "(a device has fs, n_electrodes, limits and measure(volts))")
+        try:
+            check_device_contract(device)
+        except ValueError as exc:
+            _close(device)
+            raise UsageError(f"--device {spec!r}: {exc}") from None
         return device
     raise UsageError(f"--device must be sim, nidaq or package.module:factory, got {spec!r}")
+
+
+def check_device_contract(device) -> None:
+    """Refuse (``ValueError``) a device whose ``fs``, ``n_electrodes`` or ``limits`` break the contract.
+
+    docs/design.md section 3: ``fs`` a finite rate > 0 (Hz), ``n_electrodes`` a whole number
+    >= 1, ``limits`` a float numpy array ``(n_electrodes, 2)`` of finite ``[low, high]``
+    (every path indexes it as an array), ``measure`` callable. Checked once, where the
+    device enters, so that a mistake is named here instead of surfacing as an unrelated
+    error deep inside a measurement (``list indices must be integers``, or a shape error
+    blamed on ``--bias``).
+    """
+    from .devices import check_limits
+    fs, n, lim = device.fs, device.n_electrodes, device.limits
+    if isinstance(fs, bool) or not isinstance(fs, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(fs) or fs <= 0:
+        raise ValueError(f"fs must be a finite sample rate > 0 (Hz), got {fs!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n_electrodes must be a whole number >= 1 (an int), got {n!r}")
+    if not isinstance(lim, np.ndarray):
+        raise ValueError(f"limits must be a numpy array of shape ({n}, 2) (V), got a {type(lim).__name__}")
+    check_limits(lim, int(n), name="limits")
+    if not callable(device.measure):
+        raise ValueError("measure must be a method measure(volts) -> current")
 
 
 def describe_device(args, device) -> str:
@@ -619,7 +738,8 @@ class Parser(argparse.ArgumentParser):
 def add_device_args(p) -> None:
     p.add_argument("--device", default="sim", help="sim (default), nidaq, or package.module:factory")
     p.add_argument("--config", help="setup file (TOML) for --device nidaq (an error with any other device)")
-    p.add_argument("--device-seed", type=int, default=None, help="seed of the simulated device's response (default 0)")
+    p.add_argument("--device-seed", type=nonnegative_int, default=None,
+                   help="seed of the simulated device's response (default 0)")
     p.add_argument("--no-noise", action="store_true", help="simulated device without noise")
     p.add_argument("--sim-model", choices=["surrogate", "hopping"], default="surrogate",
                    help="simulated device's response: surrogate (default; the paper's training results hold on "
@@ -651,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--task", required=True,
                    help="and, or, xor, nand, nor, xnor, ..., a truth table such as 0110, all-gates, sphere")
     add_device_args(t)
-    t.add_argument("--seed", type=int, default=0, help="seeds data, initial voltages and simulated noise")
+    t.add_argument("--seed", type=nonnegative_int, default=0, help="seeds data, initial voltages and simulated noise")
     t.add_argument("--out", help="directory for config, history, plots, checkpoint (default runs/TASK-seedN)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out (refused, files untouched, if any option differs)")
@@ -707,7 +827,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--filter", choices=["butterworth3", "boxcar"], default="butterworth3")
     g.add_argument("--engine", choices=["c", "fixed", "float"], default="c")
     g.add_argument("--phase", choices=["calibrated", "inphase", "magnitude"], default="calibrated")
-    g.add_argument("--amplitude", type=positive_float, default=0.008, help="perturbation amplitude, V (default 0.008)")
+    g.add_argument("--amplitude", type=positive_float, default=0.008,
+                   help="perturbation amplitude, V (default 0.008); with --method fd the step")
     g.add_argument("--paper-mode", action="store_true",
                    help="the read-out as published: no crosstalk solve, 2R/a with the sign from the phase "
                         "(overrides --phase)")

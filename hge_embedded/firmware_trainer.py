@@ -262,6 +262,21 @@ class FirmwareRun:
                              "Give the device a larger full_scale.")
         return adc.astype(np.int64)
 
+    def _check_windows(self, adc: np.ndarray, n_points: int) -> None:
+        """Refuse an iteration whose demodulated windows sit on a rail (``saturation``).
+
+        ``_measure`` catches the ADC's own full scale; a chain that clips below it (an IV
+        converter, a device without ``full_scale``) shows only as samples stuck at, or piled
+        up at, a window's extreme, and a clipped window silently shrinks every derivative
+        the C trainer computes from it. Each point's block is ramp, settle, window."""
+        from .saturation import check_saturation
+        n_ramp, n_settle, n_win = (int(self.cfg[k]) for k in ("n_ramp", "n_settle", "n_window"))
+        per_point = n_ramp + n_settle + n_win
+        for k in range(n_points):
+            start = k * per_point + n_ramp + n_settle
+            check_saturation(adc[start:start + n_win].astype(float), None, policy="raise",
+                             what=f"firmware trainer, task {self.task.name}, data point {k + 1} of {n_points}")
+
     def output_noise_sd(self, w, inputs) -> float:
         """Pooled per-sample standard deviation (nA) of the plain output at controls ``w`` for each
         of ``inputs`` (codes): ``DC_WINDOW`` s held at each point after a ramp of ``n_ramp``
@@ -292,7 +307,10 @@ class FirmwareRun:
             # One iteration per block (no hold samples); after the last, the ramp to 0 V.
             n = max(1, cfg["n_ramp"]) if finished else per_iter
             codes = tr.dac_block(n)
-            tr.adc_block(self._measure(codes))
+            adc = self._measure(codes)
+            if not finished:
+                self._check_windows(adc, K)
+            tr.adc_block(adc)
             before = tr.iteration
             r = tr.poll()
             if r < 0:

@@ -10,13 +10,31 @@ Two signs, both counted per window:
   smallest or largest value (a rail the device does not state, or an output
   that does not move at all). A perturbed window of a working device never
   repeats its extreme value 16 times in a row: a 1 kHz tone at 10 kHz moves by
-  ~30 % of its amplitude per sample, and noise moves every sample.
+  ~30 % of its amplitude per sample, and noise moves every sample;
+* a pile-up at the window's smallest or largest value: at least ``RUN_MIN``
+  samples equal to it (not necessarily consecutive) and at least ``PILE_RATIO``
+  times as many as at any of the ``NEXT_LEVELS`` values nearest inside. A multi-tone window clipped near its
+  crests never sits on the rail for 16 samples in a row (each crest is a few
+  samples), yet half its samples can be clipped and every derivative halved; a
+  rail collects every sample beyond it. Why the ratio cannot fire without a
+  rail: unquantised float samples repeat a value only when the signal is
+  periodic in the window, and then every level repeats equally often (ratio
+  ~1); samples quantised to codes spend, near a smooth crest, a time that
+  grows as sqrt(depth) below it (the crest is locally a parabola), so the top
+  code holds at most 1/(sqrt(2) - 1) ~ 2.4 times what the next one holds
+  (a pure sinusoid; noise and other tones only thin the crest), and the codes
+  further down hold less still. 4 leaves room. A noise-free periodic window
+  (one tone, sequential mode) repeats every level equally often, but its first
+  period can differ in the last digits (the chain's onset): a stray value or
+  two between the top level and the next, hence the several nearest values.
 """
 from __future__ import annotations
 
 import numpy as np
 
 RUN_MIN = 16
+PILE_RATIO = 4
+NEXT_LEVELS = 4
 SATURATION = ("raise", "count")
 
 
@@ -36,7 +54,16 @@ def saturated_samples(y, full_scale: float | None = None, *, runs: bool = True) 
     if full_scale:
         bad |= np.abs(y) >= full_scale * (1 - 1e-9)
     for extreme in (y.min(), y.max()) if runs else ():
-        at = np.concatenate([[False], y == extreme, [False]])
+        on = y == extreme
+        n_on = int(on.sum())
+        if RUN_MIN <= n_on < y.size:
+            # The most populated of the NEXT_LEVELS values nearest inside: one stray sample just
+            # inside the extreme (a window's onset) must not stand for a periodic level's count.
+            levels, counts = np.unique(y[~on], return_counts=True)
+            near = counts[-NEXT_LEVELS:] if extreme == y.max() else counts[:NEXT_LEVELS]
+            if n_on >= PILE_RATIO * int(near.max()):
+                bad |= on
+        at = np.concatenate([[False], on, [False]])
         edges = np.flatnonzero(np.diff(at.astype(np.int8)))
         for start, stop in zip(edges[::2], edges[1::2]):
             if stop - start >= RUN_MIN:
@@ -50,9 +77,10 @@ def check_saturation(y, full_scale, *, what: str, policy: str = "raise", runs: b
     if count and policy == "raise":
         fs_txt = f"at or beyond full_scale = {full_scale:g} nA, or " if full_scale else ""
         raise SaturationError(f"{what}: {count} of {np.size(y)} samples are saturated ({fs_txt}stuck at the window's "
-                         f"extreme for >= {RUN_MIN} samples); the derivatives would be too small. Move the bias "
-                         f"away from the rail, lower the amplitude or the IV gain, or pass saturation='count' to "
-                         f"accept the window and get the count in the result")
+                              f"extreme for >= {RUN_MIN} samples, or piled up at it: clipped); the derivatives would "
+                              f"be too small. Move the bias "
+                              f"away from the rail, lower the amplitude or the IV gain, or pass saturation='count' to "
+                              f"accept the window and get the count in the result")
     return count
 
 

@@ -122,6 +122,7 @@ class NIDAQDevice:
                                  "both modules support exactly")
             self.delay = self._chain_delay()
             self._n = None  # the first window configures timing with the delay included
+            self._check_calibration_chain()
         except nidaqmx.errors.Error as exc:
             self._close_tasks()
             raise _explain(exc, setup, "setting up the tasks") from None
@@ -138,6 +139,39 @@ class NIDAQDevice:
     def from_config(cls, path) -> "NIDAQDevice":
         """The device described by a setup file (TOML; see ``nidaq_config``)."""
         return cls(load_setup(path))
+
+    # -- the calibration file belongs to one chain -----------------------------------------
+    def chain_identity(self) -> dict:
+        """What a saved chain calibration depends on: the rate and the delay taken out (a
+        sample of lag is 36 degrees at 1 kHz and 10 kS/s), the AI channel and its settings,
+        and the IV converter's sign (the phase method measures through it)."""
+        s = self.setup
+        return {"rate_S_per_s": float(self.fs), "delay_samples": int(self.delay), "ai_channel": s.ai_channel,
+                "ai_terminal": s.ai_terminal, "ai_range_V": float(s.ai_range), "iv_sign": int(s.iv_sign)}
+
+    def _check_calibration_chain(self) -> None:
+        """Refuse the setup's calibration file when it was measured on another chain.
+
+        A calibration saved by ``hge calibrate`` carries ``chain`` (``chain_identity``). Used
+        on another rate, delay or AI setting its phases are off by whole samples of lag, and
+        the calibrated estimator projects on the wrong axis: smaller derivatives, flipped
+        signs, nothing else looking wrong. A file without ``chain`` (written by hand or by an
+        older version) is used as it is."""
+        if self.calibration is None:
+            return
+        import json
+        try:
+            saved = json.loads(Path(self.setup.calibration_file).read_text()).get("chain")
+        except (OSError, ValueError, AttributeError):
+            saved = None
+        if not isinstance(saved, dict):
+            return
+        now = self.chain_identity()
+        diff = [f"{k} {saved.get(k)!r} then, {v!r} now" for k, v in now.items() if saved.get(k) != v]
+        if diff:
+            raise NIDAQError(f"the calibration file {self.setup.calibration_file} was measured on another chain "
+                             f"({'; '.join(diff)}): its phases would project every derivative on the wrong axis. "
+                             "Run `hge calibrate --device nidaq --config SETUP` again, or remove [calibration] file")
 
     # -- configuration ----------------------------------------------------------------
     def _configure(self, n_total: int) -> None:
@@ -235,14 +269,37 @@ class NIDAQDevice:
         return LOOPBACK_NA_PER_V * self._run(volts)[1]
 
     # -- safety ---------------------------------------------------------------------------
+    ZERO_ATTEMPTS = 3
+
     def zero(self) -> None:
         """Stop both tasks, disarm the start triggers and play 0 V on every electrode.
+
+        A ``KeyboardInterrupt`` that arrives meanwhile (a second Ctrl-C in a script or a
+        notebook, where ``hge``'s signal handling is not installed) does not cut the zeroing
+        short: stopping the AO task holds its last sample, a working voltage, so the
+        zeroing is started again and the interrupt raised once the outputs are at 0 V.
 
         Raises
         ------
         ZeroingError
-            If the 0 V samples could not be played: the outputs may not be at 0 V.
+            If the 0 V samples could not be played: the outputs may not be at 0 V (also
+            when interrupts kept arriving for ``ZERO_ATTEMPTS`` attempts).
         """
+        pending = None
+        for _ in range(self.ZERO_ATTEMPTS):
+            try:
+                self._zero_once()
+            except KeyboardInterrupt as exc:
+                pending = exc
+                continue
+            if pending is not None:
+                raise pending
+            return
+        raise ZeroingError(f"could not drive the electrodes to 0 V: interrupted {self.ZERO_ATTEMPTS} times while "
+                           "zeroing; the outputs may not be at 0 V; check them (NI MAX test panel, a meter) "
+                           "before touching the device") from pending
+
+    def _zero_once(self) -> None:
         from nidaqmx.constants import AcquisitionType
         self._n = None  # timing and trigger are configured again before the next window
         for task in (self.ao, self.ai):
@@ -311,6 +368,19 @@ def _close_all() -> None:
             dev.close()
         except NIDAQError as exc:
             sys.stderr.write(f"hge: error at exit: {exc}\n")
+
+
+def stamp_calibration(path, device) -> None:
+    """Add ``device.chain_identity()`` to a saved calibration file as ``chain`` (atomically), so
+    that ``NIDAQDevice`` refuses it on another chain. ``Calibration.load`` ignores the key."""
+    import json
+    import os
+    path = Path(path)
+    data = json.loads(path.read_text())
+    data["chain"] = device.chain_identity()
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
 
 
 def list_devices() -> list:
