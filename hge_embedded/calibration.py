@@ -241,14 +241,19 @@ def calibrate(device, freqs, *, T: float = 0.1, amplitude=None, bias=None, elect
     loop = has_loopback(device)
     if method == "loopback" and not loop:
         raise ValueError(f"method='loopback': {device_name(device)} has no loopback(volts)")
+    from .gradient import check_amplitudes  # (gradient imports this module)
+    dac_lsb = getattr(device, "dac_lsb", None)
     if loop and method != "phase":
         a = 0.05 if amplitude is None else float(v.positive("amplitude", amplitude))
+        # A tone of a few DAC codes is mostly quantisation: its gains come out far from the chain's.
+        check_amplitudes(a, dac_lsb, name="amplitude")
         return _loopback(device, f, n, b, a, int(windows), saturation)
     idx = to_index(electrodes, lim.shape[0])
     amps = np.broadcast_to(v.float_array("amplitude", 0.008 if amplitude is None else amplitude),
                            (idx.size,)).astype(float)
     if np.any(amps <= 0):
         raise ValueError(f"amplitude must be > 0 V, got {amps.tolist()}")
+    check_amplitudes(amps, dac_lsb, name="amplitude")
     return _phase(device, f, n, b, idx, amps, int(max_windows), saturation)
 
 
