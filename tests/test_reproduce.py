@@ -102,6 +102,7 @@ def test_1c_per_decade_ratio(quick_run):
     """1/f noise: S(f) / S(10 f) = 10, so the HGE variance falls 10x per decade (the lock-in reads S near f)."""
     out, _ = quick_run
     rows = _csv(out / "1c" / "data.csv")
+    assert rows, "1c wrote no rows"
     for r in rows:
         v10, v100 = float(r["var_hge_10Hz_units2"]), float(r["var_hge_100Hz_units2"])
         e10, e100 = float(r["var_hge_10Hz_se_units2"]), float(r["var_hge_100Hz_se_units2"])

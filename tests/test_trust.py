@@ -208,10 +208,14 @@ def test_fs8_alias_rule_uses_the_presum_leak():
 
 @pytest.mark.parametrize("filt", ["boxcar", "butterworth3"])
 def test_finite_differences_right_filter(filt):
-    """Noise-free linear device: within 0.5 % (the lock-in's weights have unit DC gain: exact)."""
+    """Noise-free linear device: exact to round-off. The lock-in's weights have unit DC gain, so each
+    window reads I(v +- h) exactly; the pair's difference over 2h then carries only the sums' round-off,
+    about n eps |I| / |dI| ~ 1000 x 2.2e-16 relative (|I| ~ |dI| at zero bias): 1e-10 is 400x that."""
     r = finite_difference_gradient(LinearDevice(W), np.zeros(5), filter=filt)
-    assert np.allclose(r.gradient, W, rtol=5e-3)
-    assert r.lab_time_s == pytest.approx(2 * 5 * (0.1 if filt == "boxcar" else 0.1))
+    assert np.allclose(r.gradient, W, rtol=1e-10, atol=0)
+    # 2 windows per electrode x 5 electrodes x 0.1 s (1000 samples: whole pre-sum groups of 8, so the
+    # Butterworth's window is not shortened either)
+    assert r.lab_time_s == pytest.approx(1.0)
 
 
 def test_finite_difference_stderr_is_honest_in_white_noise():
