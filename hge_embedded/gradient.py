@@ -98,6 +98,9 @@ def _as_bias(device, bias) -> np.ndarray:
     return b
 
 
+MAX_WINDOW_SAMPLES = 2**24   # 28 min at 10 kHz; the 7-electrode float64 waveform alone is 0.9 GB
+
+
 def window_samples(fs: float, T: float, filter: str) -> int:  # noqa: A002
     """Samples of one window: ``round(T fs)``, for the Butterworth cut to whole groups of its pre-sum of 8.
 
@@ -105,6 +108,10 @@ def window_samples(fs: float, T: float, filter: str) -> int:  # noqa: A002
     would carry no weight, so it is not applied at all (T = 0.05 s at 10 kHz:
     496 samples instead of 500; the filter is still the one 98 % settled at T).
     """
+    if not (np.isfinite(T) and np.isfinite(fs)) or T * fs > MAX_WINDOW_SAMPLES:
+        raise ValueError(f"T = {T} s at fs = {fs:g} Hz: a window longer than {MAX_WINDOW_SAMPLES} samples "
+                         f"({MAX_WINDOW_SAMPLES / fs:.4g} s) is refused (its waveform alone would not fit in memory)"
+                         if np.isfinite(T) and np.isfinite(fs) else f"T = {T} s and fs = {fs} Hz must be finite")
     n = int(round(T * fs))
     if filter == "butterworth3":
         n -= n % design.DECIMATION

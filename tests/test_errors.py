@@ -199,3 +199,14 @@ def test_reference_cache_fills_refuse_bad_arguments(layout):
     fresh = ffi.new(ctype, size)
     assert fill(fresh, stride - 1, 2, steps, ffi.NULL, n) == lib.HGE_ERR_SIZE
     assert all(fresh[i] == 0 for i in range(size))
+
+
+def test_a_window_too_long_for_memory_is_refused_by_name():
+    """-T 1e9 used to end in a MemoryError (exit 1) after the plan was built; now the window's length is
+    refused first, naming T, and the CLI says so as a usage error (exit 2)."""
+    from hge_embedded.cli import main
+    from hge_embedded.gradient import MAX_WINDOW_SAMPLES, window_samples
+    assert window_samples(1e4, MAX_WINDOW_SAMPLES / 1e4, "boxcar") == MAX_WINDOW_SAMPLES
+    with pytest.raises(ValueError, match=r"T = 1e\+?0?9 s|T = 1000000000"):
+        window_samples(1e4, 1e9, "boxcar")
+    assert main(["gradient", "-T", "1e9", "--filter", "boxcar"]) == 2
