@@ -268,7 +268,14 @@ def _loopback(device, f, n, bias, a_total, windows, saturation) -> Calibration:
     a = a_total / max(1, f.size) ** 0.5
     volts = np.repeat(bias[:, None], n, axis=1)
     volts[0] += a * np.sin(2 * np.pi * np.outer(f, t)).sum(axis=0)
-    check_volts(volts, device.limits)
+    try:
+        check_volts(volts, device.limits)
+    except ValueError as e:  # the loopback is wired to electrode 1, whatever electrodes the gradient perturbs
+        peak = float(np.max(np.abs(volts[0] - bias[0])))
+        raise ValueError(f"the loopback calibration drives electrode 1 (the loopback's AO) with a multi-tone of "
+                         f"{f.size} frequencies peaking at {peak:.3g} V around its bias {bias[0]:.3g} V, which leaves "
+                         f"its limits {np.asarray(device.limits)[0].tolist()} V: move electrode 1's bias inward, lower "
+                         f"the calibration amplitude, or calibrate with method='phase' ({e})") from None
     acc = np.zeros(f.size, complex)
     var = np.zeros(f.size)
     for k in range(windows):

@@ -117,3 +117,14 @@ def test_stale_calibration_flags_a_turned_axis_by_its_angle(g, angle, scale):
         np.any(np.isclose(np.abs(quad), limit, rtol=1e-9))  # scaling may move a value sitting on the limit
     if angle < STALE_ANGLE:  # turned less than the allowance: never flagged
         assert not flagged.any()
+
+
+def test_loopback_calibration_near_electrode_1s_limit_says_why():
+    """The loopback's tones go on electrode 1 even when the gradient perturbs other electrodes: a bias
+    at electrode 1's limit is refused with that reason, not only 'electrode 1 is 0.74 V'."""
+    d = SimulatedDNPU(seed=0)
+    bias = np.zeros(7)
+    bias[0] = d.limits[0, 1]
+    with pytest.raises(ValueError, match="loopback calibration drives electrode 1"):
+        calibrate(d, plans.plan_frequencies(2, fs=d.fs, T=0.1), bias=bias)
+    assert d.samples_measured == 0
