@@ -747,6 +747,13 @@ def add_device_args(p) -> None:
                         "reach the paper's results)")
 
 
+def _path_arg(text: str) -> str:
+    """A path that is not empty (an empty --out used to fall back to the default directory silently)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be a path, got {text!r}")
+    return text
+
+
 def _init_arg(text: str) -> str:
     from .train import parse_init
     try:
@@ -772,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="and, or, xor, nand, nor, xnor, ..., a truth table such as 0110, all-gates, sphere")
     add_device_args(t)
     t.add_argument("--seed", type=nonnegative_int, default=0, help="seeds data, initial voltages and simulated noise")
-    t.add_argument("--out", help="directory for config, history, plots, checkpoint (default runs/TASK-seedN)")
+    t.add_argument("--out", type=_path_arg, help="directory for config, history, plots, checkpoint (default runs/TASK-seedN)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out (refused, files untouched, if any option differs)")
     t.add_argument("--checkpoint-every", type=positive_int, default=10, metavar="N",
@@ -842,7 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "phase method on the device) and save it")
     add_device_args(c)
     c.add_argument("-T", type=positive_float, default=0.1, help="window, s (default 0.1)")
-    c.add_argument("--out", help="calibration file (default: the setup's [calibration] file)")
+    c.add_argument("--out", type=_path_arg, help="calibration file (default: the setup's [calibration] file)")
     c.add_argument("--bias", type=volt_list,
                    help="phase method: comma-separated volts per electrode (default 0 V, or mid-limits)")
     c.add_argument("--amplitude", type=positive_float, default=None,
@@ -860,7 +867,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="small Monte Carlo sizes (minutes instead of the paper's)")
     r.add_argument("--seed", type=nonnegative_int, default=0,
                    help="seeds the simulated device, its noise and the data")
-    r.add_argument("--out", required=True, help="directory for DIR/<ID>/ data and PNGs and DIR/summary.{md,json}")
+    r.add_argument("--out", type=_path_arg, required=True, help="directory for DIR/<ID>/ data and PNGs and DIR/summary.{md,json}")
     r.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")
     r.set_defaults(func=cmd_reproduce)

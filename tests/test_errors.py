@@ -210,3 +210,12 @@ def test_a_window_too_long_for_memory_is_refused_by_name():
     with pytest.raises(ValueError, match=r"T = 1e\+?0?9 s|T = 1000000000"):
         window_samples(1e4, 1e9, "boxcar")
     assert main(["gradient", "-T", "1e9", "--filter", "boxcar"]) == 2
+
+
+@pytest.mark.parametrize("argv", [["train", "--task", "xor", "--out", ""], ["calibrate", "--out", " "],
+                                  ["reproduce", "--out", ""]])
+def test_an_empty_out_is_a_usage_error(argv, capsys):
+    """An empty --out fell back to the default directory (train) or file (calibrate) without a word."""
+    from hge_embedded.cli import main
+    assert main(argv) == 2
+    assert "argument --out: must be a path" in capsys.readouterr().err
