@@ -326,10 +326,20 @@ def _low_band(n: int, fs: float, f: tuple, guard_bins: int):
 _LOGS: dict = {}
 
 
+def _frozen(a) -> bool:
+    """No one can change ``a``'s values: it and every array it views are read-only (a read-only
+    view of a writeable array still changes with it)."""
+    while a is not None:
+        if not isinstance(a, np.ndarray) or a.flags.writeable:
+            return False
+        a = a.base
+    return True
+
+
 def _log(fq) -> np.ndarray:
     """``np.log(fq)``; for a read-only array seen before (the stderr's ~8000 spectral bins, asked
     for every window), the log computed the first time (the same numbers)."""
-    if isinstance(fq, np.ndarray) and not fq.flags.writeable and fq.dtype == np.float64:
+    if isinstance(fq, np.ndarray) and fq.dtype == np.float64 and _frozen(fq):
         hit = _LOGS.get(id(fq))
         if hit is not None and hit[0] is fq:
             return hit[1]

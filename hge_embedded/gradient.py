@@ -228,7 +228,10 @@ class HGEWindow:
         self.weights = analysis.lockin_weights(self.fs, self.T, filter, self.n, quantized=self._quantized)
         self.enbw = float(self.fs * np.sum(self.weights**2) / 2.0)
         if freqs is None:
-            freqs = plans.plan_frequencies(m, fs=self.fs, T=self.T, filter=filter)
+            try:
+                freqs = plans.plan_frequencies(m, fs=self.fs, T=self.T, filter=filter)
+            except ValueError as e:  # name the argument the caller gave, not the planner's own
+                raise ValueError(f"T = {self.T} s with filter={filter!r} on {m} electrodes: {e}") from None
         else:
             freqs = v.float_array("freqs", np.atleast_1d(freqs), ndim=1)
             if freqs.size != m:
@@ -650,11 +653,13 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
     if stale.any():
         reliable = False
         ang = np.degrees(np.arctan2(quad[stale], grad[stale]))
-        warnings.append(f"electrodes {to_number(win.idx[stale]).tolist()}: the response lies off the calibrated "
-                        f"chain's axis by {np.round(ang, 1).tolist()} deg ({np.round(quad[stale], 4).tolist()} nA/V "
-                        f"across it, stderr {np.round(quad_se[stale], 4).tolist()}): the chain is not the one "
-                        f"calibrated (delay, filter, IV converter, wiring); these derivatives are scaled by the "
-                        f"cosine of that angle or change sign. Calibrate again on this chain")
+        warnings.append(f"electrodes {to_number(win.idx).tolist()}: the chain is not the one calibrated (delay, "
+                        f"filter, IV converter, wiring): on electrodes {to_number(win.idx[stale]).tolist()} the "
+                        f"response lies off the calibrated chain's axis by {np.round(ang, 1).tolist()} deg "
+                        f"({np.round(quad[stale], 4).tolist()} nA/V across it, stderr "
+                        f"{np.round(quad_se[stale], 4).tolist()}). Every derivative shares the chain, so each may "
+                        f"be scaled by the cosine of its own angle or change sign (an inversion, 180 deg, leaves "
+                        f"nothing across the axis and cannot be seen here). Calibrate again on this chain")
     lag = 0 if win.calibration is None or not win.calibration.delay_s else int(round(win.calibration.delay_s * win.fs))
     if lag >= 1:
         # The first `lag` samples of a window hold no response yet (the chain has not delivered

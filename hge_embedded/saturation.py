@@ -27,6 +27,17 @@ Two signs, both counted per window:
   (one tone, sequential mode) repeats every level equally often, but its first
   period can differ in the last digits (the chain's onset): a stray value or
   two between the top level and the next, hence the several nearest values.
+* a shelf: at least ``SHELF_FRACTION`` of the window within ``SHELF_BAND`` of its
+  spread (between its 0.5 % and 99.5 % points) from one end. A rail followed by the
+  ADC's own noise (the AI's noise is downstream of a clipping IV converter) spreads
+  the clipped samples over distinct values a few noise SDs wide, so neither rule
+  above sees them; they still crowd into a narrow band at the end. Why a working
+  window does not: a pure sinusoid, the most crest-heavy smooth signal the plan
+  makes, spends (1/pi) arccos(1 - 2 x 0.005) = 4.5 % of its time within 0.5 % of its
+  peak-to-peak from a crest; a sum of tones and noise (Gaussian-like) far less.
+  12 % is 2.7x the sinusoid. The percentiles keep a single glitch from stretching
+  the band. Not seen: a window clipped less than that at each rail, or whose
+  noise after the rail is wider than the band (6 SD > 0.5 % of the spread).
 """
 from __future__ import annotations
 
@@ -35,6 +46,8 @@ import numpy as np
 RUN_MIN = 16
 PILE_RATIO = 4
 NEXT_LEVELS = 4
+SHELF_BAND = 0.005      # of the window's spread
+SHELF_FRACTION = 0.12   # of the window's samples, at one end
 SATURATION = ("raise", "count")
 
 
@@ -68,7 +81,32 @@ def saturated_samples(y, full_scale: float | None = None, *, runs: bool = True) 
         for start, stop in zip(edges[::2], edges[1::2]):
             if stop - start >= RUN_MIN:
                 bad[start:stop] = True
+    if runs:
+        bad |= _shelf(y)
     return int(bad.sum())
+
+
+def _shelf_suspects(Y) -> np.ndarray:
+    """Rows of ``Y`` (K, n) whose min/max band already holds ``SHELF_FRACTION`` (cheap, one pass;
+    the percentile test in ``_shelf`` decides)."""
+    mx, mn = Y.max(axis=1, keepdims=True), Y.min(axis=1, keepdims=True)
+    w = SHELF_BAND * (mx - mn)
+    need = max(RUN_MIN, SHELF_FRACTION * Y.shape[1])
+    return ((Y >= mx - w).sum(axis=1) >= need) | ((Y <= mn + w).sum(axis=1) >= need)
+
+
+def _shelf(y) -> np.ndarray:
+    """The samples of one window in a shelf at either end (see the module docstring)."""
+    bad = np.zeros(y.size, bool)
+    if y.size < RUN_MIN or not _shelf_suspects(y[None, :])[0]:
+        return bad
+    lo, hi = np.percentile(y, [0.5, 99.5])
+    w = SHELF_BAND * (hi - lo)
+    need = max(RUN_MIN, SHELF_FRACTION * y.size)
+    for band in (y >= hi - w, y <= lo + w):
+        if w > 0 and band.sum() >= need:
+            bad |= band
+    return bad
 
 
 def check_saturation(y, full_scale, *, what: str, policy: str = "raise", runs: bool = True) -> int:
@@ -77,7 +115,7 @@ def check_saturation(y, full_scale, *, what: str, policy: str = "raise", runs: b
     if count and policy == "raise":
         fs_txt = f"at or beyond full_scale = {full_scale:g} nA, or " if full_scale else ""
         raise SaturationError(f"{what}: {count} of {np.size(y)} samples are saturated ({fs_txt}stuck at the window's "
-                              f"extreme for >= {RUN_MIN} samples, or piled up at it: clipped); the derivatives would "
+                              f"extreme for >= {RUN_MIN} samples, or piled up or crowded at it: clipped); the derivatives would "
                               f"be too small. Move the bias "
                               f"away from the rail, lower the amplitude or the IV gain, or pass saturation='count' to "
                               f"accept the window and get the count in the result")
@@ -98,6 +136,9 @@ def saturated_counts(windows, full_scale: float | None = None) -> np.ndarray:
     counts = (np.abs(y) >= full_scale * (1 - 1e-9)).sum(axis=1) if full_scale else np.zeros(y.shape[0], np.int64)
     at_min = (y == y.min(axis=1, keepdims=True)).sum(axis=1)
     at_max = (y == y.max(axis=1, keepdims=True)).sum(axis=1)
-    for k in np.flatnonzero((at_min >= RUN_MIN) | (at_max >= RUN_MIN)):
+    suspects = (at_min >= RUN_MIN) | (at_max >= RUN_MIN)
+    if y.shape[1] >= RUN_MIN:
+        suspects |= _shelf_suspects(y)
+    for k in np.flatnonzero(suspects):
         counts[k] = saturated_samples(y[k], full_scale)
     return counts.astype(np.int64)

@@ -68,6 +68,8 @@ def check_volts(volts, limits, *, name: str = "volts") -> np.ndarray:
     Every path that can reach hardware calls this before anything is written.
     Non-finite or inverted limits are refused too (``check_limits``).
     """
+    if np.iscomplexobj(volts):  # np.asarray(float) would drop the imaginary part with a warning
+        raise TypeError(f"{name} must be real voltages, got a complex {type(volts).__name__}")
     v = np.asarray(volts, dtype=float)
     lim = check_limits(limits)
     if v.ndim != 2 or v.shape[0] != lim.shape[0]:
@@ -80,8 +82,10 @@ def check_volts(volts, limits, *, name: str = "volts") -> np.ndarray:
     # find the first offender for the message.
     if v.shape[1] and bool(np.all((v.min(axis=1) >= lim[:, 0]) & (v.max(axis=1) <= lim[:, 1]))):
         return v
-    if not np.all(np.isfinite(v)):
-        raise ValueError(f"{name} must be finite")
+    finite = np.isfinite(v)
+    if not finite.all():
+        e, k = np.argwhere(~finite)[0]
+        raise ValueError(f"{name} must be finite: electrode {e + 1} at sample {k} is {v[e, k]}; nothing was applied")
     bad = (v < lo) | (v > hi)
     if bad.any():
         e, k = np.argwhere(bad)[0]
