@@ -305,3 +305,16 @@ def test_mean_code_saturated_extremes_every_isa():
             assert core.mean_code(x, isa=isa) == want, (isa, value)
     with pytest.raises(ValueError, match="isa"):
         core.mean_code([1, 2], isa="neon")
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 5000), st.sampled_from(["random", "min", "max"]))
+def test_mean_code_every_isa_long_windows(seed, n, kind):
+    """hge_host_mean_q0's AVX2 sum runs rounds of 1024 codes in int32 lanes before widening;
+    windows past several rounds, at both saturation extremes (the largest lane sums), on
+    every isa equal the model's mean."""
+    rng = np.random.default_rng(seed)
+    x = {"random": rng.integers(-2**31, 2**31, n), "min": np.full(n, -2**31),
+         "max": np.full(n, 2**31 - 1)}[kind]
+    want = fixed.mean_q0(x)
+    for isa in ["portable", "auto"] + ISAS:
+        assert core.mean_code(x, isa=isa) == want, isa

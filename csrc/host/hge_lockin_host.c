@@ -1337,20 +1337,41 @@ HGE_INLINE int64_t hge_host_sat_sum(const int32_t *x, uint32_t n)
 }
 
 #if HGE_HOST_X86
+/* Saturated codes are in [-2^23, 2^23), so HGE_MEAN_ROUND = 32 of them sum to |s| <= 2^28
+ * in an int32 lane: four int32 accumulators take 32 vectors of 8 codes each per round
+ * (four independent add chains), then their lanes (pairwise sums |.| <= 2^29) are
+ * widened into the int64 sum. Exact integers throughout, so the order of the additions
+ * does not matter. */
+#define HGE_MEAN_ROUND 32u
 __attribute__((target("avx2"))) static int64_t hge_host_sat_sum_avx2(const int32_t *x, uint32_t n)
 {
     const __m256i lo = _mm256_set1_epi32(HGE_SAMPLE_MIN);
     const __m256i hi = _mm256_set1_epi32(HGE_SAMPLE_MAX);
-    __m256i a0 = _mm256_setzero_si256();
-    __m256i a1 = _mm256_setzero_si256();
+    __m256i wide = _mm256_setzero_si256();
     int64_t lane[4];
-    uint32_t k;
-    for (k = 0; k + 8u <= n; k += 8u) {
-        __m256i v = _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(x + k)), lo), hi);
-        a0 = _mm256_add_epi64(a0, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
-        a1 = _mm256_add_epi64(a1, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+    uint32_t k = 0;
+    while (k + 32u <= n) {
+        __m256i a0 = _mm256_setzero_si256();
+        __m256i a1 = _mm256_setzero_si256();
+        __m256i a2 = _mm256_setzero_si256();
+        __m256i a3 = _mm256_setzero_si256();
+        uint32_t r;
+        for (r = 0; r < HGE_MEAN_ROUND && k + 32u <= n; ++r, k += 32u) {
+            const __m256i *p = (const __m256i *)(const void *)(x + k);
+            a0 = _mm256_add_epi32(a0, _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256(p), lo), hi));
+            a1 = _mm256_add_epi32(a1, _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256(p + 1), lo), hi));
+            a2 = _mm256_add_epi32(a2, _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256(p + 2), lo), hi));
+            a3 = _mm256_add_epi32(a3, _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256(p + 3), lo), hi));
+        }
+        /* Each a_i lane: at most 32 codes, |sum| <= 2^28; widen to int64 (sign-extended). */
+        a0 = _mm256_add_epi32(a0, a1); /* |.| <= 2^29 */
+        a2 = _mm256_add_epi32(a2, a3);
+        wide = _mm256_add_epi64(wide, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(a0)));
+        wide = _mm256_add_epi64(wide, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(a0, 1)));
+        wide = _mm256_add_epi64(wide, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(a2)));
+        wide = _mm256_add_epi64(wide, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(a2, 1)));
     }
-    _mm256_storeu_si256((__m256i *)(void *)lane, _mm256_add_epi64(a0, a1));
+    _mm256_storeu_si256((__m256i *)(void *)lane, wide);
     return lane[0] + lane[1] + lane[2] + lane[3] + hge_host_sat_sum(x + k, n - k);
 }
 #endif
