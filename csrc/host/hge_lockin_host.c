@@ -10,7 +10,13 @@
  *     (hge_refs_fill walks the same NCO), so cached mixing is the portable mixing;
  *   - filter steps of different channels are independent, so several channels run
  *     interleaved (group by group) instead of one after another, which lets the CPU
- *     overlap their multiply latency chains.
+ *     overlap their multiply latency chains;
+ *   - a channel's filter steps read only its own pre-sums, so the lane kernels compute
+ *     a block's pre-sums first and then step each channel vector through the block
+ *     (its state then stays in registers);
+ *   - a scaled lane cache holds 256 ref, which the kernels divide out exactly (scalar
+ *     edges) or fold into the product's rounding shift (AVX2), as for the packed cache.
+ * Threads come from hge_host_pool.c.
  */
 #define _POSIX_C_SOURCE 200809L
 #if defined(__GNUC__) && !defined(__clang__)
