@@ -38,6 +38,29 @@ def _best_time(fn, min_total: float = 0.3, repeats: int = 3, clock=time.perf_cou
     return best
 
 
+def _best_times_interleaved(fns, min_total: float = 0.3, repeats: int = 3, clock=time.perf_counter) -> list:
+    """``_best_time`` of each of ``fns`` with their rounds interleaved (round 1 of each,
+    then round 2 of each, ...): a change of load during the run then hits every function
+    alike, so their ratio (the bench's headline) stays fair on a shared machine."""
+    for fn in fns:
+        fn()  # warm-up
+    best = [np.inf] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], _best_time_round(fn, min_total, clock))
+    return best
+
+
+def _best_time_round(fn, min_total, clock):
+    calls, start = 0, clock()
+    while True:
+        fn()
+        calls += 1
+        elapsed = clock() - start
+        if elapsed >= min_total:
+            return elapsed / calls
+
+
 class InstructionCounter:
     """User-space instructions retired by this thread (Linux ``perf_event_open``).
 
@@ -118,7 +141,8 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 1
                rounds: int = 3):
     """Measure the C core and the fair numpy baseline for every (filter, M, N).
 
-    Per row, ns per terminal-sample, each the best of ``rounds`` timing rounds:
+    Per row, ns per terminal-sample, each the best of ``rounds`` timing rounds (the C
+    and numpy rounds of a ratio interleaved):
     ``c_ns`` (wall clock; host C path through a :class:`hge_embedded.core.LockinPlan`:
     AVX2 when present, cached references in the layout ``c_cache``, ``c_threads``
     threads over terminals (the calling thread and the persistent worker pool): one per
@@ -179,11 +203,10 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 1
                 def c_call(p=plan):
                     p(x, dc=core.mean_code(x))
 
-                t_c = _best_time(c_call, min_total, rounds)
+                t_c, t_np = _best_times_interleaved([c_call, lambda: baseline(xf)], min_total, rounds)
                 t_portable = _best_time(lambda: c_call(portable), min_total, rounds)
-                t_np = _best_time(lambda: baseline(xf), min_total, rounds)
-                cpu_c1 = _best_time(lambda: c_call(plan_1t), min_total, rounds, time.process_time)
-                cpu_np = _best_time(lambda: baseline(xf), min_total, rounds, time.process_time)
+                cpu_c1, cpu_np = _best_times_interleaved([lambda: c_call(plan_1t), lambda: baseline(xf)], min_total,
+                                                         rounds, time.process_time)
                 insn = counter.count(lambda: c_call(plan_1t))
                 row = dict(filter=filt, terminals=m, samples=n, c_threads=int(plan._opts.threads),
                            c_cache=None if plan.references is None else plan.references.layout,

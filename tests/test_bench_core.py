@@ -76,3 +76,11 @@ def test_cli_bench_core_takes_terminals_and_lengths(capsys):
                      "--rounds", "1", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "butterworth3     3     256" in out and "boxcar           3     256" in out
+
+
+def test_ratio_rounds_are_interleaved():
+    """C and numpy rounds alternate, so a change of load hits both sides of the ratio."""
+    calls = []
+    best = bench._best_times_interleaved([lambda: calls.append("c"), lambda: calls.append("np")], 0.0, 3)
+    assert calls == ["c", "np"] * 4  # warm-up, then 3 rounds of one call each (min_total 0)
+    assert len(best) == 2 and all(b >= 0 for b in best)
