@@ -49,8 +49,12 @@ def _c_ready(arr: np.ndarray) -> np.ndarray:
     ``v.int_array`` returns a contiguous array, but numpy calls a contiguous view at an
     odd byte offset (``np.frombuffer(buf, offset=1)``) contiguous too; C may not read
     an ``int32_t *`` there (undefined behaviour; a fault on Cortex-M0 and with some
-    SIMD loads). ``np.require`` copies exactly when a flag is missing.
+    SIMD loads). ``np.require`` copies exactly when a flag is missing (checked here first:
+    ``np.require`` itself costs a few microseconds per window).
     """
+    flags = arr.flags
+    if flags.c_contiguous and flags.aligned:
+        return arr
     return np.require(arr, requirements=["C_CONTIGUOUS", "ALIGNED"])
 
 
