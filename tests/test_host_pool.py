@@ -105,3 +105,31 @@ def test_plan_takes_packed_cache_above_the_scaled_limit(monkeypatch):
     assert (small.references.layout, big.references.layout) == ("scaled", "packed")
     for plan in (small, big):
         assert all(np.array_equal(a, b) for a, b in zip(plan(x), want))
+
+
+def test_host_call_status_codes_for_pool_and_scaled_cache():
+    """Direct C use: an unknown pool mode is HGE_ERR_RANGE (before any work), the scaled entry
+    point refuses a NULL cache and a stride that cannot hold the block, like the other layouts."""
+    from hge_embedded._hge_core import ffi, lib
+    m, n = 3, 32
+    steps = ffi.new("uint32_t[]", [1 << 24, 1 << 25, 1 << 26])
+    coeffs = core.bw3_coeffs_struct(design.lockin_filter(FS, 0.1).coeffs)
+    inst = ffi.new("hge_lockin_bw3_t *")
+    terms = ffi.new("hge_lockin_bw3_term_t[]", m)
+    assert lib.hge_lockin_bw3_init(inst, coeffs, terms, m, steps, ffi.NULL) == lib.HGE_OK
+    x = ffi.new("int32_t[]", [int(v) for v in np.random.default_rng(2).integers(-2**23, 2**23, n)])
+    refs = ffi.new("int32_t[]", lib.HGE_LANE_ROW * n)
+    assert lib.hge_refs_fill_scaled(refs, lib.HGE_LANE_ROW * n, m, steps, ffi.NULL, n) == lib.HGE_OK
+    opts = ffi.new("hge_host_opts_t *")
+    opts.isa, opts.threads, opts.pool = lib.HGE_ISA_AUTO, 2, lib.HGE_POOL_SPAWN + 1
+    assert lib.hge_host_bw3_process_scaled(inst, x, n, refs, lib.HGE_LANE_ROW * n, opts) == lib.HGE_ERR_RANGE
+    opts.pool = lib.HGE_POOL_WORKERS
+    assert lib.hge_host_bw3_process_scaled(inst, x, n, ffi.NULL, lib.HGE_LANE_ROW * n, opts) == lib.HGE_ERR_NULL
+    assert lib.hge_host_bw3_process_scaled(inst, x, n, refs, lib.HGE_LANE_ROW * n - 1, opts) == lib.HGE_ERR_SIZE
+    assert lib.hge_host_bw3_process_scaled(inst, x, n, refs, lib.HGE_LANE_ROW * n, opts) == lib.HGE_OK
+    # The refused calls changed nothing: the result is one clean pass over x.
+    out_i, out_q = ffi.new("int32_t[]", m), ffi.new("int32_t[]", m)
+    assert lib.hge_lockin_bw3_output(inst, out_i, out_q) == lib.HGE_OK
+    want = core.lockin_bw3(np.frombuffer(ffi.buffer(x), np.int32), [1 << 24, 1 << 25, 1 << 26], None,
+                           design.lockin_filter(FS, 0.1).coeffs, isa="portable")
+    assert list(out_i) == list(want[0]) and list(out_q) == list(want[1])
