@@ -1,13 +1,20 @@
 /*
  * hge_host_pool.c - see hge_host_pool.h.
  *
- * Hand-off, per worker w (one caller at a time, serialised by hge_pool_lock):
- *   caller: under w->mu, writes w->fn and w->arg, then publishes w->seq + 1 (release)
- *           and signals w->cv; later waits until w->done (acquire) equals that seq.
- *   worker: waits until w->seq (acquire) differs from the last seq it ran (spinning,
+ * Hand-off, per worker w (one caller at a time, serialised by hge_pool_lock); seq
+ * counts modulo 2^31, and w->claim holds the posted seq, with HGE_TAKEN set once someone
+ * has claimed that task:
+ *   caller: under w->mu, writes w->fn and w->arg, publishes w->claim = seq and then
+ *           w->seq = seq (release) and signals w->cv. After its own task it claims the
+ *           posted one itself if the worker has not (compare-and-swap seq -> seq |
+ *           HGE_TAKEN: a worker that did not get a core, e.g. on a loaded machine, costs
+ *           no more than running on one thread), else waits until w->done == seq.
+ *   worker: waits until w->seq (acquire) differs from the last seq it saw (spinning,
  *           then under w->mu on w->cv: the caller publishes under the same mutex, so a
- *           wake-up cannot be lost), reads fn and arg, runs the task, publishes
- *           w->done = seq (release).
+ *           wake-up cannot be lost), claims it by the same compare-and-swap, and only
+ *           if that succeeds reads fn and arg, runs the task and publishes w->done =
+ *           seq (release). A claim of a stale seq fails, so no task runs twice or on
+ *           another call's arguments.
  * The release/acquire pairs order the task's inputs before it runs and its results
  * before the caller reads them. The atomics are the GCC/clang __atomic builtins (the
  * code is C99; ThreadSanitizer understands them).
@@ -27,14 +34,17 @@
 
 /* Polls between clock reads (and sched_yield calls) while spinning. */
 #define HGE_POOL_POLLS 64
+/* The claim bit of w->claim; sequence numbers use the other 31 bits. */
+#define HGE_TAKEN 0x80000000u
 
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     hge_pool_task_fn fn; /* the posted task; written by the caller under mu before seq */
     const void *arg;
-    uint32_t seq;        /* tasks posted (written by the caller only) */
-    uint32_t done;       /* seq of the last task finished (written by the worker only) */
+    uint32_t seq;        /* the last task posted, modulo 2^31 (written by the caller only) */
+    uint32_t claim;      /* seq when posted; seq | HGE_TAKEN once the worker or the caller took it */
+    uint32_t done;       /* seq of the last task the worker finished (written by the worker only) */
 } hge_worker_t;
 
 static hge_worker_t hge_workers[HGE_POOL_MAX_TASKS - 1u];
@@ -72,6 +82,14 @@ static uint32_t hge_spin_while(const uint32_t *word, uint32_t seen, long ns)
     }
 }
 
+/* Take task seq of w for this thread: 1 if it was still unclaimed (then this thread runs
+ * it, and sees the caller's fn and arg), 0 if someone else has it or it is stale. */
+static int hge_claim(hge_worker_t *w, uint32_t seq)
+{
+    uint32_t expect = seq;
+    return __atomic_compare_exchange_n(&w->claim, &expect, seq | HGE_TAKEN, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
 static void *hge_worker_main(void *p)
 {
     hge_worker_t *w = (hge_worker_t *)p;
@@ -85,9 +103,11 @@ static void *hge_worker_main(void *p)
             }
             pthread_mutex_unlock(&w->mu);
         }
-        w->fn(w->arg);
         seen = seq;
-        __atomic_store_n(&w->done, seq, __ATOMIC_RELEASE);
+        if (hge_claim(w, seq)) {
+            w->fn(w->arg);
+            __atomic_store_n(&w->done, seq, __ATOMIC_RELEASE);
+        }
     }
     return 0;
 }
@@ -106,6 +126,7 @@ static int hge_worker_start(hge_worker_t *w)
         return 0;
     }
     w->seq = 0u;
+    w->claim = HGE_TAKEN;
     w->done = 0u;
     ok = pthread_attr_init(&attr) == 0;
     if (ok) {
@@ -201,7 +222,8 @@ static void hge_run_pooled(hge_pool_task_fn fn, const void *const *args, uint32_
         pthread_mutex_lock(&w->mu);
         w->fn = fn;
         w->arg = args[posted + 1u];
-        seq = __atomic_load_n(&w->seq, __ATOMIC_RELAXED) + 1u;
+        seq = (__atomic_load_n(&w->seq, __ATOMIC_RELAXED) + 1u) & ~HGE_TAKEN;
+        __atomic_store_n(&w->claim, seq, __ATOMIC_RELEASE);
         __atomic_store_n(&w->seq, seq, __ATOMIC_RELEASE);
         pthread_cond_signal(&w->cv);
         pthread_mutex_unlock(&w->mu);
@@ -213,9 +235,15 @@ static void hge_run_pooled(hge_pool_task_fn fn, const void *const *args, uint32_
     fn(args[0]);
     for (k = 0; k < posted; ++k) {
         hge_worker_t *w = &hge_workers[k];
-        /* done was seq - 1 when the task was posted (the previous call waited for it) and
-         * becomes seq when it finishes. */
-        (void)hge_spin_while(&w->done, __atomic_load_n(&w->seq, __ATOMIC_RELAXED) - 1u, -1);
+        uint32_t seq = __atomic_load_n(&w->seq, __ATOMIC_RELAXED);
+        uint32_t d;
+        if (hge_claim(w, seq)) {
+            fn(args[k + 1u]); /* the worker has not started it: run it here */
+            continue;
+        }
+        while ((d = __atomic_load_n(&w->done, __ATOMIC_ACQUIRE)) != seq) {
+            (void)hge_spin_while(&w->done, d, HGE_POOL_SPIN_NS);
+        }
     }
 }
 
