@@ -65,7 +65,9 @@ hge_status hge_lockin_boxcar_reset(hge_lockin_boxcar_t *s, const uint32_t *phase
 #define HGE_ISA_GENERIC ...
 #define HGE_ISA_AVX2 ...
 #define HGE_HOST_MAX_THREADS ...
-typedef struct { uint32_t isa; uint32_t threads; } hge_host_opts_t;
+#define HGE_POOL_WORKERS ...
+#define HGE_POOL_SPAWN ...
+typedef struct { uint32_t isa; uint32_t threads; uint32_t pool; } hge_host_opts_t;
 int hge_host_isa_available(uint32_t isa);
 hge_status hge_refs_fill(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
                          const uint32_t *phases, uint32_t n);
@@ -88,6 +90,10 @@ hge_status hge_host_bw3_process_packed(hge_lockin_bw3_t *s, const int32_t *x, ui
                                        uint32_t stride, const hge_host_opts_t *opts);
 hge_status hge_host_boxcar_process_packed(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
                                           const uint8_t *refs, uint32_t stride, const hge_host_opts_t *opts);
+hge_status hge_refs_fill_scaled(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                                const uint32_t *phases, uint32_t n);
+hge_status hge_host_bw3_process_scaled(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                       uint32_t stride, const hge_host_opts_t *opts);
 hge_status hge_host_mean_q0(const int32_t *x, uint32_t n, int32_t *mean, uint32_t isa);
 
 hge_status hge_update_init(hge_update_t *u, const int32_t *w_min, const int32_t *w_max,

@@ -38,6 +38,29 @@ def _best_time(fn, min_total: float = 0.3, repeats: int = 3, clock=time.perf_cou
     return best
 
 
+def _best_times_interleaved(fns, min_total: float = 0.3, repeats: int = 3, clock=time.perf_counter) -> list:
+    """``_best_time`` of each of ``fns`` with their rounds interleaved (round 1 of each,
+    then round 2 of each, ...): a change of load during the run then hits every function
+    alike, so their ratio (the bench's headline) stays fair on a shared machine."""
+    for fn in fns:
+        fn()  # warm-up
+    best = [np.inf] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], _best_time_round(fn, min_total, clock))
+    return best
+
+
+def _best_time_round(fn, min_total, clock):
+    calls, start = 0, clock()
+    while True:
+        fn()
+        calls += 1
+        elapsed = clock() - start
+        if elapsed >= min_total:
+            return elapsed / calls
+
+
 class InstructionCounter:
     """User-space instructions retired by this thread (Linux ``perf_event_open``).
 
@@ -118,9 +141,11 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 1
                rounds: int = 3):
     """Measure the C core and the fair numpy baseline for every (filter, M, N).
 
-    Per row, ns per terminal-sample, each the best of ``rounds`` timing rounds:
+    Per row, ns per terminal-sample, each the best of ``rounds`` timing rounds (the C
+    and numpy rounds of a ratio interleaved):
     ``c_ns`` (wall clock; host C path through a :class:`hge_embedded.core.LockinPlan`:
-    AVX2 when present, cached references, ``c_threads`` threads over terminals: one per
+    AVX2 when present, cached references in the layout ``c_cache``, ``c_threads``
+    threads over terminals (the calling thread and the persistent worker pool): one per
     CPU above ``core.THREAD_MIN_WORK`` terminal-samples), ``c_portable_ns`` (wall; the
     portable C99 path the firmware runs, NCO per sample, one thread), ``numpy_ns`` (wall;
     :class:`NumpyLockin`), ``ratio`` = numpy_ns / c_ns (the headline: one run of each on
@@ -133,6 +158,12 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 1
     ``progress(done, total, label)`` before every row and once at the end (the CLI's
     progress bar); anything else with ``write`` receives the lines.
     """
+    for m in terminals:
+        if not 1 <= int(m) <= core.MAX_TERMINALS:
+            raise ValueError(f"terminals: each must be in 1..{core.MAX_TERMINALS}, got {m}")
+    for n in lengths:
+        if int(n) < 8:
+            raise ValueError(f"lengths: each must be >= 8 (one Butterworth group), got {n}")
     todo = [(n, m, f) for n in lengths for m in terminals for f in filters
             if not (f == "boxcar" and n > core.BOXCAR_MAX_SAMPLES)]
     done = 0
@@ -172,13 +203,13 @@ def bench_core(fs: float = 10_000.0, terminals=(1, 7, 64, 256), lengths=(1000, 1
                 def c_call(p=plan):
                     p(x, dc=core.mean_code(x))
 
-                t_c = _best_time(c_call, min_total, rounds)
+                t_c, t_np = _best_times_interleaved([c_call, lambda: baseline(xf)], min_total, rounds)
                 t_portable = _best_time(lambda: c_call(portable), min_total, rounds)
-                t_np = _best_time(lambda: baseline(xf), min_total, rounds)
-                cpu_c1 = _best_time(lambda: c_call(plan_1t), min_total, rounds, time.process_time)
-                cpu_np = _best_time(lambda: baseline(xf), min_total, rounds, time.process_time)
+                cpu_c1, cpu_np = _best_times_interleaved([lambda: c_call(plan_1t), lambda: baseline(xf)], min_total,
+                                                         rounds, time.process_time)
                 insn = counter.count(lambda: c_call(plan_1t))
                 row = dict(filter=filt, terminals=m, samples=n, c_threads=int(plan._opts.threads),
+                           c_cache=None if plan.references is None else plan.references.layout,
                            c_ns=1e9 * t_c / (m * n), c_portable_ns=1e9 * t_portable / (m * n),
                            numpy_ns=1e9 * t_np / (m * n), ratio=t_np / t_c,
                            c_cpu_1t_ns=1e9 * cpu_c1 / (m * n), numpy_cpu_ns=1e9 * cpu_np / (m * n),

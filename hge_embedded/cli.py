@@ -72,7 +72,8 @@ def cmd_bench(args) -> int:
             bar.total = total
             bar.update(done - bar.n, postfix=label)
         if args.what == "core":
-            rows = bench.bench_core(min_total=args.min_time, progress=tick, rounds=args.rounds)
+            rows = bench.bench_core(min_total=args.min_time, progress=tick, rounds=args.rounds,
+                                    terminals=tuple(args.terminals), lengths=tuple(args.lengths))
         elif args.what == "train":
             rows = bench.bench_train(models=args.models, iterations=args.iterations, progress=tick,
                                      threads=args.sim_threads)
@@ -886,6 +887,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--min-time", type=positive_float, default=0.3, help="seconds per timing round (default 0.3)")
     b.add_argument("--rounds", type=positive_int, default=3,
                    help="core: timing rounds, the best one counts (default 3; more on a busy machine)")
+    b.add_argument("--terminals", type=positive_int, nargs="+", default=[1, 7, 64, 256], metavar="M",
+                   help="core: terminal counts to measure (default 1 7 64 256)")
+    b.add_argument("--lengths", type=positive_int, nargs="+", default=[1000, 100_000], metavar="N",
+                   help="core: window lengths in samples (default 1000 100000)")
     b.add_argument("--points", type=positive_int, default=100, help="bias points for accuracy (default 100)")
     b.add_argument("--reps", type=positive_int, default=300, help="repetitions for noise figures (default 300)")
     b.add_argument("--iterations", type=positive_int, default=5,

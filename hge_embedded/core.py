@@ -49,8 +49,12 @@ def _c_ready(arr: np.ndarray) -> np.ndarray:
     ``v.int_array`` returns a contiguous array, but numpy calls a contiguous view at an
     odd byte offset (``np.frombuffer(buf, offset=1)``) contiguous too; C may not read
     an ``int32_t *`` there (undefined behaviour; a fault on Cortex-M0 and with some
-    SIMD loads). ``np.require`` copies exactly when a flag is missing.
+    SIMD loads). ``np.require`` copies exactly when a flag is missing (checked here first:
+    ``np.require`` itself costs a few microseconds per window).
     """
+    flags = arr.flags
+    if flags.c_contiguous and flags.aligned:
+        return arr
     return np.require(arr, requirements=["C_CONTIGUOUS", "ALIGNED"])
 
 
@@ -151,7 +155,11 @@ def bw3_coeffs_struct(coeffs):
 
 
 ISAS = {"auto": lib.HGE_ISA_AUTO, "generic": lib.HGE_ISA_GENERIC, "avx2": lib.HGE_ISA_AVX2}
-#: Below this many terminal-samples a call stays on one thread (starting one costs ~50 us).
+#: LockinPlan's largest "scaled" reference cache (bytes); above it the "packed" one.
+SCALED_CACHE_MAX_BYTES = 8 << 20
+#: Below this many terminal-samples a call stays on one thread. (Set when each call started
+#: its threads, ~50 us each; the worker pool hands a job to an awake worker in ~10 us, but a
+#: worker asleep after 0.3 ms idle takes a wake-up; not re-measured, so kept.)
 THREAD_MIN_WORK = 1 << 18
 
 
@@ -189,7 +197,7 @@ class References:
         The plan's phase steps and start phases (``phases=None``: all 0).
     n : int
         Window length in samples; a call with a cache must process exactly ``n`` samples.
-    layout : {"lanes", "packed", "rows"}
+    layout : {"lanes", "packed", "scaled", "rows"}
         ``"lanes"`` (default, ``hge_refs_fill_lanes``): terminals in batches of
         ``HGE_HOST_LANES`` (4); per batch and sample one 32-byte row, the 4 sines then
         the 4 cosines, which the AVX2 path reads as one vector (terminals in SIMD
@@ -198,10 +206,13 @@ class References:
         ``"packed"`` (``hge_refs_fill_packed``): the lane layout's values as 24-bit
         two's complement, 3 bytes each (24-byte rows), uint8 of shape
         ``(ceil(M / 4), n, 24)``: a quarter less memory to stream, unpacked in registers.
+        ``"scaled"`` (``hge_refs_fill_scaled``, Butterworth only): the lane layout with
+        every value times 256, which the AVX2 kernel multiplies as loaded (the fewest
+        operations per sample; 32-byte rows like "lanes").
 
     Notes
     -----
-    Memory: ``8 M n`` bytes for "rows", ``32 ceil(M / 4) n`` for "lanes", ``24 ceil(M / 4) n``
+    Memory: ``8 M n`` bytes for "rows", ``32 ceil(M / 4) n`` for "lanes" and "scaled", ``24 ceil(M / 4) n``
     for "packed" (M = 64,
     n = 1e5: 51 MB). The table is read-only; a cache only serves calls whose steps and
     phases equal its own (checked on every call).
@@ -214,7 +225,7 @@ class References:
         self.n = int(n)
         if self.n < 1 or self.n >= 1 << 32:
             raise ValueError(f"n must be in [1, 2^32), got {n}")
-        v.choice("layout", layout, {"lanes", "packed", "rows"})
+        v.choice("layout", layout, {"lanes", "packed", "scaled", "rows"})
         self.layout = layout
         m = self.steps.size
         if layout == "rows":
@@ -236,7 +247,8 @@ class References:
             batches = -(-m // lib.HGE_HOST_LANES)
             self.table = _aligned_empty((batches, self.n, row), np.int32)
             self.stride = row * self.n
-            fill, fill_name = lib.hge_refs_fill_lanes, "hge_refs_fill_lanes"
+            fill, fill_name = ((lib.hge_refs_fill_scaled, "hge_refs_fill_scaled") if layout == "scaled"
+                               else (lib.hge_refs_fill_lanes, "hge_refs_fill_lanes"))
         check_status(fill_name, fill(
             _ptr("uint8_t *" if layout == "packed" else "int32_t *", self.table), self.stride, m, _ptr("uint32_t *", self.steps),
             _ptr("uint32_t *", self.phases), self.n))
@@ -247,7 +259,7 @@ class References:
         """C pointer to the cache entry of sample ``start`` (batch 0 / row 0)."""
         if self.layout == "packed":
             return ffi.cast("uint8_t *", ffi.from_buffer(self.table)) + lib.HGE_PACKED_ROW * start
-        per_sample = lib.HGE_LANE_ROW if self.layout == "lanes" else 1
+        per_sample = 1 if self.layout == "rows" else lib.HGE_LANE_ROW
         return ffi.cast("int32_t *", ffi.from_buffer(self.table)) + per_sample * start
 
     def check(self, steps, phases, n: int) -> None:
@@ -258,8 +270,12 @@ class References:
             raise ValueError("references: cache was built for other steps or phases")
 
 
-def _host_opts(isa: str, threads, work: int, m: int):
+WORKERS = {"pool": lib.HGE_POOL_WORKERS, "spawn": lib.HGE_POOL_SPAWN}
+
+
+def _host_opts(isa: str, threads, work: int, m: int, workers: str = "pool"):
     v.choice("isa", isa, {"portable", *ISAS})
+    v.choice("workers", workers, set(WORKERS))
     if isa != "portable" and not lib.hge_host_isa_available(ISAS[isa]):
         raise ValueError(f"isa: {isa!r} is not available on this CPU")
     if threads is None:
@@ -272,11 +288,12 @@ def _host_opts(isa: str, threads, work: int, m: int):
     opts = ffi.new("hge_host_opts_t *")
     opts.isa = ISAS.get(isa, 0)
     opts.threads = threads
+    opts.pool = WORKERS[workers]
     return opts
 
 
 def _feed_host(name: str, portable, host, host_lanes, inst, x, block_sizes, isa, opts, refs,
-               host_packed=None) -> None:
+               host_packed=None, host_scaled=None) -> None:
     """Hand ``x`` to the portable or a host ``_process`` in consecutive blocks; with a
     cache, each block gets the cache entry of its first sample (the ``_lanes`` entry
     point for a lane-interleaved cache)."""
@@ -289,17 +306,20 @@ def _feed_host(name: str, portable, host, host_lanes, inst, x, block_sizes, isa,
             elif refs is None:
                 st = host(inst, xp, size, ffi.NULL, 0, opts)
             else:
-                fn = {"lanes": host_lanes, "packed": host_packed, "rows": host}[refs.layout]
+                fn = {"lanes": host_lanes, "packed": host_packed, "scaled": host_scaled, "rows": host}[refs.layout]
                 st = fn(inst, xp, size, refs.pointer(start), refs.stride, opts)
             check_status(name, st)
         start += size
 
 
-def _checked_refs(references, steps, phases, n, isa):
+def _checked_refs(references, steps, phases, n, isa, filter="butterworth3"):  # noqa: A002
     if references is None:
         return None
     if not isinstance(references, References):
         raise TypeError(f"references must be a core.References, got {type(references).__name__}")
+    if filter == "boxcar" and references.layout == "scaled":
+        raise ValueError("references: the 'scaled' layout serves the Butterworth only; "
+                         "use layout='lanes' for integrate-and-dump")
     if isa == "portable":
         raise ValueError("references: the portable path computes its references; use isa='auto'")
     references.check(steps, phases, n)
@@ -307,19 +327,21 @@ def _checked_refs(references, steps, phases, n, isa):
 
 
 def lockin_bw3(x, steps, phases, coeffs, *, dc: int = 0, block_sizes=None, isa: str = "auto",
-               threads=None, references=None):
+               threads=None, references=None, workers: str = "pool"):
     """Butterworth lock-in over codes ``x``; returns Q6 ``(out_i, out_q)`` as int64 (M,).
 
     ``isa``: "auto" (default; AVX2 when the CPU has it), "generic", "avx2", or
     "portable" (the C99 path the firmware runs). ``threads``: threads over terminals
     (None: one below THREAD_MIN_WORK terminal-samples, else one per CPU).
     ``references``: a :class:`References` for these steps, phases and ``x.size``.
-    All choices give identical integers.
+    ``workers``: where threads beyond the calling one come from: "pool" (default: the
+    persistent workers of ``csrc/host/hge_host_pool.h``) or "spawn" (started and joined
+    per call). All choices give identical integers.
     """
     x = _codes(x)
     steps, phases = _terminal_args(steps, phases)
     m = steps.size
-    opts = _host_opts(isa, threads, m * x.size, m)
+    opts = _host_opts(isa, threads, m * x.size, m, workers)
     refs = _checked_refs(references, steps, phases, x.size, isa)
     k = bw3_coeffs_struct(coeffs)
     inst = ffi.new("hge_lockin_bw3_t *")
@@ -329,7 +351,7 @@ def lockin_bw3(x, steps, phases, coeffs, *, dc: int = 0, block_sizes=None, isa: 
     check_status("hge_lockin_bw3_set_dc", lib.hge_lockin_bw3_set_dc(inst, _dc(dc)))
     _feed_host("hge_lockin_bw3_process", lib.hge_lockin_bw3_process, lib.hge_host_bw3_process,
                lib.hge_host_bw3_process_lanes, inst, x, block_sizes, isa, opts, refs,
-               lib.hge_host_bw3_process_packed)
+               lib.hge_host_bw3_process_packed, lib.hge_host_bw3_process_scaled)
     out_i = np.empty(m, np.int32)
     out_q = np.empty(m, np.int32)
     check_status("hge_lockin_bw3_output", lib.hge_lockin_bw3_output(
@@ -338,18 +360,19 @@ def lockin_bw3(x, steps, phases, coeffs, *, dc: int = 0, block_sizes=None, isa: 
 
 
 def lockin_boxcar(x, steps, phases, *, dc: int = 0, block_sizes=None, isa: str = "auto", threads=None,
-                  references=None):
+                  references=None, workers: str = "pool"):
     """Integrate-and-dump lock-in; returns the Q22 sums ``(out_i, out_q)`` as int64 (M,).
 
-    ``isa``, ``threads``, ``references`` as for :func:`lockin_bw3`.
+    ``isa``, ``threads``, ``references``, ``workers`` as for :func:`lockin_bw3` (a
+    "scaled" cache serves the Butterworth only).
     """
     x = _codes(x)
     if x.size > BOXCAR_MAX_SAMPLES:
         raise ValueError(f"x: integrate-and-dump takes at most {BOXCAR_MAX_SAMPLES} samples, got {x.size}")
     steps, phases = _terminal_args(steps, phases)
     m = steps.size
-    opts = _host_opts(isa, threads, m * x.size, m)
-    refs = _checked_refs(references, steps, phases, x.size, isa)
+    opts = _host_opts(isa, threads, m * x.size, m, workers)
+    refs = _checked_refs(references, steps, phases, x.size, isa, "boxcar")
     inst = ffi.new("hge_lockin_boxcar_t *")
     terms = ffi.new("hge_lockin_boxcar_term_t[]", m)
     check_status("hge_lockin_boxcar_init", lib.hge_lockin_boxcar_init(
@@ -382,15 +405,16 @@ class LockinPlan:
     filter : {"butterworth3", "boxcar"}
     coeffs : sequence of 9 ints, required for ``"butterworth3"``
         ``(b0, b1, b2, a1, a2, c0, c1, d1, b_shift)`` as :func:`lockin_bw3`.
-    isa, threads : as :func:`lockin_bw3`.
+    isa, threads, workers : as :func:`lockin_bw3`.
     cache : bool
-        Build the reference cache (:class:`References`: from 3 terminals up the packed
-        lane layout for "butterworth3" and the lane layout for "boxcar", the row layout
-        below) and use it on every call.
+        Build the reference cache (:class:`References`: from 3 terminals up, for
+        "butterworth3" the scaled lane layout up to ``SCALED_CACHE_MAX_BYTES`` and the
+        packed one above, for "boxcar" the lane layout; the row layout below 3
+        terminals) and use it on every call.
     """
 
     def __init__(self, steps, phases, n: int, *, filter: str = "butterworth3", coeffs=None,  # noqa: A002
-                 isa: str = "auto", threads=None, cache: bool = True):
+                 isa: str = "auto", threads=None, cache: bool = True, workers: str = "pool"):
         v.choice("filter", filter, {"butterworth3", "boxcar"})
         self.steps, self.phases = _terminal_args(steps, phases)
         self.m = self.steps.size
@@ -403,7 +427,7 @@ class LockinPlan:
             if coeffs is None:
                 raise ValueError("coeffs: required for filter='butterworth3'")
             self._k = bw3_coeffs_struct(coeffs)
-        self._opts = _host_opts(isa, threads, self.m * self.n, self.m)
+        self._opts = _host_opts(isa, threads, self.m * self.n, self.m, workers)
         # Lane layout from 3 terminals up; below, most of its 4 SIMD lanes would idle and the
         # row layout (samples in lanes) is faster (measured, CPU time, N = 1e5: M = 1
         # 2.7 vs 3.4 ns per terminal-sample, M = 2 equal; M = 4 1.5 vs 0.9). Of the lane
@@ -414,10 +438,18 @@ class LockinPlan:
         # M = 64 0.492/0.516/0.551 vs 0.563/0.620/0.652; M = 3, 4, 16 equal or better). Not
         # for integrate-and-dump: its packed path unpacks in scalar code (bench core, M = 7,
         # N = 1e5: 1.9 ns per terminal-sample, several times the lane layout).
+        # For the Butterworth, the scaled lane layout while its cache stays small (it needs
+        # the fewest operations per sample, but takes a third more memory than packed):
+        # measured, interleaved A/B, best of 5-8 runs, CPU time, one thread, N = 1e5, C
+        # only (load 4-5 on 2 cores): M = 7 (6.4 MB) 374-398 vs 413-422 us, packed faster
+        # from M = 12 (9.6 MB: 1412 vs 827 us, the cache no longer stays in L3) and at M = 16, 64.
         if self.m < 3:
             layout = "rows"
+        elif filter != "butterworth3":
+            layout = "lanes"
         else:
-            layout = "packed" if filter == "butterworth3" else "lanes"
+            scaled_bytes = 4 * lib.HGE_LANE_ROW * self.n * -(-self.m // lib.HGE_HOST_LANES)
+            layout = "scaled" if scaled_bytes <= SCALED_CACHE_MAX_BYTES else "packed"
         self.references = References(self.steps, self.phases, self.n, layout) if cache and isa != "portable" else None
         self._psteps, self._pphases = _ptr("uint32_t *", self.steps), _ptr("uint32_t *", self.phases)
 
@@ -435,7 +467,7 @@ class LockinPlan:
             check_status("hge_lockin_bw3_set_dc", lib.hge_lockin_bw3_set_dc(inst, _dc(dc)))
             _feed_host("hge_lockin_bw3_process", lib.hge_lockin_bw3_process, lib.hge_host_bw3_process,
                        lib.hge_host_bw3_process_lanes, inst, x, None, self.isa, self._opts, self.references,
-                       lib.hge_host_bw3_process_packed)
+                       lib.hge_host_bw3_process_packed, lib.hge_host_bw3_process_scaled)
             out_i, out_q = np.empty(m, np.int32), np.empty(m, np.int32)
             check_status("hge_lockin_bw3_output", lib.hge_lockin_bw3_output(
                 inst, _ptr("int32_t *", out_i), _ptr("int32_t *", out_q)))

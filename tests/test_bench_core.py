@@ -57,3 +57,30 @@ def test_bench_core_progress_callable():
                             progress=lambda d, t, label: calls.append((d, t, label)))
     assert len(rows) == 1
     assert calls[0] == (0, 1, "boxcar M=2 N=400") and calls[-1] == (1, 1, "done")
+
+
+def test_bench_core_rows_name_the_cache_and_check_arguments():
+    import pytest
+    rows = bench.bench_core(terminals=(5,), lengths=(400,), filters=("butterworth3",), min_total=0.001,
+                            progress=io.StringIO())
+    assert rows[0]["c_cache"] == "scaled"  # LockinPlan's layout for a small Butterworth plan
+    with pytest.raises(ValueError, match="terminals"):
+        bench.bench_core(terminals=(0,), lengths=(400,))
+    with pytest.raises(ValueError, match="lengths"):
+        bench.bench_core(terminals=(3,), lengths=(7,))
+
+
+def test_cli_bench_core_takes_terminals_and_lengths(capsys):
+    from hge_embedded import cli
+    assert cli.main(["bench", "core", "--terminals", "3", "--lengths", "256", "--min-time", "0.001",
+                     "--rounds", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "butterworth3     3     256" in out and "boxcar           3     256" in out
+
+
+def test_ratio_rounds_are_interleaved():
+    """C and numpy rounds alternate, so a change of load hits both sides of the ratio."""
+    calls = []
+    best = bench._best_times_interleaved([lambda: calls.append("c"), lambda: calls.append("np")], 0.0, 3)
+    assert calls == ["c", "np"] * 4  # warm-up, then 3 rounds of one call each (min_total 0)
+    assert len(best) == 2 and all(b >= 0 for b in best)

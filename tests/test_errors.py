@@ -177,13 +177,14 @@ def test_design_errors():
         design.check_boxcar_window([40.0], FS, 0.10005)
 
 
-@pytest.mark.parametrize("layout", ["rows", "lanes", "packed"])
+@pytest.mark.parametrize("layout", ["rows", "lanes", "packed", "scaled"])
 def test_reference_cache_fills_refuse_bad_arguments(layout):
     """Every cache layout's fill returns the status naming what is wrong, and writes nothing
     when the row stride cannot hold n samples (a stride one element short)."""
     fill, ctype, row = {"rows": (lib.hge_refs_fill, "int32_t[]", 1),
                         "lanes": (lib.hge_refs_fill_lanes, "int32_t[]", lib.HGE_LANE_ROW),
-                        "packed": (lib.hge_refs_fill_packed, "uint8_t[]", lib.HGE_PACKED_ROW)}[layout]
+                        "packed": (lib.hge_refs_fill_packed, "uint8_t[]", lib.HGE_PACKED_ROW),
+                        "scaled": (lib.hge_refs_fill_scaled, "int32_t[]", lib.HGE_LANE_ROW)}[layout]
     n = 16
     stride = row * n
     size = 4 * stride   # rows: a sine and a cosine row per terminal; lanes/packed: one batch row

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SOURCES = ["csrc/hge_lockin.c", "csrc/hge_nco.c", "csrc/hge_sine_table.c", "csrc/host/hge_lockin_host.c",
-           "tests/c/host_paths_check.c"]
+           "csrc/host/hge_host_pool.c", "tests/c/host_paths_check.c"]
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
@@ -31,3 +31,23 @@ def test_host_paths_under_sanitizers(tmp_path):
                               "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"})
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.startswith("PASS host paths: 40 cases")
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_host_paths_under_thread_sanitizer(tmp_path):
+    """The persistent worker pool (csrc/host/hge_host_pool.c) and the per-call threads
+    under ThreadSanitizer: every hand-off of a job to a worker and back must be ordered
+    (a data race on the jobs, the instance or the results aborts the run)."""
+    exe = tmp_path / "host_paths_check_tsan"
+    build = subprocess.run(
+        ["gcc", "-std=c99", "-O1", "-g", "-fsanitize=thread", "-Wall", "-Wextra", "-Werror", "-pthread",
+         "-Icsrc", "-Icsrc/host", *SOURCES, "-o", str(exe)], cwd=ROOT, capture_output=True, text=True)
+    if build.returncode != 0 and "tsan" in build.stderr:
+        pytest.skip("gcc has no ThreadSanitizer runtime here")
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(exe), "12"], capture_output=True, text=True, timeout=120,
+                         env={"TSAN_OPTIONS": "halt_on_error=1"})
+    if "FATAL: ThreadSanitizer" in run.stderr and "memory layout" in run.stderr:
+        pytest.skip("ThreadSanitizer cannot run under this kernel's address-space layout")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.startswith("PASS host paths: 12 cases")

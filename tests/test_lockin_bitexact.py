@@ -1,7 +1,8 @@
 """engine="c" and engine="fixed" give identical raw outputs (both filters, any block split),
 on every path of the C core: the portable C99 path (the firmware's) and each host path,
 forced one by one (ISA generic / AVX2, NCO per sample / reference cache in the lane-interleaved,
-the packed 24-bit lane or the row layout, 1 / 3 threads)."""
+the packed 24-bit lane, the scaled lane (Butterworth only) or the row layout, 1 / 2 / 3 threads
+from the persistent worker pool, and 2 threads started per call)."""
 import numpy as np
 import pytest
 from hypothesis import given
@@ -32,19 +33,24 @@ def windows(draw, max_terms=64, max_n=600):
     return x, freqs, phases, blocks
 
 
-# Every path of the C core, forced: (isa, threads, reference cache layout or None).
+# Every path of the C core, forced: (isa, threads, reference cache layout or None, workers).
 # 3 threads: with the lane layout (batches of 4 terminals) that splits 9+ terminals
-# three ways and fewer into one job per batch; 2 threads covers a split of 5-8.
+# three ways and fewer into one job per batch; 2 threads covers a split of 5-8. Threads
+# come from the persistent pool (the default), and for 2 threads also started per call.
 ISAS = ["generic"] + (["avx2"] if core.isa_available("avx2") else [])
-LAYOUTS = (None, "lanes", "packed", "rows")
-PATHS = [("portable", 1, None)] + [(isa, t, lay) for isa in ISAS for t in (1, 2, 3) for lay in LAYOUTS]
+LAYOUTS = (None, "lanes", "packed", "scaled", "rows")
+PATHS = ([("portable", 1, None, "pool")] + [(isa, t, lay, "pool") for isa in ISAS for t in (1, 2, 3) for lay in LAYOUTS]
+         + [(isa, 2, lay, "spawn") for isa in ISAS for lay in LAYOUTS])
 
 
-def all_paths(run, steps, phases, n):
-    """``run(**kw)`` on every path; yields (path, result). One cache per layout and window."""
-    refs = {lay: core.References(steps, phases, n, layout=lay) for lay in LAYOUTS if lay}
-    for isa, threads, lay in PATHS:
-        yield (isa, threads, lay), run(isa=isa, threads=threads, references=refs.get(lay))
+def all_paths(run, steps, phases, n, filter="butterworth3"):  # noqa: A002
+    """``run(**kw)`` on every path of ``filter``; yields (path, result). One cache per layout and window."""
+    layouts = [lay for lay in LAYOUTS if lay and not (lay == "scaled" and filter == "boxcar")]
+    refs = {lay: core.References(steps, phases, n, layout=lay) for lay in layouts}
+    for isa, threads, lay, workers in PATHS:
+        if lay is None or lay in refs:
+            yield (isa, threads, lay, workers), run(isa=isa, threads=threads, references=refs.get(lay),
+                                                    workers=workers)
 
 
 def test_every_dispatch_path_is_exercised():
@@ -66,7 +72,7 @@ def test_boxcar_c_equals_fixed(w, remove_dc):
     assert dc == (fixed.mean_q0(x) if remove_dc else 0)
     fi, fq = fixed.lockin_boxcar(x, steps, uph, dc)
     for path, (ci, cq) in all_paths(lambda **kw: core.lockin_boxcar(x, steps, uph, dc=dc, block_sizes=blocks, **kw),
-                                    steps, uph, x.size):
+                                    steps, uph, x.size, "boxcar"):
         assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path
 
 
@@ -99,7 +105,7 @@ def test_bw3_long_blocks_every_path(seed, n, m):
         assert np.array_equal(ci, fi) and np.array_equal(cq, fq), path
     bi, bq = fixed.lockin_boxcar(x, steps, uph)
     for path, (ci, cq) in all_paths(
-            lambda **kw: core.lockin_boxcar(x, steps, uph, block_sizes=[cut, n - cut], **kw), steps, uph, n):
+            lambda **kw: core.lockin_boxcar(x, steps, uph, block_sizes=[cut, n - cut], **kw), steps, uph, n, "boxcar"):
         assert np.array_equal(ci, bi) and np.array_equal(cq, bq), path
 
 
@@ -173,11 +179,11 @@ def test_lockin_plan_equals_the_model(w, cache):
     want_bw3 = fixed.lockin_bw3(x, steps, uph, coeffs, 5)
     want_box = fixed.lockin_boxcar(x, steps, uph, 5)
     for isa in ["portable"] + ISAS:
-        use_cache = cache and isa != "portable"  # LockinPlan's cache: (packed) lanes from 3 terminals, else rows
+        use_cache = cache and isa != "portable"  # LockinPlan's cache: (scaled) lanes from 3 terminals, else rows
         bw3 = core.LockinPlan(steps, uph, x.size, coeffs=coeffs, isa=isa, cache=use_cache)
         box = core.LockinPlan(steps, uph, x.size, filter="boxcar", isa=isa, cache=use_cache)
         if use_cache:
-            assert bw3.references.layout == ("packed" if steps.size >= 3 else "rows")
+            assert bw3.references.layout == ("scaled" if steps.size >= 3 else "rows")  # a small cache
             assert box.references.layout == ("lanes" if steps.size >= 3 else "rows")
         for _ in range(2):  # the same plan serves window after window
             assert all(np.array_equal(a, b) for a, b in zip(bw3(x, dc=5), want_bw3)), isa
@@ -299,3 +305,16 @@ def test_mean_code_saturated_extremes_every_isa():
             assert core.mean_code(x, isa=isa) == want, (isa, value)
     with pytest.raises(ValueError, match="isa"):
         core.mean_code([1, 2], isa="neon")
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 5000), st.sampled_from(["random", "min", "max"]))
+def test_mean_code_every_isa_long_windows(seed, n, kind):
+    """hge_host_mean_q0's AVX2 sum runs rounds of 1024 codes in int32 lanes before widening;
+    windows past several rounds, at both saturation extremes (the largest lane sums), on
+    every isa equal the model's mean."""
+    rng = np.random.default_rng(seed)
+    x = {"random": rng.integers(-2**31, 2**31, n), "min": np.full(n, -2**31),
+         "max": np.full(n, 2**31 - 1)}[kind]
+    want = fixed.mean_q0(x)
+    for isa in ["portable", "auto"] + ISAS:
+        assert core.mean_code(x, isa=isa) == want, isa

@@ -10,15 +10,21 @@
  *     (hge_refs_fill walks the same NCO), so cached mixing is the portable mixing;
  *   - filter steps of different channels are independent, so several channels run
  *     interleaved (group by group) instead of one after another, which lets the CPU
- *     overlap their multiply latency chains.
+ *     overlap their multiply latency chains;
+ *   - a channel's filter steps read only its own pre-sums, so the lane kernels compute
+ *     a block's pre-sums first and then step each channel vector through the block
+ *     (its state then stays in registers);
+ *   - a scaled lane cache holds 256 ref, which the kernels divide out exactly (scalar
+ *     edges) or fold into the product's rounding shift (AVX2), as for the packed cache.
+ * Threads come from hge_host_pool.c.
  */
 #define _POSIX_C_SOURCE 200809L
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
 #endif
-#include <pthread.h>
 #include <string.h>
 
+#include "hge_host_pool.h"
 #include "hge_lockin_host.h"
 #include "hge_lockin_kernels.h"
 
@@ -34,6 +40,10 @@
 #define HGE_HOST_CHUNK 2048u
 #define HGE_HOST_BATCH 4u
 #define HGE_HOST_GROUPS (HGE_HOST_CHUNK / HGE_BW3_DECIMATION)
+/* Groups per block of the AVX2 lane kernel (pre-sums of a block, then its filter steps). */
+#ifndef HGE_HOST_UBLOCK
+#define HGE_HOST_UBLOCK 32u
+#endif
 
 typedef struct {
     hge_lockin_bw3_t *bw3;       /* exactly one of bw3, box is set */
@@ -45,6 +55,7 @@ typedef struct {
     uint32_t m0, m1;             /* terminals [m0, m1) */
     int lanes;                   /* refs is a lane-interleaved cache (hge_refs_fill_lanes) */
     const uint8_t *packed;       /* non-NULL: a packed lane cache (hge_refs_fill_packed); stride in bytes */
+    int scaled;                  /* refs is a scaled lane cache (hge_refs_fill_scaled; lanes is set too) */
     void (*run)(const void *job);
 } hge_host_job_t;
 
@@ -137,6 +148,24 @@ hge_status hge_refs_fill_lanes(int32_t *refs, uint32_t stride, uint32_t n_terms,
                     rb[HGE_LANE_ROW * j + HGE_HOST_LANES + l] = 0;
                 }
             }
+        }
+    }
+    return HGE_OK;
+}
+
+hge_status hge_refs_fill_scaled(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                                const uint32_t *phases, uint32_t n)
+{
+    uint32_t b;
+    uint64_t e;
+    hge_status st = hge_refs_fill_lanes(refs, stride, n_terms, steps, phases, n);
+    if (st != HGE_OK) {
+        return st;
+    }
+    for (b = 0; b < (n_terms + HGE_HOST_LANES - 1u) / HGE_HOST_LANES; ++b) {
+        int32_t *rb = refs + (uint64_t)b * stride;
+        for (e = 0; e < (uint64_t)HGE_LANE_ROW * n; ++e) {
+            rb[e] *= 256; /* |ref| <= 2^22: |256 ref| <= 2^30, no overflow */
         }
     }
     return HGE_OK;
@@ -545,7 +574,7 @@ HGE_INLINE void hge_host_bw3_batch_refs(hge_lockin_bw3_t *s, uint32_t m0, uint32
  * order. The phase is advanced by the caller (once per chunk).
  */
 HGE_INLINE void hge_bw3_term_lanes(hge_lockin_bw3_term_t *tp, const hge_bw3_mac_t *k, const int32_t *x16,
-                                   const int32_t *rp, uint32_t len, uint32_t count)
+                                   const int32_t *rp, uint32_t len, uint32_t count, int scaled)
 {
     hge_bw3_channel_t ci = tp->i;
     hge_bw3_channel_t cq = tp->q;
@@ -557,8 +586,11 @@ HGE_INLINE void hge_bw3_term_lanes(hge_lockin_bw3_term_t *tp, const hge_bw3_mac_
         }
         count += stop - j;
         for (; j < stop; ++j) {
-            ci.acc = hge_presum_mac(ci.acc, x16[j], rp[HGE_LANE_ROW * j]);
-            cq.acc = hge_presum_mac(cq.acc, x16[j], rp[HGE_LANE_ROW * j + HGE_HOST_LANES]);
+            /* A scaled cache holds 256 ref: the division is exact (no rounding). */
+            int32_t rs = scaled ? rp[HGE_LANE_ROW * j] / 256 : rp[HGE_LANE_ROW * j];
+            int32_t rc = scaled ? rp[HGE_LANE_ROW * j + HGE_HOST_LANES] / 256 : rp[HGE_LANE_ROW * j + HGE_HOST_LANES];
+            ci.acc = hge_presum_mac(ci.acc, x16[j], rs);
+            cq.acc = hge_presum_mac(cq.acc, x16[j], rc);
         }
         if (count == HGE_BW3_DECIMATION) {
             count = 0u;
@@ -637,7 +669,7 @@ __attribute__((target("avx2"))) static inline void hge_packed_row_avx2(const uin
  * constants for exact and packed so each variant is compiled on its own. */
 __attribute__((target("avx2"), always_inline)) static inline int hge_bw3_lanes_avx2_run(
     hge_lockin_bw3_term_t *t, uint32_t nl, const hge_bw3_mac_t *km, const int32_t *x16, const int32_t *r,
-    const uint8_t *pk, uint32_t groups, int exact, int packed)
+    const uint8_t *pk, uint32_t groups, int exact, int packed, int scaled)
 {
     /* Low half: the sines at bytes 0..11 of the row (value k at 3k); high half: the
      * cosines at bytes 12..23 = 4..15 of p + 8 (value k at 4 + 3k). -128: a zero byte. */
@@ -680,43 +712,68 @@ __attribute__((target("avx2"), always_inline)) static inline int hge_bw3_lanes_a
         v[c].e1 = _mm256_loadu_si256((const __m256i *)(const void *)lane[5][c]);
         v[c].e2 = _mm256_loadu_si256((const __m256i *)(const void *)lane[6][c]);
     }
-    for (g = 0; g < groups; ++g) {
-        __m256i ai = _mm256_setzero_si256();
-        __m256i aq = _mm256_setzero_si256();
-        for (q = 0; q < HGE_BW3_DECIMATION; ++q) {
-            __m256i xb = _mm256_set1_epi32(*x16);
-            if (packed) {
-                /* x16 here is 32 x' (the caller's x32): (32 x')(256 ref) = x16 (512 ref), and
-                 * the term floor((x16 512 ref + 2^31) / 2^32) is the high int32 of the exact
-                 * product + 2^31 (|x16 512 ref| < 2^58); VPADDD sums the high int32s of the
-                 * group without carries from the low ones (mod 2^32, exact: |sum| < 2^29),
-                 * and one 64-bit shift per group brings the pre-sum to the low int32. */
-                __m256i ev;
-                __m256i od;
-                hge_packed_row_avx2(pk, shuf_ev, shuf_od, &ev, &od);
-                ai = _mm256_add_epi32(ai, _mm256_add_epi64(_mm256_mul_epi32(xb, ev), half31));
-                aq = _mm256_add_epi32(aq, _mm256_add_epi64(_mm256_mul_epi32(xb, od), half31));
-                pk += HGE_PACKED_ROW;
-            } else {
-                __m256i rv = _mm256_loadu_si256((const __m256i *)(const void *)r);
-                ai = _mm256_add_epi64(ai, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(xb, rv), half), 23));
-                aq = _mm256_add_epi64(aq, _mm256_srli_epi64(
-                                              _mm256_add_epi64(_mm256_mul_epi32(xb, _mm256_srli_epi64(rv, 32)), half),
-                                              23));
-                r += HGE_LANE_ROW;
+    /* Blocks of HGE_HOST_UBLOCK groups: first every group's pre-sums into ub (the mixer
+     * loop keeps only its accumulators and unpack constants in registers), then the
+     * filter steps over the block (the loop that holds the channel state). Splitting
+     * the two loops changes no arithmetic, only which registers spill (measured faster). */
+    for (g = 0; g < groups; g += HGE_HOST_UBLOCK) {
+        __m256i ub[2u * HGE_HOST_UBLOCK];
+        uint32_t nb = groups - g < HGE_HOST_UBLOCK ? groups - g : HGE_HOST_UBLOCK;
+        uint32_t b;
+        for (b = 0; b < nb; ++b) {
+            __m256i ai = _mm256_setzero_si256();
+            __m256i aq = _mm256_setzero_si256();
+            for (q = 0; q < HGE_BW3_DECIMATION; ++q) {
+                __m256i xb = _mm256_set1_epi32(*x16);
+                if (packed) {
+                    /* x16 here is 32 x' (the caller's x32): (32 x')(256 ref) = x16 (512 ref), and
+                     * the term floor((x16 512 ref + 2^31) / 2^32) is the high int32 of the exact
+                     * product + 2^31 (|x16 512 ref| < 2^58); VPADDD sums the high int32s of the
+                     * group without carries from the low ones (mod 2^32, exact: |sum| < 2^29),
+                     * and one 64-bit shift per group brings the pre-sum to the low int32. */
+                    __m256i ev;
+                    __m256i od;
+                    hge_packed_row_avx2(pk, shuf_ev, shuf_od, &ev, &od);
+                    ai = _mm256_add_epi32(ai, _mm256_add_epi64(_mm256_mul_epi32(xb, ev), half31));
+                    aq = _mm256_add_epi32(aq, _mm256_add_epi64(_mm256_mul_epi32(xb, od), half31));
+                    pk += HGE_PACKED_ROW;
+                } else if (scaled) {
+                    /* A scaled row: 256 ref in every int32 lane, x16 here is 32 x' (the caller's
+                     * x32): the packed path's arithmetic without the unpacking (even lanes
+                     * directly, odd lanes after a 64-bit shift). */
+                    __m256i rv = _mm256_loadu_si256((const __m256i *)(const void *)r);
+                    ai = _mm256_add_epi32(ai, _mm256_add_epi64(_mm256_mul_epi32(xb, rv), half31));
+                    aq = _mm256_add_epi32(aq, _mm256_add_epi64(_mm256_mul_epi32(xb, _mm256_srli_epi64(rv, 32)), half31));
+                    r += HGE_LANE_ROW;
+                } else {
+                    __m256i rv = _mm256_loadu_si256((const __m256i *)(const void *)r);
+                    ai = _mm256_add_epi64(ai, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(xb, rv), half), 23));
+                    aq = _mm256_add_epi64(aq, _mm256_srli_epi64(
+                                                  _mm256_add_epi64(_mm256_mul_epi32(xb, _mm256_srli_epi64(rv, 32)), half),
+                                                  23));
+                    r += HGE_LANE_ROW;
+                }
+                x16 += 1;
             }
-            x16 += 1;
+            if (packed || scaled) {
+                ai = _mm256_srli_epi64(ai, 32);
+                aq = _mm256_srli_epi64(aq, 32);
+            }
+            ub[2u * b] = ai;
+            ub[2u * b + 1u] = aq;
         }
-        if (packed) {
-            ai = _mm256_srli_epi64(ai, 32);
-            aq = _mm256_srli_epi64(aq, 32);
-        }
-        if (exact) {
-            hge_v_step(&v[0], &k, ai);
-            hge_v_step(&v[1], &k, aq);
-        } else {
-            hge_v_step_unsat(&v[0], &k, ai, &flag);
-            hge_v_step_unsat(&v[1], &k, aq, &flag);
+        /* One channel vector at a time: its 7 state words and the flag stay in registers
+         * (both vectors at once spill state, and a spilled recurrence waits on a store). */
+        for (c = 0; c < 2u; ++c) {
+            hge_v4ch_t w = v[c];
+            for (b = 0; b < nb; ++b) {
+                if (exact) {
+                    hge_v_step(&w, &k, ub[2u * b + c]);
+                } else {
+                    hge_v_step_unsat(&w, &k, ub[2u * b + c], &flag);
+                }
+            }
+            v[c] = w;
         }
     }
     if (!exact && !_mm256_testz_si256(flag, _mm256_set1_epi64x((int64_t)0xE000000000000000ULL))) {
@@ -755,8 +812,18 @@ __attribute__((target("avx2"))) static void hge_bw3_lanes_avx2(hge_lockin_bw3_te
                                                                const hge_bw3_mac_t *km, const int32_t *x16,
                                                                const int32_t *r, uint32_t groups)
 {
-    if (hge_bw3_lanes_avx2_run(t, nl, km, x16, r, 0, groups, 0, 0)) {
-        (void)hge_bw3_lanes_avx2_run(t, nl, km, x16, r, 0, groups, 1, 0);
+    if (hge_bw3_lanes_avx2_run(t, nl, km, x16, r, 0, groups, 0, 0, 0)) {
+        (void)hge_bw3_lanes_avx2_run(t, nl, km, x16, r, 0, groups, 1, 0, 0);
+    }
+}
+
+/* hge_bw3_lanes_avx2 reading a scaled lane cache (256 ref); x32 = 2 x16. */
+__attribute__((target("avx2"))) static void hge_bw3_scaled_avx2(hge_lockin_bw3_term_t *t, uint32_t nl,
+                                                                const hge_bw3_mac_t *km, const int32_t *x32,
+                                                                const int32_t *r, uint32_t groups)
+{
+    if (hge_bw3_lanes_avx2_run(t, nl, km, x32, r, 0, groups, 0, 0, 1)) {
+        (void)hge_bw3_lanes_avx2_run(t, nl, km, x32, r, 0, groups, 1, 0, 1);
     }
 }
 
@@ -766,8 +833,8 @@ __attribute__((target("avx2"))) static void hge_bw3_packed_avx2(hge_lockin_bw3_t
                                                                 const hge_bw3_mac_t *km, const int32_t *x32,
                                                                 const uint8_t *pk, uint32_t groups)
 {
-    if (hge_bw3_lanes_avx2_run(t, nl, km, x32, 0, pk, groups, 0, 1)) {
-        (void)hge_bw3_lanes_avx2_run(t, nl, km, x32, 0, pk, groups, 1, 1);
+    if (hge_bw3_lanes_avx2_run(t, nl, km, x32, 0, pk, groups, 0, 1, 0)) {
+        (void)hge_bw3_lanes_avx2_run(t, nl, km, x32, 0, pk, groups, 1, 1, 0);
     }
 }
 
@@ -799,8 +866,8 @@ __attribute__((target("avx2"))) static void hge_boxcar_lanes_avx2(hge_lockin_box
 /* Lane-cache Butterworth over one chunk for the batch starting at terminal m0 (rb: the
  * batch's row of the chunk's first sample); the chunk starts `count` samples into the
  * current group. */
-HGE_INLINE void hge_host_bw3_batch_lanes(hge_lockin_bw3_t *s, uint32_t m0, const int32_t *x16, uint32_t len,
-                                         uint32_t count, const int32_t *rb, int simd)
+HGE_INLINE void hge_host_bw3_batch_lanes(hge_lockin_bw3_t *s, uint32_t m0, const int32_t *x16, const int32_t *x32,
+                                         uint32_t len, uint32_t count, const int32_t *rb, int simd, int scaled)
 {
     uint32_t nl = s->n_terms - m0 < HGE_HOST_LANES ? s->n_terms - m0 : HGE_HOST_LANES;
     uint32_t l;
@@ -815,18 +882,24 @@ HGE_INLINE void hge_host_bw3_batch_lanes(hge_lockin_bw3_t *s, uint32_t m0, const
         groups = (len - head) / HGE_BW3_DECIMATION;
         done = head + HGE_BW3_DECIMATION * groups;
         for (l = 0; l < nl && head > 0u; ++l) {
-            hge_bw3_term_lanes(&s->terms[m0 + l], &s->k, x16, rb + l, head, count);
+            hge_bw3_term_lanes(&s->terms[m0 + l], &s->k, x16, rb + l, head, count, scaled);
         }
-        hge_bw3_lanes_avx2(&s->terms[m0], nl, &s->k, x16 + head, rb + HGE_LANE_ROW * head, groups);
+        if (scaled) {
+            hge_bw3_scaled_avx2(&s->terms[m0], nl, &s->k, x32 + head, rb + HGE_LANE_ROW * head, groups);
+        } else {
+            hge_bw3_lanes_avx2(&s->terms[m0], nl, &s->k, x16 + head, rb + HGE_LANE_ROW * head, groups);
+        }
         for (l = 0; l < nl && done < len; ++l) {
-            hge_bw3_term_lanes(&s->terms[m0 + l], &s->k, x16 + done, rb + HGE_LANE_ROW * done + l, len - done, 0u);
+            hge_bw3_term_lanes(&s->terms[m0 + l], &s->k, x16 + done, rb + HGE_LANE_ROW * done + l, len - done, 0u,
+                               scaled);
         }
     } else
 #endif
     {
         (void)simd;
+        (void)x32;
         for (l = 0; l < nl; ++l) {
-            hge_bw3_term_lanes(&s->terms[m0 + l], &s->k, x16, rb + l, len, count);
+            hge_bw3_term_lanes(&s->terms[m0 + l], &s->k, x16, rb + l, len, count, scaled);
         }
     }
     for (l = 0; l < nl; ++l) {
@@ -878,7 +951,7 @@ HGE_INLINE void hge_bw3_terms_packed(hge_lockin_bw3_term_t *t, uint32_t nl, cons
         uint32_t piece = len - done < HGE_HOST_UNPACK ? len - done : HGE_HOST_UNPACK;
         hge_unpack_rows(rows, pk + (uint64_t)HGE_PACKED_ROW * done, piece);
         for (l = 0; l < nl; ++l) {
-            hge_bw3_term_lanes(&t[l], k, x16 + done, rows + l, piece, count);
+            hge_bw3_term_lanes(&t[l], k, x16 + done, rows + l, piece, count, 0);
         }
         count = (count + piece) % HGE_BW3_DECIMATION;
         done += piece;
@@ -973,13 +1046,13 @@ HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job, int simd_filter)
         uint32_t len = remaining < HGE_HOST_CHUNK ? remaining : HGE_HOST_CHUNK;
         remaining -= len;
         hge_host_condition(job->x + done, len, s->dc, 16, x16);
-        if (job->packed != 0) {
-            if (simd_filter) {
-                uint32_t j;
-                for (j = 0; j < len; ++j) {
-                    x32[j] = 2 * x16[j]; /* |x16| <= 2^27: no overflow */
-                }
+        if ((job->packed != 0 || job->scaled) && simd_filter) {
+            uint32_t j;
+            for (j = 0; j < len; ++j) {
+                x32[j] = 2 * x16[j]; /* |x16| <= 2^27: no overflow */
             }
+        }
+        if (job->packed != 0) {
             for (m = job->m0; m < job->m1; m += HGE_HOST_LANES) {
                 hge_host_bw3_batch_packed(s, m, x16, x32, len, count,
                                           job->packed + (uint64_t)(m / HGE_HOST_LANES) * job->stride +
@@ -989,9 +1062,9 @@ HGE_INLINE void hge_host_bw3_job(const hge_host_job_t *job, int simd_filter)
         } else if (job->lanes) {
             /* Jobs start on batch boundaries (hge_host_run). */
             for (m = job->m0; m < job->m1; m += HGE_HOST_LANES) {
-                hge_host_bw3_batch_lanes(s, m, x16, len, count,
+                hge_host_bw3_batch_lanes(s, m, x16, x32, len, count,
                                          job->refs + (uint64_t)(m / HGE_HOST_LANES) * job->stride + HGE_LANE_ROW * done,
-                                         simd_filter);
+                                         simd_filter, job->scaled);
             }
         } else if (job->refs != 0) {
             for (m = job->m0; m < job->m1; m += HGE_HOST_BATCH) {
@@ -1076,31 +1149,28 @@ __attribute__((target("avx2"), flatten)) static void hge_host_run_avx2(const voi
 }
 #endif
 
-static void *hge_host_thread(void *p)
+static void hge_host_task(const void *p)
 {
     const hge_host_job_t *job = (const hge_host_job_t *)p;
     job->run(job);
-    return 0;
 }
 
-/* Split terminals [0, n_terms) over opts->threads jobs and run them. */
+/* Split terminals [0, n_terms) over opts->threads jobs and run them (hge_host_pool.h). */
 static hge_status hge_host_run(hge_host_job_t *base, uint32_t n_terms, const hge_host_opts_t *opts)
 {
     hge_host_job_t jobs[HGE_HOST_MAX_THREADS];
-    pthread_t tid[HGE_HOST_MAX_THREADS];
+    const void *args[HGE_HOST_MAX_THREADS];
     uint32_t isa;
     uint32_t k;
     uint32_t n_jobs;
     uint32_t unit;
     uint32_t n_units;
-    uint32_t started = 0;
-    hge_status st = HGE_OK;
     if (opts == 0) {
         return HGE_ERR_NULL;
     }
     isa = opts->isa;
     if (isa > HGE_ISA_AVX2 || !hge_host_isa_available(isa) || opts->threads == 0u ||
-        opts->threads > HGE_HOST_MAX_THREADS) {
+        opts->threads > HGE_HOST_MAX_THREADS || opts->pool > HGE_POOL_SPAWN) {
         return HGE_ERR_RANGE;
     }
     if (isa == HGE_ISA_AUTO) {
@@ -1121,28 +1191,16 @@ static hge_status hge_host_run(hge_host_job_t *base, uint32_t n_terms, const hge
         jobs[k] = *base;
         jobs[k].m0 = unit * (uint32_t)((uint64_t)n_units * k / n_jobs);
         jobs[k].m1 = unit * u1 < n_terms ? unit * u1 : n_terms;
+        args[k] = &jobs[k];
     }
-    /* Jobs 1.. on new threads, job 0 on this one; a thread that cannot start runs here. */
-    for (k = 1; k < n_jobs; ++k) {
-        if (pthread_create(&tid[k], 0, hge_host_thread, &jobs[k]) != 0) {
-            break;
-        }
-        started = k;
-    }
-    for (k = started + 1u; k < n_jobs; ++k) {
-        jobs[k].run(&jobs[k]);
-    }
-    jobs[0].run(&jobs[0]);
-    for (k = 1; k <= started; ++k) {
-        if (pthread_join(tid[k], 0) != 0) {
-            st = HGE_ERR_RANGE;
-        }
-    }
-    return st;
+    /* Job 0 on this thread, the others on workers; every job runs (on this thread if no
+     * other can be had) before this returns. */
+    return hge_pool_run(hge_host_task, args, n_jobs, opts->pool) == n_jobs ? HGE_OK : HGE_ERR_RANGE;
 }
 
 static hge_status hge_host_bw3_any(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
-                                   uint32_t stride, const hge_host_opts_t *opts, int lanes, const uint8_t *packed)
+                                   uint32_t stride, const hge_host_opts_t *opts, int lanes, const uint8_t *packed,
+                                   int scaled)
 {
     hge_host_job_t job;
     hge_status st;
@@ -1163,6 +1221,7 @@ static hge_status hge_host_bw3_any(hge_lockin_bw3_t *s, const int32_t *x, uint32
     }
     job.lanes = lanes;
     job.packed = packed;
+    job.scaled = scaled;
     job.bw3 = s;
     job.box = 0;
     job.x = x;
@@ -1203,6 +1262,7 @@ static hge_status hge_host_boxcar_any(hge_lockin_boxcar_t *s, const int32_t *x, 
     }
     job.lanes = lanes;
     job.packed = packed;
+    job.scaled = 0;
     job.bw3 = 0;
     job.box = s;
     job.x = x;
@@ -1221,13 +1281,13 @@ static hge_status hge_host_boxcar_any(hge_lockin_boxcar_t *s, const int32_t *x, 
 hge_status hge_host_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
                                 uint32_t stride, const hge_host_opts_t *opts)
 {
-    return hge_host_bw3_any(s, x, n, refs, stride, opts, 0, 0);
+    return hge_host_bw3_any(s, x, n, refs, stride, opts, 0, 0, 0);
 }
 
 hge_status hge_host_bw3_process_lanes(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
                                       uint32_t stride, const hge_host_opts_t *opts)
 {
-    return hge_host_bw3_any(s, x, n, refs, stride, opts, 1, 0);
+    return hge_host_bw3_any(s, x, n, refs, stride, opts, 1, 0, 0);
 }
 
 hge_status hge_host_boxcar_process(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
@@ -1248,7 +1308,16 @@ hge_status hge_host_bw3_process_packed(hge_lockin_bw3_t *s, const int32_t *x, ui
     if (refs == 0) {
         return HGE_ERR_NULL;
     }
-    return hge_host_bw3_any(s, x, n, 0, stride, opts, 1, refs);
+    return hge_host_bw3_any(s, x, n, 0, stride, opts, 1, refs, 0);
+}
+
+hge_status hge_host_bw3_process_scaled(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                       uint32_t stride, const hge_host_opts_t *opts)
+{
+    if (refs == 0) {
+        return HGE_ERR_NULL;
+    }
+    return hge_host_bw3_any(s, x, n, refs, stride, opts, 1, 0, 1);
 }
 
 hge_status hge_host_boxcar_process_packed(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
@@ -1274,20 +1343,41 @@ HGE_INLINE int64_t hge_host_sat_sum(const int32_t *x, uint32_t n)
 }
 
 #if HGE_HOST_X86
+/* Saturated codes are in [-2^23, 2^23), so HGE_MEAN_ROUND = 32 of them sum to |s| <= 2^28
+ * in an int32 lane: four int32 accumulators take 32 vectors of 8 codes each per round
+ * (four independent add chains), then their lanes (pairwise sums |.| <= 2^29) are
+ * widened into the int64 sum. Exact integers throughout, so the order of the additions
+ * does not matter. */
+#define HGE_MEAN_ROUND 32u
 __attribute__((target("avx2"))) static int64_t hge_host_sat_sum_avx2(const int32_t *x, uint32_t n)
 {
     const __m256i lo = _mm256_set1_epi32(HGE_SAMPLE_MIN);
     const __m256i hi = _mm256_set1_epi32(HGE_SAMPLE_MAX);
-    __m256i a0 = _mm256_setzero_si256();
-    __m256i a1 = _mm256_setzero_si256();
+    __m256i wide = _mm256_setzero_si256();
     int64_t lane[4];
-    uint32_t k;
-    for (k = 0; k + 8u <= n; k += 8u) {
-        __m256i v = _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(x + k)), lo), hi);
-        a0 = _mm256_add_epi64(a0, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)));
-        a1 = _mm256_add_epi64(a1, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(v, 1)));
+    uint32_t k = 0;
+    while (k + 32u <= n) {
+        __m256i a0 = _mm256_setzero_si256();
+        __m256i a1 = _mm256_setzero_si256();
+        __m256i a2 = _mm256_setzero_si256();
+        __m256i a3 = _mm256_setzero_si256();
+        uint32_t r;
+        for (r = 0; r < HGE_MEAN_ROUND && k + 32u <= n; ++r, k += 32u) {
+            const __m256i *p = (const __m256i *)(const void *)(x + k);
+            a0 = _mm256_add_epi32(a0, _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256(p), lo), hi));
+            a1 = _mm256_add_epi32(a1, _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256(p + 1), lo), hi));
+            a2 = _mm256_add_epi32(a2, _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256(p + 2), lo), hi));
+            a3 = _mm256_add_epi32(a3, _mm256_min_epi32(_mm256_max_epi32(_mm256_loadu_si256(p + 3), lo), hi));
+        }
+        /* Each a_i lane: at most 32 codes, |sum| <= 2^28; widen to int64 (sign-extended). */
+        a0 = _mm256_add_epi32(a0, a1); /* |.| <= 2^29 */
+        a2 = _mm256_add_epi32(a2, a3);
+        wide = _mm256_add_epi64(wide, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(a0)));
+        wide = _mm256_add_epi64(wide, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(a0, 1)));
+        wide = _mm256_add_epi64(wide, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(a2)));
+        wide = _mm256_add_epi64(wide, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(a2, 1)));
     }
-    _mm256_storeu_si256((__m256i *)(void *)lane, _mm256_add_epi64(a0, a1));
+    _mm256_storeu_si256((__m256i *)(void *)lane, wide);
     return lane[0] + lane[1] + lane[2] + lane[3] + hge_host_sat_sum(x + k, n - k);
 }
 #endif

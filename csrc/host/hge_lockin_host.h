@@ -20,23 +20,27 @@
  *            terminals per 32-byte row, what the AVX2 lane kernel reads; the
  *            default of core.References). Both take 8 bytes per terminal-sample, so
  *            a large plan streams its cache from memory (M = 64, n = 1e5: 51 MB).
- *   threads  terminals split into contiguous ranges, one POSIX thread each
- *            (1 = the calling thread only). Terminals are independent, so the
- *            result does not depend on the split.
+ *   threads  terminals split into contiguous ranges, one thread each (1 = the
+ *            calling thread only): the calling thread and persistent workers
+ *            (hge_host_pool.h), or threads started per call. Terminals are
+ *            independent, so the result does not depend on the split or the threads.
  */
 #ifndef HGE_LOCKIN_HOST_H
 #define HGE_LOCKIN_HOST_H
 
+#include "hge_host_pool.h"
 #include "hge_lockin.h"
 
 #define HGE_ISA_AUTO 0u
 #define HGE_ISA_GENERIC 1u
 #define HGE_ISA_AVX2 2u
-#define HGE_HOST_MAX_THREADS 64u
+#define HGE_HOST_MAX_THREADS 64u /* = HGE_POOL_MAX_TASKS */
 
 typedef struct {
     uint32_t isa;     /* HGE_ISA_AUTO, HGE_ISA_GENERIC or HGE_ISA_AVX2 */
     uint32_t threads; /* 1..HGE_HOST_MAX_THREADS */
+    uint32_t pool;    /* threads > 1: HGE_POOL_WORKERS (0, the persistent workers of
+                         hge_host_pool.h) or HGE_POOL_SPAWN (threads started per call) */
 } hge_host_opts_t;
 
 /* 1 if this CPU (and this build) can run the given isa, else 0. */
@@ -60,8 +64,8 @@ hge_status hge_refs_fill(int32_t *refs, uint32_t stride, uint32_t n_terms, const
  * with the given stride, for the same steps and phases as the instance; each
  * terminal's phase is still advanced, by n steps, so the state after the call is
  * the portable path's. Errors: as the portable calls, plus HGE_ERR_RANGE for an
- * unknown or unavailable isa or threads outside 1..HGE_HOST_MAX_THREADS (or a
- * thread that could not be started).
+ * unknown or unavailable isa, threads outside 1..HGE_HOST_MAX_THREADS or an unknown
+ * pool mode (a job that gets no thread runs on the calling thread).
  */
 hge_status hge_host_bw3_process(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
                                 uint32_t stride, const hge_host_opts_t *opts);
@@ -117,6 +121,21 @@ hge_status hge_host_bw3_process_packed(hge_lockin_bw3_t *s, const int32_t *x, ui
                                        uint32_t stride, const hge_host_opts_t *opts);
 hge_status hge_host_boxcar_process_packed(hge_lockin_boxcar_t *s, const int32_t *x, uint32_t n,
                                           const uint8_t *refs, uint32_t stride, const hge_host_opts_t *opts);
+
+/*
+ * Scaled lane cache (Butterworth only): the lane cache's layout and stride with every
+ * value multiplied by 256 (Q30; |256 ref| <= 2^30 fits int32). The AVX2 kernel then
+ * multiplies a row as loaded (no unpacking, as the packed cache needs, and no per-product
+ * shift, as the plain lane cache needs): the fewest operations per sample, at the plain
+ * lane cache's 32 bytes per row. Errors as hge_refs_fill_lanes.
+ */
+hge_status hge_refs_fill_scaled(int32_t *refs, uint32_t stride, uint32_t n_terms, const uint32_t *steps,
+                                const uint32_t *phases, uint32_t n);
+
+/* hge_host_bw3_process_lanes reading a scaled lane cache (refs, stride as for that call).
+ * Same results; errors as it. */
+hge_status hge_host_bw3_process_scaled(hge_lockin_bw3_t *s, const int32_t *x, uint32_t n, const int32_t *refs,
+                                       uint32_t stride, const hge_host_opts_t *opts);
 
 /*
  * hge_mean_q0 (hge_lockin.h: round-half-up mean of the 24-bit-saturated codes, same

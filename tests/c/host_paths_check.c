@@ -3,6 +3,10 @@
  * bit for bit, on random plans, inputs and block splits, for tests/test_host_sanitizers.py,
  * which builds it with AddressSanitizer and UndefinedBehaviorSanitizer (so the lane-cache
  * kernels, which tools/firmware's host-check harness does not call, run under them too).
+ * Threads come from the persistent worker pool and, for 2 threads, are also started per
+ * call (HGE_POOL_SPAWN); a pass with HGE_POOL_BUSY set runs every pooled call while another
+ * thread holds the pool, so the fallback runs too (tests/test_host_sanitizers.py also builds
+ * this under ThreadSanitizer).
  * hge_host_mean_q0 likewise against hge_mean_q0. The portable path is itself checked against the Python model by the other tests.
  * Exit status 0 and a PASS line when every path agrees; 1 and the first difference if not.
  */
@@ -36,13 +40,14 @@ static const hge_bw3_coeffs_t COEFFS[3] = {
 static int32_t x[MAX_N];
 static int32_t *rows;
 static int32_t *lanes;
+static int32_t *scaled;
 static uint8_t *packed; /* exactly its size, no padding: ASan catches a read past the end */
 static uint32_t steps[MAX_M];
 static uint32_t phases[MAX_M];
 static uint32_t blocks[8];
 
 static int run_bw3(uint32_t m, uint32_t n, uint32_t nb, int32_t dc, const hge_bw3_coeffs_t *k, uint32_t isa,
-                   uint32_t threads, int layout, int32_t *oi, int32_t *oq)
+                   uint32_t threads, uint32_t pool, int layout, int32_t *oi, int32_t *oq)
 {
     hge_lockin_bw3_term_t terms[MAX_M];
     hge_lockin_bw3_t s;
@@ -51,6 +56,7 @@ static int run_bw3(uint32_t m, uint32_t n, uint32_t nb, int32_t dc, const hge_bw
     uint32_t pos = 0;
     o.isa = isa;
     o.threads = threads;
+    o.pool = pool;
     if (hge_lockin_bw3_init(&s, k, terms, m, steps, phases) != HGE_OK || hge_lockin_bw3_set_dc(&s, dc) != HGE_OK) {
         return 1;
     }
@@ -64,9 +70,11 @@ static int run_bw3(uint32_t m, uint32_t n, uint32_t nb, int32_t dc, const hge_bw
             st = hge_host_bw3_process(&s, x + pos, blocks[b], rows + pos, n, &o);
         } else if (layout == 2) {
             st = hge_host_bw3_process_lanes(&s, x + pos, blocks[b], lanes + HGE_LANE_ROW * pos, HGE_LANE_ROW * n, &o);
-        } else {
+        } else if (layout == 3) {
             st = hge_host_bw3_process_packed(&s, x + pos, blocks[b], packed + HGE_PACKED_ROW * pos, HGE_PACKED_ROW * n,
                                               &o);
+        } else {
+            st = hge_host_bw3_process_scaled(&s, x + pos, blocks[b], scaled + HGE_LANE_ROW * pos, HGE_LANE_ROW * n, &o);
         }
         if (st != HGE_OK) {
             return 1;
@@ -75,8 +83,8 @@ static int run_bw3(uint32_t m, uint32_t n, uint32_t nb, int32_t dc, const hge_bw
     return hge_lockin_bw3_output(&s, oi, oq) != HGE_OK;
 }
 
-static int run_box(uint32_t m, uint32_t n, uint32_t nb, int32_t dc, uint32_t isa, uint32_t threads, int layout,
-                   int64_t *oi, int64_t *oq)
+static int run_box(uint32_t m, uint32_t n, uint32_t nb, int32_t dc, uint32_t isa, uint32_t threads, uint32_t pool,
+                   int layout, int64_t *oi, int64_t *oq)
 {
     hge_lockin_boxcar_term_t terms[MAX_M];
     hge_lockin_boxcar_t s;
@@ -86,6 +94,7 @@ static int run_box(uint32_t m, uint32_t n, uint32_t nb, int32_t dc, uint32_t isa
     uint32_t count;
     o.isa = isa;
     o.threads = threads;
+    o.pool = pool;
     if (hge_lockin_boxcar_init(&s, terms, m, steps, phases) != HGE_OK || hge_lockin_boxcar_set_dc(&s, dc) != HGE_OK) {
         return 1;
     }
@@ -99,9 +108,13 @@ static int run_box(uint32_t m, uint32_t n, uint32_t nb, int32_t dc, uint32_t isa
             st = hge_host_boxcar_process(&s, x + pos, blocks[b], rows + pos, n, &o);
         } else if (layout == 2) {
             st = hge_host_boxcar_process_lanes(&s, x + pos, blocks[b], lanes + HGE_LANE_ROW * pos, HGE_LANE_ROW * n, &o);
-        } else {
+        } else if (layout == 3) {
             st = hge_host_boxcar_process_packed(&s, x + pos, blocks[b], packed + HGE_PACKED_ROW * pos, HGE_PACKED_ROW * n,
                                               &o);
+        } else {
+            /* The scaled cache serves the Butterworth only: integrate-and-dump on the lane
+             * cache stands in, so both filters run in every iteration of main. */
+            st = hge_host_boxcar_process_lanes(&s, x + pos, blocks[b], lanes + HGE_LANE_ROW * pos, HGE_LANE_ROW * n, &o);
         }
         if (st != HGE_OK) {
             return 1;
@@ -126,6 +139,7 @@ int main(int argc, char **argv)
         uint32_t i;
         uint32_t isa;
         uint32_t threads;
+        uint32_t pool;
         int layout;
         int32_t want_i[MAX_M], want_q[MAX_M], got_i[MAX_M], got_q[MAX_M];
         int64_t bwant_i[MAX_M], bwant_q[MAX_M], bgot_i[MAX_M], bgot_q[MAX_M];
@@ -147,14 +161,16 @@ int main(int argc, char **argv)
         rows = (int32_t *)malloc(sizeof(int32_t) * 2u * m * n);
         lanes = (int32_t *)malloc(sizeof(int32_t) * HGE_LANE_ROW * n * ((m + HGE_HOST_LANES - 1u) / HGE_HOST_LANES));
         packed = (uint8_t *)malloc((size_t)HGE_PACKED_ROW * n * ((m + HGE_HOST_LANES - 1u) / HGE_HOST_LANES));
-        if (rows == 0 || lanes == 0 || packed == 0 || hge_refs_fill(rows, n, m, steps, phases, n) != HGE_OK ||
+        scaled = (int32_t *)malloc(sizeof(int32_t) * HGE_LANE_ROW * n * ((m + HGE_HOST_LANES - 1u) / HGE_HOST_LANES));
+        if (rows == 0 || lanes == 0 || packed == 0 || scaled == 0 || hge_refs_fill(rows, n, m, steps, phases, n) != HGE_OK ||
             hge_refs_fill_lanes(lanes, HGE_LANE_ROW * n, m, steps, phases, n) != HGE_OK ||
+            hge_refs_fill_scaled(scaled, HGE_LANE_ROW * n, m, steps, phases, n) != HGE_OK ||
             hge_refs_fill_packed(packed, HGE_PACKED_ROW * n, m, steps, phases, n) != HGE_OK) {
             printf("FAIL case %u: cache\n", c);
             return 1;
         }
-        if (run_bw3(m, n, nb, dc, k, HGE_ISA_GENERIC, 1u, -1, want_i, want_q) ||
-            run_box(m, n, nb, dc, HGE_ISA_GENERIC, 1u, -1, bwant_i, bwant_q)) {
+        if (run_bw3(m, n, nb, dc, k, HGE_ISA_GENERIC, 1u, HGE_POOL_WORKERS, -1, want_i, want_q) ||
+            run_box(m, n, nb, dc, HGE_ISA_GENERIC, 1u, HGE_POOL_WORKERS, -1, bwant_i, bwant_q)) {
             printf("FAIL case %u: portable path\n", c);
             return 1;
         }
@@ -170,27 +186,31 @@ int main(int argc, char **argv)
                 return 1;
             }
             for (threads = 1u; threads <= 3u; ++threads) {
-                for (layout = 0; layout <= 3; ++layout) {
-                    if (run_bw3(m, n, nb, dc, k, isa, threads, layout, got_i, got_q) ||
-                        run_box(m, n, nb, dc, isa, threads, layout, bgot_i, bgot_q)) {
-                        printf("FAIL case %u: host path isa %u threads %u layout %d: status\n", c, isa, threads, layout);
-                        return 1;
-                    }
-                    for (i = 0; i < m; ++i) {
-                        if (got_i[i] != want_i[i] || got_q[i] != want_q[i] || bgot_i[i] != bwant_i[i] ||
-                            bgot_q[i] != bwant_q[i]) {
-                            printf("FAIL case %u (M %u, n %u, coeffs %u): isa %u threads %u layout %d terminal %u\n", c,
-                                   m, n, kind, isa, threads, layout, i);
+                for (pool = HGE_POOL_WORKERS; pool <= (threads > 1u ? HGE_POOL_SPAWN : HGE_POOL_WORKERS); ++pool) {
+                    for (layout = 0; layout <= 4; ++layout) {
+                        if (run_bw3(m, n, nb, dc, k, isa, threads, pool, layout, got_i, got_q) ||
+                            run_box(m, n, nb, dc, isa, threads, pool, layout, bgot_i, bgot_q)) {
+                            printf("FAIL case %u: host path isa %u threads %u pool %u layout %d: status\n", c, isa,
+                                   threads, pool, layout);
                             return 1;
                         }
+                        for (i = 0; i < m; ++i) {
+                            if (got_i[i] != want_i[i] || got_q[i] != want_q[i] || bgot_i[i] != bwant_i[i] ||
+                                bgot_q[i] != bwant_q[i]) {
+                                printf("FAIL case %u (M %u, n %u, coeffs %u): isa %u threads %u pool %u layout %d "
+                                       "terminal %u\n", c, m, n, kind, isa, threads, pool, layout, i);
+                                return 1;
+                            }
+                        }
+                        runs += 2u;
                     }
-                    runs += 2u;
                 }
             }
         }
         free(rows);
         free(lanes);
         free(packed);
+        free(scaled);
     }
     printf("PASS host paths: %u cases, %u runs equal to the portable path\n", cases, runs);
     return 0;

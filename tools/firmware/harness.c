@@ -125,6 +125,7 @@ static int run_lockin_host(uint32_t c)
                 hge_host_opts_t o;
                 o.isa = isa;
                 o.threads = threads;
+                o.pool = HGE_POOL_WORKERS;
                 pos = 0;
                 if (k->filter == 0u) {
                     hge_lockin_bw3_t s;
