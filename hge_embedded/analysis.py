@@ -134,7 +134,7 @@ def lockin_noise_spectra(freqs: tuple, fs: float, T: float, filter: str, n: int,
     pad = pad_factor * w.size
     U = np.fft.rfft(R, pad, axis=1)[:, 1:]
     df = fs / pad
-    fb = np.fft.rfftfreq(pad, 1.0 / fs)[1:]
+    fb = np.fft.rfftfreq(pad, 1.0 / fs)[1:].copy()   # owns its data: read-only all the way (the _log memo)
     out = (fb, np.abs(U[:m]) ** 2 * df, np.abs(U[m:]) ** 2 * df, (U[:m] * np.conj(U[m:])).real * df)
     for a in out:
         a.flags.writeable = False
@@ -163,8 +163,7 @@ def window_psd(samples, fs: float, freqs, *, guard_bins: int = 3):
             return near(fq)
         S.slope = float("nan")
         return S
-    coef, cov = np.polyfit(x, np.log(np.maximum(P[sel], 1e-300)), 1, cov=True)
-    slope, icpt = coef
+    (slope, icpt), cov = line_fit(x, np.log(np.maximum(P[sel], 1e-300)), cov=True)
     icpt += EULER_GAMMA
 
     def S(fq):
@@ -180,6 +179,28 @@ def window_psd(samples, fs: float, freqs, *, guard_bins: int = 3):
         return out.reshape(shape)
     S.slope = float(slope)
     return S
+
+
+def line_fit(x, y, cov: bool = False):
+    """Least-squares line ``y ~ slope x + icpt`` -> ``(slope, icpt)``, and with ``cov`` its 2x2
+    covariance as ``np.polyfit(x, y, 1, cov=True)`` gives it (residual variance over n - 2).
+
+    The same fit as ``np.polyfit`` in closed form on centred x (its SVD costs ~0.2 ms per call,
+    twice per window's stderr); equal to round-off (tested against it).
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n = x.size
+    xm, ym = x.mean(), y.mean()
+    dx = x - xm
+    sxx = dx @ dx
+    slope = (dx @ (y - ym)) / sxx
+    icpt = ym - slope * xm
+    if not cov:
+        return slope, icpt
+    r = y - (slope * x + icpt)
+    fac = (r @ r) / (n - 2)
+    c = np.array([[fac / sxx, -fac * xm / sxx], [-fac * xm / sxx, fac * (1.0 / n + xm * xm / sxx)]])
+    return (slope, icpt), c
 
 
 def lockin_enbw(fs: float, T: float, filter: str) -> float:  # noqa: A002
@@ -382,7 +403,7 @@ def residual_psd(samples, fs: float, freqs, *, amplitude_freqs=None, guard_bins:
     else:
         sel, lf = _plan_band_of(fb, fs, n, f, tones, guard_bins)
     lp = np.log(np.maximum(P[sel], 1e-300))
-    slope, icpt = np.polyfit(lf, lp, 1) if sel.sum() >= 8 else (0.0, np.mean(lp))
+    slope, icpt = line_fit(lf, lp) if sel.sum() >= 8 else (0.0, np.mean(lp))
     icpt += EULER_GAMMA
 
     def S(fq):
