@@ -92,8 +92,12 @@ def quantize_butterworth3(sos: np.ndarray) -> tuple[int, ...]:
     c1 = COEF_ONE + d1 - c0
     coeffs = (b0, b1, b0, a1, a2, c0, c1, d1, b_shift)
     poles = np.concatenate([np.roots([COEF_ONE, a1, a2]), np.roots([COEF_ONE, d1])])
-    if np.any(np.abs(poles) >= 1.0):
-        raise ValueError(f"quantised poles leave the unit circle: |p| = {np.abs(poles).max()}")
+    # The C core's own test (hge_bw3_coeffs_stable), exact in integers (Jury: |a2| < 1, |a1| < 1 + a2,
+    # |d1| < 1): np.roots alone can put a pole on the circle just inside it (T = 300 s at 10 kHz).
+    jury = -COEF_ONE < a2 < COEF_ONE and abs(a1) < COEF_ONE + a2 and -COEF_ONE < d1 < COEF_ONE
+    if not jury or np.any(np.abs(poles) >= 1.0):
+        raise ValueError(f"quantised poles leave the unit circle: |p| = {np.abs(poles).max()} (a cut-off "
+                         f"this low is not representable in Q2.30)")
     if any(not -(1 << 31) <= c < (1 << 31) for c in coeffs[:8]):
         raise ValueError(f"coefficients do not fit int32 Q2.30: {coeffs}")
     return coeffs

@@ -36,8 +36,11 @@ Two signs, both counted per window:
   makes, spends (1/pi) arccos(1 - 2 x 0.005) = 4.5 % of its time within 0.5 % of its
   peak-to-peak from a crest; a sum of tones and noise (Gaussian-like) far less.
   12 % is 2.7x the sinusoid. The percentiles keep a single glitch from stretching
-  the band. Not seen: a window clipped less than that at each rail, or whose
-  noise after the rail is wider than the band (6 SD > 0.5 % of the spread).
+  the band. The share assumes a band many quantisation steps wide; a band under
+  ``SHELF_STEPS`` of the window's smallest step between values (an output of a few
+  codes) is left to the pile-up rule. Not seen: a window clipped less than that at
+  each rail, or whose noise after the rail is wider than the band (6 SD > 0.5 % of
+  the spread).
 """
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ PILE_RATIO = 4
 NEXT_LEVELS = 4
 SHELF_BAND = 0.005      # of the window's spread
 SHELF_FRACTION = 0.12   # of the window's samples, at one end
+SHELF_STEPS = 4         # the band must span this many of the window's smallest steps between values
 SATURATION = ("raise", "count")
 
 
@@ -81,8 +85,8 @@ def saturated_samples(y, full_scale: float | None = None, *, runs: bool = True) 
         for start, stop in zip(edges[::2], edges[1::2]):
             if stop - start >= RUN_MIN:
                 bad[start:stop] = True
-    if runs:
-        bad |= _shelf(y)
+    if runs and not bad.any():   # the shelf is for rails the exact rules cannot see (its band also
+        bad |= _shelf(y)         # holds a few unclipped samples next to the rail: a count, not exact)
     return int(bad.sum())
 
 
@@ -103,6 +107,9 @@ def _shelf(y) -> np.ndarray:
     lo, hi = np.percentile(y, [0.5, 99.5])
     w = SHELF_BAND * (hi - lo)
     need = max(RUN_MIN, SHELF_FRACTION * y.size)
+    levels = np.unique(y)
+    if levels.size < 2 or w < SHELF_STEPS * np.min(np.diff(levels)):
+        return bad   # a band of a few quantisation steps: the crest share above assumes many (pile-up rule's case)
     for band in (y >= hi - w, y <= lo + w):
         if w > 0 and band.sum() >= need:
             bad |= band

@@ -265,7 +265,8 @@ def test_noise_free_sequential_window_is_not_called_clipped():
 
 
 @pytest.mark.parametrize("T, words", [("0.05", "cannot fit 7 frequencies"), ("0.0001", "pre-sum"),
-                                      ("1e9", "quantised poles")])
+                                      ("1e9", "longer than 16777216 samples"), ("1000", "quantised poles"),
+                                      ("300", "quantised poles")])
 def test_gradient_window_mistakes_name_T(capsys, devices, T, words):
     """Before: "n: cannot fit 7 frequencies ..." (an internal argument) or "quantised poles leave the
     unit circle", exit code 1 as if the run had failed."""
