@@ -36,7 +36,13 @@ Two signs, both counted per window:
   makes, spends (1/pi) arccos(1 - 2 x 0.005) = 4.5 % of its time within 0.5 % of its
   peak-to-peak from a crest; a sum of tones and noise (Gaussian-like) far less.
   12 % is 2.7x the sinusoid. The percentiles keep a single glitch from stretching
-  the band. The share assumes a band many quantisation steps wide; a band under
+  the band. The share assumes a continuous crest: a noise-free tone sampled at a
+  few phases per period repeats its crest value (2 of 10 samples for a 1 kHz tone
+  at 10 kHz), so the band must also hold values spread over at least
+  ``SHELF_STEPS`` 64ths of it, as the noise after a rail does, or stretches of 3 or
+  more samples on average, as a rail holds the output (a tone that quiet, noise under
+  1/64 of the band, with a crest that short is a known false alarm).
+  The share also assumes a band many quantisation steps wide; a band under
   ``SHELF_STEPS`` of the window's smallest step between values (an output of a few
   codes) is left to the pile-up rule. Not seen: a window clipped less than that at
   each rail, or whose noise after the rail is wider than the band (6 SD > 0.5 % of
@@ -76,7 +82,10 @@ def saturated_samples(y, full_scale: float | None = None, *, runs: bool = True) 
         if RUN_MIN <= n_on < y.size:
             # The most populated of the NEXT_LEVELS values nearest inside: one stray sample just
             # inside the extreme (a window's onset) must not stand for a periodic level's count.
-            levels, counts = np.unique(y[~on], return_counts=True)
+            # Levels to 1e-9 of the window's spread: a noise-free tone on a large DC offset repeats
+            # its values only to the last digits, which would split a level into variants.
+            inside, res = y[~on], (y.max() - y.min()) * 1e-9
+            levels, counts = np.unique(np.round(inside / res) if res > 0 else inside, return_counts=True)
             near = counts[-NEXT_LEVELS:] if extreme == y.max() else counts[:NEXT_LEVELS]
             if n_on >= PILE_RATIO * int(near.max()):
                 bad |= on
@@ -111,9 +120,24 @@ def _shelf(y) -> np.ndarray:
     if levels.size < 2 or w < SHELF_STEPS * np.min(np.diff(levels)):
         return bad   # a band of a few quantisation steps: the crest share above assumes many (pile-up rule's case)
     for band in (y >= hi - w, y <= lo + w):
-        if w > 0 and band.sum() >= need:
+        if w > 0 and band.sum() >= need and (_spread_levels(y[band], w) >= SHELF_STEPS or _mean_run(band) >= 3):
             bad |= band
     return bad
+
+
+def _mean_run(band) -> float:
+    """Mean length of the band's stretches of consecutive samples: a rail holds the output for
+    whole stretches; a sampled crest visits for one or two samples per period."""
+    at = np.concatenate([[False], band, [False]])
+    edges = np.flatnonzero(np.diff(at.astype(np.int8)))
+    return float(np.mean(edges[1::2] - edges[::2])) if edges.size else 0.0
+
+
+def _spread_levels(v, w) -> int:
+    """Occupied 64ths of the band ``w`` among ``v``: a rail followed by noise fills many; a
+    noise-free tone sampled at a few phases per period repeats one or two values (a 1 kHz tone
+    at 10 kHz can put 2 of every 10 samples on its crest), which is not a rail."""
+    return int(np.unique(np.floor((v - v.min()) / (w / 64.0))).size)
 
 
 def check_saturation(y, full_scale, *, what: str, policy: str = "raise", runs: bool = True) -> int:

@@ -359,7 +359,7 @@ def test_log_memo_only_for_read_only_arrays():
     assert np.array_equal(_log(a), np.log(a))
     a[:] = 3.0  # writeable: never memoised
     assert np.array_equal(_log(a), np.log(a))
-    b = np.linspace(1.0, 100.0, 50)
+    b = np.linspace(1.0, 100.0, 50).copy()   # owns its data (np.linspace may return a view)
     b.flags.writeable = False
     assert _log(b) is _log(b) and np.array_equal(_log(b), np.log(b))
 
