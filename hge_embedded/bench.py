@@ -25,17 +25,7 @@ def _best_time(fn, min_total: float = 0.3, repeats: int = 3, clock=time.perf_cou
     """Best per-call time over ``repeats`` rounds, each round at least ``min_total`` s of
     ``clock`` (wall: ``time.perf_counter``; CPU time of all threads: ``time.process_time``)."""
     fn()  # warm-up (also builds cached filter designs)
-    best = np.inf
-    for _ in range(repeats):
-        calls, start = 0, clock()
-        while True:
-            fn()
-            calls += 1
-            elapsed = clock() - start
-            if elapsed >= min_total:
-                break
-        best = min(best, elapsed / calls)
-    return best
+    return min(_best_time_round(fn, min_total, clock) for _ in range(repeats))
 
 
 def _best_times_interleaved(fns, min_total: float = 0.3, repeats: int = 3, clock=time.perf_counter) -> list:
@@ -52,6 +42,7 @@ def _best_times_interleaved(fns, min_total: float = 0.3, repeats: int = 3, clock
 
 
 def _best_time_round(fn, min_total, clock):
+    """One round: calls of ``fn`` until ``min_total`` s of ``clock`` have passed; time per call."""
     calls, start = 0, clock()
     while True:
         fn()

@@ -89,9 +89,7 @@ def saturated_samples(y, full_scale: float | None = None, *, runs: bool = True) 
             near = counts[-NEXT_LEVELS:] if extreme == y.max() else counts[:NEXT_LEVELS]
             if n_on >= PILE_RATIO * int(near.max()):
                 bad |= on
-        at = np.concatenate([[False], on, [False]])
-        edges = np.flatnonzero(np.diff(at.astype(np.int8)))
-        for start, stop in zip(edges[::2], edges[1::2]):
+        for start, stop in zip(*_stretches(on)):
             if stop - start >= RUN_MIN:
                 bad[start:stop] = True
     if runs and not bad.any():   # the shelf is for rails the exact rules cannot see (its band also
@@ -125,12 +123,17 @@ def _shelf(y) -> np.ndarray:
     return bad
 
 
+def _stretches(mask):
+    """Starts and stops (exclusive) of the stretches of consecutive True samples in ``mask``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8)))
+    return edges[::2], edges[1::2]
+
+
 def _mean_run(band) -> float:
     """Mean length of the band's stretches of consecutive samples: a rail holds the output for
     whole stretches; a sampled crest visits for one or two samples per period."""
-    at = np.concatenate([[False], band, [False]])
-    edges = np.flatnonzero(np.diff(at.astype(np.int8)))
-    return float(np.mean(edges[1::2] - edges[::2])) if edges.size else 0.0
+    starts, stops = _stretches(band)
+    return float(np.mean(stops - starts)) if starts.size else 0.0
 
 
 def _spread_levels(v, w) -> int:

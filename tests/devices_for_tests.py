@@ -108,3 +108,19 @@ def five_electrode():
 
 def lag3():
     return LinearDevice([10.0, -7.0, 4.0, 12.0], lag=3)
+
+
+def trained(case: str, sphere_batch: int, sphere_iter: int, gate_iter: int):
+    """A short training run for the fast-path equality tests: ``"sim-sphere"`` (the simulator's sphere,
+    mini-batches) or ``"plain-gate"`` (XOR on a plain 5-electrode device: no dac_lsb, no full_scale).
+    Returns the losses, final codes and outputs."""
+    from hge_embedded import SimulatedDNPU
+    from hge_embedded.tasks import gate, map_electrodes, sphere
+    from hge_embedded.train import Trainer
+    if case == "sim-sphere":
+        tr = Trainer(SimulatedDNPU(seed=0), sphere(0), seed=0, max_iter=sphere_iter, batch_size=sphere_batch)
+    else:
+        task = map_electrodes(gate("xor"), 5, inputs=[1, 2])
+        tr = Trainer(FiveElectrodeDevice(S=1e-4, seed=4), task, seed=0, max_iter=gate_iter)
+    tr.run()
+    return tr.losses, tr.codes.copy(), tr.outputs.copy()

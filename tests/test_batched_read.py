@@ -24,9 +24,7 @@ from hge_embedded.devices.simulated import CHUNK, TAYLOR_RADIUS, FastEvaluator, 
 from hge_embedded.devices.surrogate import SurrogateModel
 from hge_embedded.gradient import HGEWindow
 from hge_embedded.saturation import RUN_MIN, saturated_counts, saturated_samples
-from hge_embedded.tasks import gate, map_electrodes, sphere
-from hge_embedded.train import Trainer
-from tests.devices_for_tests import FiveElectrodeDevice, LinearDevice
+from tests.devices_for_tests import FiveElectrodeDevice, LinearDevice, trained
 
 
 def _record(win, biases, ramp=150):
@@ -121,18 +119,9 @@ def _read_one_by_one(self, y, volts, slices, sel=None, stderr=True, labels=None,
 
 @pytest.mark.parametrize("case", ["sim-sphere", "plain-gate"])
 def test_trainer_steps_equal_the_window_by_window_path(case, monkeypatch):
-    def run():
-        if case == "sim-sphere":
-            d, task = SimulatedDNPU(seed=0), sphere(0)
-            tr = Trainer(d, task, seed=0, max_iter=2, batch_size=40)
-        else:
-            d, task = FiveElectrodeDevice(S=1e-4, seed=4), map_electrodes(gate("xor"), 5, inputs=[1, 2])
-            tr = Trainer(d, task, seed=0, max_iter=4)
-        tr.run()
-        return tr.losses, tr.codes.copy(), tr.outputs.copy()
-    batched = run()
+    batched = trained(case, sphere_batch=40, sphere_iter=2, gate_iter=4)
     monkeypatch.setattr(HGEWindow, "read_windows", _read_one_by_one)
-    one_by_one = run()
+    one_by_one = trained(case, sphere_batch=40, sphere_iter=2, gate_iter=4)
     assert batched[0] == one_by_one[0]
     assert np.array_equal(batched[1], one_by_one[1]) and np.array_equal(batched[2], one_by_one[2])
 
@@ -323,12 +312,13 @@ def test_surrogate_threads_give_the_same_record(n):
         assert np.array_equal(SimulatedDNPU(seed=4, threads=threads, evaluation="exact").measure(V), ref)
 
 
-def test_surrogate_fast_threads_give_the_same_record():
-    """The default (window expansion) surrogate: windows, ramps and arbitrary samples filled on
-    several threads give the same samples as one thread."""
+@pytest.mark.parametrize("model", ["surrogate", "hopping"])
+def test_threads_give_the_same_record(model):
+    """Both models' evaluators (the surrogate's window expansion, the hopping model's batches): windows,
+    ramps and arbitrary samples filled on several threads give the same samples as one thread."""
     records = []
     for threads in (1, 2, 3):
-        d = SimulatedDNPU(seed=2, threads=threads)
+        d = SimulatedDNPU(seed=2, model=model, threads=threads)
         win = HGEWindow(d, electrodes=[1, 3, 5, 7], T=0.05, phase="inphase")
         rng = np.random.default_rng(7)
         volts, _ = _record(win, [rng.uniform(-0.7, 0.5, 7) for _ in range(40)], ramp=60)
@@ -351,16 +341,3 @@ def test_surrogate_blocks_cover_the_record_on_chunk_boundaries():
 def test_simulator_refuses_bad_threads(bad):
     with pytest.raises(ValueError, match="threads"):
         SimulatedDNPU(threads=bad)
-
-
-def test_hopping_threads_give_the_same_record():
-    """The hopping evaluator's batches and windows on several threads: the same samples as one thread."""
-    records = []
-    for threads in (1, 2, 3):
-        d = SimulatedDNPU(seed=2, model="hopping", threads=threads)
-        win = HGEWindow(d, electrodes=[1, 3, 5, 7], T=0.05, phase="inphase")
-        rng = np.random.default_rng(7)
-        volts, _ = _record(win, [rng.uniform(-0.7, 0.5, 7) for _ in range(40)], ramp=60)
-        volts = np.concatenate([volts, rng.uniform(-0.5, 0.3, (7, 50))], axis=1)  # arbitrary samples: exact
-        records.append(d.measure(volts))
-    assert np.array_equal(records[0], records[1]) and np.array_equal(records[0], records[2])

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from hge_embedded.devices import check_volts
 from hge_embedded.devices.simulated import CHUNK, FastEvaluator, SimulatedDNPU
-from hge_embedded.tasks import gate, map_electrodes, sphere
 from hge_embedded.train import Trainer
-from tests.devices_for_tests import FiveElectrodeDevice, LinearDevice
+from hge_embedded.tasks import gate, map_electrodes, sphere
+from tests.devices_for_tests import FiveElectrodeDevice, LinearDevice, trained
 
 U = 2.0**-53                      # unit round-off of float64
 GAMMA7 = 7 * U / (1 - 7 * U)      # Higham's gamma_7: any order of a 7-term dot, FMA or not
@@ -276,18 +276,9 @@ def test_ramp_fill_on_a_sphere_record_is_within_the_bound_and_tiny():
 def test_trainer_step_equals_the_window_by_window_record(case, monkeypatch):
     """The step through the one-pass record equals the step through ``_string`` window by window
     (the plain device has no dac_lsb, no full_scale and 5 electrodes)."""
-    def run():
-        if case == "sim-sphere":
-            d, task = SimulatedDNPU(seed=0), sphere(0)
-            tr = Trainer(d, task, seed=0, max_iter=2, batch_size=30)
-        else:
-            d, task = FiveElectrodeDevice(S=1e-4, seed=4), map_electrodes(gate("xor"), 5, inputs=[1, 2])
-            tr = Trainer(d, task, seed=0, max_iter=3)
-        tr.run()
-        return tr.losses, tr.codes.copy(), tr.outputs.copy()
-    fast = run()
+    fast = trained(case, sphere_batch=30, sphere_iter=2, gate_iter=3)
     monkeypatch.setattr(Trainer, "_string_windows", lambda self, b: self._string(b, self.window.waveform))
-    slow = run()
+    slow = trained(case, sphere_batch=30, sphere_iter=2, gate_iter=3)
     assert fast[0] == slow[0]
     assert np.array_equal(fast[1], slow[1]) and np.array_equal(fast[2], slow[2])
 
