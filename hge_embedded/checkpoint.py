@@ -88,23 +88,33 @@ def _flag(key: str) -> str:
     return "-T" if key == "T" else "--" + key.replace("_", "-")
 
 
-def differences(saved: dict, wanted: dict) -> list:
-    """The options (as flags) whose values differ, e.g. ``["--seed 0 (checkpoint) vs 1 (now)"]``."""
+def differences(saved: dict, wanted: dict, defaults: dict | None = None) -> list:
+    """The options (as flags) whose values differ, e.g. ``["--seed 0 (checkpoint) vs 1 (now)"]``.
+
+    ``defaults``: what an option left at its default (stored as null) stands for, where that is
+    known, e.g. ``{"device_seed": 0}``: a run started without ``--device-seed`` resumes with
+    ``--device-seed 0`` given, and the other way round (the same run)."""
+    defaults = defaults or {}
+
     def shown(value):  # an option left at its default is stored as null: say "default", not "None"
         return "default" if value is None else repr(value)
+
+    def meant(key, value):
+        return defaults[key] if value is None and defaults.get(key) is not None else value
 
     out = []
     for key in sorted(set(saved) | set(wanted)):
         if key not in saved and wanted[key] is None:
             continue  # an option added since the checkpoint was written, left at its default
         a, b = saved.get(key, "<absent>"), wanted.get(key, "<absent>")
-        if a != b:
+        if meant(key, a) != meant(key, b):
             out.append(f"{_flag(key)} {shown(a)} (checkpoint) vs {shown(b)} (now)")
     return out
 
 
-def load(path, config: dict | None = None) -> dict:
-    """Read and check a checkpoint; with ``config``, refuse one made with other options.
+def load(path, config: dict | None = None, defaults: dict | None = None) -> dict:
+    """Read and check a checkpoint; with ``config``, refuse one made with other options
+    (``defaults``: what options stored as null stand for, see :func:`differences`).
 
     Raises ``FileNotFoundError`` when there is none and ``CheckpointError`` (naming
     what is wrong or which option differs) when it cannot be resumed. Never writes.
@@ -128,7 +138,7 @@ def load(path, config: dict | None = None) -> dict:
     if problem:
         raise CheckpointError(f"--resume: {path} is damaged ({problem}); it was left as it is")
     if config is not None:
-        diff = differences(data["config"], json.loads(json.dumps(config)))
+        diff = differences(data["config"], json.loads(json.dumps(config)), json.loads(json.dumps(defaults or {})))
         if diff:
             raise CheckpointError(f"--resume: the run in {path.parent} was made with other options: "
                                   f"{'; '.join(diff)}; use the same options, or another --out")

@@ -120,6 +120,18 @@ def _run_config(args, task_list) -> dict:
     return config
 
 
+def _config_defaults(args, task_list) -> dict:
+    """What the options a run leaves at their defaults stand for, where it is fixed by the arguments:
+    the simulator's device seed 0, and the tasks' own input electrodes when they all share them."""
+    out = {}
+    if args.device == "sim":
+        out["device_seed"] = 0
+    ins = {tuple(t.input_electrodes) for t in task_list}
+    if len(ins) == 1:
+        out["inputs"] = list(next(iter(ins)))
+    return out
+
+
 def _sha256(path) -> str | None:
     """The file's SHA-256, or None when it cannot be read (``make_device`` says why, by name)."""
     import hashlib
@@ -150,7 +162,7 @@ def cmd_train(args) -> int:
     snapshot = None
     if args.resume:
         try:
-            snapshot = ck.load(ckpt, config)
+            snapshot = ck.load(ckpt, config, _config_defaults(args, task_list))
         except FileNotFoundError as exc:
             raise UsageError(str(exc)) from None
         except ck.CheckpointError as exc:

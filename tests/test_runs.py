@@ -234,6 +234,32 @@ def test_resume_with_other_options_is_refused_and_changes_nothing(finished_run, 
     assert tree_digest(finished_run) == before
 
 
+@pytest.mark.parametrize("extra", [["--device-seed", "0"], ["--inputs", "1,6"], ["--device-seed", "0", "--inputs", "1,6"]])
+def test_resume_accepts_a_default_given_explicitly(tmp_path, finished_run, extra):
+    """The run left --device-seed and --inputs at their defaults (stored as null); giving the values
+    they stand for (device seed 0, the gates' electrodes 1 and 6) is the same run and resumes."""
+    import shutil
+    d = tmp_path / "copy"
+    shutil.copytree(finished_run, d)
+    r = hge("train", "--task", "xor", "--max-iter", "3", *extra, "--resume", "--quiet", "--out", d)
+    assert r.returncode == 0, r.stderr
+    # ... while another value is still refused, naming the option.
+    other = {"--device-seed": "1", "--inputs": "2,6"}
+    changed = list(extra)
+    changed[1] = other[extra[0]]
+    r = hge("train", "--task", "xor", "--max-iter", "3", *changed, "--resume", "--quiet", "--out", d)
+    assert r.returncode == 2 and extra[0] in r.stderr, r.stderr
+
+
+def test_default_aware_comparison_is_symmetric():
+    defaults = {"device_seed": 0, "inputs": [1, 6]}
+    for a, b in [({"device_seed": None}, {"device_seed": 0}), ({"inputs": [1, 6]}, {"inputs": None})]:
+        assert ck.differences(a, b, defaults) == [] and ck.differences(b, a, defaults) == []
+    assert ck.differences({"device_seed": None}, {"device_seed": 2}, defaults) != []
+    assert ck.differences({"inputs": None}, {"inputs": [6, 1]}, defaults) != []   # the order is the mapping
+    assert ck.differences({"device_seed": None}, {"device_seed": 0}) != []        # no defaults: as before
+
+
 def test_damaged_or_missing_checkpoint_is_refused_and_kept(tmp_path, finished_run):
     import shutil
     d = tmp_path / "copy"
