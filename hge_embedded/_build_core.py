@@ -192,11 +192,26 @@ SOURCE_TRAINER = """
 """
 # ---- end of issue 13 block ----
 
+# ---- issue 11 (simspeed): the simulator's window expansion (csrc/host/hge_sim_taylor) ----
+CDEF_SIM = """
+#define HGE_SIM_MAX_DIM ...
+typedef struct { uint32_t n_dim; uint32_t n_coef; } hge_sim_taylor_t;
+uint32_t hge_sim_taylor_coefs(uint32_t n_dim);
+hge_status hge_sim_taylor_init(hge_sim_taylor_t *s, uint32_t n_dim);
+hge_status hge_sim_taylor_process(const hge_sim_taylor_t *s, const double *v, uint64_t n, uint64_t stride,
+                                  const int64_t *bounds, uint32_t n_win, const double *centres,
+                                  const double *coefs, double *out);
+"""
+SOURCE_SIM = """
+#include "hge_sim_taylor.h"
+"""
+# ---- end of the simspeed block ----
+
 ffibuilder = FFI()
-ffibuilder.cdef(CDEF + CDEF_TRAINER)
+ffibuilder.cdef(CDEF + CDEF_TRAINER + CDEF_SIM)
 ffibuilder.set_source(
     "hge_embedded._hge_core",
-    SOURCE + SOURCE_TRAINER,
+    SOURCE + SOURCE_TRAINER + SOURCE_SIM,
     # csrc/*.c is the portable core (also the firmware's); csrc/host/*.c the host-only
     # fast paths (threads, runtime ISA dispatch, reference cache).
     sources=[str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.c")) + sorted((CSRC / "host").glob("*.c"))],

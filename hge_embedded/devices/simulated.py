@@ -83,6 +83,7 @@ from .._blas import OneBlasThread as _OneBlasThread
 from .dnpu_physics import HoppingNetwork
 from .noise import NoiseModel, NoiseSource
 from . import surrogate as _surrogate
+from . import taylor_kernel as _taylor_kernel
 from .surrogate import SurrogateModel
 
 N_ELECTRODES = 7
@@ -115,6 +116,8 @@ class FastEvaluator:
         # Hessian and third derivatives exactly, and its arbitrary samples by ``current`` alone.
         self.analytic = hasattr(net, "taylor_tensors")
         self.ramp_knot = float(getattr(net, "ramp_knot", RAMP_KNOT))
+        # Taylor windows: "c" (taylor_kernel, one C call for all) or "numpy" (the reference formula).
+        self.kernel = "c"
 
     def _map(self, fn, items) -> list:
         """``[fn(x) for x in items]``, on ``threads`` threads when there are several items."""
@@ -270,7 +273,13 @@ class FastEvaluator:
     def _taylor23(dm, g0, gd):
         """Second- and third-order Taylor terms at offsets ``dm`` (m, n) from exact gradients:
         ``g0`` (m,) at the centre and ``gd`` (m, 2m + m(m-1)/2) at +h e_j, -h e_j, +h (e_j + e_k)."""
-        m, h = dm.shape[0], DERIV_STEP
+        H, T = FastEvaluator._difference_tensors(g0, gd)
+        return FastEvaluator._cubic(dm, H, T)
+
+    @staticmethod
+    def _difference_tensors(g0, gd):
+        """(H (m, m), T (m, m, m)) from exact gradients (see :meth:`_taylor23`), both symmetric."""
+        m, h = g0.shape[0], DERIV_STEP
         gp, gm, gx = gd[:, :m], gd[:, m:2 * m], gd[:, 2 * m:]
         H = (gp - gm) / (2 * h)                                   # central: exact to O(h^2)
         H = 0.5 * (H + H.T)
@@ -282,7 +291,7 @@ class FastEvaluator:
             for k in range(j + 1, m):
                 T[:, j, k] = T[:, k, j] = (gx[:, c] - gp[:, j] - gp[:, k] + g0) / h**2
                 c += 1
-        return FastEvaluator._cubic(dm, H, T)
+        return H, T
 
     @staticmethod
     def _cubic(dm, H, T):
@@ -354,6 +363,14 @@ class FastEvaluator:
         if analytic:
             I, G = (self._exact(np.concatenate(pts, axis=1))[:2] if pts else (None, None))
             tensors = self._tensors(np.array(centres).T) if centres else None
+            if self.kernel == "c" and tensors is not None:
+                # Every window in one C call (taylor_kernel: the same expansion, summed over its
+                # distinct monomials; within a derived round-off bound of the numpy formula).
+                # Window k0 is centre k0 (one per window, in order).
+                taylor = [j for j in jobs if j[0] == "taylor"]
+                _taylor_kernel.evaluate(v, np.array([(j[1], j[2]) for j in taylor], np.int64),
+                                        np.array(centres), _taylor_kernel.pack(*tensors), out)
+                jobs = [j for j in jobs if j[0] != "taylor"]
             k = self.threads if len(jobs) >= 8 * self.threads else 1
             parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
             self._map(lambda part: self._fill(out, v, part, I, G, None, tensors), parts)
@@ -364,12 +381,38 @@ class FastEvaluator:
         if n_hess:
             Ih, Gh, _ = self._exact(np.concatenate(hess_pts).T, phi[np.concatenate(hess_of)])
         Gh = Gh if n_hess else None
+        if self.kernel == "c":
+            taylor = [j for j in jobs if j[0] == "taylor"]
+            if taylor:
+                self._taylor_windows_c(out, v, taylor, I, G, Gh)
+                jobs = [j for j in jobs if j[0] != "taylor"]
         # The jobs write disjoint samples: in contiguous parts on the threads.
         k = self.threads if len(jobs) >= 8 * self.threads else 1
         parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
         self._map(lambda part: self._fill(out, v, part, I, G, Gh), parts)
         self._fill_ramps(out, v, ramps, I, G, n_pts)
         return out
+
+    @staticmethod
+    def _taylor_windows_c(out, v, taylor, I, G, Gh) -> None:
+        """The hopping network's Taylor windows in one C call: each window's difference tensors
+        over its moving electrodes, embedded in the full dimension (zero for the electrodes that do
+        not move, where d = 0 exactly: the same polynomial as :meth:`_taylor23`'s)."""
+        ne, W = v.shape[0], len(taylor)
+        H = np.zeros((W, ne, ne))
+        T = np.zeros((W, ne, ne, ne))
+        centres = np.empty((W, ne))
+        Iw = np.empty(W)
+        gw = np.empty((ne, W))
+        for w, (_, s, e, cen, moving, k0, h0) in enumerate(taylor):
+            centres[w], Iw[w], gw[:, w] = cen, I[k0], G[:, k0]
+            m = moving.size
+            if m:
+                Hm, Tm = FastEvaluator._difference_tensors(G[moving, k0], Gh[moving, h0:h0 + 2 * m + m * (m - 1) // 2])
+                H[w][np.ix_(moving, moving)] = Hm
+                T[w][np.ix_(moving, moving, moving)] = Tm
+        _taylor_kernel.evaluate(v, np.array([(j[1], j[2]) for j in taylor], np.int64), centres,
+                                _taylor_kernel.pack(Iw, gw, H, T), out)
 
     def _knots(self, n_intervals: int) -> np.ndarray:
         """``linspace(0, 1, n_intervals + 1)``, made once per count (read-only, shared)."""

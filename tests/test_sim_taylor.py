@@ -1,0 +1,232 @@
+"""The simulator's Taylor windows in C (``csrc/host/hge_sim_taylor.c``, ``devices/taylor_kernel.py``).
+
+Against the numpy formula (``FastEvaluator._cubic``, the reference) within the round-off bound
+derived in ``taylor_kernel.roundoff_bound``; against ``evaluation="exact"`` within the
+fourth-derivative bound in ``tests/test_fast_surrogate.py`` (those tests run the C path: it is the
+default); the status codes; and that splitting the windows between calls changes no bit.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from hge_embedded._hge_core import ffi, lib
+from hge_embedded.devices import taylor_kernel as tk
+from hge_embedded.devices.simulated import FastEvaluator, SimulatedDNPU, TAYLOR_RADIUS
+from hge_embedded.devices.surrogate import SurrogateModel
+
+
+def _symmetric(rng, n, order, scale):
+    """A random symmetric tensor of ``order`` (2 or 3) in ``n`` dimensions."""
+    A = rng.normal(0.0, scale, (n,) * order)
+    if order == 2:
+        return 0.5 * (A + A.T)
+    perms = [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]
+    return sum(A.transpose(p) for p in perms) / 6.0
+
+
+def _numpy_window(v, cen, I, g, H, T, moving=None):
+    """The reference: FastEvaluator._fill's formula for one window (y = I + g . d + _cubic)."""
+    d = v - cen[:, None]
+    y = I + g @ d
+    if moving is None:
+        return y + FastEvaluator._cubic(d, H, T)
+    if moving.size:
+        y += FastEvaluator._cubic(d[moving], H[np.ix_(moving, moving)], T[np.ix_(moving, moving, moving)])
+    return y
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 8), n_win=st.integers(1, 5),
+       scale=st.sampled_from([1e-3, 1.0, 1e3]))
+def test_kernel_within_the_roundoff_bound_of_the_numpy_formula(seed, n, n_win, scale):
+    rng = np.random.default_rng(seed)
+    lens = rng.integers(0, 40, n_win)
+    gaps = rng.integers(0, 5, n_win)
+    N = int(lens.sum() + gaps.sum() + 3)
+    v = rng.uniform(-1.0, 1.0, (n, N))
+    out = np.full(N, np.nan)
+    bounds, cens, coefs, ref = [], [], [], []
+    pos = 0
+    for w in range(n_win):
+        s, e = pos + int(gaps[w]), pos + int(gaps[w]) + int(lens[w])
+        pos = e
+        cen = rng.uniform(-1.0, 1.0, n)
+        v[:, s:e] = cen[:, None] + rng.uniform(-TAYLOR_RADIUS, TAYLOR_RADIUS, (n, e - s))
+        I, g = rng.normal(0, 30 * scale), rng.normal(0, 100 * scale, n)
+        H, T = _symmetric(rng, n, 2, 1e3 * scale), _symmetric(rng, n, 3, 1e4 * scale)
+        bounds.append((s, e))
+        cens.append(cen)
+        coefs.append(tk.pack(np.array([I]), g[:, None], H[None], T[None])[0])
+        ref.append((s, e, cen, I, g, H, T))
+    tk.evaluate(v, np.array(bounds), np.array(cens), np.array(coefs), out)
+    written = np.zeros(N, bool)
+    for s, e, cen, I, g, H, T in ref:
+        y_np = _numpy_window(v[:, s:e], cen, I, g, H, T)
+        bound = tk.roundoff_bound(v[:, s:e], cen, I, g, H, T)
+        assert np.all(np.abs(out[s:e] - y_np) <= bound), np.max(np.abs(out[s:e] - y_np) / bound)
+        written[s:e] = True
+    assert np.all(np.isnan(out[~written]))   # nothing outside the windows is written
+
+
+def test_the_bound_is_not_vacuous():
+    """The kernel and the numpy formula do differ (different summation orders), and by far less than
+    the bound: a bound that is never approached could hide a wrong formula only if it were huge; it
+    is ~1e-14 relative, so a wrong coefficient (a factor 2 on a monomial) would show."""
+    rng = np.random.default_rng(3)
+    n, N = 7, 2000
+    cen = rng.uniform(-0.5, 0.5, n)
+    v = cen[:, None] + rng.uniform(-TAYLOR_RADIUS, TAYLOR_RADIUS, (n, N))
+    I, g, H, T = 20.0, rng.normal(0, 100, n), _symmetric(rng, n, 2, 1e3), _symmetric(rng, n, 3, 1e4)
+    out = np.empty(N)
+    tk.evaluate(v, np.array([(0, N)]), cen[None], tk.pack(np.array([I]), g[:, None], H[None], T[None]), out)
+    y_np = _numpy_window(v, cen, I, g, H, T)
+    diff, bound = np.abs(out - y_np), tk.roundoff_bound(v, cen, I, g, H, T)
+    assert np.any(diff > 0)
+    assert np.all(diff <= bound)
+    assert bound.max() < 1e-11 * (abs(I) + 1)
+    # One monomial's coefficient doubled moves the result far outside the bound.
+    T2 = T.copy()
+    T2[1, 2, 3] *= 2
+    for p in [(1, 3, 2), (2, 1, 3), (2, 3, 1), (3, 1, 2), (3, 2, 1)]:
+        T2[p] = T2[1, 2, 3]
+    out2 = np.empty(N)
+    tk.evaluate(v, np.array([(0, N)]), cen[None], tk.pack(np.array([I]), g[:, None], H[None], T2[None]), out2)
+    assert np.max(np.abs(out2 - y_np) - bound) > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_surrogate_windows_c_against_numpy_within_the_bound(seed):
+    """The whole FastEvaluator on HGE-like windows: kernel="c" against kernel="numpy"."""
+    m = SurrogateModel(seed)
+    rng = np.random.default_rng(seed)
+    t = np.arange(600) / 10_000.0
+    f = np.array([173.0, 211.0, 263.0, 307.0, 359.0, 419.0, 461.0])
+    wins = [rng.uniform(-0.9, 0.5, (7, 1)) + 0.008 * np.sin(2 * np.pi * f[:, None] * t) for _ in range(5)]
+    v = np.concatenate(wins, axis=1)
+    fc, fn = FastEvaluator(m, None), FastEvaluator(m, None)
+    fn.kernel = "numpy"
+    yc, yn = fc.current(v), fn.current(v)
+    runs = fc._runs(v)
+    assert sum(e - s for s, e, _, _ in runs) == v.shape[1]
+    for s, e, lo, hi in runs:
+        cen = 0.5 * (lo + hi)
+        I, g, H, T = m.taylor_tensors(cen[:, None])
+        bound = tk.roundoff_bound(v[:, s:e], cen, I[0], g[:, 0], H[0], T[0])
+        assert np.all(np.abs(yc[s:e] - yn[s:e]) <= bound)
+
+
+def test_hopping_windows_c_against_numpy(monkeypatch):
+    """The hopping network's difference tensors (symmetric only to their truncation error),
+    embedded in 7 dimensions with zeros for the electrodes that do not move: the same polynomial
+    as the numpy path over the moving ones, within roundoff_bound of the tensors packed."""
+    sim = SimulatedDNPU(seed=0, noise=False, model="hopping", dac_bits=None, threads=1)
+    fe = sim._fast
+    t = np.arange(300) / 10_000.0
+    f = np.array([173.0, 211.0, 263.0, 307.0, 359.0, 0.0, 0.0])   # two electrodes held still
+    v = np.concatenate([np.array([[0.1], [-0.2], [0.3], [0.0], [-0.4], [0.2], [0.5]]) +
+                        0.008 * np.sin(2 * np.pi * f[:, None] * t),
+                        np.array([[-0.3], [0.1], [0.2], [0.4], [-0.1], [0.0], [0.1]]) +
+                        0.008 * np.sin(2 * np.pi * f[:, None] * t + 1.0)], axis=1)
+    packed = []
+    real_pack = tk.pack
+    monkeypatch.setattr(tk, "pack", lambda *a: packed.append(a) or real_pack(*a))
+    yc = fe.current(v)
+    fe.kernel = "numpy"
+    yn = fe.current(v)
+    fe.kernel = "c"
+    runs = fe._runs(v)
+    assert sum(e - s for s, e, _, _ in runs) == v.shape[1]
+    assert all(np.count_nonzero(hi - lo) == 5 for _, _, lo, hi in runs)
+    (I, g, H, T), = packed
+    assert len(runs) == I.size
+    T0 = T[0]
+    assert not np.array_equal(T0, T0.transpose(1, 0, 2))     # premise: not symmetric to the bit
+    for w, (s, e, lo, hi) in enumerate(runs):
+        bound = tk.roundoff_bound(v[:, s:e], 0.5 * (lo + hi), I[w], g[:, w], H[w], T[w])
+        assert np.all(np.abs(yc[s:e] - yn[s:e]) <= bound)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), cut=st.integers(0, 6))
+def test_splitting_the_windows_between_calls_changes_no_bit(seed, cut):
+    rng = np.random.default_rng(seed)
+    n, W, L = 7, 6, 23
+    v = rng.uniform(-0.5, 0.5, (n, W * L))
+    bounds = np.array([(w * L, w * L + L) for w in range(W)])
+    cens = rng.uniform(-0.5, 0.5, (W, n))
+    coefs = rng.normal(0, 1e3, (W, tk.coefficient_map(n)[0].shape[0]))
+    whole, parts = np.empty(W * L), np.empty(W * L)
+    tk.evaluate(v, bounds, cens, coefs, whole)
+    tk.evaluate(v, bounds[:cut], cens[:cut], coefs[:cut], parts)
+    tk.evaluate(v, bounds[cut:], cens[cut:], coefs[cut:], parts)
+    assert np.array_equal(whole, parts)
+    # A view of a wider record (row stride > samples) gives the same numbers.
+    wide = np.zeros((n, W * L + 17))
+    wide[:, :W * L] = v
+    view_out = np.empty(W * L)
+    tk.evaluate(wide[:, :W * L], bounds, cens, coefs, view_out)
+    assert np.array_equal(whole, view_out)
+
+
+def test_status_codes_and_nothing_written_on_a_bad_window():
+    s = ffi.new("hge_sim_taylor_t *")
+    assert lib.hge_sim_taylor_init(ffi.NULL, 7) == lib.HGE_ERR_NULL
+    assert lib.hge_sim_taylor_init(s, 0) == lib.HGE_ERR_SIZE
+    assert lib.hge_sim_taylor_init(s, lib.HGE_SIM_MAX_DIM + 1) == lib.HGE_ERR_SIZE
+    assert lib.hge_sim_taylor_coefs(0) == 0 and lib.hge_sim_taylor_coefs(9) == 0
+    assert lib.hge_sim_taylor_coefs(7) == 120 and lib.hge_sim_taylor_coefs(1) == 4
+    assert lib.hge_sim_taylor_init(s, 7) == lib.HGE_OK
+    N = 10
+    v = np.zeros((7, N))
+    cen = np.zeros((2, 7))
+    coef = np.ones((2, 120))
+    out = np.full(N, -1.0)
+    P = lambda a, t: ffi.cast(t, a.ctypes.data)  # noqa: E731
+
+    def call(bounds, n=N, stride=N, state=s, out_ptr=None):
+        b = np.array(bounds, np.int64)
+        return lib.hge_sim_taylor_process(state, P(v, "double *"), n, stride, P(b, "int64_t *"), len(bounds) // 2,
+                                          P(cen, "double *"), P(coef, "double *"),
+                                          P(out, "double *") if out_ptr is None else out_ptr)
+    assert call([0, 5, 5, 11]) == lib.HGE_ERR_RANGE        # second window past the end
+    assert call([0, 5, 4, 3]) == lib.HGE_ERR_RANGE         # ends before it starts
+    assert call([-1, 5, 5, 6]) == lib.HGE_ERR_RANGE
+    assert np.all(out == -1.0)                             # the good first window was not written
+    assert call([0, 5, 5, 10], stride=N - 1) == lib.HGE_ERR_SIZE
+    assert call([0, 5, 5, 10], out_ptr=ffi.NULL) == lib.HGE_ERR_NULL
+    assert lib.hge_sim_taylor_process(ffi.NULL, ffi.NULL, 0, 0, ffi.NULL, 0, ffi.NULL, ffi.NULL,
+                                      ffi.NULL) == lib.HGE_ERR_NULL
+    bad = ffi.new("hge_sim_taylor_t *", {"n_dim": 7, "n_coef": 119})   # inconsistent instance
+    assert call([0, 5, 5, 10], state=bad) == lib.HGE_ERR_SIZE
+    assert call([0, 5, 5, 10]) == lib.HGE_OK
+    assert np.all(out == 1.0)                              # d = 0: the constant term
+    # The Python wrapper names what it refuses.
+    with pytest.raises(ValueError, match="bounds"):
+        tk.evaluate(v, np.array([(0, 11)]), cen[:1], coef[:1], out)
+    with pytest.raises(ValueError, match="coefs"):
+        tk.evaluate(v, np.array([(0, 5)]), cen[:1], coef[:1, :119], out)
+    with pytest.raises(ValueError, match="out"):
+        tk.evaluate(v, np.array([(0, 5)]), cen[:1], coef[:1], np.empty(N, np.float32))
+    with pytest.raises(ValueError, match="electrodes"):
+        tk.evaluate(np.zeros((9, N)), np.array([(0, 5)]), np.zeros((1, 9)), np.zeros((1, 1)), out)
+
+
+def test_pack_puts_each_derivative_on_its_monomial():
+    """A polynomial with one monomial at a time: the kernel's value is that monomial."""
+    n = 3
+    d = np.array([0.3, -0.7, 1.1])
+    v = d[:, None]
+    cen = np.zeros((1, n))
+    out = np.empty(1)
+    for j in range(n):
+        for k in range(n):
+            H = np.zeros((n, n))
+            H[j, k] = H[k, j] = 1.0
+            tk.evaluate(v, np.array([(0, 1)]), cen, tk.pack(np.zeros(1), np.zeros((n, 1)), H[None],
+                                                             np.zeros((1, n, n, n))), out)
+            assert np.isclose(out[0], 0.5 * d @ H @ d, rtol=1e-15)
+    T = np.zeros((n, n, n))
+    for p in [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)]:
+        T[p] = 1.0
+    tk.evaluate(v, np.array([(0, 1)]), cen, tk.pack(np.zeros(1), np.zeros((n, 1)), np.zeros((1, n, n)), T[None]), out)
+    assert np.isclose(out[0], d[0] * d[1] * d[2], rtol=1e-15)     # T[d, d, d] / 6 = 6 d0 d1 d2 / 6
