@@ -201,9 +201,15 @@ hge_status hge_sim_taylor_init(hge_sim_taylor_t *s, uint32_t n_dim);
 hge_status hge_sim_taylor_process(const hge_sim_taylor_t *s, const double *v, uint64_t n, uint64_t stride,
                                   const int64_t *bounds, uint32_t n_win, const double *centres,
                                   const double *coefs, double *out);
+#define HGE_SIM_RAMP_MAX_DIM ...
+hge_status hge_sim_ramp_process(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride,
+                                const int64_t *ramps, uint32_t n_ramps, const double *knots,
+                                const double *I, const double *G, uint64_t g_stride, uint64_t n_pts,
+                                double *out);
 """
 SOURCE_SIM = """
 #include "hge_sim_taylor.h"
+#include "hge_sim_ramp.h"
 """
 # ---- end of the simspeed block ----
 

@@ -230,3 +230,79 @@ def test_pack_puts_each_derivative_on_its_monomial():
         T[p] = 1.0
     tk.evaluate(v, np.array([(0, 1)]), cen, tk.pack(np.zeros(1), np.zeros((n, 1)), np.zeros((1, n, n)), T[None]), out)
     assert np.isclose(out[0], d[0] * d[1] * d[2], rtol=1e-15)     # T[d, d, d] / 6 = 6 d0 d1 d2 / 6
+
+
+# -- the ramps in C (csrc/host/hge_sim_ramp.c): the numpy block fill's operations, in its order ------
+
+def _random_ramps(rng, n_ramps):
+    lsb = 20 / 2**16
+    pieces, ramps, pos, k0 = [], [], 0, 0
+    for _ in range(n_ramps):
+        n = int(rng.integers(3, 200))
+        a, b = rng.uniform(-1, 1, 7), rng.uniform(-1, 1, 7)
+        still = rng.uniform(size=7) < 0.3
+        b[still] = a[still]
+        x = np.round(np.linspace(a, b, n, axis=1) / lsb) * lsb
+        pieces += [x, rng.uniform(-1, 1, (7, int(rng.integers(0, 5))))]
+        knots = np.linspace(0.0, 1.0, int(rng.integers(1, 30)) + 1)
+        ramps.append((pos, pos + n, knots, k0))
+        pos += pieces[-2].shape[1] + pieces[-1].shape[1]
+        k0 += knots.size
+    return np.concatenate(pieces, axis=1), ramps, k0
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n_ramps=st.integers(1, 6))
+def test_ramp_kernel_gives_the_bits_of_the_numpy_block_fill(seed, n_ramps):
+    rng = np.random.default_rng(seed)
+    v, ramps, n_pts = _random_ramps(rng, n_ramps)
+    I = rng.uniform(-50, 50, n_pts)
+    G = rng.uniform(-200, 200, (7, n_pts))
+    c, py = np.full(v.shape[1], np.nan), np.full(v.shape[1], np.nan)
+    FastEvaluator._fill_ramps(c, v, ramps, I, G, n_pts, kernel="c")
+    FastEvaluator._fill_ramps(py, v, ramps, I, G, n_pts, kernel="numpy")
+    assert np.array_equal(c, py, equal_nan=True)   # NaN: the samples between ramps, left alone by both
+    assert np.isfinite(c).sum() == sum(e - s for s, e, _, _ in ramps)
+
+
+def test_ramp_kernel_on_a_sphere_record_gives_the_numpy_bits():
+    from hge_embedded.tasks import sphere
+    from hge_embedded.train import Trainer
+    d = SimulatedDNPU(seed=0, noise=False, threads=1)
+    tr = Trainer(d, sphere(0), seed=0, max_iter=1)
+    tr.initialise()
+    volts, _ = tr._string_windows([tr._bias(x, tr.controls()) for x in tr.task.inputs])
+    c = d.measure(volts)
+    d2 = SimulatedDNPU(seed=0, noise=False, threads=1)
+    d2._fast.kernel = "numpy"
+    py = d2.measure(volts)
+    # Windows differ by the Taylor kernel's round-off (~1e-14 nA), far below one ADC step (1.3e-5 nA):
+    # the measured records are the same codes.
+    assert np.array_equal(c, py)
+
+
+def test_ramp_kernel_status_codes():
+    v = np.zeros((7, 10))
+    I, G, knots = np.zeros(3), np.zeros((7, 3)), np.array([0.0, 0.5, 1.0])
+    out = np.full(10, -1.0)
+    for bad in [(0, 11, 0, 3), (5, 5, 0, 3), (-1, 4, 0, 3), (0, 4, 1, 3), (0, 4, 0, 1), (0, 4, -1, 2)]:
+        with pytest.raises(ValueError, match="ramp_rows"):
+            tk.ramps(v, np.array([(0, 4, 0, 3), bad]), knots, I, G, out)
+    assert np.all(out == -1.0)                    # the good first ramp was not written
+    with pytest.raises(ValueError, match="electrodes"):
+        tk.ramps(np.zeros((9, 10)), np.array([(0, 4, 0, 3)]), knots, I, np.zeros((9, 3)), out)
+    with pytest.raises(ValueError, match="knots"):
+        tk.ramps(v, np.array([(0, 4, 0, 3)]), knots[:2], I, G, out)
+    P = lambda a, t: ffi.cast(t, a.ctypes.data)  # noqa: E731
+    rows = np.array([0, 4, 0, 3], np.int64)
+    args = [P(v, "double *"), 7, 10, 10, P(rows, "int64_t *"), 1, P(knots, "double *"), P(I, "double *"),
+            P(G, "double *"), 3, 3, P(out, "double *")]
+    assert lib.hge_sim_ramp_process(*args) == lib.HGE_OK
+    for i, code in [(0, lib.HGE_ERR_NULL), (6, lib.HGE_ERR_NULL), (11, lib.HGE_ERR_NULL)]:
+        a = list(args)
+        a[i] = ffi.NULL
+        assert lib.hge_sim_ramp_process(*a) == code
+    for i, val in [(1, 0), (1, 9), (3, 9), (9, 2)]:   # n_dim, stride < n, g_stride < n_pts
+        a = list(args)
+        a[i] = val
+        assert lib.hge_sim_ramp_process(*a) == lib.HGE_ERR_SIZE

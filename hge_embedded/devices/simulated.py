@@ -374,7 +374,7 @@ class FastEvaluator:
             k = self.threads if len(jobs) >= 8 * self.threads else 1
             parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
             self._map(lambda part: self._fill(out, v, part, I, G, None, tensors), parts)
-            self._fill_ramps(out, v, ramps, I, G, n_pts)
+            self._fill_ramps(out, v, ramps, I, G, n_pts, self.kernel)
             return out
         I, G, phi = self._exact(np.concatenate(pts, axis=1))
         # Stage 2: the Hessian's displaced points, Newton warm-started at their centre's solution.
@@ -390,7 +390,7 @@ class FastEvaluator:
         k = self.threads if len(jobs) >= 8 * self.threads else 1
         parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
         self._map(lambda part: self._fill(out, v, part, I, G, Gh), parts)
-        self._fill_ramps(out, v, ramps, I, G, n_pts)
+        self._fill_ramps(out, v, ramps, I, G, n_pts, self.kernel)
         return out
 
     @staticmethod
@@ -451,7 +451,7 @@ class FastEvaluator:
         return out
 
     @staticmethod
-    def _fill_ramps(out, v, ramps, I, G, n_pts) -> None:
+    def _fill_ramps(out, v, ramps, I, G, n_pts, kernel: str = "c") -> None:
         """Cubic Hermite along each ramp between its exact knots, for all ramps at once.
 
         ``ramps``: (start, end, knots, index of the first knot in ``I``/``G``). Per sample the same
@@ -461,6 +461,13 @@ class FastEvaluator:
         changes their round-off (within 2 gamma_7 sum |terms| each): the bound is derived and
         tested in tests/test_speed_paths.py."""
         if not ramps:
+            return
+        if kernel == "c":   # the same operations in C, in one call (taylor_kernel.ramps: the same bits)
+            rows = np.array([(s, e, k0, t.size) for s, e, t, k0 in ramps], np.int64)
+            knots = np.zeros(n_pts)
+            for _, _, t, k0 in ramps:
+                knots[k0:k0 + t.size] = t
+            _taylor_kernel.ramps(v, rows, knots, I[:n_pts], G[:, :n_pts], out)
             return
         # In blocks of about RAMP_BLOCK samples: a dozen (7, samples) temporaries each, so the peak
         # memory stays that of one block (a test set's thousands of ramps at once: ~90 MB).

@@ -139,3 +139,36 @@ def evaluate(v: np.ndarray, bounds: np.ndarray, centres: np.ndarray, coefs: np.n
         raise ValueError(f"bounds: a window outside [0, {N}] or ending before it starts")
     if status != lib.HGE_OK:  # pragma: no cover - the checks above leave nothing else
         raise RuntimeError(f"hge_sim_taylor_process: status {status}")
+
+
+def ramps(v: np.ndarray, ramp_rows: np.ndarray, knots: np.ndarray, I: np.ndarray, G: np.ndarray,
+          out: np.ndarray) -> None:
+    """Hermite ramps in C (``csrc/host/hge_sim_ramp.h``): the same operations in the same order as
+    ``FastEvaluator._fill_ramp_block``, so the same bits. ``ramp_rows`` (R, 4) int64: start, end,
+    first knot's index, number of knots; ``knots``, ``I`` (n_pts,), ``G`` (n, n_pts)."""
+    from .._hge_core import ffi, lib
+    v = np.asarray(v)
+    n, N = v.shape
+    if v.dtype != np.float64 or v.strides[1] != 8 or v.strides[0] % 8 or v.strides[0] < 8 * N:
+        v = np.ascontiguousarray(v, dtype=np.float64)
+    ramp_rows = np.ascontiguousarray(ramp_rows, dtype=np.int64).reshape(-1, 4)
+    knots = np.ascontiguousarray(knots, dtype=np.float64)
+    I = np.ascontiguousarray(I, dtype=np.float64)
+    G = np.ascontiguousarray(G, dtype=np.float64)
+    n_pts = I.size
+    if knots.shape != (n_pts,) or G.shape != (n, n_pts):
+        raise ValueError(f"knots {knots.shape} and G {G.shape} must match I ({n_pts} points) and v ({n} electrodes)")
+    if not (isinstance(out, np.ndarray) and out.dtype == np.float64 and out.ndim == 1 and out.size == N
+            and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"out must be a writeable contiguous float64 array of {N} samples")
+    status = lib.hge_sim_ramp_process(
+        ffi.cast("const double *", v.ctypes.data), n, N, v.strides[0] // 8,
+        ffi.cast("const int64_t *", ramp_rows.ctypes.data), ramp_rows.shape[0],
+        ffi.cast("const double *", knots.ctypes.data), ffi.cast("const double *", I.ctypes.data),
+        ffi.cast("const double *", G.ctypes.data), n_pts, n_pts, ffi.cast("double *", out.ctypes.data))
+    if status == lib.HGE_ERR_RANGE:
+        raise ValueError("ramp_rows: a ramp outside the record or its knots outside the points")
+    if status == lib.HGE_ERR_SIZE:
+        raise ValueError(f"v has {n} electrodes; the ramp kernel takes 1..{lib.HGE_SIM_RAMP_MAX_DIM}")
+    if status != lib.HGE_OK:  # pragma: no cover - the checks above leave nothing else
+        raise RuntimeError(f"hge_sim_ramp_process: status {status}")
