@@ -206,10 +206,14 @@ hge_status hge_sim_ramp_process(const double *v, uint32_t n_dim, uint64_t n, uin
                                 const int64_t *ramps, uint32_t n_ramps, const double *knots,
                                 const double *I, const double *G, uint64_t g_stride, uint64_t n_pts,
                                 double *out);
+#define HGE_SIM_RUNS_MAX_DIM ...
+hge_status hge_sim_runs(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, uint32_t chunk,
+                        double lim, int64_t *bounds, double *lo, double *hi, uint64_t cap, uint64_t *n_runs);
 """
 SOURCE_SIM = """
 #include "hge_sim_taylor.h"
 #include "hge_sim_ramp.h"
+#include "hge_sim_runs.h"
 """
 # ---- end of the simspeed block ----
 

@@ -172,3 +172,32 @@ def ramps(v: np.ndarray, ramp_rows: np.ndarray, knots: np.ndarray, I: np.ndarray
         raise ValueError(f"v has {n} electrodes; the ramp kernel takes 1..{lib.HGE_SIM_RAMP_MAX_DIM}")
     if status != lib.HGE_OK:  # pragma: no cover - the checks above leave nothing else
         raise RuntimeError(f"hge_sim_ramp_process: status {status}")
+
+
+def runs(v: np.ndarray, chunk: int, lim: float) -> list:
+    """``FastEvaluator._runs`` in C (``csrc/host/hge_sim_runs.h``): the same runs and boxes (min
+    and max are exact), as a list of [start, end, lo (n,), hi (n,)]."""
+    from .._hge_core import ffi, lib
+    v = np.asarray(v)
+    n, N = v.shape
+    if v.dtype != np.float64 or v.strides[1] != 8 or v.strides[0] % 8 or v.strides[0] < 8 * N:
+        v = np.ascontiguousarray(v, dtype=np.float64)
+    if int(chunk) < 1:
+        raise ValueError(f"chunk must be >= 1 sample, got {chunk!r}")
+    cap = max(1, -(-N // chunk))
+    bounds = np.empty((cap, 2), np.int64)
+    lo = np.empty((cap, n))
+    hi = np.empty((cap, n))
+    count = ffi.new("uint64_t *")
+    status = lib.hge_sim_runs(ffi.cast("const double *", v.ctypes.data), n, N, v.strides[0] // 8, chunk, lim,
+                              ffi.cast("int64_t *", bounds.ctypes.data), ffi.cast("double *", lo.ctypes.data),
+                              ffi.cast("double *", hi.ctypes.data), cap, count)
+    if status == lib.HGE_ERR_SIZE:
+        raise ValueError(f"v has {n} electrodes (the kernel takes 1..{lib.HGE_SIM_RUNS_MAX_DIM}) or chunk {chunk} < 1")
+    if status == lib.HGE_ERR_RANGE:
+        raise ValueError(f"lim must be >= 0, got {lim!r}")
+    if status != lib.HGE_OK:  # pragma: no cover - the checks above leave nothing else
+        raise RuntimeError(f"hge_sim_runs: status {status}")
+    k = int(count[0])
+    b = bounds[:k].tolist()
+    return [[b[r][0], b[r][1], lo[r], hi[r]] for r in range(k)]

@@ -1,4 +1,4 @@
-"""The simulator's Taylor windows in C (``csrc/host/hge_sim_taylor.c``, ``devices/taylor_kernel.py``).
+"""The simulator's C kernels (csrc/host/hge_sim_*.c, devices/taylor_kernel.py): Taylor windows, ramps, runs.
 
 Against the numpy formula (``FastEvaluator._cubic``, the reference) within the round-off bound
 derived in ``taylor_kernel.roundoff_bound``; against ``evaluation="exact"`` within the
@@ -306,3 +306,85 @@ def test_ramp_kernel_status_codes():
         a = list(args)
         a[i] = val
         assert lib.hge_sim_ramp_process(*a) == lib.HGE_ERR_SIZE
+
+
+# -- the window classification in C (csrc/host/hge_sim_runs.c) against FastEvaluator._runs ----------
+
+def _same_runs(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert x[:2] == y[:2] and np.array_equal(x[2], y[2]) and np.array_equal(x[3], y[3])
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), parts=st.integers(1, 10), gap=st.integers(0, 100),
+       wiggle=st.sampled_from([0.0, 0.003, 0.01, 0.03]))
+def test_runs_kernel_equals_the_numpy_classification(seed, parts, gap, wiggle):
+    """Flat windows with wiggles of random size (some wider than a box), ramps of ``gap`` samples
+    (neighbours that compete for samples, stretches that need the greedy split)."""
+    from hge_embedded.devices.simulated import CHUNK
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for _ in range(parts):
+        n = int(rng.integers(1, 150))
+        blocks.append(rng.uniform(-0.5, 0.5, (7, 1)) + rng.uniform(0, wiggle + 1e-12) * rng.standard_normal((7, n)))
+        if gap:
+            blocks.append(np.linspace(blocks[-1][:, -1], blocks[-1][:, -1] + rng.uniform(-0.05, 0.05, 7), gap,
+                                      axis=1))
+    v = np.concatenate(blocks, axis=1)
+    ev = FastEvaluator(SurrogateModel(0), 20 / 2**16)
+    _same_runs(tk.runs(v, CHUNK, 2 * TAYLOR_RADIUS), ev._runs(v))
+
+
+def test_runs_kernel_on_a_sphere_record_and_a_split_stretch():
+    from hge_embedded.devices.simulated import CHUNK
+    from hge_embedded.tasks import sphere
+    from hge_embedded.train import Trainer
+    d = SimulatedDNPU(seed=0, noise=False)
+    tr = Trainer(d, sphere(0), seed=0, max_iter=1)
+    tr.initialise()
+    volts, _ = tr._string_windows([tr._bias(x, tr.controls()) for x in tr.task.inputs])
+    v = d._dac(volts)
+    runs = tk.runs(v, CHUNK, 2 * TAYLOR_RADIUS)
+    assert len(runs) >= 300
+    _same_runs(runs, d._fast._runs(v))
+    # Windows 20 mV apart with short ramps: one stretch of small chunks, split greedily.
+    t = np.arange(400) / 10_000.0
+    b0 = np.random.default_rng(5).uniform(-0.5, 0.3, 7)
+    wins = [b0[:, None] + 0.02 * k * np.array([0, 1, 0, 1, 0, 1, 0])[:, None] + 0.004 * np.sin(2 * np.pi * 250 * t)
+            for k in range(8)]
+    v = np.concatenate(wins, axis=1)
+    runs = tk.runs(v, CHUNK, 2 * TAYLOR_RADIUS)
+    assert len(runs) >= 4
+    _same_runs(runs, d._fast._runs(v))
+
+
+def test_runs_kernel_edges_and_status_codes():
+    from hge_embedded.devices.simulated import CHUNK
+    ev = FastEvaluator(SurrogateModel(0), None)
+    for v in [np.zeros((7, 1)), np.zeros((7, CHUNK)), np.zeros((7, CHUNK + 1)),
+              np.linspace(0, 1, 500)[None].repeat(7, 0)]:           # one sample; whole chunks; a ramp only
+        _same_runs(tk.runs(v, CHUNK, 2 * TAYLOR_RADIUS), ev._runs(v))
+    assert tk.runs(np.zeros((7, 0)), CHUNK, 0.025) == []
+    with pytest.raises(ValueError, match="electrodes"):
+        tk.runs(np.zeros((9, 10)), CHUNK, 0.025)
+    with pytest.raises(ValueError, match="chunk"):
+        tk.runs(np.zeros((7, 10)), 0, 0.025)
+    with pytest.raises(ValueError, match="lim"):
+        tk.runs(np.zeros((7, 10)), CHUNK, float("nan"))
+    v = np.zeros((7, 64))
+    b, lo, hi = np.empty((2, 2), np.int64), np.empty((2, 7)), np.empty((2, 7))
+    count = ffi.new("uint64_t *")
+    P = lambda a, t: ffi.cast(t, a.ctypes.data)  # noqa: E731
+    args = [P(v, "double *"), 7, 64, 64, CHUNK, 0.025, P(b, "int64_t *"), P(lo, "double *"), P(hi, "double *"), 2,
+            count]
+    assert lib.hge_sim_runs(*args) == lib.HGE_OK and count[0] == 1 and list(b[0]) == [0, 64]
+    a = list(args)
+    a[9] = 1                                   # room for fewer runs than chunks
+    assert lib.hge_sim_runs(*a) == lib.HGE_ERR_SIZE
+    a = list(args)
+    a[10] = ffi.NULL
+    assert lib.hge_sim_runs(*a) == lib.HGE_ERR_NULL
+    a = list(args)
+    a[0] = ffi.NULL
+    assert lib.hge_sim_runs(*a) == lib.HGE_ERR_NULL
