@@ -209,11 +209,15 @@ hge_status hge_sim_ramp_process(const double *v, uint32_t n_dim, uint64_t n, uin
 #define HGE_SIM_RUNS_MAX_DIM ...
 hge_status hge_sim_runs(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, uint32_t chunk,
                         double lim, int64_t *bounds, double *lo, double *hi, uint64_t cap, uint64_t *n_runs);
+hge_status hge_sim_dac(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, const double *lim_lo,
+                       const double *lim_hi, double lsb, const double *code_lo, const double *code_hi, double *out,
+                       uint64_t out_stride);
 """
 SOURCE_SIM = """
 #include "hge_sim_taylor.h"
 #include "hge_sim_ramp.h"
 #include "hge_sim_runs.h"
+#include "hge_sim_dac.h"
 """
 # ---- end of the simspeed block ----
 

@@ -388,3 +388,54 @@ def test_runs_kernel_edges_and_status_codes():
     a = list(args)
     a[0] = ffi.NULL
     assert lib.hge_sim_runs(*a) == lib.HGE_ERR_NULL
+
+
+# -- the simulated DAC: gate and quantisation in one C pass (csrc/host/hge_sim_dac.c) ----------------
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 300), bits=st.sampled_from([8, 12, 16]))
+def test_dac_pass_gives_the_bits_of_the_numpy_dac_and_stays_inside_the_limits(seed, n, bits):
+    rng = np.random.default_rng(seed)
+    lim = np.stack([rng.uniform(-2.0, -0.1, 7), rng.uniform(0.1, 2.0, 7)], axis=1)   # around 0 V
+    d = SimulatedDNPU(seed=0, noise=False, dac_bits=bits, limits=lim)
+    v = rng.uniform(lim[:, :1], lim[:, 1:], (7, n))
+    v[:, 0], v[:, -1] = lim[:, 1], lim[:, 0]                 # exactly on the limits
+    v[rng.integers(0, 7), rng.integers(0, n)] = -1e-12        # rounds to -0.0: the sign is kept
+    ref = d._dac(v)
+    got = d._gate_and_dac(v)
+    assert got.tobytes() == ref.tobytes()
+    assert np.all(got >= lim[:, :1]) and np.all(got <= lim[:, 1:])
+    step = 20.0 / 2**bits
+    # Away from the limits the nearest code, at a limit at most one step inside.
+    assert np.all(np.abs(got - v) <= step * (1 + 1e-9))
+    inner = (v - lim[:, :1] > step) & (lim[:, 1:] - v > step)
+    assert np.array_equal(got[inner], (np.round(v / step) * step)[inner])
+
+
+def test_dac_pass_refuses_what_the_gate_refuses_with_its_message():
+    d = SimulatedDNPU(seed=0, noise=False)
+    v = np.zeros((7, 50))
+    for bad, msg in [(np.nan, "must be finite: electrode 3 at sample 7"), (np.inf, "must be finite"),
+                     (0.9, "electrode 3 at sample 7 is 0.9 V, outside")]:
+        w = v.copy()
+        w[2, 7] = bad
+        with pytest.raises(ValueError, match=msg):
+            d._gate_and_dac(w)
+        with pytest.raises(ValueError, match=msg):
+            d.measure(w)
+    with pytest.raises(TypeError, match="complex"):
+        d._gate_and_dac(v.astype(complex))
+    assert d._gate_and_dac(v.astype(np.float32)).dtype == np.float64     # other dtypes: the numpy path
+    with pytest.raises(ValueError, match="contain no DAC code"):
+        SimulatedDNPU(seed=0, limits=[[0.10001, 0.10002]] * 7)
+    P = lambda a, t: ffi.cast(t, a.ctypes.data)  # noqa: E731
+    lim_lo, lim_hi, c_lo, c_hi, out = np.full(7, -1.0), np.full(7, 1.0), np.full(7, -3.0), np.full(7, 3.0), np.empty((7, 50))
+    args = [P(v, "double *"), 7, 50, 50, P(lim_lo, "double *"), P(lim_hi, "double *"), 0.25, P(c_lo, "double *"),
+            P(c_hi, "double *"), P(out, "double *"), 50]
+    assert lib.hge_sim_dac(*args) == lib.HGE_OK
+    for i, val, code in [(0, ffi.NULL, lib.HGE_ERR_NULL), (9, ffi.NULL, lib.HGE_ERR_NULL), (1, 0, lib.HGE_ERR_SIZE),
+                         (3, 49, lib.HGE_ERR_SIZE), (10, 49, lib.HGE_ERR_SIZE), (6, 0.0, lib.HGE_ERR_COEF),
+                         (6, float("nan"), lib.HGE_ERR_COEF), (7, P(c_hi + 1, "double *"), lib.HGE_ERR_COEF)]:
+        a = list(args)
+        a[i] = val
+        assert lib.hge_sim_dac(*a) == code

@@ -78,7 +78,7 @@ import threading
 
 import numpy as np
 
-from . import check_volts
+from . import check_limits, check_volts
 from .._blas import OneBlasThread as _OneBlasThread
 from .dnpu_physics import HoppingNetwork
 from .noise import NoiseModel, NoiseSource
@@ -665,7 +665,10 @@ class SimulatedDNPU:
         self.chain_delay = float(chain_delay)
         self.iv_range = float(iv_range)
         self.full_scale = self.iv_range  # nA at ADC code 2^23 - 1
+        self.dac_bits = dac_bits
         self.dac_lsb = 20.0 / 2**dac_bits if dac_bits else None  # V per DAC code, for the host
+        if self.dac_lsb:
+            self._dac_codes(check_limits(self.limits, N_ELECTRODES))   # limits that hold no code: refused now
         self.adc_lsb = self.iv_range / (2 ** (adc_bits - 1) - 1) if adc_bits else None
         self.samples_measured = 0
         self._one_thread = _OneBlasThread()
@@ -719,22 +722,72 @@ class SimulatedDNPU:
             y = np.round(y / self.adc_lsb) * self.adc_lsb
         return y
 
+    def _dac_codes(self, lim: np.ndarray):
+        """(lowest, highest) DAC code per electrode whose voltage ``code * lsb`` (as the DAC computes it)
+        lies inside the limits ``lim`` (n, 2) and inside the converter's signed ``dac_bits`` range.
+
+        Why: the gate admits lo <= v <= hi, and the nearest code round(v / lsb) can lie up to half a
+        step beyond a limit (0.7 V -> 2294 codes = 0.700073 V). The admissible codes are a contiguous
+        range, so clamping the nearest code into it gives the nearest admissible code: samples away from
+        the limits are unchanged, a sample at a limit is applied at most one step inside it, never
+        beyond. The range is found from floor/ceil of lim / lsb and corrected by whole codes until
+        ``code * lsb`` (rounded) is inside."""
+        lsb = self.dac_lsb
+        hi = np.floor(lim[:, 1] / lsb)
+        lo = np.ceil(lim[:, 0] / lsb)
+        for _ in range(4):   # the quotient is within a code of the exact one: at most one step each way
+            hi -= hi * lsb > lim[:, 1]
+            hi += (hi + 1) * lsb <= lim[:, 1]
+            lo += lo * lsb < lim[:, 0]
+            lo -= (lo - 1) * lsb >= lim[:, 0]
+        if not (np.all(hi * lsb <= lim[:, 1]) and np.all(lo * lsb >= lim[:, 0])):  # pragma: no cover
+            raise RuntimeError("DAC code range did not converge")
+        top = 2.0 ** (self.dac_bits - 1)
+        hi, lo = np.minimum(hi, top - 1), np.maximum(lo, -top)
+        empty = lo > hi
+        if empty.any():
+            e = int(np.argmax(empty))
+            raise ValueError(f"limits: electrode {e + 1}'s limits [{lim[e, 0]:.6g}, {lim[e, 1]:.6g}] V contain no "
+                             f"DAC code (step {lsb:.6g} V, {self.dac_bits} bits over +-10 V)")
+        return lo, hi
+
     def _dac(self, volts: np.ndarray) -> np.ndarray:
+        """The DAC: each sample to its nearest code inside the limits (``_dac_codes``), times the step.
+        ``volts`` must have passed the gate. The reference of the C pass in ``measure`` (same bits)."""
         if not self.dac_lsb:
             return volts
+        lo, hi = self._dac_codes(check_limits(self.limits))
         q = volts / self.dac_lsb   # round(v / lsb) * lsb, in place on one new array (same floats)
         np.round(q, out=q)
+        np.clip(q, lo[:, None], hi[:, None], out=q)
         q *= self.dac_lsb
         return q
 
+    def _gate_and_dac(self, volts) -> np.ndarray:
+        """``self._dac(check_volts(volts, self.limits))`` in one C pass over a float64 record (the same
+        bits, tested); anything else, and every refusal, goes through ``check_volts`` for its message."""
+        if (not self.dac_lsb or not isinstance(volts, np.ndarray) or volts.dtype != np.float64
+                or volts.ndim != 2 or volts.shape[0] != N_ELECTRODES or volts.shape[1] == 0):
+            return self._dac(check_volts(volts, self.limits))
+        lim = check_limits(self.limits, N_ELECTRODES)
+        lo, hi = self._dac_codes(lim)
+        out = _taylor_kernel.gate_and_quantise(volts, lim, self.dac_lsb, lo, hi)
+        if out is None:
+            check_volts(volts, lim)   # raises, naming the first offender
+            raise RuntimeError("the DAC pass refused a record the voltage gate passes")  # pragma: no cover
+        return out
+
     def measure(self, volts) -> np.ndarray:
         """Apply ``volts`` (7, n) and return the output current (n,) in nA, aligned to them."""
-        v = self._dac(check_volts(volts, self.limits))
+        v = self._gate_and_dac(volts)
         n = v.shape[1]
         # A long record's noise is drawn on a pool thread while the model is evaluated (the same
         # draws in the same order from the noise's own generators: nothing else touches them).
-        noise = (_pool(self.threads).submit(self._noise.take, n)
-                 if self._noise is not None and self.threads > 1 and n >= NOISE_ASIDE else None)
+        aside = self._noise is not None and self.threads > 1 and n >= NOISE_ASIDE
+        # If the evaluation raises, the noise drawn aside is put back (state saved before the draw), so
+        # a failed measure leaves the stream where one thread, which draws after the evaluation, leaves it.
+        before = self._noise.get_state() if aside else None
+        noise = _pool(self.threads).submit(self._noise.take, n) if aside else None
         try:
             with self._one_thread():
                 if self._fast is not None:
@@ -743,8 +796,14 @@ class SimulatedDNPU:
                     current = self._surrogate_threads(v)
                 else:
                     current = self.model.current(v)
-        finally:
-            noise_samples = noise.result() if noise is not None else None   # never left running
+        except BaseException:
+            if noise is not None:
+                try:
+                    noise.result()   # never left running
+                finally:
+                    self._noise.set_state(before)
+            raise
+        noise_samples = noise.result() if noise is not None else None
         if self._noise is not None:
             current = current + (noise_samples if noise is not None else self._noise.take(current.size))
         self.samples_measured += current.size

@@ -201,3 +201,34 @@ def runs(v: np.ndarray, chunk: int, lim: float) -> list:
     k = int(count[0])
     b = bounds[:k].tolist()
     return [[b[r][0], b[r][1], lo[r], hi[r]] for r in range(k)]
+
+
+def gate_and_quantise(v: np.ndarray, limits: np.ndarray, lsb: float, code_lo: np.ndarray,
+                      code_hi: np.ndarray) -> np.ndarray | None:
+    """The voltage gate and the DAC in one C pass (``csrc/host/hge_sim_dac.h``): a new (n, N)
+    array of ``clip(round(v / lsb), code_lo, code_hi) * lsb``, or ``None`` when a sample is
+    outside its limits or not finite (the caller then raises with ``check_volts``'s message).
+    ``v`` float64 (n, N) with unit sample stride; ``limits`` (n, 2) checked by the caller."""
+    from .._hge_core import ffi, lib
+    n, N = v.shape
+    if v.dtype != np.float64 or v.strides[1] != 8 or v.strides[0] % 8 or v.strides[0] < 8 * N:
+        v = np.ascontiguousarray(v, dtype=np.float64)
+    out = np.empty((n, N))
+    lim_lo = np.ascontiguousarray(limits[:, 0], dtype=np.float64)
+    lim_hi = np.ascontiguousarray(limits[:, 1], dtype=np.float64)
+    code_lo = np.ascontiguousarray(code_lo, dtype=np.float64)
+    code_hi = np.ascontiguousarray(code_hi, dtype=np.float64)
+    if not (lim_lo.size == lim_hi.size == code_lo.size == code_hi.size == n):
+        raise ValueError(f"limits and codes must have one entry per electrode ({n})")
+    status = lib.hge_sim_dac(ffi.cast("const double *", v.ctypes.data), n, N, v.strides[0] // 8,
+                             ffi.cast("const double *", lim_lo.ctypes.data), ffi.cast("const double *", lim_hi.ctypes.data),
+                             float(lsb), ffi.cast("const double *", code_lo.ctypes.data),
+                             ffi.cast("const double *", code_hi.ctypes.data), ffi.cast("double *", out.ctypes.data), N)
+    if status == lib.HGE_ERR_RANGE:
+        return None
+    if status == lib.HGE_ERR_COEF:
+        raise ValueError(f"DAC: lsb {lsb!r} must be finite and > 0, and each electrode's code range "
+                         f"[{code_lo.tolist()}, {code_hi.tolist()}] non-empty")
+    if status != lib.HGE_OK:
+        raise ValueError(f"DAC: v of shape {v.shape} refused by the kernel (status {status})")
+    return out
