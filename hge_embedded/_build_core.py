@@ -209,6 +209,8 @@ hge_status hge_sim_ramp_process(const double *v, uint32_t n_dim, uint64_t n, uin
 #define HGE_SIM_RUNS_MAX_DIM ...
 hge_status hge_sim_runs(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, uint32_t chunk,
                         double lim, int64_t *bounds, double *lo, double *hi, uint64_t cap, uint64_t *n_runs);
+hge_status hge_sim_lines(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, const int64_t *segs,
+                         uint64_t n_segs, double tol, uint8_t *is_line);
 hge_status hge_sim_dac(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, const double *lim_lo,
                        const double *lim_hi, double lsb, const double *code_lo, const double *code_hi, double *out,
                        uint64_t out_stride);

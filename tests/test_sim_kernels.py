@@ -439,3 +439,40 @@ def test_dac_pass_refuses_what_the_gate_refuses_with_its_message():
         a = list(args)
         a[i] = val
         assert lib.hge_sim_dac(*a) == code
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_whole_record_path_gives_the_bits_of_the_general_path(threads):
+    """FastEvaluator._current_c (whole-record arrays) against the general per-window path with the
+    same C kernels, on a sphere record plus arbitrary samples (a gap that is no line)."""
+    from hge_embedded.tasks import sphere
+    from hge_embedded.train import Trainer
+    d = SimulatedDNPU(seed=0, noise=False, threads=threads)
+    tr = Trainer(d, sphere(0), seed=0, max_iter=1)
+    tr.initialise()
+    volts, _ = tr._string_windows([tr._bias(x, tr.controls()) for x in tr.task.inputs[:40]])
+    wild = np.random.default_rng(1).uniform(-0.5, 0.5, (7, 77))        # neither window nor line
+    v = d._dac(np.concatenate([volts, wild, volts[:, :1500]], axis=1))
+    fe = d._fast
+    assert fe.whole_record and fe.kernel == "c"
+    a = fe.current(v)
+    fe.whole_record = False
+    b = fe.current(v)
+    fe.whole_record = True
+    assert a.tobytes() == b.tobytes()
+    assert np.array_equal(b[volts.shape[1]:volts.shape[1] + 77], d.model.current(v[:, volts.shape[1]:volts.shape[1] + 77]))
+
+
+def test_lines_kernel_equals_the_numpy_line_test():
+    rng = np.random.default_rng(4)
+    lsb = 20 / 2**16
+    x = np.concatenate([np.round(np.linspace(rng.uniform(-1, 1, 7), rng.uniform(-1, 1, 7), 100, axis=1) / lsb) * lsb,
+                        rng.uniform(-1, 1, (7, 50)), np.zeros((7, 2)),
+                        np.round(np.linspace(rng.uniform(-1, 1, 7), rng.uniform(-1, 1, 7), 60, axis=1) / lsb) * lsb],
+                       axis=1)
+    segs = [(0, 100), (100, 150), (150, 152), (152, 212), (90, 110), (0, 0), (5, 8)]
+    fe = FastEvaluator(SurrogateModel(0), lsb)
+    assert np.array_equal(tk.lines(x, np.array(segs), fe.line_tol), fe._line_segments(x, segs))
+    assert tk.lines(x, np.array(segs), fe.line_tol).tolist() == [True, False, False, True, False, False, True]
+    with pytest.raises(ValueError, match="segs"):
+        tk.lines(x, np.array([(0, 213)]), fe.line_tol)

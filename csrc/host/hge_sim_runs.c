@@ -145,3 +145,38 @@ hge_status hge_sim_runs(const double *v, uint32_t n_dim, uint64_t n, uint64_t st
     *n_runs = runs;
     return HGE_OK;
 }
+
+hge_status hge_sim_lines(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, const int64_t *segs,
+                         uint64_t n_segs, double tol, uint8_t *is_line)
+{
+    if (n_dim == 0u || stride < n) {
+        return HGE_ERR_SIZE;
+    }
+    if (n_segs == 0u) {
+        return HGE_OK;
+    }
+    if (v == NULL || segs == NULL || is_line == NULL) {
+        return HGE_ERR_NULL;
+    }
+    for (uint64_t k = 0; k < n_segs; k++) {
+        if (segs[2u * k] < 0 || segs[2u * k + 1u] < segs[2u * k] || (uint64_t)segs[2u * k + 1u] > n) {
+            return HGE_ERR_RANGE;
+        }
+    }
+    for (uint64_t k = 0; k < n_segs; k++) {
+        const uint64_t s = (uint64_t)segs[2u * k], e = (uint64_t)segs[2u * k + 1u];
+        int line = e - s >= 3u;
+        for (uint32_t j = 0; line && j < n_dim; j++) {
+            const double *x = v + (size_t)j * stride;
+            for (uint64_t i = s; i + 2u < e; i++) {
+                const double d2 = (x[i + 2u] - x[i + 1u]) - (x[i + 1u] - x[i]);
+                if (!(d2 <= tol && d2 >= -tol)) {
+                    line = 0;
+                    break;
+                }
+            }
+        }
+        is_line[k] = (uint8_t)line;
+    }
+    return HGE_OK;
+}

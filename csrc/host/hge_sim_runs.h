@@ -42,4 +42,15 @@
 hge_status hge_sim_runs(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, uint32_t chunk,
                         double lim, int64_t *bounds, double *lo, double *hi, uint64_t cap, uint64_t *n_runs);
 
+/*
+ * The straight-line test of FastEvaluator._line_segments: segment k = [segs[2k],
+ * segs[2k+1]) is a line (is_line[k] = 1) when it has at least 3 samples and every
+ * second difference (x[i+2] - x[i+1]) - (x[i+1] - x[i]) (numpy's diff(x, 2), the
+ * same rounded subtractions) is at most tol in magnitude on every electrode; else 0.
+ * Status: HGE_ERR_NULL, HGE_ERR_SIZE (n_dim 0, stride < n), HGE_ERR_RANGE (a
+ * segment outside [0, n] or ending before it starts; checked before writing).
+ */
+hge_status hge_sim_lines(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, const int64_t *segs,
+                         uint64_t n_segs, double tol, uint8_t *is_line);
+
 #endif /* HGE_SIM_RUNS_H */

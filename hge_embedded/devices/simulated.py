@@ -118,6 +118,9 @@ class FastEvaluator:
         self.ramp_knot = float(getattr(net, "ramp_knot", RAMP_KNOT))
         # Taylor windows: "c" (taylor_kernel, one C call for all) or "numpy" (the reference formula).
         self.kernel = "c"
+        # With "c" and analytic derivatives: the whole-record path (_current_c); False runs the
+        # general path below with the same kernels (the reference it is tested against).
+        self.whole_record = True
 
     def _map(self, fn, items) -> list:
         """``[fn(x) for x in items]``, on ``threads`` threads when there are several items."""
@@ -309,6 +312,9 @@ class FastEvaluator:
         out = np.empty(N)
         if N == 0:
             return out
+        if self.analytic and self.kernel == "c" and self.whole_record:
+            self._current_c(v, out)
+            return out
         # The classification in C (the same runs and boxes as the numpy reference _runs; tested).
         runs = _taylor_kernel.runs(v, CHUNK, 2 * TAYLOR_RADIUS) if self.kernel == "c" else self._runs(v)
         free = np.ones(N, bool)
@@ -393,6 +399,42 @@ class FastEvaluator:
         self._map(lambda part: self._fill(out, v, part, I, G, Gh), parts)
         self._fill_ramps(out, v, ramps, I, G, n_pts, self.kernel)
         return out
+
+    def _current_c(self, v: np.ndarray, out: np.ndarray) -> None:
+        """:meth:`current` for a model with analytic derivatives, every stage in C and whole-record
+        arrays (no per-window Python): the runs (``taylor_kernel.run_arrays``), the gaps between them
+        line-tested (``lines``), the ramps' knots solved in one batch and filled (``ramps``), the
+        windows expanded (``evaluate``). The same runs, line tests, knots and ramp bits as the
+        general path below with ``kernel="c"`` (tested); other gaps by the model itself."""
+        N = v.shape[1]
+        bounds, lo, hi = _taylor_kernel.run_arrays(v, CHUNK, 2 * TAYLOR_RADIUS)
+        # The gaps between the runs (and before the first, after the last), where non-empty.
+        g_s = np.concatenate([[0], bounds[:, 1]])
+        g_e = np.concatenate([bounds[:, 0], [N]])
+        keep = g_e > g_s
+        segs = np.stack([g_s[keep], g_e[keep]], axis=1)
+        line = _taylor_kernel.lines(v, segs, self.line_tol) if segs.size else np.zeros(0, bool)
+        ramps, others = segs[line], segs[~line]
+        I = G = None
+        if ramps.size:
+            first, last = v[:, ramps[:, 0]], v[:, ramps[:, 1] - 1]
+            delta = last - first
+            span = np.max(np.abs(delta), axis=0)
+            n_int = np.maximum(1, np.ceil(span / self.ramp_knot).astype(np.int64))
+            knots = np.concatenate([self._knots(int(k)) for k in n_int])   # linspace per ramp, as before
+            rid = np.repeat(np.arange(n_int.size), n_int + 1)
+            k0 = np.concatenate([[0], np.cumsum(n_int + 1)[:-1]])
+            # seg[:, :1] + t * (seg[:, -1] - seg[:, 0]) per ramp: the same operations, all ramps at once.
+            pts = first[:, rid] + knots[None, :] * delta[:, rid]
+            I, G = self._exact(pts)[:2]
+            rows = np.stack([ramps[:, 0], ramps[:, 1], k0, n_int + 1], axis=1)
+            _taylor_kernel.ramps(v, rows, knots, I, G, out)
+        if bounds.shape[0]:
+            cen = 0.5 * (lo + hi)
+            tensors = self._tensors(np.ascontiguousarray(cen.T))
+            _taylor_kernel.evaluate(v, bounds, cen, _taylor_kernel.pack(*tensors), out)
+        for s, e in others.tolist():   # arbitrary samples: the model's own (chunked) current
+            out[s:e] = self.net.current(v[:, s:e])
 
     @staticmethod
     def _taylor_windows_c(out, v, taylor, I, G, Gh) -> None:

@@ -174,14 +174,12 @@ def ramps(v: np.ndarray, ramp_rows: np.ndarray, knots: np.ndarray, I: np.ndarray
         raise RuntimeError(f"hge_sim_ramp_process: status {status}")
 
 
-def runs(v: np.ndarray, chunk: int, lim: float) -> list:
+def run_arrays(v: np.ndarray, chunk: int, lim: float):
     """``FastEvaluator._runs`` in C (``csrc/host/hge_sim_runs.h``): the same runs and boxes (min
-    and max are exact), as a list of [start, end, lo (n,), hi (n,)]."""
+    and max are exact), as arrays: bounds (R, 2) int64 [start, end), lo (R, n), hi (R, n)."""
     from .._hge_core import ffi, lib
-    v = np.asarray(v)
+    v = _rows(v)
     n, N = v.shape
-    if v.dtype != np.float64 or v.strides[1] != 8 or v.strides[0] % 8 or v.strides[0] < 8 * N:
-        v = np.ascontiguousarray(v, dtype=np.float64)
     if int(chunk) < 1:
         raise ValueError(f"chunk must be >= 1 sample, got {chunk!r}")
     cap = max(1, -(-N // chunk))
@@ -193,14 +191,48 @@ def runs(v: np.ndarray, chunk: int, lim: float) -> list:
                               ffi.cast("int64_t *", bounds.ctypes.data), ffi.cast("double *", lo.ctypes.data),
                               ffi.cast("double *", hi.ctypes.data), cap, count)
     if status == lib.HGE_ERR_SIZE:
-        raise ValueError(f"v has {n} electrodes (the kernel takes 1..{lib.HGE_SIM_RUNS_MAX_DIM}) or chunk {chunk} < 1")
+        raise ValueError(f"v has {n} electrodes; the kernel takes 1..{lib.HGE_SIM_RUNS_MAX_DIM}")
     if status == lib.HGE_ERR_RANGE:
         raise ValueError(f"lim must be >= 0, got {lim!r}")
     if status != lib.HGE_OK:  # pragma: no cover - the checks above leave nothing else
         raise RuntimeError(f"hge_sim_runs: status {status}")
     k = int(count[0])
-    b = bounds[:k].tolist()
-    return [[b[r][0], b[r][1], lo[r], hi[r]] for r in range(k)]
+    return bounds[:k], lo[:k], hi[:k]
+
+
+def runs(v: np.ndarray, chunk: int, lim: float) -> list:
+    """:func:`run_arrays` as ``FastEvaluator._runs`` gives them: a list of [start, end, lo, hi]."""
+    bounds, lo, hi = run_arrays(v, chunk, lim)
+    b = bounds.tolist()
+    return [[b[r][0], b[r][1], lo[r], hi[r]] for r in range(len(b))]
+
+
+def lines(v: np.ndarray, segs: np.ndarray, tol: float) -> np.ndarray:
+    """``FastEvaluator._line_segments`` in C: for each segment (S, 2) [start, end), at least 3
+    samples and every second difference within ``tol`` (bool (S,); the same subtractions)."""
+    from .._hge_core import ffi, lib
+    v = _rows(v)
+    n, N = v.shape
+    segs = np.ascontiguousarray(segs, dtype=np.int64).reshape(-1, 2)
+    out = np.zeros(segs.shape[0], np.uint8)
+    status = lib.hge_sim_lines(ffi.cast("const double *", v.ctypes.data), n, N, v.strides[0] // 8,
+                               ffi.cast("const int64_t *", segs.ctypes.data), segs.shape[0], float(tol),
+                               ffi.cast("uint8_t *", out.ctypes.data))
+    if status == lib.HGE_ERR_RANGE:
+        raise ValueError(f"segs: a segment outside [0, {N}] or ending before it starts")
+    if status != lib.HGE_OK:
+        raise ValueError(f"v of shape {v.shape} refused by the line test (status {status})")
+    return out.astype(bool)
+
+
+def _rows(v) -> np.ndarray:
+    """``v`` as the kernels read it: float64 rows of unit sample stride, row stride >= the samples."""
+    v = np.asarray(v)
+    if v.ndim != 2:
+        raise ValueError(f"v must be (electrodes, samples), got shape {v.shape}")
+    if v.dtype != np.float64 or v.strides[1] != 8 or v.strides[0] % 8 or v.strides[0] < 8 * v.shape[1]:
+        v = np.ascontiguousarray(v, dtype=np.float64)
+    return v
 
 
 def gate_and_quantise(v: np.ndarray, limits: np.ndarray, lsb: float, code_lo: np.ndarray,
