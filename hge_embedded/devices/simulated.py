@@ -415,7 +415,44 @@ class FastEvaluator:
         segs = np.stack([g_s[keep], g_e[keep]], axis=1)
         line = _taylor_kernel.lines(v, segs, self.line_tol) if segs.size else np.zeros(0, bool)
         ramps, others = segs[line], segs[~line]
-        I = G = None
+        # The windows' derivatives on a pool thread while this one solves and fills the ramps.
+        tensors = aside = None
+        if bounds.shape[0]:
+            cen = 0.5 * (lo + hi)
+            C = np.ascontiguousarray(cen.T)
+            if self.threads > 1:
+                aside = _pool(self.threads).submit(self._tensors, C, False)
+            else:
+                tensors = self._tensors(C)
+        try:
+            self._ramps_c(v, out, ramps)
+        finally:
+            if aside is not None:
+                tensors = aside.result()   # never left running
+        if tensors is not None:
+            self._evaluate_windows(v, bounds, cen, _taylor_kernel.pack(*tensors), out)
+        for s, e in others.tolist():   # arbitrary samples: the model's own (chunked) current
+            out[s:e] = self.net.current(v[:, s:e])
+
+    def _evaluate_windows(self, v, bounds, cen, coefs, out) -> None:
+        """``taylor_kernel.evaluate`` of all windows, in ``threads`` contiguous parts at once (the C
+        call releases the GIL; every sample's arithmetic is the same in any part: the same bits)."""
+        W = bounds.shape[0]
+        k = min(self.threads, W // 8) if W >= 16 else 1
+        if k < 2:
+            _taylor_kernel.evaluate(v, bounds, cen, coefs, out)
+            return
+        cuts = [W * i // k for i in range(k + 1)]
+        parts = [(bounds[a:b], cen[a:b], coefs[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+        futures = [_pool(self.threads).submit(_taylor_kernel.evaluate, v, *p, out) for p in parts[1:]]
+        try:
+            _taylor_kernel.evaluate(v, *parts[0], out)
+        finally:
+            for f in futures:
+                f.result()
+
+    def _ramps_c(self, v, out, ramps) -> None:
+        """The ramps (S, 2) of :meth:`_current_c`: knots solved in one batch, filled in C."""
         if ramps.size:
             first, last = v[:, ramps[:, 0]], v[:, ramps[:, 1] - 1]
             delta = last - first
@@ -429,12 +466,6 @@ class FastEvaluator:
             I, G = self._exact(pts)[:2]
             rows = np.stack([ramps[:, 0], ramps[:, 1], k0, n_int + 1], axis=1)
             _taylor_kernel.ramps(v, rows, knots, I, G, out)
-        if bounds.shape[0]:
-            cen = 0.5 * (lo + hi)
-            tensors = self._tensors(np.ascontiguousarray(cen.T))
-            _taylor_kernel.evaluate(v, bounds, cen, _taylor_kernel.pack(*tensors), out)
-        for s, e in others.tolist():   # arbitrary samples: the model's own (chunked) current
-            out[s:e] = self.net.current(v[:, s:e])
 
     @staticmethod
     def _taylor_windows_c(out, v, taylor, I, G, Gh) -> None:
@@ -560,12 +591,14 @@ class FastEvaluator:
         gl = (1 - u) * G0 + u * G1
         out[pos] = y + np.sum(gl * off, axis=0)
 
-    def _tensors(self, C):
+    def _tensors(self, C, threaded: bool = True):
         """``net.taylor_tensors`` at the centres ``C`` (7, k), ``TENSOR_BATCH`` at a time (its
         (k, sites, 49) intermediates would otherwise add ~12 MB per 300 windows to the peak)."""
-        # The batches on the threads (each batch's numbers do not depend on the others).
-        parts = self._map(lambda s: self.net.taylor_tensors(C[:, s:s + TENSOR_BATCH]),
-                          list(range(0, C.shape[1], TENSOR_BATCH)))
+        # The batches on the threads, or all in this thread (each batch's numbers do not depend on
+        # the others or on the thread).
+        batch = lambda s: self.net.taylor_tensors(C[:, s:s + TENSOR_BATCH])  # noqa: E731
+        starts = list(range(0, C.shape[1], TENSOR_BATCH))
+        parts = self._map(batch, starts) if threaded else [batch(s) for s in starts]
         return tuple(np.concatenate(x, axis=-1 if i < 2 else 0) for i, x in enumerate(zip(*parts)))
 
     def _fill(self, out, v, jobs, I, G, Gh, tensors=None) -> None:
