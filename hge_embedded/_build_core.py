@@ -214,12 +214,15 @@ hge_status hge_sim_lines(const double *v, uint32_t n_dim, uint64_t n, uint64_t s
 hge_status hge_sim_dac(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, const double *lim_lo,
                        const double *lim_hi, double lsb, const double *code_lo, const double *code_hi, double *out,
                        uint64_t out_stride);
+hge_status hge_sim_chain(const double *x, uint64_t n, int filter, double b0, double alpha, double z0, int delay,
+                         double c1, double frac, double range, double lsb, double *out);
 """
 SOURCE_SIM = """
 #include "hge_sim_taylor.h"
 #include "hge_sim_ramp.h"
 #include "hge_sim_runs.h"
 #include "hge_sim_dac.h"
+#include "hge_sim_chain.h"
 """
 # ---- end of the simspeed block ----
 

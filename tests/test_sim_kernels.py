@@ -476,3 +476,29 @@ def test_lines_kernel_equals_the_numpy_line_test():
     assert tk.lines(x, np.array(segs), fe.line_tol).tolist() == [True, False, False, True, False, False, True]
     with pytest.raises(ValueError, match="segs"):
         tk.lines(x, np.array([(0, 213)]), fe.line_tol)
+
+
+# -- the measurement chain in one C pass (csrc/host/hge_sim_chain.c) ---------------------------------
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 2000), bw=st.sampled_from([None, 5000.0, 1234.5]),
+       delay=st.sampled_from([0.0, 2.3, 1.0, 0.75]), adc=st.sampled_from([None, 12, 24]))
+def test_chain_pass_gives_the_bits_of_the_numpy_chain(seed, n, bw, delay, adc):
+    d = SimulatedDNPU(seed=0, noise=False, chain_bandwidth=bw, chain_delay=delay, adc_bits=adc)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 60.0, n)                        # some samples beyond the +-110 nA range
+    x[rng.integers(0, n)] = -1e-9                        # rounds to -0.0 at the ADC
+    assert d._chain(x).tobytes() == d._chain_numpy(x).tobytes()
+
+
+def test_chain_pass_passes_nan_and_refuses_a_negative_range():
+    d = SimulatedDNPU(seed=0, noise=False)
+    x = np.array([1.0, np.nan, 3.0, 200.0, -200.0])
+    assert np.array_equal(d._chain(x), d._chain_numpy(x), equal_nan=True)
+    d.iv_range = -1.0
+    with pytest.raises(ValueError, match="iv_range"):
+        d._chain(x)
+    out = np.empty(3)
+    assert lib.hge_sim_chain(ffi.NULL, 3, 1, 0.5, 0.5, 0.0, 0, 1.0, 0.0, 1.0, 0.0,
+                             ffi.cast("double *", out.ctypes.data)) == lib.HGE_ERR_NULL
+    assert lib.hge_sim_chain(ffi.NULL, 0, 1, 0.5, 0.5, 0.0, 0, 1.0, 0.0, 1.0, 0.0, ffi.NULL) == lib.HGE_OK

@@ -782,7 +782,25 @@ class SimulatedDNPU:
 
     # -- the chain ---------------------------------------------------------------------
     def _chain(self, current: np.ndarray) -> np.ndarray:
-        """IV/anti-alias filter, fractional delay, clip, ADC (steady state before sample 0)."""
+        """IV/anti-alias filter, fractional delay, clip, ADC (steady state before sample 0), in one C
+        pass (``csrc/host/hge_sim_chain.h``: the operations of :meth:`_chain_numpy`, the same bits)."""
+        y = np.ascontiguousarray(current, dtype=np.float64)
+        if y.ndim != 1 or y.size == 0:
+            return self._chain_numpy(current)
+        from .._hge_core import ffi, lib
+        alpha = np.exp(-2 * np.pi * self.chain_bandwidth / self.fs) if self.chain_bandwidth else 0.0
+        frac = self.chain_delay - np.floor(self.chain_delay)
+        out = np.empty(y.size)
+        status = lib.hge_sim_chain(ffi.cast("const double *", y.ctypes.data), y.size, bool(self.chain_bandwidth),
+                                   1 - alpha, alpha, alpha * y[0], bool(frac), 1 - frac, frac, self.iv_range,
+                                   self.adc_lsb or 0.0, ffi.cast("double *", out.ctypes.data))
+        if status != lib.HGE_OK:
+            raise ValueError(f"chain: iv_range {self.iv_range!r} and ADC step {self.adc_lsb!r} must be >= 0 "
+                             f"(status {status})")
+        return out
+
+    def _chain_numpy(self, current: np.ndarray) -> np.ndarray:
+        """The reference of :meth:`_chain` (numpy and scipy.signal.lfilter)."""
         y = current
         if self.chain_bandwidth:
             alpha = np.exp(-2 * np.pi * self.chain_bandwidth / self.fs)
