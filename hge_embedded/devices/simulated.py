@@ -420,7 +420,9 @@ class FastEvaluator:
         if bounds.shape[0]:
             cen = 0.5 * (lo + hi)
             C = np.ascontiguousarray(cen.T)
-            if self.threads > 1:
+            # (aside only when there is ramp work to overlap with: a thread hand-off costs ~0.5 ms,
+            # more than one window's derivatives)
+            if self.threads > 1 and ramps.size and C.shape[1] >= 16:
                 aside = _pool(self.threads).submit(self._tensors, C, False)
             else:
                 tensors = self._tensors(C)
@@ -826,6 +828,10 @@ class SimulatedDNPU:
         beyond. The range is found from floor/ceil of lim / lsb and corrected by whole codes until
         ``code * lsb`` (rounded) is inside."""
         lsb = self.dac_lsb
+        key = (lim.tobytes(), lsb, self.dac_bits)
+        memo = self.__dict__.get("_dac_codes_memo")
+        if memo is not None and memo[0] == key:   # the limits seldom change: made once per setting
+            return memo[1]
         hi = np.floor(lim[:, 1] / lsb)
         lo = np.ceil(lim[:, 0] / lsb)
         for _ in range(4):   # the quotient is within a code of the exact one: at most one step each way
@@ -842,6 +848,8 @@ class SimulatedDNPU:
             e = int(np.argmax(empty))
             raise ValueError(f"limits: electrode {e + 1}'s limits [{lim[e, 0]:.6g}, {lim[e, 1]:.6g}] V contain no "
                              f"DAC code (step {lsb:.6g} V, {self.dac_bits} bits over +-10 V)")
+        lo.flags.writeable = hi.flags.writeable = False
+        self._dac_codes_memo = (key, (lo, hi))
         return lo, hi
 
     def _dac(self, volts: np.ndarray) -> np.ndarray:
