@@ -502,3 +502,37 @@ def test_chain_pass_passes_nan_and_refuses_a_negative_range():
     assert lib.hge_sim_chain(ffi.NULL, 3, 1, 0.5, 0.5, 0.0, 0, 1.0, 0.0, 1.0, 0.0,
                              ffi.cast("double *", out.ctypes.data)) == lib.HGE_ERR_NULL
     assert lib.hge_sim_chain(ffi.NULL, 0, 1, 0.5, 0.5, 0.0, 0, 1.0, 0.0, 1.0, 0.0, ffi.NULL) == lib.HGE_OK
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 8), lens=st.lists(st.integers(0, 70), min_size=1, max_size=5))
+def test_every_isa_gives_the_same_bits(seed, n, lens):
+    """Plain C, vectors of 2 and (where the CPU has it) AVX2: blocks of 8 or 16 samples, partial
+    blocks padded; every sample's operations the same, so the same bits."""
+    rng = np.random.default_rng(seed)
+    N = sum(lens) + 3
+    v = rng.uniform(-1, 1, (n, N))
+    edges = np.cumsum([0] + lens)
+    bounds = np.stack([edges[:-1], edges[1:]], axis=1)
+    cens = rng.uniform(-1, 1, (len(lens), n))
+    coefs = rng.normal(0, 1e3, (len(lens), tk.coefficient_map(n)[0].shape[0]))
+    results = []
+    for isa in (lib.HGE_SIM_ISA_PLAIN, lib.HGE_SIM_ISA_SSE2, lib.HGE_SIM_ISA_AVX2, lib.HGE_SIM_ISA_AUTO):
+        if not lib.hge_sim_taylor_isa_available(isa):
+            continue
+        out = np.full(N, np.nan)
+        tk.evaluate(v, bounds, cens, coefs, out, isa=isa)
+        results.append(out.tobytes())
+    assert len(results) >= 3 and all(r == results[0] for r in results)
+
+
+def test_an_unavailable_isa_is_refused():
+    with pytest.raises(ValueError, match="isa 9"):
+        tk.evaluate(np.zeros((7, 4)), np.array([(0, 4)]), np.zeros((1, 7)), np.zeros((1, 120)), np.empty(4), isa=9)
+    s = ffi.new("hge_sim_taylor_t *")
+    assert lib.hge_sim_taylor_init(s, 7) == lib.HGE_OK and s.isa == lib.HGE_SIM_ISA_AUTO
+    s.isa = 9
+    v, out, b = np.zeros((7, 4)), np.empty(4), np.array([0, 4], np.int64)
+    P = lambda a, t: ffi.cast(t, a.ctypes.data)  # noqa: E731
+    assert lib.hge_sim_taylor_process(s, P(v, "double *"), 4, 4, P(b, "int64_t *"), 1, P(np.zeros(7), "double *"),
+                                      P(np.zeros(120), "double *"), P(out, "double *")) == lib.HGE_ERR_RANGE

@@ -40,8 +40,8 @@
  * the d's themselves are the same rounded subtraction in every path).
  *
  * Status: HGE_ERR_NULL (a NULL pointer with n_win > 0), HGE_ERR_SIZE (n_dim 0 or
- * above HGE_SIM_MAX_DIM, stride < n), HGE_ERR_RANGE (a window outside [0, n] or
- * with end < start). Every window is checked before anything is written.
+ * above HGE_SIM_MAX_DIM, stride < n), HGE_ERR_RANGE (an isa not available, a window
+ * outside [0, n] or with end < start). Every window is checked before anything is written.
  */
 #ifndef HGE_SIM_TAYLOR_H
 #define HGE_SIM_TAYLOR_H
@@ -52,10 +52,19 @@
 
 #define HGE_SIM_MAX_DIM 8u
 
+#define HGE_SIM_ISA_AUTO 0u  /* the fastest available below */
+#define HGE_SIM_ISA_PLAIN 1u /* plain C loops */
+#define HGE_SIM_ISA_SSE2 2u  /* GCC/clang vectors of 2 doubles (any target) */
+#define HGE_SIM_ISA_AVX2 3u  /* vectors of 4 doubles, x86 with AVX2 (checked at run time; no FMA) */
+
 typedef struct {
     uint32_t n_dim;  /* electrodes, 1..HGE_SIM_MAX_DIM */
     uint32_t n_coef; /* numbers per window: hge_sim_taylor_coefs(n_dim) */
+    uint32_t isa;    /* HGE_SIM_ISA_*: the same bits on every one (set to AUTO by init) */
 } hge_sim_taylor_t;
+
+/* 1 if this build and CPU can run isa, else 0. */
+int hge_sim_taylor_isa_available(uint32_t isa);
 
 /* 1 + n + n(n+1)/2 + n(n+1)(n+2)/6: the coefficients of one window (0 if n_dim is out of range). */
 uint32_t hge_sim_taylor_coefs(uint32_t n_dim);

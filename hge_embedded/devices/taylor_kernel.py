@@ -99,12 +99,14 @@ def roundoff_bound(v, centres, I, g, H, T) -> np.ndarray:
     return (gamma(3 * n + 9) + gamma(3 * n + 4)) * S * 1.01
 
 
-def evaluate(v: np.ndarray, bounds: np.ndarray, centres: np.ndarray, coefs: np.ndarray, out: np.ndarray) -> None:
+def evaluate(v: np.ndarray, bounds: np.ndarray, centres: np.ndarray, coefs: np.ndarray, out: np.ndarray,
+             isa: int = 0) -> None:
     """``out[s:e]`` = the Taylor expansion of window w at ``v[:, s:e]``, for (s, e) = ``bounds[w]``.
 
     ``v`` (n, N) float64 with unit sample stride, ``bounds`` (W, 2) int64, ``centres`` (W, n),
-    ``coefs`` (W, n_coef) from :func:`pack`, ``out`` (N,) float64 contiguous. Raises ``ValueError``
-    (naming the argument) for what the C kernel refuses."""
+    ``coefs`` (W, n_coef) from :func:`pack`, ``out`` (N,) float64 contiguous. ``isa``: 0 the fastest
+    available, 1 plain C, 2 vectors of 2 doubles, 3 AVX2 (the same bits on each; tests force them).
+    Raises ``ValueError`` (naming the argument) for what the C kernel refuses."""
     from .._hge_core import ffi, lib
     v = np.asarray(v)
     if v.ndim != 2:
@@ -116,6 +118,9 @@ def evaluate(v: np.ndarray, bounds: np.ndarray, centres: np.ndarray, coefs: np.n
     status = lib.hge_sim_taylor_init(st, n)
     if status != lib.HGE_OK:
         raise ValueError(f"v has {n} electrodes; the kernel takes 1..{lib.HGE_SIM_MAX_DIM} (status {status})")
+    if not lib.hge_sim_taylor_isa_available(isa):
+        raise ValueError(f"isa {isa!r} is not available on this build or CPU")
+    st.isa = isa
     bounds = np.ascontiguousarray(bounds, dtype=np.int64).reshape(-1, 2)
     W = bounds.shape[0]
     centres = np.ascontiguousarray(centres, dtype=np.float64)
