@@ -51,17 +51,29 @@ largest difference is ~1e-4 nA in windows and ~6e-4 nA on ramps (the output nois
 is ~0.2 nA rms; the worst-case bound there is ~0.4 nA). ``evaluation="exact"``
 evaluates the model at every sample.
 
+The per-sample work is C (``csrc/host/hge_sim_*.c`` through ``devices.taylor_kernel``): the
+classification (``hge_sim_runs``, ``hge_sim_lines``: the same runs, boxes and line tests as
+the numpy ``_runs`` / ``_line_segments``), the Taylor windows (``hge_sim_taylor``: the
+expansion summed over its distinct monomials, within a derived round-off bound of the numpy
+formula ``_cubic``, ~1e-14 relative), the ramps (``hge_sim_ramp``), the DAC with the voltage
+gate (``hge_sim_dac``) and the chain (``hge_sim_chain``), the last three the same bits as
+their numpy references. ``FastEvaluator.kernel = "numpy"`` runs the numpy reference paths
+(tests compare the two).
+
 Custom ``model=`` objects (``current(V)`` and ``gradient(V)`` on (7, n)) are
 evaluated exactly at every sample. The small dense products run on one BLAS
 thread (``threadpoolctl`` when installed; the caller's setting is restored). With
 ``evaluation="exact"`` the surrogate evaluates a long record in chunks of
 ``surrogate.CHUNK`` samples, in blocks of whole chunks on ``threads`` threads
 (numpy and BLAS release the GIL): the same numbers as one thread; with the window
-expansion the windows are filled on the threads.
+expansion the windows' derivatives are made on a pool thread while the calling thread
+fills the ramps, and the windows are expanded in ``threads`` parts at once (the same
+numbers on any thread count).
 
 Measurement chain (what ``measure`` adds)
 -----------------------------------------
-DAC quantisation (16 bit over +-10 V) -> device -> current noise
+DAC quantisation (16 bit over +-10 V; the nearest code inside the electrode's limits,
+so a sample at a limit is never applied beyond it) -> device -> current noise
 (``devices.noise``: white plus 1/f^beta with a low-frequency corner, one
 continuous process; default 1e-5 nA^2/Hz at 1 kHz) -> IV converter and
 anti-alias filter (first-order, ``chain_bandwidth`` Hz) -> delay of
@@ -744,8 +756,9 @@ class SimulatedDNPU:
         self.full_scale = self.iv_range  # nA at ADC code 2^23 - 1
         self.dac_bits = dac_bits
         self.dac_lsb = 20.0 / 2**dac_bits if dac_bits else None  # V per DAC code, for the host
-        if self.dac_lsb:
-            self._dac_codes(check_limits(self.limits, N_ELECTRODES))   # limits that hold no code: refused now
+        if self.dac_lsb and np.all(np.isfinite(self.limits)) and np.all(self.limits[:, 0] <= self.limits[:, 1]):
+            # Limits that hold no DAC code: refused now (non-finite or inverted ones by measure's gate).
+            self._dac_codes(self.limits)
         self.adc_lsb = self.iv_range / (2 ** (adc_bits - 1) - 1) if adc_bits else None
         self.samples_measured = 0
         self._one_thread = _OneBlasThread()
