@@ -607,7 +607,7 @@ class FastEvaluator:
 
     def _tensors(self, C, threaded: bool = True):
         """``net.taylor_tensors`` at the centres ``C`` (7, k), ``TENSOR_BATCH`` at a time (its
-        (k, sites, 49) intermediates would otherwise add ~12 MB per 300 windows to the peak)."""
+        (k, paths, 49) and (7 k, sites) intermediates stay small: a few MB for a whole record at once)."""
         # The batches on the threads, or all in this thread (each batch's numbers do not depend on
         # the others or on the thread).
         batch = lambda s: self.net.taylor_tensors(C[:, s:s + TENSOR_BATCH])  # noqa: E731
