@@ -536,3 +536,22 @@ def test_an_unavailable_isa_is_refused():
     P = lambda a, t: ffi.cast(t, a.ctypes.data)  # noqa: E731
     assert lib.hge_sim_taylor_process(s, P(v, "double *"), 4, 4, P(b, "int64_t *"), 1, P(np.zeros(7), "double *"),
                                       P(np.zeros(120), "double *"), P(out, "double *")) == lib.HGE_ERR_RANGE
+
+
+def test_dac_codes_keep_a_limit_that_is_a_code_and_the_converter_range():
+    """A limit that is itself a code is applied exactly (the range is not shrunk by one), a limit
+    between codes gets the code inside it, and limits beyond the converter's +-10 V are held to its
+    signed 16-bit codes (a real DAC saturates there)."""
+    lsb = 20.0 / 2**16
+    lim = np.array([[-3932 * lsb, 2293 * lsb]] * 6 + [[-12.0, 12.0]])
+    d = SimulatedDNPU(seed=0, noise=False, limits=lim)
+    lo, hi = d._dac_codes(lim)
+    assert lo[:6].tolist() == [-3932] * 6 and hi[:6].tolist() == [2293] * 6
+    assert lo[6] == -2**15 and hi[6] == 2**15 - 1
+    v = np.repeat(lim[:, 1:], 2, axis=1)
+    v[6] = 11.0
+    q = d._gate_and_dac(v)
+    assert np.array_equal(q[:6], v[:6])                      # on a code: applied as asked
+    assert q[6, 0] == (2**15 - 1) * lsb                      # beyond the converter: its top code
+    d2 = SimulatedDNPU(seed=0, noise=False, limits=[[-0.70001, 0.70001]] * 7)
+    assert np.all(d2._gate_and_dac(np.full((7, 2), 0.70001)) == 2293 * lsb)   # 2294 codes would be past it
