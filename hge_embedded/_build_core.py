@@ -192,11 +192,50 @@ SOURCE_TRAINER = """
 """
 # ---- end of issue 13 block ----
 
+# ---- issue 11 (simspeed): the simulator's window expansion (csrc/host/hge_sim_taylor) ----
+CDEF_SIM = """
+#define HGE_SIM_MAX_DIM ...
+#define HGE_SIM_ISA_AUTO ...
+#define HGE_SIM_ISA_PLAIN ...
+#define HGE_SIM_ISA_SSE2 ...
+#define HGE_SIM_ISA_AVX2 ...
+typedef struct { uint32_t n_dim; uint32_t n_coef; uint32_t isa; } hge_sim_taylor_t;
+int hge_sim_taylor_isa_available(uint32_t isa);
+uint32_t hge_sim_taylor_coefs(uint32_t n_dim);
+hge_status hge_sim_taylor_init(hge_sim_taylor_t *s, uint32_t n_dim);
+hge_status hge_sim_taylor_process(const hge_sim_taylor_t *s, const double *v, uint64_t n, uint64_t stride,
+                                  const int64_t *bounds, uint32_t n_win, const double *centres,
+                                  const double *coefs, double *out);
+#define HGE_SIM_RAMP_MAX_DIM ...
+hge_status hge_sim_ramp_process(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride,
+                                const int64_t *ramps, uint32_t n_ramps, const double *knots,
+                                const double *I, const double *G, uint64_t g_stride, uint64_t n_pts,
+                                double *out);
+#define HGE_SIM_RUNS_MAX_DIM ...
+hge_status hge_sim_runs(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, uint32_t chunk,
+                        double lim, int64_t *bounds, double *lo, double *hi, uint64_t cap, uint64_t *n_runs);
+hge_status hge_sim_lines(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, const int64_t *segs,
+                         uint64_t n_segs, double tol, uint8_t *is_line);
+hge_status hge_sim_dac(const double *v, uint32_t n_dim, uint64_t n, uint64_t stride, const double *lim_lo,
+                       const double *lim_hi, double lsb, const double *code_lo, const double *code_hi, double *out,
+                       uint64_t out_stride);
+hge_status hge_sim_chain(const double *x, uint64_t n, int filter, double b0, double alpha, double z0, int delay,
+                         double c1, double frac, double range, double lsb, double *out);
+"""
+SOURCE_SIM = """
+#include "hge_sim_taylor.h"
+#include "hge_sim_ramp.h"
+#include "hge_sim_runs.h"
+#include "hge_sim_dac.h"
+#include "hge_sim_chain.h"
+"""
+# ---- end of the simspeed block ----
+
 ffibuilder = FFI()
-ffibuilder.cdef(CDEF + CDEF_TRAINER)
+ffibuilder.cdef(CDEF + CDEF_TRAINER + CDEF_SIM)
 ffibuilder.set_source(
     "hge_embedded._hge_core",
-    SOURCE + SOURCE_TRAINER,
+    SOURCE + SOURCE_TRAINER + SOURCE_SIM,
     # csrc/*.c is the portable core (also the firmware's); csrc/host/*.c the host-only
     # fast paths (threads, runtime ISA dispatch, reference cache).
     sources=[str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.c")) + sorted((CSRC / "host").glob("*.c"))],

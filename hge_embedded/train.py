@@ -254,11 +254,21 @@ class Trainer:
         if K > 1 and not np.shares_memory(body, volts):  # pragma: no cover - numpy makes a view here
             raise RuntimeError("Trainer._string_windows: the record's window view is a copy")
         last = volts[:, (K - 1) * L:]
-        body[:, :, :n] = B[:-1].T[:, :, None]
-        last[:] = B[-1][:, None]
-        for r, tone in zip(rows, tones):
-            body[r, :, :n] += tone
-            last[r] += tone
+        # bias + tone written in one pass per row (the same sum as writing the bias, then adding the
+        # tone); a row's further tones, if any, added after it, as before; rows without a tone: the bias.
+        toned = set()
+        for r, tone in zip(rows.tolist(), tones):
+            if r in toned:
+                body[r, :, :n] += tone
+                last[r] += tone
+            else:
+                np.add(B[:-1, r][:, None], tone, out=body[r, :, :n])
+                np.add(B[-1, r], tone, out=last[r])
+                toned.add(r)
+        for r in range(ne):
+            if r not in toned:
+                body[r, :, :n] = B[:-1, r][:, None]
+                last[r] = B[-1, r]
         if nr and K > 1:
             prev = body[:, :, n - 1:n]                                             # (ne, K-1, 1)
             nxt = np.concatenate([body[:, 1:, :1], last[:, None, :1]], axis=1)   # (ne, K-1, 1)

@@ -120,9 +120,7 @@ def test_pile_up_is_not_called_on_a_clean_two_code_sine():
 
 
 # -- 4. the voltage gate and the simulated DAC -------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="devices/simulated.py _dac rounds to the nearest code after the gate: "
-                   "a sample exactly at the 0.7 V limit is applied as 2294 codes = 0.700073 V (the gate checks "
-                   "the request, not what the DAC applies; pre-existing, the session rewrote _dac unchanged)")
+# Fixed in session 5: the DAC clamps the nearest code into the codes inside the limits (_dac_codes).
 def test_simulated_dac_applies_nothing_beyond_the_limits():
     from hge_embedded import SimulatedDNPU
     from hge_embedded.devices import check_volts
@@ -249,10 +247,7 @@ def test_log_memo_follows_a_read_only_view_whose_base_changes():
 
 
 # -- 9. the simulator's noise drawn on a pool thread ---------------------------------------------
-@pytest.mark.xfail(strict=True, reason="devices/simulated.py measure: a long record's noise is drawn on a pool "
-                   "thread while the model runs, and waited for in `finally`: when the evaluation raises (the "
-                   "hopping model's Newton RuntimeError, a MemoryError, Ctrl-C in a notebook) the noise stream has "
-                   "advanced on 2+ threads but not on 1, so the same seed gives different records afterwards")
+# Fixed in session 5: measure puts the noise drawn aside back when the evaluation raises.
 def test_a_failed_measure_leaves_the_noise_stream_as_on_one_thread():
     from hge_embedded import SimulatedDNPU
     from hge_embedded.devices.simulated import NOISE_ASIDE

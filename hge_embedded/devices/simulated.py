@@ -51,17 +51,29 @@ largest difference is ~1e-4 nA in windows and ~6e-4 nA on ramps (the output nois
 is ~0.2 nA rms; the worst-case bound there is ~0.4 nA). ``evaluation="exact"``
 evaluates the model at every sample.
 
+The per-sample work is C (``csrc/host/hge_sim_*.c`` through ``devices.taylor_kernel``): the
+classification (``hge_sim_runs``, ``hge_sim_lines``: the same runs, boxes and line tests as
+the numpy ``_runs`` / ``_line_segments``), the Taylor windows (``hge_sim_taylor``: the
+expansion summed over its distinct monomials, within a derived round-off bound of the numpy
+formula ``_cubic``, ~1e-14 relative), the ramps (``hge_sim_ramp``), the DAC with the voltage
+gate (``hge_sim_dac``) and the chain (``hge_sim_chain``), the last three the same bits as
+their numpy references. ``FastEvaluator.kernel = "numpy"`` runs the numpy reference paths
+(tests compare the two).
+
 Custom ``model=`` objects (``current(V)`` and ``gradient(V)`` on (7, n)) are
 evaluated exactly at every sample. The small dense products run on one BLAS
 thread (``threadpoolctl`` when installed; the caller's setting is restored). With
 ``evaluation="exact"`` the surrogate evaluates a long record in chunks of
 ``surrogate.CHUNK`` samples, in blocks of whole chunks on ``threads`` threads
 (numpy and BLAS release the GIL): the same numbers as one thread; with the window
-expansion the windows are filled on the threads.
+expansion the windows' derivatives are made on a pool thread while the calling thread
+fills the ramps, and the windows are expanded in ``threads`` parts at once (the same
+numbers on any thread count).
 
 Measurement chain (what ``measure`` adds)
 -----------------------------------------
-DAC quantisation (16 bit over +-10 V) -> device -> current noise
+DAC quantisation (16 bit over +-10 V; the nearest code inside the electrode's limits,
+so a sample at a limit is never applied beyond it) -> device -> current noise
 (``devices.noise``: white plus 1/f^beta with a low-frequency corner, one
 continuous process; default 1e-5 nA^2/Hz at 1 kHz) -> IV converter and
 anti-alias filter (first-order, ``chain_bandwidth`` Hz) -> delay of
@@ -78,11 +90,12 @@ import threading
 
 import numpy as np
 
-from . import check_volts
+from . import check_limits, check_volts
 from .._blas import OneBlasThread as _OneBlasThread
 from .dnpu_physics import HoppingNetwork
 from .noise import NoiseModel, NoiseSource
 from . import surrogate as _surrogate
+from . import taylor_kernel as _taylor_kernel
 from .surrogate import SurrogateModel
 
 N_ELECTRODES = 7
@@ -115,6 +128,11 @@ class FastEvaluator:
         # Hessian and third derivatives exactly, and its arbitrary samples by ``current`` alone.
         self.analytic = hasattr(net, "taylor_tensors")
         self.ramp_knot = float(getattr(net, "ramp_knot", RAMP_KNOT))
+        # Taylor windows: "c" (taylor_kernel, one C call for all) or "numpy" (the reference formula).
+        self.kernel = "c"
+        # With "c" and analytic derivatives: the whole-record path (_current_c); False runs the
+        # general path below with the same kernels (the reference it is tested against).
+        self.whole_record = True
 
     def _map(self, fn, items) -> list:
         """``[fn(x) for x in items]``, on ``threads`` threads when there are several items."""
@@ -270,7 +288,13 @@ class FastEvaluator:
     def _taylor23(dm, g0, gd):
         """Second- and third-order Taylor terms at offsets ``dm`` (m, n) from exact gradients:
         ``g0`` (m,) at the centre and ``gd`` (m, 2m + m(m-1)/2) at +h e_j, -h e_j, +h (e_j + e_k)."""
-        m, h = dm.shape[0], DERIV_STEP
+        H, T = FastEvaluator._difference_tensors(g0, gd)
+        return FastEvaluator._cubic(dm, H, T)
+
+    @staticmethod
+    def _difference_tensors(g0, gd):
+        """(H (m, m), T (m, m, m)) from exact gradients (see :meth:`_taylor23`), both symmetric."""
+        m, h = g0.shape[0], DERIV_STEP
         gp, gm, gx = gd[:, :m], gd[:, m:2 * m], gd[:, 2 * m:]
         H = (gp - gm) / (2 * h)                                   # central: exact to O(h^2)
         H = 0.5 * (H + H.T)
@@ -282,7 +306,7 @@ class FastEvaluator:
             for k in range(j + 1, m):
                 T[:, j, k] = T[:, k, j] = (gx[:, c] - gp[:, j] - gp[:, k] + g0) / h**2
                 c += 1
-        return FastEvaluator._cubic(dm, H, T)
+        return H, T
 
     @staticmethod
     def _cubic(dm, H, T):
@@ -300,7 +324,11 @@ class FastEvaluator:
         out = np.empty(N)
         if N == 0:
             return out
-        runs = self._runs(v)
+        if self.analytic and self.kernel == "c" and self.whole_record:
+            self._current_c(v, out)
+            return out
+        # The classification in C (the same runs and boxes as the numpy reference _runs; tested).
+        runs = _taylor_kernel.runs(v, CHUNK, 2 * TAYLOR_RADIUS) if self.kernel == "c" else self._runs(v)
         free = np.ones(N, bool)
         for s, e, _, _ in runs:
             free[s:e] = False
@@ -354,22 +382,125 @@ class FastEvaluator:
         if analytic:
             I, G = (self._exact(np.concatenate(pts, axis=1))[:2] if pts else (None, None))
             tensors = self._tensors(np.array(centres).T) if centres else None
+            if self.kernel == "c" and tensors is not None:
+                # Every window in one C call (taylor_kernel: the same expansion, summed over its
+                # distinct monomials; within a derived round-off bound of the numpy formula).
+                # Window k0 is centre k0 (one per window, in order).
+                taylor = [j for j in jobs if j[0] == "taylor"]
+                _taylor_kernel.evaluate(v, np.array([(j[1], j[2]) for j in taylor], np.int64),
+                                        np.array(centres), _taylor_kernel.pack(*tensors), out)
+                jobs = [j for j in jobs if j[0] != "taylor"]
             k = self.threads if len(jobs) >= 8 * self.threads else 1
             parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
             self._map(lambda part: self._fill(out, v, part, I, G, None, tensors), parts)
-            self._fill_ramps(out, v, ramps, I, G, n_pts)
+            self._fill_ramps(out, v, ramps, I, G, n_pts, self.kernel)
             return out
         I, G, phi = self._exact(np.concatenate(pts, axis=1))
         # Stage 2: the Hessian's displaced points, Newton warm-started at their centre's solution.
         if n_hess:
             Ih, Gh, _ = self._exact(np.concatenate(hess_pts).T, phi[np.concatenate(hess_of)])
         Gh = Gh if n_hess else None
+        if self.kernel == "c":
+            taylor = [j for j in jobs if j[0] == "taylor"]
+            if taylor:
+                self._taylor_windows_c(out, v, taylor, I, G, Gh)
+                jobs = [j for j in jobs if j[0] != "taylor"]
         # The jobs write disjoint samples: in contiguous parts on the threads.
         k = self.threads if len(jobs) >= 8 * self.threads else 1
         parts = [jobs[len(jobs) * i // k:len(jobs) * (i + 1) // k] for i in range(k)]
         self._map(lambda part: self._fill(out, v, part, I, G, Gh), parts)
-        self._fill_ramps(out, v, ramps, I, G, n_pts)
+        self._fill_ramps(out, v, ramps, I, G, n_pts, self.kernel)
         return out
+
+    def _current_c(self, v: np.ndarray, out: np.ndarray) -> None:
+        """:meth:`current` for a model with analytic derivatives, every stage in C and whole-record
+        arrays (no per-window Python): the runs (``taylor_kernel.run_arrays``), the gaps between them
+        line-tested (``lines``), the ramps' knots solved in one batch and filled (``ramps``), the
+        windows expanded (``evaluate``). The same runs, line tests, knots and ramp bits as the
+        general path below with ``kernel="c"`` (tested); other gaps by the model itself."""
+        N = v.shape[1]
+        bounds, lo, hi = _taylor_kernel.run_arrays(v, CHUNK, 2 * TAYLOR_RADIUS)
+        # The gaps between the runs (and before the first, after the last), where non-empty.
+        g_s = np.concatenate([[0], bounds[:, 1]])
+        g_e = np.concatenate([bounds[:, 0], [N]])
+        keep = g_e > g_s
+        segs = np.stack([g_s[keep], g_e[keep]], axis=1)
+        line = _taylor_kernel.lines(v, segs, self.line_tol) if segs.size else np.zeros(0, bool)
+        ramps, others = segs[line], segs[~line]
+        # The windows' derivatives on a pool thread while this one solves and fills the ramps.
+        tensors = aside = None
+        if bounds.shape[0]:
+            cen = 0.5 * (lo + hi)
+            C = np.ascontiguousarray(cen.T)
+            # (aside only when there is ramp work to overlap with: a thread hand-off costs ~0.5 ms,
+            # more than one window's derivatives)
+            if self.threads > 1 and ramps.size and C.shape[1] >= 16:
+                aside = _pool(self.threads).submit(self._tensors, C, False)
+            else:
+                tensors = self._tensors(C)
+        try:
+            self._ramps_c(v, out, ramps)
+        finally:
+            if aside is not None:
+                tensors = aside.result()   # never left running
+        if tensors is not None:
+            self._evaluate_windows(v, bounds, cen, _taylor_kernel.pack(*tensors), out)
+        for s, e in others.tolist():   # arbitrary samples: the model's own (chunked) current
+            out[s:e] = self.net.current(v[:, s:e])
+
+    def _evaluate_windows(self, v, bounds, cen, coefs, out) -> None:
+        """``taylor_kernel.evaluate`` of all windows, in ``threads`` contiguous parts at once (the C
+        call releases the GIL; every sample's arithmetic is the same in any part: the same bits)."""
+        W = bounds.shape[0]
+        k = min(self.threads, W // 8) if W >= 16 else 1
+        if k < 2:
+            _taylor_kernel.evaluate(v, bounds, cen, coefs, out)
+            return
+        cuts = [W * i // k for i in range(k + 1)]
+        parts = [(bounds[a:b], cen[a:b], coefs[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+        futures = [_pool(self.threads).submit(_taylor_kernel.evaluate, v, *p, out) for p in parts[1:]]
+        try:
+            _taylor_kernel.evaluate(v, *parts[0], out)
+        finally:
+            for f in futures:
+                f.result()
+
+    def _ramps_c(self, v, out, ramps) -> None:
+        """The ramps (S, 2) of :meth:`_current_c`: knots solved in one batch, filled in C."""
+        if ramps.size:
+            first, last = v[:, ramps[:, 0]], v[:, ramps[:, 1] - 1]
+            delta = last - first
+            span = np.max(np.abs(delta), axis=0)
+            n_int = np.maximum(1, np.ceil(span / self.ramp_knot).astype(np.int64))
+            knots = np.concatenate([self._knots(int(k)) for k in n_int])   # linspace per ramp, as before
+            rid = np.repeat(np.arange(n_int.size), n_int + 1)
+            k0 = np.concatenate([[0], np.cumsum(n_int + 1)[:-1]])
+            # seg[:, :1] + t * (seg[:, -1] - seg[:, 0]) per ramp: the same operations, all ramps at once.
+            pts = first[:, rid] + knots[None, :] * delta[:, rid]
+            I, G = self._exact(pts)[:2]
+            rows = np.stack([ramps[:, 0], ramps[:, 1], k0, n_int + 1], axis=1)
+            _taylor_kernel.ramps(v, rows, knots, I, G, out)
+
+    @staticmethod
+    def _taylor_windows_c(out, v, taylor, I, G, Gh) -> None:
+        """The hopping network's Taylor windows in one C call: each window's difference tensors
+        over its moving electrodes, embedded in the full dimension (zero for the electrodes that do
+        not move, where d = 0 exactly: the same polynomial as :meth:`_taylor23`'s)."""
+        ne, W = v.shape[0], len(taylor)
+        H = np.zeros((W, ne, ne))
+        T = np.zeros((W, ne, ne, ne))
+        centres = np.empty((W, ne))
+        Iw = np.empty(W)
+        gw = np.empty((ne, W))
+        for w, (_, s, e, cen, moving, k0, h0) in enumerate(taylor):
+            centres[w], Iw[w], gw[:, w] = cen, I[k0], G[:, k0]
+            m = moving.size
+            if m:
+                Hm, Tm = FastEvaluator._difference_tensors(G[moving, k0], Gh[moving, h0:h0 + 2 * m + m * (m - 1) // 2])
+                H[w][np.ix_(moving, moving)] = Hm
+                T[w][np.ix_(moving, moving, moving)] = Tm
+        _taylor_kernel.evaluate(v, np.array([(j[1], j[2]) for j in taylor], np.int64), centres,
+                                _taylor_kernel.pack(Iw, gw, H, T), out)
 
     def _knots(self, n_intervals: int) -> np.ndarray:
         """``linspace(0, 1, n_intervals + 1)``, made once per count (read-only, shared)."""
@@ -408,7 +539,7 @@ class FastEvaluator:
         return out
 
     @staticmethod
-    def _fill_ramps(out, v, ramps, I, G, n_pts) -> None:
+    def _fill_ramps(out, v, ramps, I, G, n_pts, kernel: str = "c") -> None:
         """Cubic Hermite along each ramp between its exact knots, for all ramps at once.
 
         ``ramps``: (start, end, knots, index of the first knot in ``I``/``G``). Per sample the same
@@ -418,6 +549,13 @@ class FastEvaluator:
         changes their round-off (within 2 gamma_7 sum |terms| each): the bound is derived and
         tested in tests/test_speed_paths.py."""
         if not ramps:
+            return
+        if kernel == "c":   # the same operations in C, in one call (taylor_kernel.ramps: the same bits)
+            rows = np.array([(s, e, k0, t.size) for s, e, t, k0 in ramps], np.int64)
+            knots = np.zeros(n_pts)
+            for _, _, t, k0 in ramps:
+                knots[k0:k0 + t.size] = t
+            _taylor_kernel.ramps(v, rows, knots, I[:n_pts], G[:, :n_pts], out)
             return
         # In blocks of about RAMP_BLOCK samples: a dozen (7, samples) temporaries each, so the peak
         # memory stays that of one block (a test set's thousands of ramps at once: ~90 MB).
@@ -467,12 +605,14 @@ class FastEvaluator:
         gl = (1 - u) * G0 + u * G1
         out[pos] = y + np.sum(gl * off, axis=0)
 
-    def _tensors(self, C):
+    def _tensors(self, C, threaded: bool = True):
         """``net.taylor_tensors`` at the centres ``C`` (7, k), ``TENSOR_BATCH`` at a time (its
-        (k, sites, 49) intermediates would otherwise add ~12 MB per 300 windows to the peak)."""
-        # The batches on the threads (each batch's numbers do not depend on the others).
-        parts = self._map(lambda s: self.net.taylor_tensors(C[:, s:s + TENSOR_BATCH]),
-                          list(range(0, C.shape[1], TENSOR_BATCH)))
+        (k, paths, 49) and (7 k, sites) intermediates stay small: a few MB for a whole record at once)."""
+        # The batches on the threads, or all in this thread (each batch's numbers do not depend on
+        # the others or on the thread).
+        batch = lambda s: self.net.taylor_tensors(C[:, s:s + TENSOR_BATCH])  # noqa: E731
+        starts = list(range(0, C.shape[1], TENSOR_BATCH))
+        parts = self._map(batch, starts) if threaded else [batch(s) for s in starts]
         return tuple(np.concatenate(x, axis=-1 if i < 2 else 0) for i, x in enumerate(zip(*parts)))
 
     def _fill(self, out, v, jobs, I, G, Gh, tensors=None) -> None:
@@ -614,7 +754,11 @@ class SimulatedDNPU:
         self.chain_delay = float(chain_delay)
         self.iv_range = float(iv_range)
         self.full_scale = self.iv_range  # nA at ADC code 2^23 - 1
+        self.dac_bits = dac_bits
         self.dac_lsb = 20.0 / 2**dac_bits if dac_bits else None  # V per DAC code, for the host
+        if self.dac_lsb and np.all(np.isfinite(self.limits)) and np.all(self.limits[:, 0] <= self.limits[:, 1]):
+            # Limits that hold no DAC code: refused now (non-finite or inverted ones by measure's gate).
+            self._dac_codes(self.limits)
         self.adc_lsb = self.iv_range / (2 ** (adc_bits - 1) - 1) if adc_bits else None
         self.samples_measured = 0
         self._one_thread = _OneBlasThread()
@@ -653,7 +797,25 @@ class SimulatedDNPU:
 
     # -- the chain ---------------------------------------------------------------------
     def _chain(self, current: np.ndarray) -> np.ndarray:
-        """IV/anti-alias filter, fractional delay, clip, ADC (steady state before sample 0)."""
+        """IV/anti-alias filter, fractional delay, clip, ADC (steady state before sample 0), in one C
+        pass (``csrc/host/hge_sim_chain.h``: the operations of :meth:`_chain_numpy`, the same bits)."""
+        y = np.ascontiguousarray(current, dtype=np.float64)
+        if y.ndim != 1 or y.size == 0:
+            return self._chain_numpy(current)
+        from .._hge_core import ffi, lib
+        alpha = np.exp(-2 * np.pi * self.chain_bandwidth / self.fs) if self.chain_bandwidth else 0.0
+        frac = self.chain_delay - np.floor(self.chain_delay)
+        out = np.empty(y.size)
+        status = lib.hge_sim_chain(ffi.cast("const double *", y.ctypes.data), y.size, bool(self.chain_bandwidth),
+                                   1 - alpha, alpha, alpha * y[0], bool(frac), 1 - frac, frac, self.iv_range,
+                                   self.adc_lsb or 0.0, ffi.cast("double *", out.ctypes.data))
+        if status != lib.HGE_OK:
+            raise ValueError(f"chain: iv_range {self.iv_range!r} and ADC step {self.adc_lsb!r} must be >= 0 "
+                             f"(status {status})")
+        return out
+
+    def _chain_numpy(self, current: np.ndarray) -> np.ndarray:
+        """The reference of :meth:`_chain` (numpy and scipy.signal.lfilter)."""
         y = current
         if self.chain_bandwidth:
             alpha = np.exp(-2 * np.pi * self.chain_bandwidth / self.fs)
@@ -668,22 +830,78 @@ class SimulatedDNPU:
             y = np.round(y / self.adc_lsb) * self.adc_lsb
         return y
 
+    def _dac_codes(self, lim: np.ndarray):
+        """(lowest, highest) DAC code per electrode whose voltage ``code * lsb`` (as the DAC computes it)
+        lies inside the limits ``lim`` (n, 2) and inside the converter's signed ``dac_bits`` range.
+
+        Why: the gate admits lo <= v <= hi, and the nearest code round(v / lsb) can lie up to half a
+        step beyond a limit (0.7 V -> 2294 codes = 0.700073 V). The admissible codes are a contiguous
+        range, so clamping the nearest code into it gives the nearest admissible code: samples away from
+        the limits are unchanged, a sample at a limit is applied at most one step inside it, never
+        beyond. The range is found from floor/ceil of lim / lsb and corrected by whole codes until
+        ``code * lsb`` (rounded) is inside."""
+        lsb = self.dac_lsb
+        key = (lim.tobytes(), lsb, self.dac_bits)
+        memo = self.__dict__.get("_dac_codes_memo")
+        if memo is not None and memo[0] == key:   # the limits seldom change: made once per setting
+            return memo[1]
+        hi = np.floor(lim[:, 1] / lsb)
+        lo = np.ceil(lim[:, 0] / lsb)
+        for _ in range(4):   # the quotient is within a code of the exact one: at most one step each way
+            hi -= hi * lsb > lim[:, 1]
+            hi += (hi + 1) * lsb <= lim[:, 1]
+            lo += lo * lsb < lim[:, 0]
+            lo -= (lo - 1) * lsb >= lim[:, 0]
+        if not (np.all(hi * lsb <= lim[:, 1]) and np.all(lo * lsb >= lim[:, 0])):  # pragma: no cover
+            raise RuntimeError("DAC code range did not converge")
+        top = 2.0 ** (self.dac_bits - 1)
+        hi, lo = np.minimum(hi, top - 1), np.maximum(lo, -top)
+        empty = lo > hi
+        if empty.any():
+            e = int(np.argmax(empty))
+            raise ValueError(f"limits: electrode {e + 1}'s limits [{lim[e, 0]:.6g}, {lim[e, 1]:.6g}] V contain no "
+                             f"DAC code (step {lsb:.6g} V, {self.dac_bits} bits over +-10 V)")
+        lo.flags.writeable = hi.flags.writeable = False
+        self._dac_codes_memo = (key, (lo, hi))
+        return lo, hi
+
     def _dac(self, volts: np.ndarray) -> np.ndarray:
+        """The DAC: each sample to its nearest code inside the limits (``_dac_codes``), times the step.
+        ``volts`` must have passed the gate. The reference of the C pass in ``measure`` (same bits)."""
         if not self.dac_lsb:
             return volts
+        lo, hi = self._dac_codes(check_limits(self.limits))
         q = volts / self.dac_lsb   # round(v / lsb) * lsb, in place on one new array (same floats)
         np.round(q, out=q)
+        np.clip(q, lo[:, None], hi[:, None], out=q)
         q *= self.dac_lsb
         return q
 
+    def _gate_and_dac(self, volts) -> np.ndarray:
+        """``self._dac(check_volts(volts, self.limits))`` in one C pass over a float64 record (the same
+        bits, tested); anything else, and every refusal, goes through ``check_volts`` for its message."""
+        if (not self.dac_lsb or not isinstance(volts, np.ndarray) or volts.dtype != np.float64
+                or volts.ndim != 2 or volts.shape[0] != N_ELECTRODES or volts.shape[1] == 0):
+            return self._dac(check_volts(volts, self.limits))
+        lim = check_limits(self.limits, N_ELECTRODES)
+        lo, hi = self._dac_codes(lim)
+        out = _taylor_kernel.gate_and_quantise(volts, lim, self.dac_lsb, lo, hi)
+        if out is None:
+            check_volts(volts, lim)   # raises, naming the first offender
+            raise RuntimeError("the DAC pass refused a record the voltage gate passes")  # pragma: no cover
+        return out
+
     def measure(self, volts) -> np.ndarray:
         """Apply ``volts`` (7, n) and return the output current (n,) in nA, aligned to them."""
-        v = self._dac(check_volts(volts, self.limits))
+        v = self._gate_and_dac(volts)
         n = v.shape[1]
         # A long record's noise is drawn on a pool thread while the model is evaluated (the same
         # draws in the same order from the noise's own generators: nothing else touches them).
-        noise = (_pool(self.threads).submit(self._noise.take, n)
-                 if self._noise is not None and self.threads > 1 and n >= NOISE_ASIDE else None)
+        aside = self._noise is not None and self.threads > 1 and n >= NOISE_ASIDE
+        # If the evaluation raises, the noise drawn aside is put back (state saved before the draw), so
+        # a failed measure leaves the stream where one thread, which draws after the evaluation, leaves it.
+        before = self._noise.get_state() if aside else None
+        noise = _pool(self.threads).submit(self._noise.take, n) if aside else None
         try:
             with self._one_thread():
                 if self._fast is not None:
@@ -692,8 +910,14 @@ class SimulatedDNPU:
                     current = self._surrogate_threads(v)
                 else:
                     current = self.model.current(v)
-        finally:
-            noise_samples = noise.result() if noise is not None else None   # never left running
+        except BaseException:
+            if noise is not None:
+                try:
+                    noise.result()   # never left running
+                finally:
+                    self._noise.set_state(before)
+            raise
+        noise_samples = noise.result() if noise is not None else None
         if self._noise is not None:
             current = current + (noise_samples if noise is not None else self._noise.take(current.size))
         self.samples_measured += current.size

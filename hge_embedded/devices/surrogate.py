@@ -146,14 +146,20 @@ class SurrogateModel:
         w = W2.T @ cf1                                       # (S, k): sum_P c_P f'_P W2_PS
         I = s * (c @ p)
         grad = s * (W1.T @ (w * g1))
-        k, n_p = C.shape[1], W2.shape[0]
-        J = W2 @ (g1.T[:, :, None] * W1[None])                              # z_j  (k, P, 7)
+        k, n_p, n_s = C.shape[1], W2.shape[0], W1.shape[0]
         W11, W111 = self._outer_powers()
-        M = W2 @ (g2.T[:, :, None] * W11[None])                             # z_jl (k, P, 49)
+        # z_j for every centre in one product: (P, S) @ (S, k 7) (not k small batched products).
+        X = (g1.T[:, :, None] * W1[None]).transpose(1, 0, 2).reshape(n_s, k * n_e)
+        J = (W2 @ X).reshape(n_p, k, n_e).transpose(1, 0, 2)               # z_j  (k, P, 7)
         cJ2 = (cf2.T[:, :, None] * J).transpose(0, 2, 1)                    # (k, 7, P)
         H = s * ((w * g2).T @ W11).reshape(k, n_e, n_e) + s * (cJ2 @ J)
         T = ((w * g3).T @ W111).reshape(k, n_e, n_e, n_e)
-        JM = (cJ2 @ M).reshape(k, n_e, n_e, n_e)                           # sum_P cf2 z_j z_lm
+        # sum_P cf2_P z_j,P z_lm,P with z_lm = W2 (g'' W1_l W1_m), summed over the paths first:
+        # sum_S (sum_P cf2_P z_j,P W2_PS) g''_S W1_Sl W1_Sm, two products over all centres at once
+        # ((k 7, P) @ (P, S), then (k 7, S) @ (S, 49)) instead of forming z_lm (k, P, 49): a third
+        # of the multiplies.
+        A = (cJ2.reshape(k * n_e, n_p) @ W2).reshape(k, n_e, n_s) * g2.T[:, None, :]
+        JM = (A.reshape(k * n_e, n_s) @ W11).reshape(k, n_e, n_e, n_e)    # sum_P cf2 z_j z_lm
         T += JM + JM.transpose(0, 2, 1, 3) + JM.transpose(0, 3, 2, 1)
         JJ = (J[:, :, :, None] * J[:, :, None, :]).reshape(k, n_p, n_e * n_e)
         T += ((cf3.T[:, :, None] * J).transpose(0, 2, 1) @ JJ).reshape(k, n_e, n_e, n_e)
