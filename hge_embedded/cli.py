@@ -111,7 +111,8 @@ def _run_config(args, task_list) -> dict:
               "filter": args.filter,
               "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
               "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
-              "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode, "max_step": args.max_step,
+              "trainer": args.trainer, "init": args.init, "start": args.start, "paper_mode": args.paper_mode,
+              "max_step": args.max_step,
               # The setup file's content, not only its name: an edited iv.gain, iv.sign, limits or delay
               # would continue the run on another chain.
               "config_sha256": None if args.config is None else _sha256(args.config)}
@@ -171,7 +172,7 @@ def cmd_train(args) -> int:
             kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, phase=args.phase,
                           batch_size=args.batch_size,
                           lr=args.lr, max_iter=args.max_iter, init=args.init, max_step=args.max_step,
-                          restart_on_stall=args.restart_on_stall)
+                          restart_on_stall=args.restart_on_stall, start=args.start)
             if args.trainer == "firmware":
                 _check_firmware_args(args)
                 trainers = None
@@ -358,7 +359,7 @@ def _train_firmware(args, device, task_list, progress, bar) -> list:
     results = []
     for i, task in enumerate(task_list):
         r = train_task_firmware(device, task, seed=tr.task_seed(args.seed, i, len(task_list)), progress=progress,
-                                T=args.T, lr=args.lr, max_iter=args.max_iter, init=args.init)
+                                T=args.T, lr=args.lr, max_iter=args.max_iter, init=args.init, start=args.start)
         if not task.constant:
             bar.update((task.max_iter if args.max_iter is None else args.max_iter) - r.iterations)
         if not args.quiet:
@@ -823,6 +824,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", type=_init_arg, default="single", metavar="single|best-of-N",
                    help="starting controls: one random setting (default, as the paper) or the best of N "
                         "random settings by loss")
+    t.add_argument("--start", choices=["middle", "full"], default="middle",
+                   help="where a random start is drawn: each control uniformly in the middle half of its range "
+                        "(default: starts by the bounds end pinned on them far more often) or in the whole range "
+                        "(sessions 1-4)")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")
