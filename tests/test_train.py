@@ -200,16 +200,65 @@ def test_init_option_and_gate_margin():
         gate_found([0, 2, 2, 0], [0, 1, 1, 0], margin=-1.0)
 
 
+def _middle_half(w_min, w_max):
+    """The codes between the quarter points of [w_min, w_max], written out independently of
+    train.start_codes_range: the smallest code >= w_min + (w_max - w_min) / 4 and the largest
+    <= w_max - (w_max - w_min) / 4 (exact in fractions of 4)."""
+    w_min, w_max = np.asarray(w_min, np.int64), np.asarray(w_max, np.int64)
+    span = w_max - w_min
+    lo = w_min + (span + 3) // 4            # ceil(span / 4)
+    hi = w_max - (span + 3) // 4            # floor(w_max - span / 4)
+    return lo, hi
+
+
+@settings(max_examples=200)
+@given(st.integers(-40_000, 40_000), st.integers(0, 80_000))
+def test_start_is_drawn_from_the_middle_half_of_the_range(w_min, span):
+    from hge_embedded.train import start_codes_range
+    w_max = w_min + span
+    lo, hi = start_codes_range(np.array([w_min]), np.array([w_max]))
+    if span >= 2:   # a range of 0 or 1 codes has no quarter points inside: its centre (below)
+        elo, ehi = _middle_half([w_min], [w_max])
+        assert (lo[0], hi[0]) == (elo[0], ehi[0])
+    assert w_min <= lo[0] <= hi[0] <= w_max
+    # Symmetric about the centre: as far from w_min as from w_max, to within the rounding of one code.
+    assert abs((lo[0] - w_min) - (w_max - hi[0])) <= 1
+    full = start_codes_range(np.array([w_min]), np.array([w_max]), "full")
+    assert (full[0][0], full[1][0]) == (w_min, w_max)
+
+
+def test_start_option_reaches_every_draw_and_is_validated():
+    from hge_embedded.train import STALL_WINDOW
+    d = _Rail(_FLAT)
+    tr = Trainer(d, gate("xor"), seed=3, max_iter=2 * STALL_WINDOW + 4, stop_loss=1e-9, phase="inphase",
+                 restart_on_stall=True, init="best-of-3")
+    tr.run()
+    lo, hi = _middle_half(tr.w_min, tr.w_max)
+    assert tr.restarts  # premise: the flat device stalls, so restarts drew again
+    # Every start (the flat device's controls never move) lies in the middle half.
+    for c in tr.history_controls:
+        codes = np.round(np.array(c) / tr.lsb).astype(np.int64)
+        assert np.all(codes >= lo) and np.all(codes <= hi)
+    full = Trainer(d, gate("xor"), seed=3, phase="inphase", start="full")
+    assert np.array_equal(full.s_min, full.w_min) and np.array_equal(full.s_max, full.w_max)
+    full.initialise()
+    assert np.array_equal(full.codes, np.random.default_rng(np.random.SeedSequence([3, 11])).integers(
+        full.w_min, full.w_max + 1))
+    with pytest.raises(ValueError, match="start must be one of \\['middle', 'full'\\], got 'edge'"):
+        Trainer(d, gate("xor"), phase="inphase", start="edge")
+
+
 def test_best_of_n_starts_at_the_lowest_loss_candidate_and_single_at_the_first():
     d = SimulatedDNPU(seed=0, noise=False)
     single = Trainer(d, gate("xor"), seed=4, init="single")
     single.initialise()
-    first = np.random.default_rng(np.random.SeedSequence([4, 11])).integers(single.w_min, single.w_max + 1)
+    lo, hi = _middle_half(single.w_min, single.w_max)
+    first = np.random.default_rng(np.random.SeedSequence([4, 11])).integers(lo, hi + 1)
     assert np.array_equal(single.codes, first)
     best = Trainer(d, gate("xor"), seed=4, init="best-of-6")
     best.initialise()
     rng = np.random.default_rng(np.random.SeedSequence([4, 11]))
-    cands = [rng.integers(best.w_min, best.w_max + 1) for _ in range(6)]
+    cands = [rng.integers(lo, hi + 1) for _ in range(6)]
     losses = [best.loss(best.measure_outputs(best.task.inputs, c), best.task.targets)[0] for c in cands]
     assert np.array_equal(best.codes, cands[int(np.argmin(losses))])
     with pytest.raises(ValueError, match="init must be"):
@@ -375,7 +424,8 @@ def test_stalled_start_is_replaced_by_the_next_random_draw_within_the_budget():
     # Stall at the (W+1)-th loss of each start: iterations W and 2W + 1; no more within 70.
     assert tr.restarts == [STALL_WINDOW, 2 * STALL_WINDOW + 1] and tr.iteration == len(tr.losses) == 70
     rng = np.random.default_rng(np.random.SeedSequence([5, 11]))
-    draws = [rng.integers(tr.w_min, tr.w_max + 1) for _ in range(3)]
+    lo, hi = _middle_half(tr.w_min, tr.w_max)
+    draws = [rng.integers(lo, hi + 1) for _ in range(3)]
     # Each start's controls (the update moves none: dE/dV is 0) are the next draw of the trainer's generator.
     for it, k in ((0, 0), (STALL_WINDOW + 1, 1), (2 * STALL_WINDOW + 2, 2)):
         assert np.allclose(tr.history_controls[it], draws[k] * tr.lsb)
@@ -445,10 +495,11 @@ def test_final_outputs_on_the_rail_are_not_a_found_gate():
 
 
 def test_cli_restart_on_stall_reaches_the_trainer_and_the_json(tmp_path):
-    # XOR from task seed 1006 on the default simulator: the start stalls with electrode 2 pinned on
-    # the 0.6 V bound (offline and in session 4's run: restart at iteration 56, found at 68).
+    # XOR from task seed 1006 on the default simulator, started in the whole range (--start full, as
+    # in session 4): the start stalls with electrode 2 pinned on the 0.6 V bound (offline and in
+    # session 4's run: restart at iteration 56, found at 68).
     r = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "xor", "--seed", "1006",
-                        "--restart-on-stall", "--max-iter", "60", "--json", "--quiet", "--no-plots",
+                        "--restart-on-stall", "--start", "full", "--max-iter", "60", "--json", "--quiet", "--no-plots",
                         "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
@@ -456,7 +507,8 @@ def test_cli_restart_on_stall_reaches_the_trainer_and_the_json(tmp_path):
     # A stall is judged on 31 losses of one start at the earliest (STALL_WINDOW = 30).
     assert task["restarts"] and all(30 <= k < 60 for k in task["restarts"])
     assert task["stopped"] is None and s["stopped"] == []
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["restart_on_stall"] is True
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["restart_on_stall"] is True and cfg["start"] == "full"
     bad = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--trainer", "firmware",
                           "--restart-on-stall", "--out", str(tmp_path / "fw")], capture_output=True, text=True)
     assert bad.returncode == 2 and "--restart-on-stall" in bad.stderr and "Traceback" not in bad.stderr
