@@ -77,6 +77,55 @@ def start_codes_range(w_min, w_max, start: str = DEFAULT_START):
     return np.where(lo <= hi, lo, mid), np.where(lo <= hi, hi, mid)
 
 
+UNSTATED_RAIL_NOTE = ("on a rail the device does not state (no full_scale: runs of one value at a window's "
+                      "extreme, or every sample equal at an extreme output that another window repeats; a "
+                      "noise-free device looks the same: state its full_scale to be judged by it)")
+
+
+def unstated_rail_samples(windows) -> int:
+    """Samples of plain (DC) evaluation windows that sit on a rail the device does not state.
+
+    A device without ``full_scale`` (the contract leaves it optional) may still clip. A final
+    evaluation on such a rail must not count as a found gate, as on a stated one (``Trainer.result``).
+    Without the rail's value the rule can only use what clipping does to noise:
+
+    * a window whose samples vary: ``saturation.saturated_samples`` with its run rules (the lock-in
+      windows' rule: runs of >= ``RUN_MIN`` equal samples at the window's extreme, a pile-up there,
+      a shelf), which an unclipped noisy output does not produce;
+    * a window whose samples are all equal (clipping removes the noise entirely): counted when its
+      value is the largest or the smallest output of the evaluation and another constant window has
+      exactly the same value, i.e. two cases on one rail (the case where clipped outputs look like a
+      wide gap). A noise-free device whose outputs repeat an extreme value exactly is counted too:
+      without ``full_scale`` the two cannot be told apart, and the note (``UNSTATED_RAIL_NOTE``) says
+      to state it. A single constant window at an extreme is not counted: clipping is monotone, so
+      alone it cannot turn an overlap of the classes into a gap.
+
+    Parameters
+    ----------
+    windows : sequence of 1-D arrays
+        The samples (nA) of each plain window.
+
+    Returns
+    -------
+    int
+        The number of samples counted as on a rail.
+    """
+    windows = [np.asarray(w, float) for w in windows]
+    constant = [w.size > 1 and bool(np.all(w == w[0])) for w in windows]
+    means = [float(w.mean()) for w in windows if w.size]
+    hi, lo = (max(means), min(means)) if means else (np.nan, np.nan)
+    count = 0
+    for k, (w, const) in enumerate(zip(windows, constant)):
+        if not const:
+            count += saturated_samples(w, None, runs=True) if w.size else 0
+            continue
+        v = w[0]
+        repeated = any(constant[j] and windows[j][0] == v for j in range(len(windows)) if j != k)
+        if repeated and (v == hi or v == lo):
+            count += w.size
+    return count
+
+
 def parse_init(init) -> int:
     """``"single"`` -> 1 candidate; ``"best-of-N"`` -> N (N >= 1). Raises ValueError otherwise."""
     key = str(init).strip().lower()
@@ -239,7 +288,8 @@ class Trainer:
         self.best_codes: np.ndarray | None = None
         self.stopped: str | None = None
         self.ended_at_best = False  # finish() went back to an earlier start's lowest loss
-        self.evaluation_saturated = 0  # samples on full_scale in the last plain evaluation (measure_outputs)
+        self.evaluation_saturated = 0  # samples on a rail in the last plain evaluation (measure_outputs)
+        self.evaluation_rail = ""      # which rule saw them (the device's full_scale or an unstated rail)
 
     # -- volts --------------------------------------------------------------------------
     def controls(self, codes=None) -> np.ndarray:
@@ -312,9 +362,13 @@ class Trainer:
         self.lab_time += volts.shape[1] / self.fs + self.window.take_calibration_time()
         means = np.array([y[s].mean() for s in slices])
         full_scale = getattr(self.device, "full_scale", None)
-        # Samples on full_scale in these plain windows (no run rule: a noise-free device repeats values).
-        self.evaluation_saturated = (sum(saturated_samples(y[s], full_scale, runs=False) for s in slices)
-                                     if full_scale else 0)
+        if full_scale:
+            # Samples on full_scale in these plain windows (no run rule: a noise-free device repeats values).
+            self.evaluation_saturated = sum(saturated_samples(y[s], full_scale, runs=False) for s in slices)
+            self.evaluation_rail = "at the device's full_scale"
+        else:
+            self.evaluation_saturated = unstated_rail_samples([y[s] for s in slices])
+            self.evaluation_rail = UNSTATED_RAIL_NOTE
         if not noise:
             return means
         sd = float(np.sqrt(np.mean([y[s].var(ddof=1) for s in slices]))) if n > 1 else float("nan")
@@ -480,8 +534,8 @@ class Trainer:
             raise ValueError(f"{device_name(self.device)}: non-finite outputs at the final evaluation")
         stopped, on_rail = self.stopped, self.evaluation_saturated
         if on_rail:  # a mean over clipped samples is not the output: nothing is judged on it
-            stopped = (stopped + "; " if stopped else "") + (f"{on_rail} samples of the final evaluation at the "
-                                                              f"device's full_scale: the outputs are clipped")
+            stopped = (stopped + "; " if stopped else "") + (f"{on_rail} samples of the final evaluation "
+                                                              f"{self.evaluation_rail}: the outputs are clipped")
         if task.kind == "gate":
             gap = None if task.constant else class_gap(outputs, task.targets)
             found = gate_found(outputs, task.targets, margin=FOUND_MARGIN_SD * noise_sd) and not on_rail

@@ -518,6 +518,58 @@ def test_final_outputs_on_the_rail_are_not_a_found_gate():
     assert ok.found and ok.stopped is None  # the same gate away from the rail is found
 
 
+class _NoFullScale:
+    """``I = w . V`` nA plus white noise (``sd`` nA per sample; 0: none), clipped at +-``clip`` nA by a
+    chain that does not state it (no ``full_scale``)."""
+
+    def __init__(self, w, clip=np.inf, sd=0.5):
+        self.w = np.asarray(w, float)
+        self.n_electrodes, self.fs = self.w.size, 10_000.0
+        self.limits = np.array([[-1.2, 0.7]] * self.w.size)
+        self.clip, self.sd = clip, sd
+        self.rng = np.random.default_rng(0)
+
+    def measure(self, volts):
+        v = np.asarray(volts, float)
+        noise = self.rng.normal(0.0, self.sd, v.shape[1]) if self.sd else 0.0
+        return np.clip(self.w @ v + noise, -self.clip, self.clip)
+
+
+# Gate A on I = 100 V1 + 10 V6: outputs (-77, -63, 63, 77) nA, a 126 nA gap.
+_GATE_A = [100.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0]
+
+
+@pytest.mark.parametrize("clip, sd, on_rail", [
+    (np.inf, 0.5, False),   # noisy, no rail: found
+    (np.inf, 0.0, False),   # noise-free, four distinct outputs: found (no repeated extreme)
+    (70.0, 0.0, False),     # noise-free, one case on each rail (-70, -63, 63, 70): no extreme repeated
+    (60.0, 0.0, True),      # noise-free, (-60, -60, 60, 60): two cases on each rail, cannot be told from one
+    (63.0, 0.5, True),      # noisy, two cases near each rail: runs of the clip value inside the windows
+    (50.0, 0.5, True),      # noisy, every sample on the rail: constant windows at a repeated extreme
+])
+def test_final_outputs_on_an_unstated_rail_are_not_a_found_gate(clip, sd, on_rail):
+    r, _ = train_task(_NoFullScale(_GATE_A, clip=clip, sd=sd), gate("a"), seed=0, max_iter=0, phase="inphase")
+    assert r.gap > 3 * r.noise_sd  # every case: a gap far above the margin, whatever the rail did to it
+    if on_rail:
+        assert not r.found and "does not state" in r.stopped and "full_scale" in r.stopped
+    else:
+        assert r.found and r.stopped is None
+
+
+def test_unstated_rail_rule_on_windows():
+    from hge_embedded.saturation import RUN_MIN
+    from hge_embedded.train import unstated_rail_samples
+    rng = np.random.default_rng(1)
+    noisy = [rng.normal(m, 0.5, 200) for m in (-30.0, -10.0, 10.0, 30.0)]
+    assert unstated_rail_samples(noisy) == 0
+    clipped = np.minimum(noisy[3], 30.0)  # half the samples equal the clip: runs and a pile-up at the top
+    assert unstated_rail_samples(noisy[:3] + [clipped]) >= RUN_MIN
+    flat = [np.full(200, v) for v in (-5.0, -5.0, 2.0, 7.0)]
+    assert unstated_rail_samples(flat) == 400   # the repeated minimum
+    assert unstated_rail_samples([np.full(200, v) for v in (-5.0, -4.0, 2.0, 7.0)]) == 0
+    assert unstated_rail_samples([np.full(200, v) for v in (-5.0, 2.0, 2.0, 7.0)]) == 0  # repeated, not extreme
+
+
 def test_cli_restart_on_stall_reaches_the_trainer_and_the_json(tmp_path):
     # XOR from task seed 1006 on the default simulator, started in the whole range (--start full, as
     # in session 4): the start stalls with electrode 2 pinned on the 0.6 V bound (offline and in
