@@ -27,6 +27,13 @@ Examples::
     python tools/train_landscape.py gates --model hopping --seeds 2 --max-step 0.02
     python tools/train_landscape.py sphere --seeds 6 --inputs 1,2,7
     python tools/train_landscape.py gates --seeds 16 --restart-on-stall
+    python tools/train_landscape.py gates --seeds 64 --start full      # the whole-range start (sessions 1-4)
+    python tools/train_landscape.py gates --seeds 64 --first-seed 100  # seeds not reported by hge train
+
+The random start is the trainer's (``train.start_codes_range``; ``--start middle`` by default).
+Session 5 (surrogate device 0, exact gradients): all-gates runs 16/16, seeds 0-63, 28/64 from the
+whole range (975/1024 gates, 47 of 49 failures pinned on a bound) -> 51/64 from the middle half
+(1011/1024, 8 of 13 pinned); seeds 100-163: 23/64 -> 46/64 (974 -> 1006 gates).
 """
 from __future__ import annotations
 
