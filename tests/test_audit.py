@@ -240,7 +240,7 @@ def test_resume_compares_the_setup_files_content(tmp_path):
                             no_noise=False, sim_model="surrogate", T=0.1, filter="butterworth3", engine="c",
                             phase="calibrated", batch_size=None, lr=None, max_iter=None, inputs=None,
                             controls=None, trainer="host", init="single", paper_mode=False, max_step=None,
-                            restart_on_stall=False)
+                            restart_on_stall=False, start="middle")
     before = json.loads(json.dumps(_run_config(ns, None)))
     assert ck.differences(before, _run_config(ns, None)) == []
     setup.write_text("[iv]\ngain = 100.0\n")
