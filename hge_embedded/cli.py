@@ -111,13 +111,14 @@ def _run_config(args, task_list) -> dict:
               "filter": args.filter,
               "engine": args.engine, "phase": args.phase, "batch_size": args.batch_size, "lr": args.lr,
               "max_iter": args.max_iter, "inputs": args.inputs, "controls": args.controls,
-              "trainer": args.trainer, "init": args.init, "start": args.start, "paper_mode": args.paper_mode,
-              "max_step": args.max_step,
+              "trainer": args.trainer, "init": args.init, "paper_mode": args.paper_mode, "max_step": args.max_step,
               # The setup file's content, not only its name: an edited iv.gain, iv.sign, limits or delay
               # would continue the run on another chain.
               "config_sha256": None if args.config is None else _sha256(args.config)}
     if args.restart_on_stall:  # only when given: a checkpoint from before the option stays resumable
         config["restart_on_stall"] = True
+    if args.start != "full":  # absent: the whole-range draw of every run before session 5, whose
+        config["start"] = args.start  # checkpoints resume with --start full (and are refused without it)
     return config
 
 

@@ -248,6 +248,25 @@ def test_start_option_reaches_every_draw_and_is_validated():
         Trainer(d, gate("xor"), phase="inphase", start="edge")
 
 
+def test_start_is_part_of_the_run_config_and_old_checkpoints_resume_with_start_full():
+    import argparse
+
+    from hge_embedded import checkpoint as ck
+    from hge_embedded.cli import _run_config
+    ns = argparse.Namespace(task="xor", seed=0, device="sim", config=None, device_seed=None, no_noise=False,
+                            sim_model="surrogate", T=0.1, filter="butterworth3", engine="c", phase="calibrated",
+                            batch_size=None, lr=None, max_iter=None, inputs=None, controls=None, trainer="host",
+                            init="single", paper_mode=False, max_step=None, restart_on_stall=False, start="middle")
+    middle = _run_config(ns, None)
+    full = _run_config(argparse.Namespace(**{**vars(ns), "start": "full"}), None)
+    assert middle["start"] == "middle" and "start" not in full
+    old = dict(full)  # a checkpoint's config before session 5: no "start", drawn from the whole range
+    assert ck.differences(old, full) == []
+    diff = ck.differences(old, middle)
+    assert len(diff) == 1 and diff[0].startswith("--start")
+    assert ck.differences(middle, full)[0].startswith("--start")
+
+
 def test_best_of_n_starts_at_the_lowest_loss_candidate_and_single_at_the_first():
     d = SimulatedDNPU(seed=0, noise=False)
     single = Trainer(d, gate("xor"), seed=4, init="single")
@@ -584,7 +603,7 @@ def test_cli_restart_on_stall_reaches_the_trainer_and_the_json(tmp_path):
     assert task["restarts"] and all(30 <= k < 60 for k in task["restarts"])
     assert task["stopped"] is None and s["stopped"] == []
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert cfg["restart_on_stall"] is True and cfg["start"] == "full"
+    assert cfg["restart_on_stall"] is True and "start" not in cfg  # --start full: stored as before session 5
     bad = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--trainer", "firmware",
                           "--restart-on-stall", "--out", str(tmp_path / "fw")], capture_output=True, text=True)
     assert bad.returncode == 2 and "--restart-on-stall" in bad.stderr and "Traceback" not in bad.stderr
