@@ -117,6 +117,8 @@ def _run_config(args, task_list) -> dict:
               "config_sha256": None if args.config is None else _sha256(args.config)}
     if args.restart_on_stall:  # only when given: a checkpoint from before the option stays resumable
         config["restart_on_stall"] = True
+    if args.start != "full":  # absent: the whole-range draw of every run before session 5, whose
+        config["start"] = args.start  # checkpoints resume with --start full (and are refused without it)
     return config
 
 
@@ -183,7 +185,7 @@ def cmd_train(args) -> int:
             kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, phase=args.phase,
                           batch_size=args.batch_size,
                           lr=args.lr, max_iter=args.max_iter, init=args.init, max_step=args.max_step,
-                          restart_on_stall=args.restart_on_stall)
+                          restart_on_stall=args.restart_on_stall, start=args.start)
             if args.trainer == "firmware":
                 _check_firmware_args(args)
                 trainers = None
@@ -370,7 +372,7 @@ def _train_firmware(args, device, task_list, progress, bar) -> list:
     results = []
     for i, task in enumerate(task_list):
         r = train_task_firmware(device, task, seed=tr.task_seed(args.seed, i, len(task_list)), progress=progress,
-                                T=args.T, lr=args.lr, max_iter=args.max_iter, init=args.init)
+                                T=args.T, lr=args.lr, max_iter=args.max_iter, init=args.init, start=args.start)
         if not task.constant:
             bar.update((task.max_iter if args.max_iter is None else args.max_iter) - r.iterations)
         if not args.quiet:
@@ -835,6 +837,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", type=_init_arg, default="single", metavar="single|best-of-N",
                    help="starting controls: one random setting (default, as the paper) or the best of N "
                         "random settings by loss")
+    t.add_argument("--start", choices=["middle", "full"], default="middle",
+                   help="where a random start is drawn: each control uniformly in the middle half of its range "
+                        "(default: starts by the bounds end pinned on them far more often) or in the whole range "
+                        "(sessions 1-4)")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")

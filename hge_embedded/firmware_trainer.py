@@ -33,7 +33,7 @@ from .electrodes import to_index
 from .losses import DEFAULT_SCALE_NA
 from .reference.trainer_fixed import synth_perturb
 from .tasks import Task, gate_found, held_out_accuracy
-from .train import DC_WINDOW, DEFAULT_DAC_LSB, FOUND_MARGIN_SD, TrainResult
+from .train import DC_WINDOW, DEFAULT_DAC_LSB, DEFAULT_START, FOUND_MARGIN_SD, TrainResult, start_codes_range
 
 ADC_MAX = (1 << 23) - 1
 DEFAULT_FULL_SCALE_NA = 110.0  # nA at ADC code 2^23 - 1 when a device does not state its own
@@ -324,11 +324,14 @@ class FirmwareRun:
                              losses[-1])
         return tr, losses
 
-    def initial_controls(self, candidates: int | None = None) -> np.ndarray:
+    def initial_controls(self, candidates: int | None = None, start: str = DEFAULT_START) -> np.ndarray:
         """Best of ``candidates`` (default ``task.init_candidates``) random control codes by the
-        firmware's own loss; one candidate is a single random start."""
+        firmware's own loss; one candidate is a single random start. Each is drawn as the host
+        trainer draws it (``train.start_codes_range``: the middle half of the control range by
+        default, ``start="full"`` the whole range)."""
         n = self.task.init_candidates if candidates is None else candidates
-        cands = [self.rng.integers(self.w_min, self.w_max + 1) for _ in range(max(1, n))]
+        lo, hi = start_codes_range(self.w_min, self.w_max, start)
+        cands = [self.rng.integers(lo, hi + 1) for _ in range(max(1, n))]
         if len(cands) == 1:
             return cands[0]
         scores = []
@@ -341,11 +344,13 @@ class FirmwareRun:
 def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: float = 0.1,
                         ramp: float = 0.015, amplitude: float = 0.008, lr: float | None = None,
                         max_iter: int | None = None, stop_loss: float | None = None, batch_size=None,
-                        resume: bool = False, filter: str = "boxcar", init: str | None = None):  # noqa: A002
+                        resume: bool = False, filter: str = "boxcar", init: str | None = None,  # noqa: A002
+                        start: str = DEFAULT_START):
     """Train one task with the C trainer; returns a ``train.TrainResult`` (same fields as the host's).
 
     ``init``: ``"single"`` or ``"best-of-N"`` as for the host trainer (default: the task's
-    ``init_candidates``).
+    ``init_candidates``). ``start``: where the random starts are drawn, as for the host trainer
+    (``"middle"`` half of the control range, default, or ``"full"``).
 
     ``batch_size`` and ``resume`` exist only in the host trainer: anything but None / False
     raises ``ValueError`` rather than being ignored.
@@ -365,7 +370,7 @@ def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: 
     fr = FirmwareRun(device, task, seed=seed, T=T, ramp=ramp, amplitude=amplitude, lr=lr, max_iter=max_iter,
                      stop_loss=stop_loss, filter=filter)
     from .train import parse_init
-    w0 = fr.initial_controls(None if init is None else parse_init(init))
+    w0 = fr.initial_controls(None if init is None else parse_init(init), start=start)
     tr, losses = fr.run(fr.inputs, task.targets, w0, max_iter=fr.max_iter, progress=progress)
     outputs = np.array(tr.y, float) * fr.adc_lsb
     found = accuracy = threshold = test_out = None

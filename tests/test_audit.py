@@ -196,15 +196,17 @@ def test_firmware_trainer_refuses_clipped_windows(devices, low):
     """The C trainer's host boundary checked only the ADC's full scale: the simulator's response
     behind a chain clipping below ``low`` nA (data point 2 sits at -31.3 nA, its crests lower)
     trained on, its derivatives shrunk or zero. -29.5: the whole window on the rail; -31.4: only
-    the crests (fewer than 16 samples in a row); None: the rail far away, the run trains."""
+    the crests (fewer than 16 samples in a row); None: the rail far away, the run trains.
+    The start is drawn from the whole range (``start="full"``, the draw before session 5): the
+    outputs above are at that start."""
     from hge_embedded.firmware_trainer import train_task_firmware
     from hge_embedded.tasks import gate
     if low is None:
-        r = train_task_firmware(devices.ClippedDNPU(-1e3), gate("nand"), seed=0, max_iter=2)
+        r = train_task_firmware(devices.ClippedDNPU(-1e3), gate("nand"), seed=0, max_iter=2, start="full")
         assert len(r.losses) == 3 and r.losses[-1] < r.losses[0]
         return
     with pytest.raises(ValueError, match="data point 2 of 4: .* saturated"):
-        train_task_firmware(devices.ClippedDNPU(low), gate("nand"), seed=0, max_iter=2)
+        train_task_firmware(devices.ClippedDNPU(low), gate("nand"), seed=0, max_iter=2, start="full")
 
 
 def test_stopped_firmware_run_does_not_promise_a_resume(capsys, monkeypatch, tmp_path):
@@ -238,7 +240,7 @@ def test_resume_compares_the_setup_files_content(tmp_path):
                             no_noise=False, sim_model="surrogate", T=0.1, filter="butterworth3", engine="c",
                             phase="calibrated", batch_size=None, lr=None, max_iter=None, inputs=None,
                             controls=None, trainer="host", init="single", paper_mode=False, max_step=None,
-                            restart_on_stall=False)
+                            restart_on_stall=False, start="middle")
     before = json.loads(json.dumps(_run_config(ns, None)))
     assert ck.differences(before, _run_config(ns, None)) == []
     setup.write_text("[iv]\ngain = 100.0\n")

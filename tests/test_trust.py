@@ -318,7 +318,7 @@ def test_training_nan_candidate_never_wins():
     d = SimulatedDNPU(noise=False)
     tr = _trainer(d)
     twin = _trainer(SimulatedDNPU(noise=False))
-    cands = [twin.rng.integers(twin.w_min, twin.w_max + 1) for _ in range(tr.n_candidates)]
+    cands = [twin.draw() for _ in range(tr.n_candidates)]  # the trainer's own draw (the middle half since session 5)
     real, calls = [], []
     orig = tr.loss
 

@@ -27,6 +27,13 @@ Examples::
     python tools/train_landscape.py gates --model hopping --seeds 2 --max-step 0.02
     python tools/train_landscape.py sphere --seeds 6 --inputs 1,2,7
     python tools/train_landscape.py gates --seeds 16 --restart-on-stall
+    python tools/train_landscape.py gates --seeds 64 --start full      # the whole-range start (sessions 1-4)
+    python tools/train_landscape.py gates --seeds 64 --first-seed 100  # seeds not reported by hge train
+
+The random start is the trainer's (``train.start_codes_range``; ``--start middle`` by default).
+Session 5 (surrogate device 0, exact gradients): all-gates runs 16/16, seeds 0-63, 28/64 from the
+whole range (975/1024 gates, 47 of 49 failures pinned on a bound) -> 51/64 from the middle half
+(1011/1024, 8 of 13 pinned); seeds 100-163: 23/64 -> 46/64 (974 -> 1006 gates).
 """
 from __future__ import annotations
 
@@ -41,7 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hge_embedded import tasks  # noqa: E402
 from hge_embedded.losses import corrsig  # noqa: E402
-from hge_embedded.train import DEFAULT_DAC_LSB, STALL_TOL, STALL_WINDOW  # noqa: E402
+from hge_embedded.train import DEFAULT_DAC_LSB, DEFAULT_START, STALL_TOL, STALL_WINDOW  # noqa: E402
+from hge_embedded.train import STARTS, start_codes_range  # noqa: E402
 
 LSB = DEFAULT_DAC_LSB          # the simulator's DAC step (16 bit over +-10 V)
 AMP = 0.008                    # V, the perturbation the trainer keeps clear of the limits
@@ -71,12 +79,17 @@ def response(task, model):
     return f
 
 
-def start_codes(task, seed: int, with_rng: bool = False):
-    """The trainer's first draw (and, ``with_rng``, its generator for the restarts that follow)."""
+def start_codes(task, seed: int, with_rng: bool = False, start: str = DEFAULT_START):
+    """The trainer's first draw (``Trainer.draw``: ``start_codes_range`` of the control range) and,
+    ``with_rng``, a function drawing the restarts that follow from its generator."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 11]))
     n = len(task.control_electrodes)
-    codes = rng.integers(np.full(n, LO), HI + 1).astype(float)
-    return (codes, rng) if with_rng else codes
+    lo, hi = start_codes_range(np.full(n, LO), np.full(n, HI), start)
+
+    def draw():
+        return rng.integers(lo, hi + 1).astype(float)
+    codes = draw()
+    return (codes, draw) if with_rng else codes
 
 
 def pinned(f, task, ctl, scale, separation="mean"):
@@ -92,7 +105,7 @@ def gradient_descent(f, task, codes, *, lr, scale, iters, max_step=None, grad_no
                      separation="mean", restart_rng=None, float_steps=False):
     """The trainer's loop on exact gradients; returns final controls (V), losses, steps (V).
 
-    ``restart_rng`` (the trainer's generator after its first draw): ``--restart-on-stall`` as the
+    ``restart_rng`` (``start_codes``' draw after the first): ``--restart-on-stall`` as the
     trainer does it (``Trainer.stalled``, ``Trainer.finish``); the restarts are in ``steps`` as NaN."""
     losses, steps = [], []
     seg0, best = 0, (np.inf, None)
@@ -110,7 +123,7 @@ def gradient_descent(f, task, codes, *, lr, scale, iters, max_step=None, grad_no
         seg = losses[seg0:]
         if restart_rng is not None and len(seg) > STALL_WINDOW and \
                 min(seg[-STALL_WINDOW:]) > (1 - STALL_TOL) * min(seg[:-STALL_WINDOW]):
-            codes = restart_rng.integers(np.full(codes.size, LO), HI + 1).astype(float)
+            codes = restart_rng()
             seg0 = len(losses)
             steps.append(float("nan"))
             continue
@@ -174,10 +187,10 @@ def study_capacity(args, model):
 
 def study_sphere(args, model):
     accs = {"gd": [], "lbfgs": []}
-    for s in range(args.seeds):
+    for s in range(args.first_seed, args.first_seed + args.seeds):
         task = placed(tasks.sphere(s), args)
         f = response(task, model)
-        codes, rrng = start_codes(task, s, with_rng=True)
+        codes, rrng = start_codes(task, s, with_rng=True, start=args.start)
         ctl, losses, steps = gradient_descent(f, task, codes.copy(), lr=args.lr or task.lr, scale=args.scale,
                                               iters=args.iters, max_step=args.max_step, separation=args.separation,
                                               restart_rng=rrng if args.restart_on_stall else None)
@@ -199,7 +212,7 @@ def study_sphere(args, model):
 def study_gates(args, model):
     found, kinds, fails, runs16, n_pinned = 0, {}, [], 0, 0
     rng = np.random.default_rng(99)
-    for s in range(args.seeds):
+    for s in range(args.first_seed, args.first_seed + args.seeds):
         found_before = found
         for i in range(16):
             task = placed(tasks.gate(format(i, "04b")), args)
@@ -207,7 +220,7 @@ def study_gates(args, model):
                 found += 1
                 continue
             f = response(task, model)
-            codes, rrng = start_codes(task, 1000 * s + i, with_rng=True)
+            codes, rrng = start_codes(task, 1000 * s + i, with_rng=True, start=args.start)
             ctl, losses, steps = gradient_descent(f, task, codes, lr=args.lr or task.lr,
                                                   scale=args.scale, iters=args.iters, max_step=args.max_step,
                                                   grad_noise=args.grad_noise, rng=rng, separation=args.separation,
@@ -232,7 +245,8 @@ def study_gates(args, model):
     for line in fails:
         print("  not found", line)
     print(f"gates ({args.model}, lr {args.lr or 0.02}, scale {args.scale} nA, separation {args.separation}, "
-          f"max_step {args.max_step}, gradient noise {args.grad_noise} nA/V, restart on stall "
+          f"max_step {args.max_step}, start {args.start}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, "
+          f"gradient noise {args.grad_noise} nA/V, restart on stall "
           f"{args.restart_on_stall}): found {found}/{16 * args.seeds}; all-gates runs 16/16: {runs16}/{args.seeds}; "
           f"failures {kinds}, {n_pinned} of them with a control pinned at a bound")
 
@@ -244,6 +258,11 @@ def main(argv=None):
     p.add_argument("--device-seed", type=int, default=0)
     p.add_argument("--task-seed", type=int, default=0, help="capacity: the sphere's data seed")
     p.add_argument("--seeds", type=int, default=4)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="sphere/gates: the run seeds are first-seed .. first-seed + seeds - 1 (hge train --seed)")
+    p.add_argument("--start", choices=STARTS, default=DEFAULT_START,
+                   help="where the random start is drawn: the middle half of the control range (the trainer's "
+                        "default) or the full range (sessions 1-4)")
     p.add_argument("--iters", type=int, default=300)
     p.add_argument("--lr", type=float, default=None, help="default: the task's (0.02 gates, 0.015 sphere)")
     p.add_argument("--scale", type=float, default=10.0, help="corrsig's separation scale, nA")
