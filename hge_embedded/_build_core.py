@@ -192,8 +192,28 @@ SOURCE_TRAINER = """
 """
 # ---- end of issue 13 block ----
 
+
+# ---- gradspeed (session 5): K windows of one plan in one call (csrc/host/hge_lockin_host.h) ----
+CDEF_WINDOWS = """
+#define HGE_REFS_NONE ...
+#define HGE_REFS_ROWS ...
+#define HGE_REFS_LANES ...
+#define HGE_REFS_PACKED ...
+#define HGE_REFS_SCALED ...
+hge_status hge_host_bw3_windows(const hge_bw3_coeffs_t *coeffs, hge_lockin_bw3_term_t *terms, uint32_t n_terms,
+                                const uint32_t *steps, const uint32_t *phases, const int32_t *x, uint32_t n,
+                                uint32_t n_windows, const int32_t *dcs, const void *refs, uint32_t layout,
+                                uint32_t stride, const hge_host_opts_t *opts, int32_t *out_i, int32_t *out_q);
+hge_status hge_host_boxcar_windows(hge_lockin_boxcar_term_t *terms, uint32_t n_terms, const uint32_t *steps,
+                                   const uint32_t *phases, const int32_t *x, uint32_t n, uint32_t n_windows,
+                                   const int32_t *dcs, const void *refs, uint32_t layout, uint32_t stride,
+                                   const hge_host_opts_t *opts, int64_t *out_i, int64_t *out_q);
+"""
+# ---- end of gradspeed block ----
+
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF + CDEF_TRAINER)
+ffibuilder.cdef(CDEF_WINDOWS)  # gradspeed: the batched lock-in entries
 ffibuilder.set_source(
     "hge_embedded._hge_core",
     SOURCE + SOURCE_TRAINER,
