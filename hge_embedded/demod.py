@@ -197,24 +197,37 @@ class WindowDemodulator:
 
     def __call__(self, samples):
         """Windows ``samples`` (K, n) -> ``(X, Y)``, each (K, M), in the unit of the samples."""
-        x = v.float_array("samples", samples, ndim=2)
+        x = np.asarray(samples, dtype=float)
+        if x.ndim != 2:
+            raise ValueError(f"samples must be 2-D, got shape {x.shape}")
         if x.shape[1] != self.n:
             raise ValueError(f"samples: windows of {self.n} samples expected, got {x.shape[1]}")
         if self._plan is None:  # the Python engines: window by window
+            v.float_array("samples", x)
             rows = [demodulate(row, self.fs, self.freqs, engine=self.engine, filter=self.filter, T=self.T,
                                full_scale=self.full_scale, remove_dc=self.remove_dc) for row in x]
             return np.array([r.X for r in rows]), np.array([r.Y for r in rows])
         peak = np.max(np.abs(x), axis=1)
+        # max propagates NaN, and |inf| is inf: every sample is finite exactly when every peak is.
+        if not np.isfinite(peak).all():
+            raise ValueError("samples must be finite, got non-finite values")
         if self.full_scale is None:
             fsr = np.where(peak > 0, peak, 1.0)          # to_codes: the window's largest magnitude (or 1)
+            scale = fsr / CODE_MAX
+            q = x / scale[:, None]
         else:
-            fsr = np.full(x.shape[0], float(self.full_scale))
-            over = np.flatnonzero(peak > fsr * (1 + 1e-12))
-            if over.size:
+            # One scale for every window (the same float in every row as a broadcast array of it).
+            fsr = float(self.full_scale)
+            if (peak > fsr * (1 + 1e-12)).any():
+                over = np.flatnonzero(peak > fsr * (1 + 1e-12))
                 raise ValueError(f"samples exceed full_scale = {self.full_scale} (largest |sample| "
                                  f"{peak[over[0]]})")
-        scale = fsr / CODE_MAX
-        codes = np.clip(np.round(x / scale[:, None]), -CODE_MAX, CODE_MAX).astype(np.int32)
+            scale = fsr / CODE_MAX
+            q = x / scale
+        # round, clip, convert: the operations of to_codes, in place on one temporary.
+        np.round(q, out=q)
+        np.clip(q, -CODE_MAX, CODE_MAX, out=q)
+        codes = q.astype(np.int32)
         dcs = None
         if self.remove_dc:
             # hge_mean_q0: round-half-up mean, floor((2 sum + n) / (2 n)); exact in int64, and a
@@ -226,7 +239,9 @@ class WindowDemodulator:
             unit = scale / (self.n * fixed.SINE_AMPLITUDE)
         else:
             unit = scale * 2.0**fixed.MIXER_SHIFT / fixed.SINE_AMPLITUDE / self._filt.gain_fixed
-        return ri * unit[:, None], rq * unit[:, None]
+        if np.ndim(unit):
+            unit = unit[:, None]
+        return ri * unit, rq * unit
 
 
 @functools.lru_cache(maxsize=32)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _validate as v
-from ._blas import one_blas_thread
 from . import analysis, design, plans
 from .calibration import Calibration, calibrate
 from .demod import WindowDemodulator, window_demodulator
@@ -176,6 +175,36 @@ def applied_fundamentals(volts, idx, freqs, fs: float, dac_lsb: float | None):
     return np.diagonal(fit_tones(q, fs, freqs)).copy() if len(idx) > 1 else fit_tones(q, fs, freqs)[:, 0]
 
 
+def fundamental_projectors(fs: float, freqs, n: int):
+    """The rows of the tone fit's pseudo-inverse (``tonefit.tone_basis``) that give each tone's sine and
+    cosine coefficient, as ``(ps, pc)`` of shape (m, 1, n) each (read-only): what ``applied_rows`` takes."""
+    f = tuple(float(x) for x in np.atleast_1d(freqs))
+    m = len(f)
+    _, pinv = tone_basis(float(fs), f, int(n))
+    ps, pc = pinv[:m][:, None, :].copy(), pinv[m:2 * m][:, None, :].copy()
+    ps.flags.writeable = pc.flags.writeable = False
+    return ps, pc
+
+
+def applied_rows(q, ps, pc) -> np.ndarray:
+    """``applied_fundamentals`` of K windows at once: ``q`` (m, K, n) the DAC's values of the m
+    perturbed electrodes (electrode i carries tone i), ``ps``, ``pc`` from ``fundamental_projectors``.
+    Returns (K, m) complex ``alpha + j beta``.
+
+    Each electrode's row carries one tone, so of the tone fit only its own two coefficients are
+    needed: the dot products of its row with its two rows of the fit's pseudo-inverse (the same
+    least-squares answer as the whole fit's diagonal, without the other 2m coefficients and without
+    BLAS). Round-off: each is an n-term dot product, within gamma_n sum_j |q_j p_j| of the exact
+    one (gamma_n = n u / (1 - n u), u = 2^-53; for any order of summation, Higham's Accuracy and
+    Stability, eq. 3.5), as the matrix product of ``applied_fundamentals`` is, so the two differ by
+    at most 2 gamma_n sum_j |q_j| |p_j| (tested). Every row is summed on its own (numpy's pairwise
+    sum along it), so a window's result does not depend on the other windows.
+    """
+    cs = (q * ps).sum(axis=-1)
+    cc = (q * pc).sum(axis=-1)
+    return (cs + 1j * cc).T
+
+
 def _estimate(z, amplitudes, response, phase, applied=None):
     """X + jY -> dI/dV (nA/V) with the chosen phase estimator."""
     if phase == "inphase":
@@ -249,7 +278,7 @@ class HGEWindow:
                 design.check_boxcar_window(freqs, self.fs, self.T)
         self.freqs = np.asarray(freqs, float)
         self.groups = [np.arange(m)] if mode == "parallel" else [np.array([k]) for k in range(m)]
-        self._ginv, self._cov, self._demods, self._tones = {}, {}, {}, {}
+        self._ginv, self._cov, self._demods, self._tones, self._reads = {}, {}, {}, {}, {}
         for sel in self.groups:
             key = tuple(self.freqs[sel])
             if crosstalk == "solve":
@@ -420,9 +449,9 @@ class HGEWindow:
         if self.needs_calibration:
             raise ValueError("HGEWindow.read: the calibrated estimator has no calibration yet; "
                              "call calibrate_at(bias) before measuring")
-        sel = np.arange(self.idx.size) if sel is None else np.asarray(sel)
-        f = self.freqs[sel]
-        key = tuple(f)
+        rp = self._read_plan(sel)
+        sel, f, key, m, idx = rp["sel"], rp["f"], rp["key"], rp["m"], rp["idx"]
+        n = self.n
 
         def label(k):
             if labels is None:
@@ -436,24 +465,29 @@ class HGEWindow:
         slices = list(slices)
         for k, s in enumerate(slices):
             r = range(y.size)[s] if isinstance(s, slice) else None
-            if r is None or r.step != 1 or len(r) != self.n:
+            if r is None or r.step != 1 or len(r) != n:
                 got = "not a slice" if r is None else f"{len(r)} samples with step {r.step}"
-                raise ValueError(f"{label(k)}: expected a slice of {self.n} consecutive samples, got {got}")
+                raise ValueError(f"{label(k)}: expected a slice of {n} consecutive samples, got {got}")
             slices[k] = slice(r.start, r.stop)
-        K, m = len(slices), f.size
-        starts = np.array([s.start for s in slices], dtype=np.intp)
-        at = starts[:, None] + np.arange(self.n)          # (K, n): each window's samples in the record
-        Y = y[at]
+        K = len(slices)
+        at = None
+        if K == 1:   # one window (extract_gradient): a view, no gather (copied before any change below)
+            Y = y[None, slices[0]]
+        else:
+            starts = np.array([s.start for s in slices], dtype=np.intp)
+            at = starts[:, None] + np.arange(n)          # (K, n): each window's samples in the record
+            Y = y[at]
         counts = saturated_counts(Y, self.full_scale)
         if self.saturation == "raise" and counts.any():
             k = int(np.flatnonzero(counts)[0])
             check_saturation(Y[k], self.full_scale, what=f"{self.name}, {label(k)}", policy="raise")
         self.last_saturated = int(counts.sum())
         fs_demod = self.full_scale if self._quantized else None
-        if fs_demod:
-            np.clip(Y, -fs_demod, fs_demod, out=Y)  # only reachable with saturation="count"
+        if fs_demod and self.last_saturated:
+            # Only reachable with saturation="count"; a window with no count has no sample at or
+            # beyond full_scale (saturated_samples counts those first), where clipping changes nothing.
+            Y = np.clip(Y, -fs_demod, fs_demod)
         Xs, Ys = self._demodulator(f)(Y)
-        idx = self.idx[sel]
         se = np.full((K, m), np.nan)
         se_q = np.full((K, m), np.nan)
         b = np.full((K, volts.shape[0]), np.nan)
@@ -466,22 +500,25 @@ class HGEWindow:
             Xs, Ys = ab[:, :m] / 2.0, ab[:, m:] / 2.0
         z = Xs + 1j * Ys
         applied = None
-        if self.dac_lsb:  # applied_fundamentals, on the windows' samples quantised once
-            q = volts[idx[:, None, None], at[None]]                              # (m, K, n), one gather
-            q /= self.dac_lsb
-            np.round(q, out=q)
-            q *= self.dac_lsb                                 # round(v / lsb) * lsb, as applied_fundamentals
-            # fit_tones window by window on the record quantised once: the same (m, n) x (n, 2m + 2)
-            # product as read() (one product for all windows' rows would be cheaper, but BLAS
-            # rounds a row differently with other rows around it: seen for 2 rows against 8).
-            _, pinv = tone_basis(float(self.fs), key, self.n)   # np.float64 keys: the same cache entry as floats
-            with one_blas_thread():  # small products: a second BLAS thread only adds waiting
-                coef = np.stack([np.ascontiguousarray(q[:, k]) @ pinv.T for k in range(K)])
-            zt = coef[..., :m] + 1j * coef[..., m:2 * m]                        # (K, m, m) as fit_tones
-            applied = np.diagonal(zt, axis1=1, axis2=2).copy()
+        Q = None
+        if self.dac_lsb:
+            # The DAC's codes of the windows, round(v / lsb) * lsb, quantised once: the perturbed rows
+            # for applied_fundamentals, and with ``bias`` every row for applied_bias (its window mean).
+            rows = slice(None) if bias else idx
+            if K == 1:
+                Q = volts[rows, slices[0]] / self.dac_lsb
+                Q = Q[:, None, :]                                                  # (rows, 1, n)
+            else:
+                Q = volts[(np.arange(volts.shape[0]) if bias else idx)[:, None, None], at[None]]   # (rows, K, n)
+                Q /= self.dac_lsb
+            np.round(Q, out=Q)
+            Q *= self.dac_lsb
+            q = Q[idx] if bias else Q                                             # (m, K, n)
+            # applied_fundamentals for every window (applied_rows: its round-off bound is there).
+            applied = applied_rows(q, *rp["proj"])                                # (K, m) as fit_tones' diagonal
         # The estimator window by window on 1-D rows, as read() does: numpy's complex loops may round
         # a broadcast 2-D operation differently from the 1-D one (seen for one electrode).
-        amps, resp = self.amps[sel], self.response[sel]
+        amps, resp = rp["amps"], self.response[sel]
         grad = np.empty((K, m))
         for k in range(K):
             grad[k] = _estimate(z[k], amps, resp, self.phase, None if applied is None else applied[k])
@@ -492,24 +529,87 @@ class HGEWindow:
         if self.phase == "calibrated":
             drive = amps if applied is None else applied
             self.last_quadrature = (2 * z / (resp * drive)).imag
-        bad = ~np.all(np.isfinite(grad), axis=1)
+        bad = ~np.isfinite(grad).all(axis=1)
         if bad.any():
             k = int(np.argmax(bad))
             raise ValueError(f"{self.name}, {label(k)}: non-finite dI/dV {grad[k].tolist()} at {f.tolist()} Hz")
         slopes = []
-        if stderr or bias:
-            for k, s in enumerate(slices):
-                if stderr:
-                    psd = analysis.window_psd(Y[k], self.fs, f)
-                    slopes.append(psd.slope)
-                    se[k], se_q[k] = self._stderr(psd, z[k], sel, key, across=True)
-                if bias:
-                    vk = volts[:, s]
-                    b[k] = applied_bias(vk[:, 0], self.n, self.dac_lsb, vk)
+        if stderr:
+            psd_plan = rp.get("psd")
+            if psd_plan is None:
+                psd_plan = rp["psd"] = analysis.WindowPsdPlan(n, self.fs, f, self._cov[key][0])
+            weights = self._stderr_weights(rp) if self.phase != "magnitude" else None
+            for k in range(K):
+                fit = psd_plan.fit(Y[k])
+                slopes.append(float("nan") if fit[2] is None else float(fit[2][0]))
+                S = psd_plan.at_bins(fit)
+                if weights is None:
+                    se[k], se_q[k] = self._stderr(lambda fq, S=S: S, z[k], sel, key, across=True)
+                else:
+                    W, scale = weights
+                    var = W @ S
+                    np.maximum(var, 0.0, out=var)
+                    np.sqrt(var, out=var)
+                    var *= scale
+                    se[k], se_q[k] = var[:m], var[m:]
+        if bias:
+            if Q is not None:
+                b[:] = Q.mean(axis=2).T                  # applied_bias: each window's mean DAC value
+            else:
+                b[:] = volts[:, [s.start for s in slices]].T   # applied_bias without a DAC step: the bias
         if slopes:
             self.last_slope = slopes[-1] if K == 1 else float(np.nanmin(slopes))
         self.last_quadrature_stderr = se_q
         return z, grad, se, b
+
+    def _read_plan(self, sel):
+        """What :meth:`read_windows` needs per selection of electrodes, made once (read-only arrays)."""
+        skey = None if sel is None else tuple(np.asarray(sel).tolist())
+        rp = self._reads.get(skey)
+        if rp is None:
+            sel_a = np.arange(self.idx.size) if sel is None else np.asarray(sel)
+            f = self.freqs[sel_a]
+            key = tuple(f)
+            m = f.size
+            rp = {"sel": sel_a, "f": f, "key": key, "m": m, "idx": self.idx[sel_a], "amps": self.amps[sel_a]}
+            if self.dac_lsb:
+                rp["proj"] = fundamental_projectors(self.fs, f, self.n)
+            self._reads[skey] = rp
+        return rp
+
+    def _stderr_weights(self, rp):
+        """The stderr's spectral weights of each electrode, made once per selection and response.
+
+        ``_stderr`` forms ``var = c^2 (KXX S) + s^2 (KYY S) + 2 c s (KXY S)`` from three
+        matrix-vector products; here the weights are combined first, ``W = c^2 KXX + s^2 KYY
+        + 2 c s KXY`` (and ``s^2 KXX + c^2 KYY - 2 c s KXY`` for the axis across), one product
+        for both. Round-off (S >= 0, KXX, KYY >= 0): each way is within gamma_{N+3} T of the exact
+        variance, T = c^2 (KXX S) + s^2 (KYY S) + |2 c s| (|KXY| S), N the number of bins (the
+        dot products: gamma_N of the sum of |terms|; the three products and two sums per weight
+        or per variance: gamma_3 more), so the two differ by at most 2 gamma_{N+3} T (T equals the
+        variance up to the cross term, which is small for a lock-in's in-phase and quadrature
+        rows; tests/test_read_fast_paths.py checks the bound). Returns ``(W (2m, N), scale (2m,))``.
+        """
+        resp = self.response[rp["sel"]]
+        wkey = (self.phase, resp.tobytes(), rp["amps"].tobytes())
+        hit = rp.get("weights")
+        if hit is not None and hit[0] == wkey:
+            return hit[1]
+        fb, KXX, KYY, KXY = self._cov[rp["key"]]
+        m = rp["m"]
+        if self.phase == "inphase":
+            c, s, scale = np.ones(m), np.zeros(m), 2.0 / rp["amps"]
+        else:
+            ang = np.angle(resp)
+            c, s = np.cos(ang), np.sin(ang)
+            scale = 2.0 / (rp["amps"] * np.abs(resp))
+        c2, s2, cs2 = c**2, s**2, 2 * c * s
+        W = np.vstack([c2[:, None] * KXX + s2[:, None] * KYY + cs2[:, None] * KXY,
+                       s2[:, None] * KXX + c2[:, None] * KYY - cs2[:, None] * KXY])
+        W.flags.writeable = False
+        out = (W, np.concatenate([scale, scale]))
+        rp["weights"] = (wkey, out)
+        return out
 
     def _stderr(self, psd, z, sel, key, across: bool = False):
         """sqrt(Var dI/dV): this window's noise spectrum (``analysis.window_psd``) through the lock-in,
