@@ -21,6 +21,7 @@ import numpy as np
 
 from . import _validate as v
 from . import analysis, design, plans
+from ._blas import one_blas_thread
 from .calibration import Calibration, calibrate
 from .demod import WindowDemodulator, window_demodulator
 from .devices import check_limits, check_volts, device_name, has_loopback
@@ -292,6 +293,8 @@ class HGEWindow:
             self._cov[key] = analysis.lockin_noise_spectra(key, self.fs, self.T, filter, self.n,
                                                            self._quantized, crosstalk == "solve")
         self.full_scale = getattr(device, "full_scale", None)
+        self._cal_key = (tuple(np.round(np.sort(self.freqs), 9)), round(float(self.T), 12))   # as calibration_for
+        self._responses = {}
         self.response = np.ones(m, complex)
         self.calibration = None
         self.calibration_time_s = 0.0
@@ -334,17 +337,27 @@ class HGEWindow:
         cal = Calibration(np.asarray(st["freqs"], float),
                           np.asarray(st["re"], float) + 1j * np.asarray(st["im"], float), str(st["method"]))
         self._set_calibration(cal)
-        key = (tuple(np.round(np.sort(self.freqs), 9)), round(float(self.T), 12))
         try:
-            _CALIBRATIONS.setdefault(self.device, {})[key] = cal
+            _CALIBRATIONS.setdefault(self.device, {})[self._cal_key] = cal
         except TypeError:
             pass
 
     def _set_calibration(self, cal: Calibration) -> None:
-        self.calibration = cal
-        self.response = cal.at(self.freqs)
-        if not np.all(np.isfinite(self.response)) or np.any(np.abs(self.response) == 0):
+        # Memo (shared by the copies of a configured window, see fresh): the checked response of a
+        # calibration, keyed on its identity and its arrays' bytes (one changed in place is checked anew).
+        key = (id(cal), np.asarray(cal.freqs).tobytes(), np.asarray(cal.response).tobytes())
+        hit = self._responses.get(key)
+        if hit is not None and hit[0] is cal:
+            self.calibration, self.response = cal, hit[1]
+            return
+        response = cal.at(self.freqs)
+        if not np.all(np.isfinite(response)) or np.any(np.abs(response) == 0):
             raise ValueError(f"calibration: the chain response at {self.freqs.tolist()} Hz is 0 or not finite")
+        response.flags.writeable = False
+        self.calibration, self.response = cal, response
+        if len(self._responses) >= 16:
+            self._responses.clear()
+        self._responses[key] = (cal, response)
 
     @property
     def needs_calibration(self) -> bool:
@@ -354,8 +367,15 @@ class HGEWindow:
         """Measure (or reuse) the calibration this window needs, at ``bias``; returns the lab time spent now."""
         if not self.needs_calibration:
             return 0.0
-        cal, spent = calibration_for(self.device, self.freqs, self.T, bias=bias, electrodes=to_number(self.idx),
-                                     amplitudes=self.amps, saturation=self.saturation)
+        cal, spent = None, 0.0
+        if getattr(self.device, "calibration", None) is None:   # calibration_for's memo, its key made once
+            try:
+                cal = _CALIBRATIONS.get(self.device, {}).get(self._cal_key)
+            except TypeError:
+                cal = None
+        if cal is None:
+            cal, spent = calibration_for(self.device, self.freqs, self.T, bias=bias, electrodes=to_number(self.idx),
+                                         amplitudes=self.amps, saturation=self.saturation)
         self._set_calibration(cal)
         self.calibration_time_s += spent
         return spent
@@ -546,23 +566,8 @@ class HGEWindow:
             raise ValueError(f"{self.name}, {label(k)}: non-finite dI/dV {grad[k].tolist()} at {f.tolist()} Hz")
         slopes = []
         if stderr:
-            psd_plan = rp.get("psd")
-            if psd_plan is None:
-                psd_plan = rp["psd"] = analysis.WindowPsdPlan(n, self.fs, f, self._cov[key][0])
-            weights = self._stderr_weights(rp) if self.phase != "magnitude" else None
-            for k in range(K):
-                fit = psd_plan.fit(Y[k])
-                slopes.append(float("nan") if fit[2] is None else float(fit[2][0]))
-                S = psd_plan.at_bins(fit)
-                if weights is None:
-                    se[k], se_q[k] = self._stderr(lambda fq, S=S: S, z[k], sel, key, across=True)
-                else:
-                    W, scale = weights
-                    var = W @ S
-                    np.maximum(var, 0.0, out=var)
-                    np.sqrt(var, out=var)
-                    var *= scale
-                    se[k], se_q[k] = var[:m], var[m:]
+            with one_blas_thread():   # the noise fit's and the weights' products: a second BLAS thread only spins
+                self._read_stderr(rp, Y, z, se, se_q, slopes)
         if bias:
             if Q is not None:
                 b[:] = Q.mean(axis=2).T                  # applied_bias: each window's mean DAC value
@@ -572,6 +577,27 @@ class HGEWindow:
             self.last_slope = slopes[-1] if K == 1 else float(np.nanmin(slopes))
         self.last_quadrature_stderr = se_q
         return z, grad, se, b
+
+    def _read_stderr(self, rp, Y, z, se, se_q, slopes) -> None:
+        """read_windows' stderr of each window (the rows of ``Y``) into ``se``, ``se_q``; slopes appended."""
+        sel, key, m = rp["sel"], rp["key"], rp["m"]
+        psd_plan = rp.get("psd")
+        if psd_plan is None:
+            psd_plan = rp["psd"] = analysis.WindowPsdPlan(self.n, self.fs, rp["f"], self._cov[key][0])
+        weights = self._stderr_weights(rp) if self.phase != "magnitude" else None
+        for k in range(Y.shape[0]):
+            fit = psd_plan.fit(Y[k])
+            slopes.append(float("nan") if fit[2] is None else float(fit[2][0]))
+            S = psd_plan.at_bins(fit)
+            if weights is None:
+                se[k], se_q[k] = self._stderr(lambda fq, S=S: S, z[k], sel, key, across=True)
+            else:
+                W, scale = weights
+                var = W @ S
+                np.maximum(var, 0.0, out=var)
+                np.sqrt(var, out=var)
+                var *= scale
+                se[k], se_q[k] = var[:m], var[m:]
 
     def _read_plan(self, sel):
         """What :meth:`read_windows` needs per selection of electrodes, made once (read-only arrays)."""
@@ -789,8 +815,12 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
                       mode=mode, saturation=saturation)
     m = win.idx.size
     # Every window is built and gated before anything (calibration included) is applied.
-    windows = [perturbation_waveform(bias, win.idx[sel], win.amps[sel], win.freqs[sel], win.n, win.fs)
-               for sel in win.groups]
+    windows = []
+    for sel in win.groups:   # perturbation_waveform, with the plan's tones made once (HGEWindow.tone_rows)
+        rows, tones = win.tone_rows(sel)
+        volts = np.repeat(bias[:, None], win.n, axis=1)
+        volts[rows] += tones
+        windows.append(volts)
     for volts in windows:
         check_volts(volts, win.limits)
     cal_time = win.calibrate_at(bias)
@@ -810,7 +840,7 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
         dcs.append(dc)
     warnings = []
     reliable = True
-    if np.nanmin(np.append(slopes, 0.0)) < STEEP_SLOPE:
+    if min([x for x in slopes if x == x] + [0.0]) < STEEP_SLOPE:   # np.nanmin(slopes + [0])
         reliable = False
         warnings.append(f"the output below the plan falls as 1/f^{-np.nanmin(slopes):.1f}, steeper than "
                         f"1/f^{-STEEP_SLOPE:g}: stderr extrapolates that spectrum below 3/T and may be off (on a "
@@ -842,8 +872,11 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
                         f"calibration): each derivative may be off by up to {bound:.3g} nA/V from the window's "
                         f"onset; a loopback calibration or a longer T shrinks it")
     return GradientResult(
-        gradient=grad, stderr=stderr, bias=np.mean(dcs, axis=0), X=z.real, Y=z.imag, freqs=win.freqs.copy(),
-        electrodes=to_number(win.idx), amplitudes=win.amps.copy(), current=float(np.mean(np.concatenate(ys))),
+        # One window (parallel): its own bias and mean (the mean of one row is that row; the mean of one
+        # record is its mean): the same numbers without the stacking.
+        gradient=grad, stderr=stderr, bias=dcs[0].copy() if len(dcs) == 1 else np.mean(dcs, axis=0), X=z.real,
+        Y=z.imag, freqs=win.freqs.copy(), electrodes=to_number(win.idx), amplitudes=win.amps.copy(),
+        current=float(np.mean(ys[0] if len(ys) == 1 else np.concatenate(ys))),
         lab_time_s=len(ys) * win.n / win.fs + cal_time, mode=mode, filter=filter, phase=phase,
         calibration_time_s=cal_time, saturated_samples=saturated, stderr_reliable=reliable, warnings=warnings)
 
