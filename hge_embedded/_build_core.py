@@ -208,6 +208,8 @@ hge_status hge_host_boxcar_windows(hge_lockin_boxcar_term_t *terms, uint32_t n_t
                                    const uint32_t *phases, const int32_t *x, uint32_t n, uint32_t n_windows,
                                    const int32_t *dcs, const void *refs, uint32_t layout, uint32_t stride,
                                    const hge_host_opts_t *opts, int64_t *out_i, int64_t *out_q);
+hge_status hge_host_codes(const double *x, uint32_t n_windows, uint32_t n, double full_scale, int32_t *codes,
+                          double *scale, int32_t *dcs, uint32_t isa);
 """
 # ---- end of gradspeed block ----
 

@@ -562,6 +562,37 @@ class LockinPlan:
         return out_i, out_q
 
 
+def codes_windows(x, full_scale=None, *, mean: bool = True):
+    """``hge_host_codes``: float windows (K, n) -> 24-bit codes (K, n) int32, the unit per code (K,)
+    and, with ``mean``, each window's DC code (K,) int32 (``mean_code`` of its codes), else None.
+
+    The codes are ``demod.to_codes``'s, bit for bit (tested): ``full_scale`` (or, when None, each
+    window's largest magnitude, 1 if 0) maps to code 2^23 - 1, rounding to nearest with ties to
+    even, clipped to +-(2^23 - 1). Refuses (``ValueError``) non-finite samples and, with
+    ``full_scale``, samples beyond it, naming the largest.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"x must be a 2-D (K, n) array with n >= 1, got shape {x.shape}")
+    K, n = x.shape
+    fs = 0.0 if full_scale is None else float(v.positive("full_scale", full_scale))
+    codes = np.empty((K, n), np.int32)
+    scale = np.empty(K, np.float64)
+    dcs = np.empty(K, np.int32) if mean else None
+    if K == 0:
+        return codes, scale, dcs
+    st = lib.hge_host_codes(_ptr("double *", x), K, n, fs, _ptr("int32_t *", codes), _ptr("double *", scale),
+                            ffi.NULL if dcs is None else _ptr("int32_t *", dcs), lib.HGE_ISA_AUTO)
+    if st == lib.HGE_ERR_RANGE:
+        peak = np.max(np.abs(x), axis=1)
+        if not np.isfinite(peak).all():
+            raise ValueError("samples must be finite, got non-finite values")
+        over = np.flatnonzero(peak > fs * (1 + 1e-12))
+        raise ValueError(f"samples exceed full_scale = {full_scale} (largest |sample| {peak[over[0]]})")
+    check_status("hge_host_codes", st)
+    return codes, scale, dcs
+
+
 _LAYOUT_CODES = {"rows": lib.HGE_REFS_ROWS, "lanes": lib.HGE_REFS_LANES, "packed": lib.HGE_REFS_PACKED,
                  "scaled": lib.HGE_REFS_SCALED}
 

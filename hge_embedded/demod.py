@@ -207,41 +207,15 @@ class WindowDemodulator:
             rows = [demodulate(row, self.fs, self.freqs, engine=self.engine, filter=self.filter, T=self.T,
                                full_scale=self.full_scale, remove_dc=self.remove_dc) for row in x]
             return np.array([r.X for r in rows]), np.array([r.Y for r in rows])
-        peak = np.max(np.abs(x), axis=1)
-        # max propagates NaN, and |inf| is inf: every sample is finite exactly when every peak is.
-        if not np.isfinite(peak).all():
-            raise ValueError("samples must be finite, got non-finite values")
-        if self.full_scale is None:
-            fsr = np.where(peak > 0, peak, 1.0)          # to_codes: the window's largest magnitude (or 1)
-            scale = fsr / CODE_MAX
-            q = x / scale[:, None]
-        else:
-            # One scale for every window (the same float in every row as a broadcast array of it).
-            fsr = float(self.full_scale)
-            if (peak > fsr * (1 + 1e-12)).any():
-                over = np.flatnonzero(peak > fsr * (1 + 1e-12))
-                raise ValueError(f"samples exceed full_scale = {self.full_scale} (largest |sample| "
-                                 f"{peak[over[0]]})")
-            scale = fsr / CODE_MAX
-            q = x / scale
-        # round, clip, convert: the operations of to_codes, in place on one temporary.
-        np.round(q, out=q)
-        np.clip(q, -CODE_MAX, CODE_MAX, out=q)
-        codes = q.astype(np.int32)
-        dcs = None
-        if self.remove_dc:
-            # hge_mean_q0: round-half-up mean, floor((2 sum + n) / (2 n)); exact in int64, and a
-            # 24-bit code (the mean of codes clipped to +-CODE_MAX), so int32 holds it.
-            dcs = ((2 * codes.sum(axis=1, dtype=np.int64) + self.n) // (2 * self.n)).astype(np.int32)
+        # The codes, their scales and DC codes in one C pass (core.codes_windows: to_codes' numbers).
+        codes, scale, dcs = core.codes_windows(x, self.full_scale, mean=self.remove_dc)
         # Every window in one C call (core.LockinPlan.windows: the per-window calls, made in C).
         ri, rq = self._plan.windows(codes, dcs)
         if self.filter == "boxcar":
             unit = scale / (self.n * fixed.SINE_AMPLITUDE)
         else:
             unit = scale * 2.0**fixed.MIXER_SHIFT / fixed.SINE_AMPLITUDE / self._filt.gain_fixed
-        if np.ndim(unit):
-            unit = unit[:, None]
-        return ri * unit, rq * unit
+        return ri * unit[:, None], rq * unit[:, None]
 
 
 @functools.lru_cache(maxsize=32)

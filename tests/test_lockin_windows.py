@@ -4,7 +4,7 @@ on every path (isa, cache layout, threads over windows, pool or spawned threads)
 the integer model (``reference.fixed``); and its status codes and argument checks."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hge_embedded import core, design
@@ -181,3 +181,75 @@ def test_windows_status_codes():
     # A per-window failure: a step of 0 (no frequency) fails init, as hge_lockin_bw3_init does.
     zero = np.array([0, 1 << 20], np.uint32)
     assert bw3(steps=P("uint32_t *", zero)) == lib.HGE_ERR_FREQ
+
+
+def _to_codes_rows(x, full_scale):
+    """demod.to_codes row by row and the numpy DC formula: what core.codes_windows must equal."""
+    from hge_embedded.demod import to_codes
+    rows = [to_codes(r, full_scale) for r in x]
+    codes = np.array([c for c, _ in rows], np.int32).reshape(x.shape)
+    scale = np.array([s for _, s in rows])
+    n = x.shape[1]
+    dcs = (2 * codes.sum(axis=1, dtype=np.int64) + n) // (2 * n)
+    return codes, scale, dcs
+
+
+@settings(max_examples=60)
+@given(st.integers(0, 2**31), st.integers(1, 5), st.integers(1, 600), st.sampled_from([None, 1.0, 37.5, 1e-300]),
+       st.sampled_from(["normal", "ties", "edges", "zeros"]))
+def test_codes_windows_equal_to_codes(seed, K, n, full_scale, kind):
+    """Every window's codes, scale and DC code as demod.to_codes and the numpy mean formula make them:
+    random values, exact ties (k + 1/2 codes, both signs), values at and just inside the clip edges,
+    all-zero windows (scale 1)."""
+    rng = np.random.default_rng(seed)
+    fs = 1.0 if full_scale is None else full_scale
+    if kind == "normal":
+        x = rng.uniform(-1, 1, (K, n)) * fs
+    elif kind == "ties":
+        x = (rng.integers(-2**23 + 1, 2**23 - 1, (K, n)) + 0.5) * (fs / core.SAMPLE_MAX)
+    elif kind == "edges":
+        x = rng.choice([-1.0, 1.0, 1 - 1e-16, -(1 - 0.6 / 2**23), 1 - 0.4 / 2**23, 0.0], (K, n)) * fs
+    else:
+        x = np.zeros((K, n))
+    if full_scale is not None:
+        x = np.clip(x, -full_scale, full_scale)
+    codes, scale, dcs = core.codes_windows(x, full_scale)
+    want_c, want_s, want_d = _to_codes_rows(x, full_scale)
+    assert np.array_equal(codes, want_c) and np.array_equal(scale, want_s) and np.array_equal(dcs, want_d)
+    assert codes.dtype == np.int32 and dcs.dtype == np.int32
+    for k in range(K):   # the C mean equals core.mean_code (every isa: test_lockin_bitexact)
+        assert dcs[k] == core.mean_code(codes[k])
+    c2, s2, d2 = core.codes_windows(x, full_scale, mean=False)
+    assert d2 is None and np.array_equal(c2, codes) and np.array_equal(s2, scale)
+
+
+def test_codes_windows_refuses_what_to_codes_refuses():
+    x = np.zeros((2, 16))
+    x[1, 3] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        core.codes_windows(x)
+    x[1, 3] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        core.codes_windows(x, 5.0)
+    x[1, 3] = 5.0 * (1 + 1e-9)
+    with pytest.raises(ValueError, match=r"exceed full_scale = 5.0 \(largest \|sample\| 5.000000005"):
+        core.codes_windows(x, 5.0)
+    x[1, 3] = 5.0 * (1 + 1e-13)   # to_codes' own tolerance: accepted, clipped to the top code
+    assert core.codes_windows(x, 5.0)[0][1, 3] == core.SAMPLE_MAX
+    for bad in (0.0, -1.0, np.nan, np.inf):
+        with pytest.raises((ValueError, TypeError), match="full_scale"):
+            core.codes_windows(x, bad)
+    with pytest.raises(ValueError, match="2-D"):
+        core.codes_windows(np.zeros(16))
+    c, s, d = core.codes_windows(np.zeros((0, 16)))
+    assert c.shape == (0, 16) and s.shape == d.shape == (0,)
+    # Direct C use: the status codes.
+    xp = np.zeros(16)
+    codes, scale, dcs = np.zeros(16, np.int32), np.zeros(1), np.zeros(1, np.int32)
+    P = core._ptr
+    call = lambda n=16, fs=0.0, x=P("double *", xp), isa=lib.HGE_ISA_AUTO: lib.hge_host_codes(  # noqa: E731
+        x, 1, n, fs, P("int32_t *", codes), P("double *", scale), P("int32_t *", dcs), isa)
+    assert call() == lib.HGE_OK and scale[0] == 1.0 / core.SAMPLE_MAX
+    assert call(x=ffi.NULL) == lib.HGE_ERR_NULL and call(n=0) == lib.HGE_ERR_SIZE
+    assert call(fs=-1.0) == lib.HGE_ERR_RANGE and call(fs=float("inf")) == lib.HGE_ERR_RANGE
+    assert call(fs=float("nan")) == lib.HGE_ERR_RANGE and call(isa=9) == lib.HGE_ERR_RANGE

@@ -1605,3 +1605,68 @@ hge_status hge_host_boxcar_windows(hge_lockin_boxcar_term_t *terms, uint32_t n_t
     return hge_host_windows(0, terms, (uint32_t)sizeof(hge_lockin_boxcar_term_t), n_terms, steps, phases, x, n,
                             n_windows, dcs, refs, layout, stride, opts, 0, 0, out_i, out_q);
 }
+
+/* -------------------------------------------------------------- codes ---- */
+
+/* Round to nearest, ties to even, for |v| <= 2^51: adding and subtracting 1.5 2^52 leaves
+ * the integer nearest v in IEEE binary64 under the default rounding mode (this file is built
+ * without -ffast-math, so the compiler keeps both operations; x86-64 computes in SSE2
+ * doubles, not in x87 extended precision). */
+static double hge_round_even(double v)
+{
+    const double big = 6755399441055744.0; /* 1.5 2^52 */
+    return (v + big) - big;
+}
+
+hge_status hge_host_codes(const double *x, uint32_t n_windows, uint32_t n, double full_scale, int32_t *codes,
+                          double *scale, int32_t *dcs, uint32_t isa)
+{
+    const double code_max = 8388607.0; /* 2^23 - 1 */
+    uint32_t k;
+    if (x == 0 || codes == 0 || scale == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (n == 0u || n > HGE_MEAN_MAX_SAMPLES) {
+        return HGE_ERR_SIZE;
+    }
+    if (!(full_scale >= 0.0) || full_scale > 1.7976931348623157e308) {
+        return HGE_ERR_RANGE; /* NaN, negative or infinite full scale */
+    }
+    if (isa > HGE_ISA_AVX2 || !hge_host_isa_available(isa)) {
+        return HGE_ERR_RANGE;
+    }
+    for (k = 0; k < n_windows; ++k) {
+        const double *xk = x + (uint64_t)k * n;
+        int32_t *ck = codes + (uint64_t)k * n;
+        double peak = 0.0;
+        double s;
+        uint32_t j;
+        for (j = 0; j < n; ++j) {
+            const double a = xk[j] < 0.0 ? -xk[j] : xk[j];
+            if (!(a <= 1.7976931348623157e308)) {
+                return HGE_ERR_RANGE; /* NaN or infinite sample */
+            }
+            peak = a > peak ? a : peak;
+        }
+        if (full_scale > 0.0) {
+            if (peak > full_scale * (1.0 + 1e-12)) {
+                return HGE_ERR_RANGE;
+            }
+            s = full_scale / code_max;
+        } else {
+            s = (peak > 0.0 ? peak : 1.0) / code_max;
+        }
+        scale[k] = s;
+        for (j = 0; j < n; ++j) {
+            const double q = xk[j] / s;
+            ck[j] = q >= code_max ? (int32_t)8388607 : q <= -code_max ? (int32_t)-8388607 : (int32_t)hge_round_even(q);
+        }
+        if (dcs != 0) {
+            hge_status st = hge_host_mean_q0(ck, n, &dcs[k], isa);
+            if (st != HGE_OK) {
+                return st;
+            }
+        }
+    }
+    return HGE_OK;
+}

@@ -189,4 +189,20 @@ hge_status hge_host_boxcar_windows(hge_lockin_boxcar_term_t *terms, uint32_t n_t
                                    const int32_t *dcs, const void *refs, uint32_t layout, uint32_t stride,
                                    const hge_host_opts_t *opts, int64_t *out_i, int64_t *out_q);
 
+/*
+ * Float samples -> 24-bit ADC codes, window by window, as the host's demodulate (to_codes) makes
+ * them: window k is x[k n .. k n + n - 1] (binary64, nA or any unit); its scale (unit per code)
+ * is scale[k] = full_scale / (2^23 - 1) when full_scale > 0, else its largest |sample| (1 if
+ * that is 0) over 2^23 - 1; codes[k n + j] = clip(round(x / scale[k]), -(2^23 - 1), 2^23 - 1),
+ * rounding to nearest with ties to even (numpy's round), exact for every double (the clip comes
+ * first here, which gives the same integer because its bounds are integers). dcs non-NULL: also
+ * each window's hge_host_mean_q0 of its codes (round half up; isa as there). Formats: scale and x
+ * binary64, codes and dcs Q0 int32. Errors: HGE_ERR_NULL (x, codes or scale NULL), HGE_ERR_SIZE
+ * (n = 0 or above HGE_MEAN_MAX_SAMPLES), HGE_ERR_RANGE (full_scale NaN, negative or infinite; a
+ * sample NaN or infinite, or with full_scale > 0 a |sample| above full_scale (1 + 1e-12); an
+ * unknown isa): the outputs of that window and later ones are then unspecified.
+ */
+hge_status hge_host_codes(const double *x, uint32_t n_windows, uint32_t n, double full_scale, int32_t *codes,
+                          double *scale, int32_t *dcs, uint32_t isa);
+
 #endif /* HGE_LOCKIN_HOST_H */
