@@ -415,14 +415,16 @@ class HGEWindow:
         """Samples ``y`` measured for ``volts`` -> (X + jY, dI/dV, stderr, applied bias).
 
         ``stderr=False`` skips the residual-spectrum estimate (NaN) where only dI/dV is needed.
+        ``label``: the window's name in messages (a str, or a callable giving it).
         Raises on a saturated window (unless ``saturation="count"``: the count is
         in ``last_saturated``) and on a non-finite derivative. One window of
         :meth:`read_windows`.
         """
         y = np.asarray(y, float)
         if y.ndim != 1 or y.size != self.n:
-            raise ValueError(f"{label}: expected {self.n} samples, got {y.size}")
-        z, grad, se, bias = self.read_windows(y, volts, [slice(0, self.n)], sel, stderr=stderr, labels=[label])
+            raise ValueError(f"{label() if callable(label) else label}: expected {self.n} samples, got {y.size}")
+        z, grad, se, bias = self.read_windows(y, volts, [slice(0, self.n)], sel, stderr=stderr,
+                                              labels=(lambda k: label()) if callable(label) else [label])
         return z[0], grad[0], se[0], bias[0]
 
     def _demodulator(self, f):
@@ -551,15 +553,19 @@ class HGEWindow:
         # a broadcast 2-D operation differently from the 1-D one (seen for one electrode).
         amps, resp = rp["amps"], self.response[sel]
         grad = np.empty((K, m))
-        for k in range(K):
-            grad[k] = _estimate(z[k], amps, resp, self.phase, None if applied is None else applied[k])
-        # The calibrated estimator keeps the part of X + jY along the calibrated chain response; the
-        # part across it (nA/V, same scale) is noise alone while the chain is the calibrated one.
-        # extract_gradient tests it against its own stderr (a stale calibration turns the axis).
         self.last_quadrature = None
         if self.phase == "calibrated":
-            drive = amps if applied is None else applied
-            self.last_quadrature = (2 * z / (resp * drive)).imag
+            # The calibrated estimator keeps the part of X + jY along the calibrated chain response; the
+            # part across it (nA/V, same scale) is noise alone while the chain is the calibrated one.
+            # extract_gradient tests it against its own stderr (a stale calibration turns the axis).
+            # Both parts from one complex quotient per window (_estimate's, on its 1-D row).
+            quad = self.last_quadrature = np.empty((K, m))
+            for k in range(K):
+                w = 2 * z[k] / (resp * (amps if applied is None else applied[k]))
+                grad[k], quad[k] = w.real, w.imag
+        else:
+            for k in range(K):
+                grad[k] = _estimate(z[k], amps, resp, self.phase, None if applied is None else applied[k])
         bad = ~np.isfinite(grad).all(axis=1)
         if bad.any():
             k = int(np.argmax(bad))
@@ -690,8 +696,12 @@ def stale_calibration(grad, quad, quad_se) -> np.ndarray:
     """
     grad, quad, quad_se = (np.asarray(a, float) for a in (grad, quad, quad_se))
     se = np.where(np.isfinite(quad_se), quad_se, 0.0)
-    limit = STALE_SIGMAS * se + np.tan(STALE_ANGLE) * np.abs(grad) + STALE_FLOOR * np.max(np.abs(grad), initial=0.0)
+    ag = np.abs(grad)
+    limit = STALE_SIGMAS * se + _TAN_STALE_ANGLE * ag + STALE_FLOOR * ag.max(initial=0.0)
     return np.abs(quad) > limit
+
+
+_TAN_STALE_ANGLE = np.tan(STALE_ANGLE)
 
 
 # HGEWindow configurations made by extract_gradient, per device object (see _window_for).
@@ -830,7 +840,8 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
     quad, quad_se = np.zeros(m), np.zeros(m)
     for k, (sel, volts) in enumerate(zip(win.groups, windows)):
         y = checked_measure(device, volts)
-        label = f"window {k + 1} of {len(windows)} (electrodes {to_number(win.idx[sel]).tolist()})"
+        def label(k=k, sel=sel):   # made only for a message
+            return f"window {k + 1} of {len(windows)} (electrodes {to_number(win.idx[sel]).tolist()})"
         z[sel], grad[sel], stderr[sel], dc = win.read(y, volts, sel, label=label)
         saturated += win.last_saturated
         slopes.append(win.last_slope)

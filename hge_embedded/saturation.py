@@ -191,6 +191,10 @@ def saturated_counts(windows, full_scale: float | None = None) -> np.ndarray:
     counts = np.zeros(y.shape[0], np.int64)
     if y.shape[0] == 0 or y.shape[1] == 0:
         return counts
+    if y.shape[0] == 1:   # one window (extract_gradient): the same screen on scalars, fewer array passes
+        if _suspect_row(y[0], full_scale):
+            counts[0] = saturated_samples(y[0], full_scale)
+        return counts
     mx, mn = y.max(axis=1), y.min(axis=1)
     suspects = np.zeros(y.shape[0], bool)
     if full_scale:
@@ -211,3 +215,25 @@ def saturated_counts(windows, full_scale: float | None = None) -> np.ndarray:
     for k in np.flatnonzero(suspects):
         counts[k] = saturated_samples(y[k], full_scale)
     return counts
+
+
+def _suspect_row(row, full_scale) -> bool:
+    """``saturated_counts``' screen for one row, on scalars: True where that screen hands the row on."""
+    mx, mn = row.max(), row.min()
+    if full_scale:
+        t = full_scale * (1 - 1e-9)
+        if not (mx < t) or not (mn > -t):
+            return True
+    if row.size < RUN_MIN:
+        return False
+    w = SHELF_BAND * (mx - mn)
+    if not np.isfinite(w):
+        return True
+    hi = np.count_nonzero(row >= mx - w)
+    lo = np.count_nonzero(row <= mn + w)
+    need = max(RUN_MIN, SHELF_FRACTION * row.size)
+    if hi >= need or lo >= need:
+        return True
+    if hi >= RUN_MIN or lo >= RUN_MIN:
+        return bool(np.count_nonzero(row == mn) >= RUN_MIN or np.count_nonzero(row == mx) >= RUN_MIN)
+    return False

@@ -83,3 +83,4 @@ def test_counts_screen_equals_saturated_samples_on_awkward_rows(seed, n, fs):
     y[11] = np.clip(y[11], -0.8, 0.8) + rng.normal(0, 1e-4, n)         # a shelf spread by noise
     expect = [saturated_samples(row, fs) for row in y]
     assert saturated_counts(y, fs).tolist() == expect
+    assert [int(saturated_counts(y[k:k + 1], fs)[0]) for k in range(len(y))] == expect   # one row: its own path
