@@ -210,6 +210,9 @@ hge_status hge_host_boxcar_windows(hge_lockin_boxcar_term_t *terms, uint32_t n_t
                                    const hge_host_opts_t *opts, int64_t *out_i, int64_t *out_q);
 hge_status hge_host_codes(const double *x, uint32_t n_windows, uint32_t n, double full_scale, int32_t *codes,
                           double *scale, int32_t *dcs, uint32_t isa);
+hge_status hge_host_fundamentals(const double *volts, uint64_t row_stride, const uint32_t *rows, uint32_t m,
+                                 const uint64_t *starts, uint32_t n_windows, uint32_t n, double lsb,
+                                 const double *ps, const double *pc, double *out_s, double *out_c);
 """
 # ---- end of gradspeed block ----
 

@@ -22,6 +22,7 @@ import numpy as np
 from . import _validate as v
 from . import analysis, design, plans
 from ._blas import one_blas_thread
+from . import core
 from .calibration import Calibration, calibrate
 from .demod import WindowDemodulator, window_demodulator
 from .devices import check_limits, check_volts, device_name, has_loopback
@@ -179,32 +180,43 @@ def applied_fundamentals(volts, idx, freqs, fs: float, dac_lsb: float | None):
 
 def fundamental_projectors(fs: float, freqs, n: int):
     """The rows of the tone fit's pseudo-inverse (``tonefit.tone_basis``) that give each tone's sine and
-    cosine coefficient, as ``(ps, pc)`` of shape (m, 1, n) each (read-only): what ``applied_rows`` takes."""
+    cosine coefficient, as ``(ps, pc)`` of shape (m, n) each (read-only): what ``applied_windows`` takes."""
     f = tuple(float(x) for x in np.atleast_1d(freqs))
     m = len(f)
     _, pinv = tone_basis(float(fs), f, int(n))
-    ps, pc = pinv[:m][:, None, :].copy(), pinv[m:2 * m][:, None, :].copy()
+    ps, pc = pinv[:m].copy(), pinv[m:2 * m].copy()
     ps.flags.writeable = pc.flags.writeable = False
     return ps, pc
 
 
-def applied_rows(q, ps, pc) -> np.ndarray:
-    """``applied_fundamentals`` of K windows at once: ``q`` (m, K, n) the DAC's values of the m
-    perturbed electrodes (electrode i carries tone i), ``ps``, ``pc`` from ``fundamental_projectors``.
-    Returns (K, m) complex ``alpha + j beta``.
+def applied_windows(volts, idx, starts, n: int, lsb: float, ps, pc) -> np.ndarray:
+    """``applied_fundamentals`` of K windows of one record at once (C: ``hge_host_fundamentals``).
+
+    ``volts`` (n_electrodes, N) the record, ``idx`` the m perturbed electrodes' rows (row ``idx[i]``
+    carries tone i), ``starts`` the K windows' first samples, ``n`` their length, ``lsb`` the DAC
+    step, ``ps``, ``pc`` from ``fundamental_projectors``. Returns (K, m) complex ``alpha + j beta``.
 
     Each electrode's row carries one tone, so of the tone fit only its own two coefficients are
-    needed: the dot products of its row with its two rows of the fit's pseudo-inverse (the same
-    least-squares answer as the whole fit's diagonal, without the other 2m coefficients and without
-    BLAS). Round-off: each is an n-term dot product, within gamma_n sum_j |q_j p_j| of the exact
-    one (gamma_n = n u / (1 - n u), u = 2^-53; for any order of summation, Higham's Accuracy and
-    Stability, eq. 3.5), as the matrix product of ``applied_fundamentals`` is, so the two differ by
-    at most 2 gamma_n sum_j |q_j| |p_j| (tested). Every row is summed on its own (numpy's pairwise
-    sum along it), so a window's result does not depend on the other windows.
+    needed: the dot products of the DAC's values ``round(v / lsb) lsb`` (ties to even, as numpy's
+    round) with its two rows of the fit's pseudo-inverse -- the same least-squares answer as the
+    whole fit's diagonal, without the other 2m coefficients, without BLAS and without the record's
+    quantised copy. Round-off: each is an n-term dot product, within gamma_n sum_j |q_j p_j| of the
+    exact one (gamma_n = n u / (1 - n u), u = 2^-53, for any order of summation: Higham, Accuracy
+    and Stability of Numerical Algorithms, eq. 3.5), as the matrix product of
+    ``applied_fundamentals`` is, so the two differ by at most 2 gamma_n sum_j |q_j| |p_j| (tested).
+    A window's result does not depend on the other windows (each sum runs on its own, in order).
     """
-    cs = (q * ps).sum(axis=-1)
-    cc = (q * pc).sum(axis=-1)
-    return (cs + 1j * cc).T
+    v = np.ascontiguousarray(volts, dtype=np.float64)
+    rows = np.ascontiguousarray(idx, dtype=np.uint32)
+    st = np.ascontiguousarray(starts, dtype=np.uint64)
+    K, m = st.size, rows.size
+    out_s, out_c = np.empty((K, m)), np.empty((K, m))
+    if K:
+        P = core._ptr
+        core.check_status("hge_host_fundamentals", core.lib.hge_host_fundamentals(
+            P("double *", v), v.shape[1], P("uint32_t *", rows), m, P("uint64_t *", st), K, int(n), float(lsb),
+            P("double *", ps), P("double *", pc), P("double *", out_s), P("double *", out_c)))
+    return out_s + 1j * out_c
 
 
 def _estimate(z, amplitudes, response, phase, applied=None):
@@ -535,20 +547,18 @@ class HGEWindow:
         applied = None
         Q = None
         if self.dac_lsb:
-            # The DAC's codes of the windows, round(v / lsb) * lsb, quantised once: the perturbed rows
-            # for applied_fundamentals, and with ``bias`` every row for applied_bias (its window mean).
-            rows = slice(None) if bias else idx
-            if K == 1:
-                Q = volts[rows, slices[0]] / self.dac_lsb
-                Q = Q[:, None, :]                                                  # (rows, 1, n)
-            else:
-                Q = volts[(np.arange(volts.shape[0]) if bias else idx)[:, None, None], at[None]]   # (rows, K, n)
-                Q /= self.dac_lsb
-            np.round(Q, out=Q)
-            Q *= self.dac_lsb
-            q = Q[idx] if bias else Q                                             # (m, K, n)
-            # applied_fundamentals for every window (applied_rows: its round-off bound is there).
-            applied = applied_rows(q, *rp["proj"])                                # (K, m) as fit_tones' diagonal
+            # applied_fundamentals of every window (applied_windows: its round-off bound is there).
+            starts_ = [s.start for s in slices]
+            applied = applied_windows(volts, idx, starts_, n, self.dac_lsb, *rp["proj"])   # (K, m)
+            if bias:   # applied_bias: each window's mean DAC value, round(v / lsb) * lsb
+                if K == 1:
+                    Q = volts[:, slices[0]] / self.dac_lsb
+                    Q = Q[:, None, :]                                                  # (rows, 1, n)
+                else:
+                    Q = volts[np.arange(volts.shape[0])[:, None, None], at[None]]      # (rows, K, n)
+                    Q /= self.dac_lsb
+                np.round(Q, out=Q)
+                Q *= self.dac_lsb
         # The estimator window by window on 1-D rows, as read() does: numpy's complex loops may round
         # a broadcast 2-D operation differently from the 1-D one (seen for one electrode).
         amps, resp = rp["amps"], self.response[sel]

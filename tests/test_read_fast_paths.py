@@ -2,7 +2,7 @@
 
 * ``analysis.WindowPsdPlan`` (the stderr's noise fit, made once per plan) equals ``window_psd``
   bit for bit: its slope and ``S`` at the lock-in's noise bins;
-* ``gradient.applied_rows`` (the DAC's applied fundamentals from two dot products per electrode)
+* ``gradient.applied_windows`` (the DAC's applied fundamentals from two dot products per electrode, in C)
   is within its derived round-off bound of ``applied_fundamentals`` (the whole tone fit);
 * the stderr from combined spectral weights (``HGEWindow._stderr_weights``) is within its derived
   bound of ``HGEWindow._stderr`` (three products, then combined);
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from hge_embedded import analysis, plans
 from hge_embedded.devices.simulated import SimulatedDNPU
-from hge_embedded.gradient import HGEWindow, applied_fundamentals, applied_rows, fundamental_projectors
+from hge_embedded.gradient import HGEWindow, applied_fundamentals, applied_windows, fundamental_projectors
 from hge_embedded.tonefit import fit_tones
 from tests.devices_for_tests import FiveElectrodeDevice, LinearDevice
 
@@ -65,37 +65,45 @@ def test_window_psd_plan_without_a_low_band():
     assert np.array_equal(plan.at_bins(fit), S(bins))
 
 
-def _quantised_windows(seed, m, K, n, lsb, fs=1e4):
-    rng = np.random.default_rng(seed)
-    f = np.array([1000.0, 960.0, 910.0, 850.0, 780.0, 680.0, 540.0][:m])
-    t = np.arange(n) / fs
-    bias = rng.uniform(-0.7, 0.7, (m, K, 1))
-    v = bias + rng.uniform(0.004, 0.02, (m, 1, 1)) * np.sin(2 * np.pi * f[:, None, None] * t)
-    return np.round(v / lsb) * lsb, f
-
-
 @settings(max_examples=40)
 @given(st.integers(0, 2**31), st.sampled_from([1, 2, 3, 7]), st.integers(1, 4), st.sampled_from([800, 1000, 2000]),
-       st.sampled_from([20 / 65536, 1e-6]))
-def test_applied_rows_within_the_round_off_bound_of_the_tone_fit(seed, m, K, n, lsb):
-    """Against the whole tone fit's diagonal on the same quantised rows (what applied_fundamentals
-    computes after quantising): 2 gamma_n sum |q| |p| per coefficient."""
+       st.sampled_from([20 / 65536, 1e-6, 3.0]))
+def test_applied_windows_within_the_round_off_bound_of_the_tone_fit(seed, m, K, n, lsb):
+    """Against the whole tone fit's diagonal on the DAC's values of each window (what
+    applied_fundamentals computes): 2 gamma_n sum |q| |p| per coefficient. Windows at random places
+    in a record of 8 electrodes, the perturbed ones in a random order."""
     fs = 1e4
-    q, f = _quantised_windows(seed, m, K, n, lsb)
+    rng = np.random.default_rng(seed)
+    f = np.array([1000.0, 960.0, 910.0, 850.0, 780.0, 680.0, 540.0][:m])
+    N = K * n + 500
+    idx = rng.permutation(8)[:m]
+    t = np.arange(N) / fs
+    volts = rng.uniform(-0.7, 0.7, (8, 1)) + rng.normal(0, 0.01, (8, N))
+    volts[idx] += rng.uniform(0.004, 0.02, (m, 1)) * np.sin(2 * np.pi * f[:, None] * t)
+    if lsb == 3.0:
+        volts *= 1e17   # values beyond 2^52 steps: already on the grid (the C rounding's other branch)
+    starts = np.sort(rng.integers(0, N - n + 1, K))
     ps, pc = fundamental_projectors(fs, f, n)
-    new = applied_rows(q, ps, pc)
+    new = applied_windows(volts, idx, starts, n, lsb, ps, pc)
     assert new.shape == (K, m)
-    for k in range(K):
-        old = np.diagonal(fit_tones(q[:, k], fs, f)) if m > 1 else fit_tones(q[:, k], fs, f)[:, 0]
-        bound_s = 2 * gamma(n) * (np.abs(q[:, k]) * np.abs(ps[:, 0])).sum(axis=1)
-        bound_c = 2 * gamma(n) * (np.abs(q[:, k]) * np.abs(pc[:, 0])).sum(axis=1)
+    for k, s0 in enumerate(starts):
+        q = np.round(volts[idx, s0:s0 + n] / lsb) * lsb
+        old = np.diagonal(fit_tones(q, fs, f)) if m > 1 else fit_tones(q, fs, f)[:, 0]
+        assert np.array_equal(old, applied_fundamentals(volts[:, s0:s0 + n], idx, f, fs, lsb))   # premise
+        bound_s = 2 * gamma(n) * (np.abs(q) * np.abs(ps)).sum(axis=1)
+        bound_c = 2 * gamma(n) * (np.abs(q) * np.abs(pc)).sum(axis=1)
         assert np.all(np.abs(new[k].real - old.real) <= bound_s)
         assert np.all(np.abs(new[k].imag - old.imag) <= bound_c)
-    # applied_fundamentals is that fit on the DAC's values: the same numbers for values on its grid.
-    if lsb > 1e-5:
-        old = applied_fundamentals(q[:, 0], np.arange(m), f, fs, lsb)
-        assert np.all(np.abs(new[0] - old) <= 2 * gamma(n) * (np.abs(q[:, 0]) * (np.abs(ps[:, 0]) + np.abs(pc[:, 0]))).sum(axis=1)
-                      + 4 * U * np.abs(old))
+
+
+def test_applied_windows_refuses_a_window_past_the_record():
+    ps, pc = fundamental_projectors(1e4, [1000.0], 100)
+    volts = np.zeros((2, 150))
+    with pytest.raises(ValueError, match="HGE_ERR_SIZE"):
+        applied_windows(volts, [1], [51], 100, 1e-3, ps, pc)
+    with pytest.raises(ValueError, match="HGE_ERR_RANGE"):
+        applied_windows(volts, [1], [0], 100, 0.0, ps, pc)
+    assert applied_windows(volts, [1], [50], 100, 1e-3, ps, pc).shape == (1, 1)
 
 
 def _windows_for(device, **kw):

@@ -1670,3 +1670,53 @@ hge_status hge_host_codes(const double *x, uint32_t n_windows, uint32_t n, doubl
     }
     return HGE_OK;
 }
+
+/* ------------------------------------------------------- fundamentals ---- */
+
+/* Round to nearest, ties to even, for any finite v: below 2^52 by hge_round_even, at or above it
+ * v is already an integer. NaN stays NaN. */
+static double hge_round_even_any(double v)
+{
+    const double a = v < 0.0 ? -v : v;
+    return a < 4503599627370496.0 ? hge_round_even(v) : v; /* 2^52 */
+}
+
+hge_status hge_host_fundamentals(const double *volts, uint64_t row_stride, const uint32_t *rows, uint32_t m,
+                                 const uint64_t *starts, uint32_t n_windows, uint32_t n, double lsb,
+                                 const double *ps, const double *pc, double *out_s, double *out_c)
+{
+    uint32_t k;
+    uint32_t i;
+    if (volts == 0 || rows == 0 || starts == 0 || ps == 0 || pc == 0 || out_s == 0 || out_c == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (m == 0u || n == 0u) {
+        return HGE_ERR_SIZE;
+    }
+    if (!(lsb > 0.0) || lsb > 1.7976931348623157e308) {
+        return HGE_ERR_RANGE;
+    }
+    for (k = 0; k < n_windows; ++k) {
+        if (starts[k] > row_stride || row_stride - starts[k] < n) {
+            return HGE_ERR_SIZE; /* a window past the end of its row */
+        }
+    }
+    for (i = 0; i < m; ++i) {
+        const double *p_s = ps + (uint64_t)i * n;
+        const double *p_c = pc + (uint64_t)i * n;
+        for (k = 0; k < n_windows; ++k) {
+            const double *v = volts + (uint64_t)rows[i] * row_stride + starts[k];
+            double s = 0.0;
+            double c = 0.0;
+            uint32_t j;
+            for (j = 0; j < n; ++j) {
+                const double q = hge_round_even_any(v[j] / lsb) * lsb;
+                s += q * p_s[j];
+                c += q * p_c[j];
+            }
+            out_s[(uint64_t)k * m + i] = s;
+            out_c[(uint64_t)k * m + i] = c;
+        }
+    }
+    return HGE_OK;
+}

@@ -205,4 +205,19 @@ hge_status hge_host_boxcar_windows(hge_lockin_boxcar_term_t *terms, uint32_t n_t
 hge_status hge_host_codes(const double *x, uint32_t n_windows, uint32_t n, double full_scale, int32_t *codes,
                           double *scale, int32_t *dcs, uint32_t isa);
 
+/*
+ * The DAC's applied fundamentals of K windows (the host's applied_fundamentals, one electrode
+ * row per tone): for window k (samples starts[k] .. starts[k] + n - 1 of every row) and electrode
+ * i (row rows[i] of volts, rows of row_stride doubles), the DAC's value of each sample
+ * q = round(v / lsb) lsb (ties to even, as numpy's round), and the dot products
+ * out_s[k m + i] = sum_j q_j ps[i n + j], out_c[k m + i] = sum_j q_j pc[i n + j] (the tone
+ * fit's sine and cosine rows for tone i). Binary64 throughout; the sums run in j order (each
+ * within gamma_n sum_j |q_j p_j| of the exact one). The caller checks the rows. Errors:
+ * HGE_ERR_NULL, HGE_ERR_SIZE (m or n 0, a window past its row's end), HGE_ERR_RANGE (lsb not
+ * finite and > 0).
+ */
+hge_status hge_host_fundamentals(const double *volts, uint64_t row_stride, const uint32_t *rows, uint32_t m,
+                                 const uint64_t *starts, uint32_t n_windows, uint32_t n, double lsb,
+                                 const double *ps, const double *pc, double *out_s, double *out_c);
+
 #endif /* HGE_LOCKIN_HOST_H */
