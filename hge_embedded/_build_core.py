@@ -231,8 +231,33 @@ SOURCE_SIM = """
 """
 # ---- end of the simspeed block ----
 
+
+# ---- gradspeed (session 5): K windows of one plan in one call (csrc/host/hge_lockin_host.h) ----
+CDEF_WINDOWS = """
+#define HGE_REFS_NONE ...
+#define HGE_REFS_ROWS ...
+#define HGE_REFS_LANES ...
+#define HGE_REFS_PACKED ...
+#define HGE_REFS_SCALED ...
+hge_status hge_host_bw3_windows(const hge_bw3_coeffs_t *coeffs, hge_lockin_bw3_term_t *terms, uint32_t n_terms,
+                                const uint32_t *steps, const uint32_t *phases, const int32_t *x, uint32_t n,
+                                uint32_t n_windows, const int32_t *dcs, const void *refs, uint32_t layout,
+                                uint32_t stride, const hge_host_opts_t *opts, int32_t *out_i, int32_t *out_q);
+hge_status hge_host_boxcar_windows(hge_lockin_boxcar_term_t *terms, uint32_t n_terms, const uint32_t *steps,
+                                   const uint32_t *phases, const int32_t *x, uint32_t n, uint32_t n_windows,
+                                   const int32_t *dcs, const void *refs, uint32_t layout, uint32_t stride,
+                                   const hge_host_opts_t *opts, int64_t *out_i, int64_t *out_q);
+hge_status hge_host_codes(const double *x, uint32_t n_windows, uint32_t n, double full_scale, int32_t *codes,
+                          double *scale, int32_t *dcs, uint32_t isa);
+hge_status hge_host_fundamentals(const double *volts, uint64_t row_stride, const uint32_t *rows, uint32_t m,
+                                 const uint64_t *starts, uint32_t n_windows, uint32_t n, double lsb,
+                                 const double *ps, const double *pc, double *out_s, double *out_c);
+"""
+# ---- end of gradspeed block ----
+
+
 ffibuilder = FFI()
-ffibuilder.cdef(CDEF + CDEF_TRAINER + CDEF_SIM)
+ffibuilder.cdef(CDEF + CDEF_TRAINER + CDEF_SIM + CDEF_WINDOWS)
 ffibuilder.set_source(
     "hge_embedded._hge_core",
     SOURCE + SOURCE_TRAINER + SOURCE_SIM,

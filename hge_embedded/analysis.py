@@ -434,3 +434,96 @@ def cubic_bias(true_gradient, bias, amplitudes, h: float = 2e-3) -> np.ndarray:
         weight[n] = a[n] ** 2 / 8
         out += weight * d2
     return out
+
+
+class WindowPsdPlan:
+    """``window_psd`` for every window of one plan, its per-plan work done once (the HGE read's stderr).
+
+    ``fit(y)`` returns what ``window_psd(y, fs, freqs, guard_bins=...)`` computes -- the two
+    power laws (near the plan and below it, with the low fit's covariance) -- as numbers, and
+    ``at_bins(fit)`` evaluates that ``S`` at the bins it was made for (``bins``, read-only), the
+    same numbers as ``window_psd(...)(bins)`` bit for bit (tested): the same operations on the
+    same arrays, with everything that depends only on the plan made once here -- the tone
+    basis, the Hann window and its sum, both fit bands with their centred log-frequencies
+    (``line_fit``'s mean, deviations and sum of squares), the split of ``bins`` at the low
+    band's edge with the logs and squared logs of the bins below it.
+    """
+
+    def __init__(self, n: int, fs: float, freqs, bins, guard_bins: int = 3):
+        self.n, self.fs = int(n), float(fs)
+        f = np.atleast_1d(np.asarray(freqs, float))
+        self.tones = tuple(float(x) for x in f)
+        self.A, self.pinv = _tone_basis(self.fs, self.tones, self.n)
+        self.hann, wsum, fb = _hann_plan(self.n, self.fs)
+        self.denominator = self.fs * wsum
+        self.near_sel, lf = _plan_band(self.n, self.fs, tuple(f.tolist()), tuple(f.tolist()), guard_bins)
+        self.near = _centred(lf) if int(self.near_sel.sum()) >= 8 else None
+        self.edge = 0.9 * f.min()
+        sel, x = _low_band(self.n, self.fs, tuple(f.tolist()), guard_bins)
+        self.low_sel = sel
+        self.low = _centred(x) if int(sel.sum()) >= 8 else None
+        self.bins = bins
+        self.log_bins = _log(bins)
+        below = bins <= self.edge
+        self.below = below if below.any() else None
+        lb = np.log(np.maximum(bins[below], 1e-12))
+        self.lf_below, self.lf2_below = lb, lb**2
+
+    def periodogram(self, y) -> np.ndarray:
+        """``_residual_periodogram`` (tones, DC and slope fitted and removed; Hann; one-sided)."""
+        coef = y @ self.pinv.T
+        r = y - coef @ self.A.T
+        return 2.0 * np.abs(np.fft.rfft(r * self.hann)) ** 2 / self.denominator
+
+    def fit(self, y):
+        """The two laws of ``window_psd(y, ...)``: ``(slope_n, icpt_n, low)``, ``low`` None (the low band
+        has under 8 bins) or ``(slope, icpt, c00, c01, c11)``. The slope reported as ``S.slope`` is
+        ``low[0]`` (NaN without a low band)."""
+        P = self.periodogram(y)
+        lp = np.log(np.maximum(P[self.near_sel], 1e-300))
+        if self.near is None:
+            slope_n, icpt_n = 0.0, np.mean(lp)
+        else:
+            slope_n, icpt_n = _centred_fit(self.near, lp)
+        icpt_n += EULER_GAMMA
+        if self.low is None:
+            return slope_n, icpt_n, None
+        x, xm, dx, sxx = self.low
+        ly = np.log(np.maximum(P[self.low_sel], 1e-300))
+        slope, icpt = _centred_fit(self.low, ly)
+        r = ly - (slope * x + icpt)
+        fac = (r @ r) / (x.size - 2)
+        cov = (fac / sxx, -fac * xm / sxx, fac * (1.0 / x.size + xm * xm / sxx))
+        return slope_n, icpt_n, (slope, icpt + EULER_GAMMA) + cov
+
+    def at_bins(self, fit) -> np.ndarray:
+        """``S(bins)`` of a ``fit``: ``window_psd``'s ``S`` evaluated at ``bins``."""
+        slope_n, icpt_n, low = fit
+        out = np.exp(icpt_n + slope_n * self.log_bins)
+        if low is not None and self.below is not None:
+            slope, icpt, c00, c01, c11 = low
+            lf = self.lf_below
+            var_l = c00 * self.lf2_below + 2 * c01 * lf + c11
+            out[self.below] = np.exp(icpt + slope * lf - var_l / 2)
+        return out
+
+
+def _tone_basis(fs, freqs, n):
+    from .tonefit import tone_basis
+    return tone_basis(fs, freqs, n)
+
+
+def _centred(x):
+    """``line_fit``'s per-x numbers: ``(x, mean, x - mean, sum of squares)`` (read-only)."""
+    xm = x.mean()
+    dx = x - xm
+    dx.flags.writeable = False
+    return x, xm, dx, dx @ dx
+
+
+def _centred_fit(c, y):
+    """``line_fit(x, y)`` with x's numbers from ``_centred``: the same operations, the same (slope, icpt)."""
+    x, xm, dx, sxx = c
+    ym = y.mean()
+    slope = (dx @ (y - ym)) / sxx
+    return slope, ym - slope * xm

@@ -411,11 +411,17 @@ class LockinPlan:
         "butterworth3" the scaled lane layout up to ``SCALED_CACHE_MAX_BYTES`` and the
         packed one above, for "boxcar" the lane layout; the row layout below 3
         terminals) and use it on every call.
+    layout : {None, "lanes", "packed", "scaled", "rows"}
+        The cache's layout (None: the choice above; "scaled" serves the Butterworth only).
     """
 
     def __init__(self, steps, phases, n: int, *, filter: str = "butterworth3", coeffs=None,  # noqa: A002
-                 isa: str = "auto", threads=None, cache: bool = True, workers: str = "pool"):
+                 isa: str = "auto", threads=None, cache: bool = True, workers: str = "pool", layout=None):
         v.choice("filter", filter, {"butterworth3", "boxcar"})
+        if layout is not None:
+            v.choice("layout", layout, {"lanes", "packed", "scaled", "rows"})
+            if layout == "scaled" and filter != "butterworth3":
+                raise ValueError("layout: the 'scaled' cache serves the Butterworth only")
         self.steps, self.phases = _terminal_args(steps, phases)
         self.m = self.steps.size
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= int(n) < 1 << 32:
@@ -443,7 +449,9 @@ class LockinPlan:
         # measured, interleaved A/B, best of 5-8 runs, CPU time, one thread, N = 1e5, C
         # only (load 4-5 on 2 cores): M = 7 (6.4 MB) 374-398 vs 413-422 us, packed faster
         # from M = 12 (9.6 MB: 1412 vs 827 us, the cache no longer stays in L3) and at M = 16, 64.
-        if self.m < 3:
+        if layout is not None:
+            pass   # forced (tests: every cache layout through every entry)
+        elif self.m < 3:
             layout = "rows"
         elif filter != "butterworth3":
             layout = "lanes"
@@ -452,6 +460,11 @@ class LockinPlan:
             layout = "scaled" if scaled_bytes <= SCALED_CACHE_MAX_BYTES else "packed"
         self.references = References(self.steps, self.phases, self.n, layout) if cache and isa != "portable" else None
         self._psteps, self._pphases = _ptr("uint32_t *", self.steps), _ptr("uint32_t *", self.phases)
+        # For windows(): the cache's layout code, base pointer and stride; its host options per thread count.
+        refs = self.references
+        self._refs_args = ((lib.HGE_REFS_NONE, ffi.NULL, 0) if refs is None else
+                           (_LAYOUT_CODES[refs.layout], ffi.cast("void *", refs.pointer(0)), refs.stride))
+        self._window_opts = {}
 
     def __call__(self, x, *, dc: int = 0):
         """Demodulate one window of ``n`` codes; returns ``(out_i, out_q)`` int64 (M,) as the functions do."""
@@ -485,6 +498,103 @@ class LockinPlan:
         check_status("hge_lockin_boxcar_output", lib.hge_lockin_boxcar_output(
             inst, _ptr("int64_t *", out_i), _ptr("int64_t *", out_q), count))
         return out_i, out_q
+
+
+    def windows(self, x, dcs=None, *, threads=None):
+        """Demodulate K windows in one C call (``hge_host_{bw3,boxcar}_windows``).
+
+        ``x``: codes (K, n) (int32 used as they are, as for a call); ``dcs``: the windows'
+        DC codes (K,), or None for 0. Returns ``(out_i, out_q)`` int64 (K, M): row k equals
+        ``self(x[k], dc=dcs[k])`` bit for bit (the C entry makes the same calls per window;
+        tested). ``threads``: threads over windows (None: one below ``THREAD_MIN_WORK``
+        terminal-samples in all, else one per CPU, at most K). The portable isa (the
+        firmware's path has no batched entry) calls the plan once per window.
+        """
+        if not (isinstance(x, np.ndarray) and x.dtype == np.int32 and x.ndim == 2):
+            x = v.int_array("x", x, np.int32, ndim=2)
+        K = x.shape[0]
+        if x.shape[1] != self.n:
+            raise ValueError(f"x: this plan takes windows of {self.n} samples, got shape {x.shape}")
+        if dcs is not None:
+            if not (isinstance(dcs, np.ndarray) and dcs.dtype == np.int32):
+                dcs = v.int_array("dcs", dcs, np.int32)   # fits int32 (no wrap); C checks the 24 bits
+            if dcs.shape != (K,):
+                raise ValueError(f"dcs: one DC code per window ({K}), got shape {dcs.shape}")
+        if K == 0:
+            return np.empty((0, self.m), np.int64), np.empty((0, self.m), np.int64)
+        if self.isa == "portable":
+            rows = [self(x[k], dc=0 if dcs is None else int(dcs[k])) for k in range(K)]
+            return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+        if threads is None:
+            threads = 1 if K * self.m * self.n < THREAD_MIN_WORK else min(_cpus(), K, lib.HGE_HOST_MAX_THREADS)
+        opts = self._window_opts.get(threads)
+        if opts is None:
+            if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or \
+                    not 1 <= threads <= lib.HGE_HOST_MAX_THREADS:
+                raise ValueError(f"threads must be an integer in [1, {lib.HGE_HOST_MAX_THREADS}], got {threads!r}")
+            opts = ffi.new("hge_host_opts_t *")   # read-only to C: shared by calls
+            opts.isa, opts.threads, opts.pool = self._opts.isa, int(threads), self._opts.pool
+            self._window_opts[threads] = opts
+        m, jobs = self.m, min(threads, K)
+        layout, pref, stride = self._refs_args
+        xp = _ptr("int32_t *", _c_ready(x))
+        dp = ffi.NULL if dcs is None else _ptr("int32_t *", _c_ready(dcs))
+        if self.filter == "butterworth3":
+            terms = ffi.new("hge_lockin_bw3_term_t[]", m * jobs)   # per call: calls may run at once
+            out_i, out_q = np.empty((K, m), np.int32), np.empty((K, m), np.int32)
+            st = lib.hge_host_bw3_windows(self._k, terms, m, self._psteps, self._pphases, xp, self.n, K, dp, pref,
+                                          layout, stride, opts, _ptr("int32_t *", out_i), _ptr("int32_t *", out_q))
+            name = "hge_host_bw3_windows"
+        else:
+            terms = ffi.new("hge_lockin_boxcar_term_t[]", m * jobs)
+            out_i, out_q = np.empty((K, m), np.int64), np.empty((K, m), np.int64)
+            st = lib.hge_host_boxcar_windows(terms, m, self._psteps, self._pphases, xp, self.n, K, dp, pref, layout,
+                                             stride, opts, _ptr("int64_t *", out_i), _ptr("int64_t *", out_q))
+            name = "hge_host_boxcar_windows"
+        if st == lib.HGE_ERR_RANGE and dcs is not None:
+            bad = np.flatnonzero((dcs < SAMPLE_MIN) | (dcs > SAMPLE_MAX))
+            if bad.size:
+                raise ValueError(f"dcs[{bad[0]}] must be a 24-bit code in [{SAMPLE_MIN}, {SAMPLE_MAX}], "
+                                 f"got {dcs[bad[0]]}")
+        check_status(name, st)
+        if self.filter == "butterworth3":
+            return out_i.astype(np.int64), out_q.astype(np.int64)
+        return out_i, out_q
+
+
+def codes_windows(x, full_scale=None, *, mean: bool = True):
+    """``hge_host_codes``: float windows (K, n) -> 24-bit codes (K, n) int32, the unit per code (K,)
+    and, with ``mean``, each window's DC code (K,) int32 (``mean_code`` of its codes), else None.
+
+    The codes are ``demod.to_codes``'s, bit for bit (tested): ``full_scale`` (or, when None, each
+    window's largest magnitude, 1 if 0) maps to code 2^23 - 1, rounding to nearest with ties to
+    even, clipped to +-(2^23 - 1). Refuses (``ValueError``) non-finite samples and, with
+    ``full_scale``, samples beyond it, naming the largest.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"x must be a 2-D (K, n) array with n >= 1, got shape {x.shape}")
+    K, n = x.shape
+    fs = 0.0 if full_scale is None else float(v.positive("full_scale", full_scale))
+    codes = np.empty((K, n), np.int32)
+    scale = np.empty(K, np.float64)
+    dcs = np.empty(K, np.int32) if mean else None
+    if K == 0:
+        return codes, scale, dcs
+    st = lib.hge_host_codes(_ptr("double *", x), K, n, fs, _ptr("int32_t *", codes), _ptr("double *", scale),
+                            ffi.NULL if dcs is None else _ptr("int32_t *", dcs), lib.HGE_ISA_AUTO)
+    if st == lib.HGE_ERR_RANGE:
+        peak = np.max(np.abs(x), axis=1)
+        if not np.isfinite(peak).all():
+            raise ValueError("samples must be finite, got non-finite values")
+        over = np.flatnonzero(peak > fs * (1 + 1e-12))
+        raise ValueError(f"samples exceed full_scale = {full_scale} (largest |sample| {peak[over[0]]})")
+    check_status("hge_host_codes", st)
+    return codes, scale, dcs
+
+
+_LAYOUT_CODES = {"rows": lib.HGE_REFS_ROWS, "lanes": lib.HGE_REFS_LANES, "packed": lib.HGE_REFS_PACKED,
+                 "scaled": lib.HGE_REFS_SCALED}
 
 
 class UpdateRule:

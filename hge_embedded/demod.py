@@ -197,33 +197,20 @@ class WindowDemodulator:
 
     def __call__(self, samples):
         """Windows ``samples`` (K, n) -> ``(X, Y)``, each (K, M), in the unit of the samples."""
-        x = v.float_array("samples", samples, ndim=2)
+        x = np.asarray(samples, dtype=float)
+        if x.ndim != 2:
+            raise ValueError(f"samples must be 2-D, got shape {x.shape}")
         if x.shape[1] != self.n:
             raise ValueError(f"samples: windows of {self.n} samples expected, got {x.shape[1]}")
         if self._plan is None:  # the Python engines: window by window
+            v.float_array("samples", x)
             rows = [demodulate(row, self.fs, self.freqs, engine=self.engine, filter=self.filter, T=self.T,
                                full_scale=self.full_scale, remove_dc=self.remove_dc) for row in x]
             return np.array([r.X for r in rows]), np.array([r.Y for r in rows])
-        peak = np.max(np.abs(x), axis=1)
-        if self.full_scale is None:
-            fsr = np.where(peak > 0, peak, 1.0)          # to_codes: the window's largest magnitude (or 1)
-        else:
-            fsr = np.full(x.shape[0], float(self.full_scale))
-            over = np.flatnonzero(peak > fsr * (1 + 1e-12))
-            if over.size:
-                raise ValueError(f"samples exceed full_scale = {self.full_scale} (largest |sample| "
-                                 f"{peak[over[0]]})")
-        scale = fsr / CODE_MAX
-        codes = np.clip(np.round(x / scale[:, None]), -CODE_MAX, CODE_MAX).astype(np.int32)
-        if self.remove_dc:
-            # hge_mean_q0: round-half-up mean, floor((2 sum + n) / (2 n)); exact in int64.
-            dcs = ((2 * codes.sum(axis=1, dtype=np.int64) + self.n) // (2 * self.n)).tolist()
-        else:
-            dcs = [0] * x.shape[0]
-        m = self.freqs.size
-        ri, rq = np.empty((x.shape[0], m), np.int64), np.empty((x.shape[0], m), np.int64)
-        for k in range(x.shape[0]):
-            ri[k], rq[k] = self._plan(codes[k], dc=dcs[k])
+        # The codes, their scales and DC codes in one C pass (core.codes_windows: to_codes' numbers).
+        codes, scale, dcs = core.codes_windows(x, self.full_scale, mean=self.remove_dc)
+        # Every window in one C call (core.LockinPlan.windows: the per-window calls, made in C).
+        ri, rq = self._plan.windows(codes, dcs)
         if self.filter == "boxcar":
             unit = scale / (self.n * fixed.SINE_AMPLITUDE)
         else:

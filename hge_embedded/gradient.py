@@ -12,6 +12,7 @@ the saturation check; no non-finite derivative is returned.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import weakref
 from dataclasses import dataclass, field
@@ -19,8 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _validate as v
-from ._blas import one_blas_thread
 from . import analysis, design, plans
+from ._blas import one_blas_thread
+from . import core
 from .calibration import Calibration, calibrate
 from .demod import WindowDemodulator, window_demodulator
 from .devices import check_limits, check_volts, device_name, has_loopback
@@ -176,6 +178,47 @@ def applied_fundamentals(volts, idx, freqs, fs: float, dac_lsb: float | None):
     return np.diagonal(fit_tones(q, fs, freqs)).copy() if len(idx) > 1 else fit_tones(q, fs, freqs)[:, 0]
 
 
+def fundamental_projectors(fs: float, freqs, n: int):
+    """The rows of the tone fit's pseudo-inverse (``tonefit.tone_basis``) that give each tone's sine and
+    cosine coefficient, as ``(ps, pc)`` of shape (m, n) each (read-only): what ``applied_windows`` takes."""
+    f = tuple(float(x) for x in np.atleast_1d(freqs))
+    m = len(f)
+    _, pinv = tone_basis(float(fs), f, int(n))
+    ps, pc = pinv[:m].copy(), pinv[m:2 * m].copy()
+    ps.flags.writeable = pc.flags.writeable = False
+    return ps, pc
+
+
+def applied_windows(volts, idx, starts, n: int, lsb: float, ps, pc) -> np.ndarray:
+    """``applied_fundamentals`` of K windows of one record at once (C: ``hge_host_fundamentals``).
+
+    ``volts`` (n_electrodes, N) the record, ``idx`` the m perturbed electrodes' rows (row ``idx[i]``
+    carries tone i), ``starts`` the K windows' first samples, ``n`` their length, ``lsb`` the DAC
+    step, ``ps``, ``pc`` from ``fundamental_projectors``. Returns (K, m) complex ``alpha + j beta``.
+
+    Each electrode's row carries one tone, so of the tone fit only its own two coefficients are
+    needed: the dot products of the DAC's values ``round(v / lsb) lsb`` (ties to even, as numpy's
+    round) with its two rows of the fit's pseudo-inverse -- the same least-squares answer as the
+    whole fit's diagonal, without the other 2m coefficients, without BLAS and without the record's
+    quantised copy. Round-off: each is an n-term dot product, within gamma_n sum_j |q_j p_j| of the
+    exact one (gamma_n = n u / (1 - n u), u = 2^-53, for any order of summation: Higham, Accuracy
+    and Stability of Numerical Algorithms, eq. 3.5), as the matrix product of
+    ``applied_fundamentals`` is, so the two differ by at most 2 gamma_n sum_j |q_j| |p_j| (tested).
+    A window's result does not depend on the other windows (each sum runs on its own, in order).
+    """
+    v = np.ascontiguousarray(volts, dtype=np.float64)
+    rows = np.ascontiguousarray(idx, dtype=np.uint32)
+    st = np.ascontiguousarray(starts, dtype=np.uint64)
+    K, m = st.size, rows.size
+    out_s, out_c = np.empty((K, m)), np.empty((K, m))
+    if K:
+        P = core._ptr
+        core.check_status("hge_host_fundamentals", core.lib.hge_host_fundamentals(
+            P("double *", v), v.shape[1], P("uint32_t *", rows), m, P("uint64_t *", st), K, int(n), float(lsb),
+            P("double *", ps), P("double *", pc), P("double *", out_s), P("double *", out_c)))
+    return out_s + 1j * out_c
+
+
 def _estimate(z, amplitudes, response, phase, applied=None):
     """X + jY -> dI/dV (nA/V) with the chosen phase estimator."""
     if phase == "inphase":
@@ -249,7 +292,7 @@ class HGEWindow:
                 design.check_boxcar_window(freqs, self.fs, self.T)
         self.freqs = np.asarray(freqs, float)
         self.groups = [np.arange(m)] if mode == "parallel" else [np.array([k]) for k in range(m)]
-        self._ginv, self._cov, self._demods, self._tones = {}, {}, {}, {}
+        self._ginv, self._cov, self._demods, self._tones, self._reads = {}, {}, {}, {}, {}
         for sel in self.groups:
             key = tuple(self.freqs[sel])
             if crosstalk == "solve":
@@ -262,6 +305,8 @@ class HGEWindow:
             self._cov[key] = analysis.lockin_noise_spectra(key, self.fs, self.T, filter, self.n,
                                                            self._quantized, crosstalk == "solve")
         self.full_scale = getattr(device, "full_scale", None)
+        self._cal_key = (tuple(np.round(np.sort(self.freqs), 9)), round(float(self.T), 12))   # as calibration_for
+        self._responses = {}
         self.response = np.ones(m, complex)
         self.calibration = None
         self.calibration_time_s = 0.0
@@ -277,6 +322,16 @@ class HGEWindow:
             # Needs no bias: measure it now, when the caller builds its measurement (the trainer:
             # before a checkpoint restores the device's state, so a resumed run's noise is unshifted).
             self.calibrate_at(None)
+
+    def fresh(self) -> "HGEWindow":
+        """A copy of this configured window with its own per-call state (the last read's counts, slope
+        and quadrature, the calibration time), sharing the per-plan tables (read-only or memos of
+        values that depend on the plan alone)."""
+        new = copy.copy(self)
+        new.last_saturated, new.last_slope = 0, 0.0
+        new.last_quadrature = new.last_quadrature_stderr = None
+        new.calibration_time_s = 0.0
+        return new
 
     def calibration_state(self) -> dict | None:
         """The calibration in use, exactly (JSON-able), for a checkpoint; None if there is none."""
@@ -294,17 +349,27 @@ class HGEWindow:
         cal = Calibration(np.asarray(st["freqs"], float),
                           np.asarray(st["re"], float) + 1j * np.asarray(st["im"], float), str(st["method"]))
         self._set_calibration(cal)
-        key = (tuple(np.round(np.sort(self.freqs), 9)), round(float(self.T), 12))
         try:
-            _CALIBRATIONS.setdefault(self.device, {})[key] = cal
+            _CALIBRATIONS.setdefault(self.device, {})[self._cal_key] = cal
         except TypeError:
             pass
 
     def _set_calibration(self, cal: Calibration) -> None:
-        self.calibration = cal
-        self.response = cal.at(self.freqs)
-        if not np.all(np.isfinite(self.response)) or np.any(np.abs(self.response) == 0):
+        # Memo (shared by the copies of a configured window, see fresh): the checked response of a
+        # calibration, keyed on its identity and its arrays' bytes (one changed in place is checked anew).
+        key = (id(cal), np.asarray(cal.freqs).tobytes(), np.asarray(cal.response).tobytes())
+        hit = self._responses.get(key)
+        if hit is not None and hit[0] is cal:
+            self.calibration, self.response = cal, hit[1]
+            return
+        response = cal.at(self.freqs)
+        if not np.all(np.isfinite(response)) or np.any(np.abs(response) == 0):
             raise ValueError(f"calibration: the chain response at {self.freqs.tolist()} Hz is 0 or not finite")
+        response.flags.writeable = False
+        self.calibration, self.response = cal, response
+        if len(self._responses) >= 16:
+            self._responses.clear()
+        self._responses[key] = (cal, response)
 
     @property
     def needs_calibration(self) -> bool:
@@ -314,8 +379,15 @@ class HGEWindow:
         """Measure (or reuse) the calibration this window needs, at ``bias``; returns the lab time spent now."""
         if not self.needs_calibration:
             return 0.0
-        cal, spent = calibration_for(self.device, self.freqs, self.T, bias=bias, electrodes=to_number(self.idx),
-                                     amplitudes=self.amps, saturation=self.saturation)
+        cal, spent = None, 0.0
+        if getattr(self.device, "calibration", None) is None:   # calibration_for's memo, its key made once
+            try:
+                cal = _CALIBRATIONS.get(self.device, {}).get(self._cal_key)
+            except TypeError:
+                cal = None
+        if cal is None:
+            cal, spent = calibration_for(self.device, self.freqs, self.T, bias=bias, electrodes=to_number(self.idx),
+                                         amplitudes=self.amps, saturation=self.saturation)
         self._set_calibration(cal)
         self.calibration_time_s += spent
         return spent
@@ -355,14 +427,16 @@ class HGEWindow:
         """Samples ``y`` measured for ``volts`` -> (X + jY, dI/dV, stderr, applied bias).
 
         ``stderr=False`` skips the residual-spectrum estimate (NaN) where only dI/dV is needed.
+        ``label``: the window's name in messages (a str, or a callable giving it).
         Raises on a saturated window (unless ``saturation="count"``: the count is
         in ``last_saturated``) and on a non-finite derivative. One window of
         :meth:`read_windows`.
         """
         y = np.asarray(y, float)
         if y.ndim != 1 or y.size != self.n:
-            raise ValueError(f"{label}: expected {self.n} samples, got {y.size}")
-        z, grad, se, bias = self.read_windows(y, volts, [slice(0, self.n)], sel, stderr=stderr, labels=[label])
+            raise ValueError(f"{label() if callable(label) else label}: expected {self.n} samples, got {y.size}")
+        z, grad, se, bias = self.read_windows(y, volts, [slice(0, self.n)], sel, stderr=stderr,
+                                              labels=(lambda k: label()) if callable(label) else [label])
         return z[0], grad[0], se[0], bias[0]
 
     def _demodulator(self, f):
@@ -420,9 +494,9 @@ class HGEWindow:
         if self.needs_calibration:
             raise ValueError("HGEWindow.read: the calibrated estimator has no calibration yet; "
                              "call calibrate_at(bias) before measuring")
-        sel = np.arange(self.idx.size) if sel is None else np.asarray(sel)
-        f = self.freqs[sel]
-        key = tuple(f)
+        rp = self._read_plan(sel)
+        sel, f, key, m, idx = rp["sel"], rp["f"], rp["key"], rp["m"], rp["idx"]
+        n = self.n
 
         def label(k):
             if labels is None:
@@ -436,24 +510,29 @@ class HGEWindow:
         slices = list(slices)
         for k, s in enumerate(slices):
             r = range(y.size)[s] if isinstance(s, slice) else None
-            if r is None or r.step != 1 or len(r) != self.n:
+            if r is None or r.step != 1 or len(r) != n:
                 got = "not a slice" if r is None else f"{len(r)} samples with step {r.step}"
-                raise ValueError(f"{label(k)}: expected a slice of {self.n} consecutive samples, got {got}")
+                raise ValueError(f"{label(k)}: expected a slice of {n} consecutive samples, got {got}")
             slices[k] = slice(r.start, r.stop)
-        K, m = len(slices), f.size
-        starts = np.array([s.start for s in slices], dtype=np.intp)
-        at = starts[:, None] + np.arange(self.n)          # (K, n): each window's samples in the record
-        Y = y[at]
+        K = len(slices)
+        at = None
+        if K == 1:   # one window (extract_gradient): a view, no gather (copied before any change below)
+            Y = y[None, slices[0]]
+        else:
+            starts = np.array([s.start for s in slices], dtype=np.intp)
+            at = starts[:, None] + np.arange(n)          # (K, n): each window's samples in the record
+            Y = y[at]
         counts = saturated_counts(Y, self.full_scale)
         if self.saturation == "raise" and counts.any():
             k = int(np.flatnonzero(counts)[0])
             check_saturation(Y[k], self.full_scale, what=f"{self.name}, {label(k)}", policy="raise")
         self.last_saturated = int(counts.sum())
         fs_demod = self.full_scale if self._quantized else None
-        if fs_demod:
-            np.clip(Y, -fs_demod, fs_demod, out=Y)  # only reachable with saturation="count"
+        if fs_demod and self.last_saturated:
+            # Only reachable with saturation="count"; a window with no count has no sample at or
+            # beyond full_scale (saturated_samples counts those first), where clipping changes nothing.
+            Y = np.clip(Y, -fs_demod, fs_demod)
         Xs, Ys = self._demodulator(f)(Y)
-        idx = self.idx[sel]
         se = np.full((K, m), np.nan)
         se_q = np.full((K, m), np.nan)
         b = np.full((K, volts.shape[0]), np.nan)
@@ -466,50 +545,124 @@ class HGEWindow:
             Xs, Ys = ab[:, :m] / 2.0, ab[:, m:] / 2.0
         z = Xs + 1j * Ys
         applied = None
-        if self.dac_lsb:  # applied_fundamentals, on the windows' samples quantised once
-            q = volts[idx[:, None, None], at[None]]                              # (m, K, n), one gather
-            q /= self.dac_lsb
-            np.round(q, out=q)
-            q *= self.dac_lsb                                 # round(v / lsb) * lsb, as applied_fundamentals
-            # fit_tones window by window on the record quantised once: the same (m, n) x (n, 2m + 2)
-            # product as read() (one product for all windows' rows would be cheaper, but BLAS
-            # rounds a row differently with other rows around it: seen for 2 rows against 8).
-            _, pinv = tone_basis(float(self.fs), key, self.n)   # np.float64 keys: the same cache entry as floats
-            with one_blas_thread():  # small products: a second BLAS thread only adds waiting
-                coef = np.stack([np.ascontiguousarray(q[:, k]) @ pinv.T for k in range(K)])
-            zt = coef[..., :m] + 1j * coef[..., m:2 * m]                        # (K, m, m) as fit_tones
-            applied = np.diagonal(zt, axis1=1, axis2=2).copy()
+        Q = None
+        if self.dac_lsb:
+            # applied_fundamentals of every window (applied_windows: its round-off bound is there).
+            starts_ = [s.start for s in slices]
+            applied = applied_windows(volts, idx, starts_, n, self.dac_lsb, *rp["proj"])   # (K, m)
+            if bias:   # applied_bias: each window's mean DAC value, round(v / lsb) * lsb
+                if K == 1:
+                    Q = volts[:, slices[0]] / self.dac_lsb
+                    Q = Q[:, None, :]                                                  # (rows, 1, n)
+                else:
+                    Q = volts[np.arange(volts.shape[0])[:, None, None], at[None]]      # (rows, K, n)
+                    Q /= self.dac_lsb
+                np.round(Q, out=Q)
+                Q *= self.dac_lsb
         # The estimator window by window on 1-D rows, as read() does: numpy's complex loops may round
         # a broadcast 2-D operation differently from the 1-D one (seen for one electrode).
-        amps, resp = self.amps[sel], self.response[sel]
+        amps, resp = rp["amps"], self.response[sel]
         grad = np.empty((K, m))
-        for k in range(K):
-            grad[k] = _estimate(z[k], amps, resp, self.phase, None if applied is None else applied[k])
-        # The calibrated estimator keeps the part of X + jY along the calibrated chain response; the
-        # part across it (nA/V, same scale) is noise alone while the chain is the calibrated one.
-        # extract_gradient tests it against its own stderr (a stale calibration turns the axis).
         self.last_quadrature = None
         if self.phase == "calibrated":
-            drive = amps if applied is None else applied
-            self.last_quadrature = (2 * z / (resp * drive)).imag
-        bad = ~np.all(np.isfinite(grad), axis=1)
+            # The calibrated estimator keeps the part of X + jY along the calibrated chain response; the
+            # part across it (nA/V, same scale) is noise alone while the chain is the calibrated one.
+            # extract_gradient tests it against its own stderr (a stale calibration turns the axis).
+            # Both parts from one complex quotient per window (_estimate's, on its 1-D row).
+            quad = self.last_quadrature = np.empty((K, m))
+            for k in range(K):
+                w = 2 * z[k] / (resp * (amps if applied is None else applied[k]))
+                grad[k], quad[k] = w.real, w.imag
+        else:
+            for k in range(K):
+                grad[k] = _estimate(z[k], amps, resp, self.phase, None if applied is None else applied[k])
+        bad = ~np.isfinite(grad).all(axis=1)
         if bad.any():
             k = int(np.argmax(bad))
             raise ValueError(f"{self.name}, {label(k)}: non-finite dI/dV {grad[k].tolist()} at {f.tolist()} Hz")
         slopes = []
-        if stderr or bias:
-            for k, s in enumerate(slices):
-                if stderr:
-                    psd = analysis.window_psd(Y[k], self.fs, f)
-                    slopes.append(psd.slope)
-                    se[k], se_q[k] = self._stderr(psd, z[k], sel, key, across=True)
-                if bias:
-                    vk = volts[:, s]
-                    b[k] = applied_bias(vk[:, 0], self.n, self.dac_lsb, vk)
+        if stderr:
+            with one_blas_thread():   # the noise fit's and the weights' products: a second BLAS thread only spins
+                self._read_stderr(rp, Y, z, se, se_q, slopes)
+        if bias:
+            if Q is not None:
+                b[:] = Q.mean(axis=2).T                  # applied_bias: each window's mean DAC value
+            else:
+                b[:] = volts[:, [s.start for s in slices]].T   # applied_bias without a DAC step: the bias
         if slopes:
             self.last_slope = slopes[-1] if K == 1 else float(np.nanmin(slopes))
         self.last_quadrature_stderr = se_q
         return z, grad, se, b
+
+    def _read_stderr(self, rp, Y, z, se, se_q, slopes) -> None:
+        """read_windows' stderr of each window (the rows of ``Y``) into ``se``, ``se_q``; slopes appended."""
+        sel, key, m = rp["sel"], rp["key"], rp["m"]
+        psd_plan = rp.get("psd")
+        if psd_plan is None:
+            psd_plan = rp["psd"] = analysis.WindowPsdPlan(self.n, self.fs, rp["f"], self._cov[key][0])
+        weights = self._stderr_weights(rp) if self.phase != "magnitude" else None
+        for k in range(Y.shape[0]):
+            fit = psd_plan.fit(Y[k])
+            slopes.append(float("nan") if fit[2] is None else float(fit[2][0]))
+            S = psd_plan.at_bins(fit)
+            if weights is None:
+                se[k], se_q[k] = self._stderr(lambda fq, S=S: S, z[k], sel, key, across=True)
+            else:
+                W, scale = weights
+                var = W @ S
+                np.maximum(var, 0.0, out=var)
+                np.sqrt(var, out=var)
+                var *= scale
+                se[k], se_q[k] = var[:m], var[m:]
+
+    def _read_plan(self, sel):
+        """What :meth:`read_windows` needs per selection of electrodes, made once (read-only arrays)."""
+        skey = None if sel is None else tuple(np.asarray(sel).tolist())
+        rp = self._reads.get(skey)
+        if rp is None:
+            sel_a = np.arange(self.idx.size) if sel is None else np.asarray(sel)
+            f = self.freqs[sel_a]
+            key = tuple(f)
+            m = f.size
+            rp = {"sel": sel_a, "f": f, "key": key, "m": m, "idx": self.idx[sel_a], "amps": self.amps[sel_a]}
+            if self.dac_lsb:
+                rp["proj"] = fundamental_projectors(self.fs, f, self.n)
+            self._reads[skey] = rp
+        return rp
+
+    def _stderr_weights(self, rp):
+        """The stderr's spectral weights of each electrode, made once per selection and response.
+
+        ``_stderr`` forms ``var = c^2 (KXX S) + s^2 (KYY S) + 2 c s (KXY S)`` from three
+        matrix-vector products; here the weights are combined first, ``W = c^2 KXX + s^2 KYY
+        + 2 c s KXY`` (and ``s^2 KXX + c^2 KYY - 2 c s KXY`` for the axis across), one product
+        for both. Round-off (S >= 0, KXX, KYY >= 0): each way is within gamma_{N+3} T of the exact
+        variance, T = c^2 (KXX S) + s^2 (KYY S) + |2 c s| (|KXY| S), N the number of bins (the
+        dot products: gamma_N of the sum of |terms|; the three products and two sums per weight
+        or per variance: gamma_3 more), so the two differ by at most 2 gamma_{N+3} T (T equals the
+        variance up to the cross term, which is small for a lock-in's in-phase and quadrature
+        rows; tests/test_read_fast_paths.py checks the bound). Returns ``(W (2m, N), scale (2m,))``.
+        """
+        resp = self.response[rp["sel"]]
+        wkey = (self.phase, resp.tobytes(), rp["amps"].tobytes())
+        hit = rp.get("weights")
+        if hit is not None and hit[0] == wkey:
+            return hit[1]
+        fb, KXX, KYY, KXY = self._cov[rp["key"]]
+        m = rp["m"]
+        if self.phase == "inphase":
+            c, s, scale = np.ones(m), np.zeros(m), 2.0 / rp["amps"]
+        else:
+            ang = np.angle(resp)
+            c, s = np.cos(ang), np.sin(ang)
+            scale = 2.0 / (rp["amps"] * np.abs(resp))
+        c2, s2, cs2 = c**2, s**2, 2 * c * s
+        W = np.vstack([c2[:, None] * KXX + s2[:, None] * KYY + cs2[:, None] * KXY,
+                       s2[:, None] * KXX + c2[:, None] * KYY - cs2[:, None] * KXY])
+        W.flags.writeable = False
+        out = (W, np.concatenate([scale, scale]))
+        rp["weights"] = (wkey, out)
+        return out
 
     def _stderr(self, psd, z, sel, key, across: bool = False):
         """sqrt(Var dI/dV): this window's noise spectrum (``analysis.window_psd``) through the lock-in,
@@ -553,8 +706,73 @@ def stale_calibration(grad, quad, quad_se) -> np.ndarray:
     """
     grad, quad, quad_se = (np.asarray(a, float) for a in (grad, quad, quad_se))
     se = np.where(np.isfinite(quad_se), quad_se, 0.0)
-    limit = STALE_SIGMAS * se + np.tan(STALE_ANGLE) * np.abs(grad) + STALE_FLOOR * np.max(np.abs(grad), initial=0.0)
+    ag = np.abs(grad)
+    limit = STALE_SIGMAS * se + _TAN_STALE_ANGLE * ag + STALE_FLOOR * ag.max(initial=0.0)
     return np.abs(quad) > limit
+
+
+_TAN_STALE_ANGLE = np.tan(STALE_ANGLE)
+
+
+# HGEWindow configurations made by extract_gradient, per device object (see _window_for).
+_WINDOWS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_WINDOWS_PER_DEVICE = 32
+
+
+def _exact_key(x):
+    """A hashable key equal for two values exactly when they are the same value of the same type
+    (arrays and sequences by dtype, shape and bytes); TypeError for what has no such key."""
+    if x is None or isinstance(x, (bool, int, float, complex, str, np.number, np.bool_)):
+        return (type(x), x)
+    a = np.asarray(x)
+    if a.dtype.kind not in "biufc":
+        raise TypeError(f"no exact key for {type(x).__name__}")
+    return (a.dtype.str, a.shape, a.tobytes())
+
+
+def _calibration_key(cal):
+    if cal is None:
+        return None
+    return (id(cal), _exact_key(cal.freqs), _exact_key(cal.response))
+
+
+def _window_for(device, **kw) -> "HGEWindow":
+    """An :class:`HGEWindow` for ``extract_gradient``'s arguments, its configuration made once.
+
+    Every call used to build the window anew (argument and plan checks, the filter weights, the
+    crosstalk inverse, the read plans: ~0.1 ms, and the per-plan stderr weights and noise-fit
+    plan: more). The configuration depends only on the arguments and on what ``HGEWindow``
+    reads from the device (its name, fs, n_electrodes, limits, dac_lsb, full_scale and own
+    calibration), so it is kept per device object under a key holding all of them by value
+    (arrays by their bytes; a calibration by identity and its arrays' bytes): a changed
+    argument or attribute, also one changed in place, gives another key and a new window. Each
+    call gets a copy with its own per-call state. Anything without an exact key (an unusual
+    type) builds the window anew, as does a device that cannot be weakly referenced.
+    """
+    cal = kw.get("calibration")
+    try:
+        own = getattr(device, "calibration", None)
+        key = (type(device), device_name(device), _exact_key(device.fs), _exact_key(device.n_electrodes),
+               _exact_key(device.limits), _exact_key(getattr(device, "dac_lsb", None)),
+               _exact_key(getattr(device, "full_scale", None)), _calibration_key(own), _calibration_key(cal),
+               tuple((k, _exact_key(val)) for k, val in sorted(kw.items()) if k != "calibration"))
+        per_device = _WINDOWS.setdefault(device, {})
+    except (TypeError, AttributeError):   # no exact key, or not weakly referenceable: no memo
+        return HGEWindow(device, **kw)
+    hit = per_device.get(key)
+    # The key holds calibrations by id: the entry also holds them, so an id is never reused meanwhile.
+    if hit is not None and hit[1] is own and hit[2] is cal:
+        return hit[0].fresh()
+    win = HGEWindow(device, **kw)
+    # Shared by every copy: own, read-only arrays (freqs and limits may be the caller's or the
+    # device's own arrays, which must stay theirs; a result gets its own copies).
+    win.freqs, win.limits = win.freqs.copy(), win.limits.copy()
+    for a in (win.amps, win.freqs, win.idx, win.limits):
+        a.flags.writeable = False
+    if len(per_device) >= _WINDOWS_PER_DEVICE:
+        per_device.clear()
+    per_device[key] = (win, own, cal)
+    return win.fresh()
 
 
 def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: float = 0.1, freqs=None,
@@ -612,13 +830,17 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
         calibration that cannot be trusted.
     """
     bias = _as_bias(device, bias)
-    win = HGEWindow(device, electrodes=electrodes, amplitudes=amplitudes, T=T, freqs=freqs, filter=filter,
-                    engine=engine, phase=phase, calibration=calibration, crosstalk=crosstalk, check=check,
-                    mode=mode, saturation=saturation)
+    win = _window_for(device, electrodes=electrodes, amplitudes=amplitudes, T=T, freqs=freqs, filter=filter,
+                      engine=engine, phase=phase, calibration=calibration, crosstalk=crosstalk, check=check,
+                      mode=mode, saturation=saturation)
     m = win.idx.size
     # Every window is built and gated before anything (calibration included) is applied.
-    windows = [perturbation_waveform(bias, win.idx[sel], win.amps[sel], win.freqs[sel], win.n, win.fs)
-               for sel in win.groups]
+    windows = []
+    for sel in win.groups:   # perturbation_waveform, with the plan's tones made once (HGEWindow.tone_rows)
+        rows, tones = win.tone_rows(sel)
+        volts = np.repeat(bias[:, None], win.n, axis=1)
+        volts[rows] += tones
+        windows.append(volts)
     for volts in windows:
         check_volts(volts, win.limits)
     cal_time = win.calibrate_at(bias)
@@ -628,7 +850,8 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
     quad, quad_se = np.zeros(m), np.zeros(m)
     for k, (sel, volts) in enumerate(zip(win.groups, windows)):
         y = checked_measure(device, volts)
-        label = f"window {k + 1} of {len(windows)} (electrodes {to_number(win.idx[sel]).tolist()})"
+        def label(k=k, sel=sel):   # made only for a message
+            return f"window {k + 1} of {len(windows)} (electrodes {to_number(win.idx[sel]).tolist()})"
         z[sel], grad[sel], stderr[sel], dc = win.read(y, volts, sel, label=label)
         saturated += win.last_saturated
         slopes.append(win.last_slope)
@@ -638,7 +861,7 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
         dcs.append(dc)
     warnings = []
     reliable = True
-    if np.nanmin(np.append(slopes, 0.0)) < STEEP_SLOPE:
+    if min([x for x in slopes if x == x] + [0.0]) < STEEP_SLOPE:   # np.nanmin(slopes + [0])
         reliable = False
         warnings.append(f"the output below the plan falls as 1/f^{-np.nanmin(slopes):.1f}, steeper than "
                         f"1/f^{-STEEP_SLOPE:g}: stderr extrapolates that spectrum below 3/T and may be off (on a "
@@ -670,8 +893,11 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
                         f"calibration): each derivative may be off by up to {bound:.3g} nA/V from the window's "
                         f"onset; a loopback calibration or a longer T shrinks it")
     return GradientResult(
-        gradient=grad, stderr=stderr, bias=np.mean(dcs, axis=0), X=z.real, Y=z.imag, freqs=win.freqs,
-        electrodes=to_number(win.idx), amplitudes=win.amps, current=float(np.mean(np.concatenate(ys))),
+        # One window (parallel): its own bias and mean (the mean of one row is that row; the mean of one
+        # record is its mean): the same numbers without the stacking.
+        gradient=grad, stderr=stderr, bias=dcs[0].copy() if len(dcs) == 1 else np.mean(dcs, axis=0), X=z.real,
+        Y=z.imag, freqs=win.freqs.copy(), electrodes=to_number(win.idx), amplitudes=win.amps.copy(),
+        current=float(np.mean(ys[0] if len(ys) == 1 else np.concatenate(ys))),
         lab_time_s=len(ys) * win.n / win.fs + cal_time, mode=mode, filter=filter, phase=phase,
         calibration_time_s=cal_time, saturated_samples=saturated, stderr_reliable=reliable, warnings=warnings)
 

@@ -23,7 +23,17 @@ Two signs, both counted per window:
   grows as sqrt(depth) below it (the crest is locally a parabola), so the top
   code holds at most 1/(sqrt(2) - 1) ~ 2.4 times what the next one holds
   (a pure sinusoid; noise and other tones only thin the crest), and the codes
-  further down hold less still. 4 leaves room. A noise-free periodic window
+  further down hold less still. 4 leaves room. The parabola needs a crest over a few
+  codes: a window of only two values (a sine of a code or less) is nothing but its two
+  extremes, each the other's "next level", and its share on one of them can be anything (a
+  clean sine of 0.45 codes on 0.1: 85 % at its bottom code), so the rule needs at least
+  ``PILE_MIN_VALUES`` = 3 distinct values. From three on, a pure sine's top code holds at
+  most 2.3 times the largest of the ``NEXT_LEVELS`` codes inside it (computed: amplitudes
+  0.2-12 codes, every offset on the code grid, phase sampled densely; 1.58 for a spread of
+  2 codes, rising towards the parabola's 2.41), and at most 3 times when sampled at the few
+  phases per period of the plan's tones (every plan frequency of 7 and 2 electrodes and
+  0.5-2.5 kHz at 10 kHz, 37 phases, amplitudes 0.2-8 codes, 20 offsets): under 4. A rail on
+  a window of two values is left to the run rule (and ``full_scale``). A noise-free periodic window
   (one tone, sequential mode) repeats every level equally often, but its first
   period can differ in the last digits (the chain's onset): a stray value or
   two between the top level and the next, hence the several nearest values.
@@ -55,6 +65,7 @@ import numpy as np
 RUN_MIN = 16
 PILE_RATIO = 4
 NEXT_LEVELS = 4
+PILE_MIN_VALUES = 3     # the pile-up rule needs a window of at least 3 distinct values (see the docstring)
 SHELF_BAND = 0.005      # of the window's spread
 SHELF_FRACTION = 0.12   # of the window's samples, at one end
 SHELF_STEPS = 4         # the band must span this many of the window's smallest steps between values
@@ -87,7 +98,9 @@ def saturated_samples(y, full_scale: float | None = None, *, runs: bool = True) 
             inside, res = y[~on], (y.max() - y.min()) * 1e-9
             levels, counts = np.unique(np.round(inside / res) if res > 0 else inside, return_counts=True)
             near = counts[-NEXT_LEVELS:] if extreme == y.max() else counts[:NEXT_LEVELS]
-            if n_on >= PILE_RATIO * int(near.max()):
+            # PILE_MIN_VALUES: a window of two values is all extremes, each the other's "next level";
+            # a clean sine of two codes puts any share on either (0.45 codes: 85 % on one).
+            if levels.size + 1 >= PILE_MIN_VALUES and n_on >= PILE_RATIO * int(near.max()):
                 bad |= on
         for start, stop in zip(*_stretches(on)):
             if stop - start >= RUN_MIN:
@@ -159,20 +172,68 @@ def check_saturation(y, full_scale, *, what: str, policy: str = "raise", runs: b
 def saturated_counts(windows, full_scale: float | None = None) -> np.ndarray:
     """``saturated_samples`` of every row of ``windows`` (K, n), with runs; the same counts.
 
-    Vectorised over the rows: a run of ``RUN_MIN`` samples at a row's extreme needs at
-    least ``RUN_MIN`` samples equal to it, so only rows with that many are searched
-    for runs (``saturated_samples``); for the others the count is the samples at
-    ``full_scale``.
+    Vectorised over the rows, and cheap for the usual row that no rule can flag: only rows that
+    could be flagged are handed to ``saturated_samples``. A row is searched when
+
+    * a sample may be at ``full_scale``: its max is not below the threshold, or its min not
+      above minus it (``|y| >= t`` is ``y >= t or y <= -t``; NaN makes a row searched);
+    * or it holds ``RUN_MIN`` samples at its min or max (a run or a pile-up needs that many),
+      or ``SHELF_FRACTION`` of it within ``SHELF_BAND`` of its spread from either end
+      (``_shelf_suspects``). The samples at the max lie in the band at the max (band width >= 0),
+      so a row with fewer than ``RUN_MIN`` in both bands can have neither; the counts at the
+      extremes are only made for the rows with that many in a band.
+
+    Every other row's count is 0 (no sample at full scale, nothing for the other rules).
     """
     y = np.asarray(windows, float)
     if y.ndim != 2:
         raise ValueError(f"windows must be 2-D (K, n), got shape {y.shape}")
-    counts = (np.abs(y) >= full_scale * (1 - 1e-9)).sum(axis=1) if full_scale else np.zeros(y.shape[0], np.int64)
-    at_min = (y == y.min(axis=1, keepdims=True)).sum(axis=1)
-    at_max = (y == y.max(axis=1, keepdims=True)).sum(axis=1)
-    suspects = (at_min >= RUN_MIN) | (at_max >= RUN_MIN)
-    if y.shape[1] >= RUN_MIN:
-        suspects |= _shelf_suspects(y)
+    counts = np.zeros(y.shape[0], np.int64)
+    if y.shape[0] == 0 or y.shape[1] == 0:
+        return counts
+    if y.shape[0] == 1:   # one window (extract_gradient): the same screen on scalars, fewer array passes
+        if _suspect_row(y[0], full_scale):
+            counts[0] = saturated_samples(y[0], full_scale)
+        return counts
+    mx, mn = y.max(axis=1), y.min(axis=1)
+    suspects = np.zeros(y.shape[0], bool)
+    if full_scale:
+        t = full_scale * (1 - 1e-9)
+        suspects |= ~(mx < t) | ~(mn > -t)
+    if y.shape[1] >= RUN_MIN:   # shorter rows hold no RUN_MIN samples anywhere: only full scale applies
+        w = SHELF_BAND * (mx - mn)
+        need = max(RUN_MIN, SHELF_FRACTION * y.shape[1])
+        hi = (y >= (mx - w)[:, None]).sum(axis=1)
+        lo = (y <= (mn + w)[:, None]).sum(axis=1)
+        suspects |= (hi >= need) | (lo >= need) | ~np.isfinite(w)
+        crowded = np.flatnonzero(((hi >= RUN_MIN) | (lo >= RUN_MIN)) & ~suspects)
+        if crowded.size:
+            yc = y[crowded]
+            at_min = (yc == mn[crowded, None]).sum(axis=1)
+            at_max = (yc == mx[crowded, None]).sum(axis=1)
+            suspects[crowded[(at_min >= RUN_MIN) | (at_max >= RUN_MIN)]] = True
     for k in np.flatnonzero(suspects):
         counts[k] = saturated_samples(y[k], full_scale)
-    return counts.astype(np.int64)
+    return counts
+
+
+def _suspect_row(row, full_scale) -> bool:
+    """``saturated_counts``' screen for one row, on scalars: True where that screen hands the row on."""
+    mx, mn = row.max(), row.min()
+    if full_scale:
+        t = full_scale * (1 - 1e-9)
+        if not (mx < t) or not (mn > -t):
+            return True
+    if row.size < RUN_MIN:
+        return False
+    w = SHELF_BAND * (mx - mn)
+    if not np.isfinite(w):
+        return True
+    hi = np.count_nonzero(row >= mx - w)
+    lo = np.count_nonzero(row <= mn + w)
+    need = max(RUN_MIN, SHELF_FRACTION * row.size)
+    if hi >= need or lo >= need:
+        return True
+    if hi >= RUN_MIN or lo >= RUN_MIN:
+        return bool(np.count_nonzero(row == mn) >= RUN_MIN or np.count_nonzero(row == mx) >= RUN_MIN)
+    return False

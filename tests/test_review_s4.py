@@ -104,11 +104,9 @@ def test_stale_calibration_warning_names_every_electrode_read_with_the_wrong_sig
     assert flipped <= named, f"wrong sign on {sorted(flipped)}, warning names {sorted(named)}"
 
 
-# -- 3. saturation.py: the pile-up rule fires on a clean, unclipped sine of a few codes ----------
-@pytest.mark.xfail(strict=True, reason="saturation.py's pile-up derivation (top code <= 2.4x the next) holds for "
-                   "a crest spanning many codes; a clean sine of 0.45 codes on 2 codes puts 80 % of samples on one "
-                   "code, so an unclipped window is called saturated (and in the trainer ends the task as "
-                   "'output on the rail'), where the run rule said nothing")
+# -- 3. saturation.py: the pile-up rule fired on a clean, unclipped sine of a few codes ----------
+# Fixed (session 5): the pile-up rule needs a window of at least PILE_MIN_VALUES = 3 distinct values
+# (its derivation is in saturation.py); a regression test now.
 def test_pile_up_is_not_called_on_a_clean_two_code_sine():
     t = np.arange(1000) / 1e4
     y = np.round(0.1 + 0.45 * np.sin(2 * np.pi * 1000.0 * t))   # codes 0 and 1, no rail anywhere

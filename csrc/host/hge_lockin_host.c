@@ -1412,3 +1412,311 @@ hge_status hge_host_mean_q0(const int32_t *x, uint32_t n, int32_t *mean, uint32_
     *mean = (int32_t)((int64_t)((2u * biased + n) / (2u * (uint64_t)n)) - 8388608);
     return HGE_OK;
 }
+
+/* ------------------------------------------------------------- windows ---- */
+
+/* One thread's share of hge_host_bw3_windows / hge_host_boxcar_windows: windows [k0, k1),
+ * each through the same calls a caller would make one window at a time (init, set_dc,
+ * the host process of the cache's layout on this thread alone, output). */
+typedef struct {
+    const hge_bw3_coeffs_t *coeffs; /* NULL: integrate-and-dump */
+    void *terms;                    /* this thread's n_terms terminals of workspace */
+    uint32_t n_terms;
+    const uint32_t *steps;
+    const uint32_t *phases;
+    const int32_t *x;
+    uint32_t n;
+    uint32_t k0, k1;
+    const int32_t *dcs;
+    const int32_t *refs;
+    const uint8_t *packed;
+    uint32_t stride;
+    int lanes;
+    int scaled;
+    void (*run)(const void *job);
+    int32_t *out32_i, *out32_q;     /* Butterworth outputs */
+    int64_t *out64_i, *out64_q;     /* integrate-and-dump outputs */
+    hge_status status;              /* the first error of this share (HGE_OK if none) */
+} hge_host_windows_job_t;
+
+static void hge_host_windows_task(const void *p)
+{
+    hge_host_windows_job_t *w = (hge_host_windows_job_t *)(uintptr_t)p;
+    hge_host_job_t job;
+    uint32_t k;
+    job.refs = w->refs;
+    job.packed = w->packed;
+    job.stride = w->stride;
+    job.lanes = w->lanes;
+    job.scaled = w->scaled;
+    job.n = w->n;
+    job.m0 = 0;
+    job.m1 = w->n_terms;
+    job.run = w->run;
+    w->status = HGE_OK;
+    for (k = w->k0; k < w->k1; ++k) {
+        const int32_t dc = w->dcs != 0 ? w->dcs[k] : 0;
+        const uint64_t at = (uint64_t)k * w->n_terms;
+        hge_status st;
+        job.x = w->x + (uint64_t)k * w->n;
+        if (w->coeffs != 0) {
+            hge_lockin_bw3_t s;
+            st = hge_lockin_bw3_init(&s, w->coeffs, (hge_lockin_bw3_term_t *)w->terms, w->n_terms, w->steps,
+                                     w->phases);
+            if (st == HGE_OK) {
+                st = hge_lockin_bw3_set_dc(&s, dc);
+            }
+            if (st == HGE_OK) {
+                job.bw3 = &s;
+                job.box = 0;
+                job.run(&job);
+                s.presum_count = (uint32_t)(((uint64_t)s.presum_count + w->n) % HGE_BW3_DECIMATION);
+                st = hge_lockin_bw3_output(&s, w->out32_i + at, w->out32_q + at);
+            }
+        } else {
+            hge_lockin_boxcar_t s;
+            uint32_t count;
+            st = hge_lockin_boxcar_init(&s, (hge_lockin_boxcar_term_t *)w->terms, w->n_terms, w->steps, w->phases);
+            if (st == HGE_OK) {
+                st = hge_lockin_boxcar_set_dc(&s, dc);
+            }
+            if (st == HGE_OK) {
+                job.bw3 = 0;
+                job.box = &s;
+                job.run(&job);
+                s.count += w->n;
+                st = hge_lockin_boxcar_output(&s, w->out64_i + at, w->out64_q + at, &count);
+            }
+        }
+        if (st != HGE_OK) {
+            w->status = st;
+            return;
+        }
+    }
+}
+
+/* The checks and the thread split shared by both filters; coeffs NULL: integrate-and-dump. */
+static hge_status hge_host_windows(const hge_bw3_coeffs_t *coeffs, void *terms, uint32_t term_bytes,
+                                   uint32_t n_terms, const uint32_t *steps, const uint32_t *phases,
+                                   const int32_t *x, uint32_t n, uint32_t n_windows, const int32_t *dcs,
+                                   const void *refs, uint32_t layout, uint32_t stride,
+                                   const hge_host_opts_t *opts, int32_t *out32_i, int32_t *out32_q,
+                                   int64_t *out64_i, int64_t *out64_q)
+{
+    hge_host_windows_job_t jobs[HGE_HOST_MAX_THREADS];
+    const void *args[HGE_HOST_MAX_THREADS];
+    void (*run)(const void *job) = hge_host_run_generic;
+    uint32_t isa;
+    uint32_t n_jobs;
+    uint32_t k;
+    uint64_t per_sample;
+    if (terms == 0 || x == 0 || opts == 0 || (coeffs != 0 ? out32_i == 0 || out32_q == 0 : out64_i == 0 || out64_q == 0)) {
+        return HGE_ERR_NULL;
+    }
+    if (n_terms == 0u || n_terms > HGE_MAX_TERMINALS) {
+        return HGE_ERR_TERMINALS;
+    }
+    if (n == 0u || (coeffs == 0 && n > HGE_BOXCAR_MAX_SAMPLES)) {
+        return HGE_ERR_SIZE;
+    }
+    if (layout > HGE_REFS_SCALED || (layout == HGE_REFS_SCALED && coeffs == 0)) {
+        return HGE_ERR_RANGE;
+    }
+    if (layout != HGE_REFS_NONE && refs == 0) {
+        return HGE_ERR_NULL;
+    }
+    per_sample = layout == HGE_REFS_NONE ? 0u
+                 : layout == HGE_REFS_ROWS ? 1u
+                 : layout == HGE_REFS_PACKED ? HGE_PACKED_ROW : HGE_LANE_ROW;
+    if ((uint64_t)n * per_sample > stride && layout != HGE_REFS_NONE) {
+        return HGE_ERR_SIZE;
+    }
+    isa = opts->isa;
+    if (isa > HGE_ISA_AVX2 || !hge_host_isa_available(isa) || opts->threads == 0u ||
+        opts->threads > HGE_HOST_MAX_THREADS || opts->pool > HGE_POOL_SPAWN) {
+        return HGE_ERR_RANGE;
+    }
+    if (n_windows == 0u) {
+        return HGE_OK;
+    }
+    if (isa == HGE_ISA_AUTO) {
+        isa = hge_host_isa_available(HGE_ISA_AVX2) ? HGE_ISA_AVX2 : HGE_ISA_GENERIC;
+    }
+#if HGE_HOST_X86
+    if (isa == HGE_ISA_AVX2) {
+        run = hge_host_run_avx2;
+    }
+#endif
+    (void)term_bytes;
+    n_jobs = opts->threads < n_windows ? opts->threads : n_windows;
+    for (k = 0; k < n_jobs; ++k) {
+        hge_host_windows_job_t *j = &jobs[k];
+        j->coeffs = coeffs;
+        j->terms = (uint8_t *)terms + (uint64_t)k * n_terms * term_bytes;
+        j->n_terms = n_terms;
+        j->steps = steps;
+        j->phases = phases;
+        j->x = x;
+        j->n = n;
+        j->k0 = (uint32_t)((uint64_t)n_windows * k / n_jobs);
+        j->k1 = (uint32_t)((uint64_t)n_windows * (k + 1u) / n_jobs);
+        j->dcs = dcs;
+        j->refs = layout == HGE_REFS_NONE || layout == HGE_REFS_PACKED ? 0 : (const int32_t *)refs;
+        j->packed = layout == HGE_REFS_PACKED ? (const uint8_t *)refs : 0;
+        j->stride = stride;
+        j->lanes = layout >= HGE_REFS_LANES;
+        j->scaled = layout == HGE_REFS_SCALED;
+        j->run = run;
+        j->out32_i = out32_i;
+        j->out32_q = out32_q;
+        j->out64_i = out64_i;
+        j->out64_q = out64_q;
+        j->status = HGE_OK;
+        args[k] = j;
+    }
+    if (hge_pool_run(hge_host_windows_task, args, n_jobs, opts->pool) != n_jobs) {
+        return HGE_ERR_RANGE;
+    }
+    for (k = 0; k < n_jobs; ++k) {
+        if (jobs[k].status != HGE_OK) {
+            return jobs[k].status;
+        }
+    }
+    return HGE_OK;
+}
+
+hge_status hge_host_bw3_windows(const hge_bw3_coeffs_t *coeffs, hge_lockin_bw3_term_t *terms, uint32_t n_terms,
+                                const uint32_t *steps, const uint32_t *phases, const int32_t *x, uint32_t n,
+                                uint32_t n_windows, const int32_t *dcs, const void *refs, uint32_t layout,
+                                uint32_t stride, const hge_host_opts_t *opts, int32_t *out_i, int32_t *out_q)
+{
+    if (coeffs == 0) {
+        return HGE_ERR_NULL;
+    }
+    return hge_host_windows(coeffs, terms, (uint32_t)sizeof(hge_lockin_bw3_term_t), n_terms, steps, phases, x, n,
+                            n_windows, dcs, refs, layout, stride, opts, out_i, out_q, 0, 0);
+}
+
+hge_status hge_host_boxcar_windows(hge_lockin_boxcar_term_t *terms, uint32_t n_terms, const uint32_t *steps,
+                                   const uint32_t *phases, const int32_t *x, uint32_t n, uint32_t n_windows,
+                                   const int32_t *dcs, const void *refs, uint32_t layout, uint32_t stride,
+                                   const hge_host_opts_t *opts, int64_t *out_i, int64_t *out_q)
+{
+    return hge_host_windows(0, terms, (uint32_t)sizeof(hge_lockin_boxcar_term_t), n_terms, steps, phases, x, n,
+                            n_windows, dcs, refs, layout, stride, opts, 0, 0, out_i, out_q);
+}
+
+/* -------------------------------------------------------------- codes ---- */
+
+/* Round to nearest, ties to even, for |v| <= 2^51: adding and subtracting 1.5 2^52 leaves
+ * the integer nearest v in IEEE binary64 under the default rounding mode (this file is built
+ * without -ffast-math, so the compiler keeps both operations; x86-64 computes in SSE2
+ * doubles, not in x87 extended precision). */
+static double hge_round_even(double v)
+{
+    const double big = 6755399441055744.0; /* 1.5 2^52 */
+    return (v + big) - big;
+}
+
+hge_status hge_host_codes(const double *x, uint32_t n_windows, uint32_t n, double full_scale, int32_t *codes,
+                          double *scale, int32_t *dcs, uint32_t isa)
+{
+    const double code_max = 8388607.0; /* 2^23 - 1 */
+    uint32_t k;
+    if (x == 0 || codes == 0 || scale == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (n == 0u || n > HGE_MEAN_MAX_SAMPLES) {
+        return HGE_ERR_SIZE;
+    }
+    if (!(full_scale >= 0.0) || full_scale > 1.7976931348623157e308) {
+        return HGE_ERR_RANGE; /* NaN, negative or infinite full scale */
+    }
+    if (isa > HGE_ISA_AVX2 || !hge_host_isa_available(isa)) {
+        return HGE_ERR_RANGE;
+    }
+    for (k = 0; k < n_windows; ++k) {
+        const double *xk = x + (uint64_t)k * n;
+        int32_t *ck = codes + (uint64_t)k * n;
+        double peak = 0.0;
+        double s;
+        uint32_t j;
+        for (j = 0; j < n; ++j) {
+            const double a = xk[j] < 0.0 ? -xk[j] : xk[j];
+            if (!(a <= 1.7976931348623157e308)) {
+                return HGE_ERR_RANGE; /* NaN or infinite sample */
+            }
+            peak = a > peak ? a : peak;
+        }
+        if (full_scale > 0.0) {
+            if (peak > full_scale * (1.0 + 1e-12)) {
+                return HGE_ERR_RANGE;
+            }
+            s = full_scale / code_max;
+        } else {
+            s = (peak > 0.0 ? peak : 1.0) / code_max;
+        }
+        scale[k] = s;
+        for (j = 0; j < n; ++j) {
+            const double q = xk[j] / s;
+            ck[j] = q >= code_max ? (int32_t)8388607 : q <= -code_max ? (int32_t)-8388607 : (int32_t)hge_round_even(q);
+        }
+        if (dcs != 0) {
+            hge_status st = hge_host_mean_q0(ck, n, &dcs[k], isa);
+            if (st != HGE_OK) {
+                return st;
+            }
+        }
+    }
+    return HGE_OK;
+}
+
+/* ------------------------------------------------------- fundamentals ---- */
+
+/* Round to nearest, ties to even, for any finite v: below 2^52 by hge_round_even, at or above it
+ * v is already an integer. NaN stays NaN. */
+static double hge_round_even_any(double v)
+{
+    const double a = v < 0.0 ? -v : v;
+    return a < 4503599627370496.0 ? hge_round_even(v) : v; /* 2^52 */
+}
+
+hge_status hge_host_fundamentals(const double *volts, uint64_t row_stride, const uint32_t *rows, uint32_t m,
+                                 const uint64_t *starts, uint32_t n_windows, uint32_t n, double lsb,
+                                 const double *ps, const double *pc, double *out_s, double *out_c)
+{
+    uint32_t k;
+    uint32_t i;
+    if (volts == 0 || rows == 0 || starts == 0 || ps == 0 || pc == 0 || out_s == 0 || out_c == 0) {
+        return HGE_ERR_NULL;
+    }
+    if (m == 0u || n == 0u) {
+        return HGE_ERR_SIZE;
+    }
+    if (!(lsb > 0.0) || lsb > 1.7976931348623157e308) {
+        return HGE_ERR_RANGE;
+    }
+    for (k = 0; k < n_windows; ++k) {
+        if (starts[k] > row_stride || row_stride - starts[k] < n) {
+            return HGE_ERR_SIZE; /* a window past the end of its row */
+        }
+    }
+    for (i = 0; i < m; ++i) {
+        const double *p_s = ps + (uint64_t)i * n;
+        const double *p_c = pc + (uint64_t)i * n;
+        for (k = 0; k < n_windows; ++k) {
+            const double *v = volts + (uint64_t)rows[i] * row_stride + starts[k];
+            double s = 0.0;
+            double c = 0.0;
+            uint32_t j;
+            for (j = 0; j < n; ++j) {
+                const double q = hge_round_even_any(v[j] / lsb) * lsb;
+                s += q * p_s[j];
+                c += q * p_c[j];
+            }
+            out_s[(uint64_t)k * m + i] = s;
+            out_c[(uint64_t)k * m + i] = c;
+        }
+    }
+    return HGE_OK;
+}

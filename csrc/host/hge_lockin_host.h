@@ -146,4 +146,78 @@ hge_status hge_host_bw3_process_scaled(hge_lockin_bw3_t *s, const int32_t *x, ui
  */
 hge_status hge_host_mean_q0(const int32_t *x, uint32_t n, int32_t *mean, uint32_t isa);
 
+/*
+ * K windows of one plan in one call (the trainer reads ~300 windows of one plan per
+ * iteration; one call instead of K saves each window's binding overhead). Window k is
+ * x[k n .. k n + n - 1] (x holds n_windows n codes). Its outputs, out_i[k n_terms + m] and
+ * out_q[k n_terms + m], are exactly those of the one-window calls
+ *     hge_lockin_bw3_init(&s, coeffs, terms, n_terms, steps, phases);
+ *     hge_lockin_bw3_set_dc(&s, dcs == NULL ? 0 : dcs[k]);
+ *     hge_host_bw3_process<layout>(&s, x + k n, n, refs, stride, &one_thread);
+ *     hge_lockin_bw3_output(&s, out_i + k n_terms, out_q + k n_terms);
+ * which this function makes (the same functions, so the same integers; formats, rounding and
+ * overflow as those: Q6 outputs, see hge_lockin.h). layout names the reference cache refs
+ * points at (its base, sample 0): HGE_REFS_NONE (refs unused, the NCO per sample),
+ * HGE_REFS_ROWS (hge_refs_fill), HGE_REFS_LANES (hge_refs_fill_lanes), HGE_REFS_PACKED
+ * (hge_refs_fill_packed, stride in bytes), HGE_REFS_SCALED (hge_refs_fill_scaled), built for
+ * these steps and phases and at least n samples. opts: isa as for the process calls; threads
+ * split the windows (whole windows per thread, each window on one thread; windows are
+ * independent, so the split does not change a bit); pool as hge_host_opts_t.
+ * terms: caller-owned workspace of n_terms terminals per thread, min(opts->threads,
+ * n_windows) n_terms in all (overwritten). n_windows = 0 does nothing.
+ * Errors (checked before any window, except the per-window ones): HGE_ERR_NULL (terms, x,
+ * opts, coeffs or an output NULL; refs NULL with a cache layout), HGE_ERR_TERMINALS,
+ * HGE_ERR_SIZE (n = 0, or the cache shorter than n samples), HGE_ERR_RANGE (unknown layout,
+ * bad opts); per window as init / set_dc (HGE_ERR_FREQ, HGE_ERR_COEF, HGE_ERR_RANGE for a dc
+ * outside 24 bits): the outputs are then unspecified.
+ */
+#define HGE_REFS_NONE 0u
+#define HGE_REFS_ROWS 1u
+#define HGE_REFS_LANES 2u
+#define HGE_REFS_PACKED 3u
+#define HGE_REFS_SCALED 4u
+hge_status hge_host_bw3_windows(const hge_bw3_coeffs_t *coeffs, hge_lockin_bw3_term_t *terms, uint32_t n_terms,
+                                const uint32_t *steps, const uint32_t *phases, const int32_t *x, uint32_t n,
+                                uint32_t n_windows, const int32_t *dcs, const void *refs, uint32_t layout,
+                                uint32_t stride, const hge_host_opts_t *opts, int32_t *out_i, int32_t *out_q);
+
+/* The same for integrate-and-dump: outputs the Q22 sums of hge_lockin_boxcar_output (int64;
+ * each window's count is n). n <= HGE_BOXCAR_MAX_SAMPLES (else HGE_ERR_SIZE); the scaled
+ * layout serves the Butterworth only (HGE_ERR_RANGE). Otherwise as hge_host_bw3_windows. */
+hge_status hge_host_boxcar_windows(hge_lockin_boxcar_term_t *terms, uint32_t n_terms, const uint32_t *steps,
+                                   const uint32_t *phases, const int32_t *x, uint32_t n, uint32_t n_windows,
+                                   const int32_t *dcs, const void *refs, uint32_t layout, uint32_t stride,
+                                   const hge_host_opts_t *opts, int64_t *out_i, int64_t *out_q);
+
+/*
+ * Float samples -> 24-bit ADC codes, window by window, as the host's demodulate (to_codes) makes
+ * them: window k is x[k n .. k n + n - 1] (binary64, nA or any unit); its scale (unit per code)
+ * is scale[k] = full_scale / (2^23 - 1) when full_scale > 0, else its largest |sample| (1 if
+ * that is 0) over 2^23 - 1; codes[k n + j] = clip(round(x / scale[k]), -(2^23 - 1), 2^23 - 1),
+ * rounding to nearest with ties to even (numpy's round), exact for every double (the clip comes
+ * first here, which gives the same integer because its bounds are integers). dcs non-NULL: also
+ * each window's hge_host_mean_q0 of its codes (round half up; isa as there). Formats: scale and x
+ * binary64, codes and dcs Q0 int32. Errors: HGE_ERR_NULL (x, codes or scale NULL), HGE_ERR_SIZE
+ * (n = 0 or above HGE_MEAN_MAX_SAMPLES), HGE_ERR_RANGE (full_scale NaN, negative or infinite; a
+ * sample NaN or infinite, or with full_scale > 0 a |sample| above full_scale (1 + 1e-12); an
+ * unknown isa): the outputs of that window and later ones are then unspecified.
+ */
+hge_status hge_host_codes(const double *x, uint32_t n_windows, uint32_t n, double full_scale, int32_t *codes,
+                          double *scale, int32_t *dcs, uint32_t isa);
+
+/*
+ * The DAC's applied fundamentals of K windows (the host's applied_fundamentals, one electrode
+ * row per tone): for window k (samples starts[k] .. starts[k] + n - 1 of every row) and electrode
+ * i (row rows[i] of volts, rows of row_stride doubles), the DAC's value of each sample
+ * q = round(v / lsb) lsb (ties to even, as numpy's round), and the dot products
+ * out_s[k m + i] = sum_j q_j ps[i n + j], out_c[k m + i] = sum_j q_j pc[i n + j] (the tone
+ * fit's sine and cosine rows for tone i). Binary64 throughout; the sums run in j order (each
+ * within gamma_n sum_j |q_j p_j| of the exact one). The caller checks the rows. Errors:
+ * HGE_ERR_NULL, HGE_ERR_SIZE (m or n 0, a window past its row's end), HGE_ERR_RANGE (lsb not
+ * finite and > 0).
+ */
+hge_status hge_host_fundamentals(const double *volts, uint64_t row_stride, const uint32_t *rows, uint32_t m,
+                                 const uint64_t *starts, uint32_t n_windows, uint32_t n, double lsb,
+                                 const double *ps, const double *pc, double *out_s, double *out_c);
+
 #endif /* HGE_LOCKIN_HOST_H */
