@@ -566,8 +566,8 @@ def codes_windows(x, full_scale=None, *, mean: bool = True):
     """``hge_host_codes``: float windows (K, n) -> 24-bit codes (K, n) int32, the unit per code (K,)
     and, with ``mean``, each window's DC code (K,) int32 (``mean_code`` of its codes), else None.
 
-    The codes are ``demod.to_codes``'s, bit for bit (tested): ``full_scale`` (or, when None, each
-    window's largest magnitude, 1 if 0) maps to code 2^23 - 1, rounding to nearest with ties to
+    The codes are ``demod.to_codes``'s, bit for bit (tested): ``full_scale`` maps to code 2^23 - 1
+    (when None, each window's largest magnitude, 1 if 0, maps to 2^22 - 1: demod.AUTO_CODE), rounding to nearest with ties to
     even, clipped to +-(2^23 - 1). Refuses (``ValueError``) non-finite samples and, with
     ``full_scale``, samples beyond it, naming the largest.
     """

@@ -47,12 +47,43 @@ class Demodulated:
         return np.arctan2(self.Y, self.X)
 
 
+AUTO_CODE = (1 << 22) - 1   # the largest |code| of a window scaled by its own peak (to_codes)
+
+
+def check_dc_headroom(codes, dcs, what: str = "samples") -> None:
+    """Refuse windows whose codes minus their DC code leave 24 bits.
+
+    The lock-in core saturates ``x - dc`` to +-(2^23 - 1) before mixing (``hge_condition``;
+    the integer model likewise), which would flatten the window's extremes without a word.
+    ``codes`` (n,) or (K, n) int32, ``dcs`` scalar or (K,). Only windows whose swing around
+    their mean exceeds the full scale reach it (a window scaled by its own peak never does:
+    ``AUTO_CODE``). Raises ``ValueError`` naming the window and its swing in codes."""
+    c = np.atleast_2d(codes)
+    d = np.atleast_1d(np.asarray(dcs, np.int64))
+    up = c.max(axis=1).astype(np.int64) - d
+    down = d - c.min(axis=1).astype(np.int64)
+    bad = np.flatnonzero((up > CODE_MAX) | (down > CODE_MAX))
+    if bad.size:
+        k = int(bad[0])
+        where = f"{what}, window {k}" if c.shape[0] > 1 else what
+        raise ValueError(f"{where}: the samples swing {int(max(up[k], down[k]))} codes from their mean, beyond the "
+                         f"24-bit range (2^23 - 1) the lock-in's DC removal keeps: it would clip them. The window "
+                         f"spans more than the full scale around its mean; use a smaller perturbation or remove_dc=False")
+
+
 def to_codes(samples, full_scale=None):
     """Float samples -> 24-bit ADC codes, and the unit per code.
 
     Integer samples are taken as codes (scale 1) and must fit 24 bits.
-    Float samples map ``full_scale`` (default: their largest magnitude) to
-    code ``2^23 - 1``, rounding to nearest.
+    Float samples map ``full_scale`` to code ``2^23 - 1``, rounding to nearest.
+    Without ``full_scale`` their largest magnitude maps to ``AUTO_CODE`` = 2^22 - 1,
+    one bit below: the lock-in subtracts the window's mean code before mixing and
+    saturates ``x - mean`` to 24 bits (``hge_condition``), and |x - mean| <= 2 max|x|
+    fits only with that bit to spare. (Mapping the peak to 2^23 - 1 clipped every
+    window whose mean is a sizeable part of its swing -- a tone over a fractional
+    number of periods, a small offset -- by up to 1.4e-4 of the amplitude, silently.)
+    With ``full_scale`` the codes are the ADC's and :func:`check_dc_headroom` refuses
+    a window that would clip.
     """
     x = np.asarray(samples)
     if x.ndim != 1 or x.size == 0:
@@ -64,11 +95,12 @@ def to_codes(samples, full_scale=None):
         return x.astype(np.int32), 1.0
     x = v.float_array("samples", x)
     if full_scale is None:
-        full_scale = float(np.max(np.abs(x))) or 1.0
-    v.positive("full_scale", full_scale)
-    if np.max(np.abs(x)) > full_scale * (1 + 1e-12):
-        raise ValueError(f"samples exceed full_scale = {full_scale} (largest |sample| {np.max(np.abs(x))})")
-    scale = full_scale / CODE_MAX
+        scale = (float(np.max(np.abs(x))) or 1.0) / AUTO_CODE
+    else:
+        v.positive("full_scale", full_scale)
+        if np.max(np.abs(x)) > full_scale * (1 + 1e-12):
+            raise ValueError(f"samples exceed full_scale = {full_scale} (largest |sample| {np.max(np.abs(x))})")
+        scale = full_scale / CODE_MAX
     return np.clip(np.round(x / scale), -CODE_MAX, CODE_MAX).astype(np.int32), scale
 
 
@@ -133,6 +165,8 @@ def demodulate(samples, fs, freqs, *, engine: str = "c", filter: str = "butterwo
 
     uphases = design.phase_to_uint32(phases)
     dc = (core.mean_code(codes) if engine == "c" else fixed.mean_q0(codes)) if remove_dc else 0
+    if remove_dc and (full_scale is not None or np.asarray(samples).dtype.kind in "iu"):
+        check_dc_headroom(codes, dc)   # auto-scaled codes fit by construction (AUTO_CODE)
     if filter == "boxcar":
         if engine == "c":
             ri, rq = core.lockin_boxcar(codes, steps, uphases, dc=dc, block_sizes=block_sizes)
@@ -209,6 +243,8 @@ class WindowDemodulator:
             return np.array([r.X for r in rows]), np.array([r.Y for r in rows])
         # The codes, their scales and DC codes in one C pass (core.codes_windows: to_codes' numbers).
         codes, scale, dcs = core.codes_windows(x, self.full_scale, mean=self.remove_dc)
+        if self.remove_dc and self.full_scale is not None:
+            check_dc_headroom(codes, dcs)   # auto-scaled codes fit by construction (AUTO_CODE)
         # Every window in one C call (core.LockinPlan.windows: the per-window calls, made in C).
         ri, rq = self._plan.windows(codes, dcs)
         if self.filter == "boxcar":

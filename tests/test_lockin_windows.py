@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from hge_embedded import core, design
 from hge_embedded._hge_core import ffi, lib
+from hge_embedded.demod import AUTO_CODE
 from hge_embedded.reference import fixed
 
 FS = 10_000.0
@@ -249,7 +250,7 @@ def test_codes_windows_refuses_what_to_codes_refuses():
     P = core._ptr
     call = lambda n=16, fs=0.0, x=P("double *", xp), isa=lib.HGE_ISA_AUTO: lib.hge_host_codes(  # noqa: E731
         x, 1, n, fs, P("int32_t *", codes), P("double *", scale), P("int32_t *", dcs), isa)
-    assert call() == lib.HGE_OK and scale[0] == 1.0 / core.SAMPLE_MAX
+    assert call() == lib.HGE_OK and scale[0] == 1.0 / AUTO_CODE   # an all-zero window: unit 1 over the auto code
     assert call(x=ffi.NULL) == lib.HGE_ERR_NULL and call(n=0) == lib.HGE_ERR_SIZE
     assert call(fs=-1.0) == lib.HGE_ERR_RANGE and call(fs=float("inf")) == lib.HGE_ERR_RANGE
     assert call(fs=float("nan")) == lib.HGE_ERR_RANGE and call(isa=9) == lib.HGE_ERR_RANGE

@@ -183,7 +183,11 @@ def test_short_butterworth_window_works():
     d = LinearDevice(W)
     r = extract_gradient(d, np.zeros(5), T=0.05, freqs=[1000, 920, 840, 760, 680], check=False)
     assert r.lab_time_s - r.calibration_time_s == pytest.approx(0.0496)
-    assert np.allclose(r.gradient, W, rtol=1e-3)
+    # The C lock-in's own error is below 1e-4 of the signal (design.accuracy_bound, derived and tested
+    # in test_accuracy.py / test_dc_headroom.py); the crosstalk solve and projection scale it by about
+    # one (not derived here). rtol was 1e-3, which hid a real defect: the window's mean made the DC
+    # removal clip inside the core (3.7e-4 off; 4e-6 since the headroom bit, demod.AUTO_CODE).
+    assert np.allclose(r.gradient, W, rtol=1e-4)
 
 
 def test_negative_ramp_refused_before_training():

@@ -1654,7 +1654,9 @@ hge_status hge_host_codes(const double *x, uint32_t n_windows, uint32_t n, doubl
             }
             s = full_scale / code_max;
         } else {
-            s = (peak > 0.0 ? peak : 1.0) / code_max;
+            /* One bit of headroom (demod.AUTO_CODE = 2^22 - 1): the core saturates x - dc to 24 bits,
+             * and |x - dc| <= 2 max|x| fits only so. */
+            s = (peak > 0.0 ? peak : 1.0) / 4194303.0;
         }
         scale[k] = s;
         for (j = 0; j < n; ++j) {

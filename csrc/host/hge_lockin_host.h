@@ -193,7 +193,7 @@ hge_status hge_host_boxcar_windows(hge_lockin_boxcar_term_t *terms, uint32_t n_t
  * Float samples -> 24-bit ADC codes, window by window, as the host's demodulate (to_codes) makes
  * them: window k is x[k n .. k n + n - 1] (binary64, nA or any unit); its scale (unit per code)
  * is scale[k] = full_scale / (2^23 - 1) when full_scale > 0, else its largest |sample| (1 if
- * that is 0) over 2^23 - 1; codes[k n + j] = clip(round(x / scale[k]), -(2^23 - 1), 2^23 - 1),
+ * that is 0) over 2^22 - 1 (one bit of headroom: the core saturates x - dc to 24 bits); codes[k n + j] = clip(round(x / scale[k]), -(2^23 - 1), 2^23 - 1),
  * rounding to nearest with ties to even (numpy's round), exact for every double (the clip comes
  * first here, which gives the same integer because its bounds are integers). dcs non-NULL: also
  * each window's hge_host_mean_q0 of its codes (round half up; isa as there). Formats: scale and x
