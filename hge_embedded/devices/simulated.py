@@ -855,6 +855,15 @@ class SimulatedDNPU:
         if not (np.all(hi * lsb <= lim[:, 1]) and np.all(lo * lsb >= lim[:, 0])):  # pragma: no cover
             raise RuntimeError("DAC code range did not converge")
         top = 2.0 ** (self.dac_bits - 1)
+        # Limits beyond the converter's range are refused: the clamp below would otherwise apply a
+        # sample well inside them (12 V within +-15 V limits) at the range's end (9.9997 V), silently.
+        # A limit at the range's end (+-10 V) is kept: a sample there is applied at most one step inside.
+        beyond = (lim[:, 1] > top * lsb) | (lim[:, 0] < -top * lsb)
+        if beyond.any():
+            e = int(np.argmax(beyond))
+            raise ValueError(f"limits: electrode {e + 1}'s limits [{lim[e, 0]:.6g}, {lim[e, 1]:.6g}] V reach beyond "
+                             f"the DAC's range [{-top * lsb:.6g}, {top * lsb:.6g}] V ({self.dac_bits} bits): samples "
+                             f"there cannot be applied where asked")
         hi, lo = np.minimum(hi, top - 1), np.maximum(lo, -top)
         empty = lo > hi
         if empty.any():
