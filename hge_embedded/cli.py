@@ -124,8 +124,9 @@ def _run_config(args, task_list) -> dict:
 
 def _config_defaults(args, task_list) -> dict:
     """What the options a run leaves at their defaults stand for, where it is fixed by the arguments:
-    the simulator's device seed 0, and the tasks' own input electrodes when they all share them."""
-    out = {}
+    the simulator's device seed 0, the tasks' own input electrodes when they all share them, and
+    ``--start full`` for a config without "start" (a run from before the option, or --start full)."""
+    out = {"start": "full"}   # not stored (_run_config): the whole-range draw of runs before --start
     if args.device == "sim":
         out["device_seed"] = 0
     ins = {tuple(t.input_electrodes) for t in task_list}
