@@ -116,3 +116,16 @@ def test_paper_mode_start_is_the_whole_range():
     assert kw.get("init") == "single"   # premise: paper mode asks for one random start
     tr = Trainer(SimulatedDNPU(seed=0, noise=False), task, seed=0, **kw)
     assert np.array_equal(tr.s_min, tr.w_min) and np.array_equal(tr.s_max, tr.w_max)
+
+
+# -- 5. simulated.py _chain: a zero-length record (fixed; older than this session) -------------------
+@pytest.mark.parametrize("noise", [False, True])
+def test_zero_length_record_returns_no_samples(noise):
+    """measure of (7, 0) raised IndexError from the chain's steady state (y[0]); it now returns an
+    empty current, as for any other length (n samples in, n out), and counts no sample."""
+    d = SimulatedDNPU(seed=0, noise=noise)
+    out = d.measure(np.zeros((7, 0)))
+    assert out.shape == (0,) and out.dtype == np.float64 and d.samples_measured == 0
+    # The record after it is unchanged by the empty one (the noise stream did not move).
+    ref = SimulatedDNPU(seed=0, noise=noise).measure(np.zeros((7, 50)))
+    assert np.array_equal(d.measure(np.zeros((7, 50))), ref)

@@ -800,7 +800,9 @@ class SimulatedDNPU:
         """IV/anti-alias filter, fractional delay, clip, ADC (steady state before sample 0), in one C
         pass (``csrc/host/hge_sim_chain.h``: the operations of :meth:`_chain_numpy`, the same bits)."""
         y = np.ascontiguousarray(current, dtype=np.float64)
-        if y.ndim != 1 or y.size == 0:
+        if y.ndim == 1 and y.size == 0:   # an empty record: nothing to filter (the reference reads y[0])
+            return np.empty(0)
+        if y.ndim != 1:
             return self._chain_numpy(current)
         from .._hge_core import ffi, lib
         alpha = np.exp(-2 * np.pi * self.chain_bandwidth / self.fs) if self.chain_bandwidth else 0.0
