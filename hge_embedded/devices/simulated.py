@@ -73,7 +73,8 @@ numbers on any thread count).
 Measurement chain (what ``measure`` adds)
 -----------------------------------------
 DAC quantisation (16 bit over +-10 V; the nearest code inside the electrode's limits,
-so a sample at a limit is never applied beyond it) -> device -> current noise
+so a sample at a limit is never applied beyond it; limits beyond +-10 V are refused,
+ValueError) -> device -> current noise
 (``devices.noise``: white plus 1/f^beta with a low-frequency corner, one
 continuous process; default 1e-5 nA^2/Hz at 1 kHz) -> IV converter and
 anti-alias filter (first-order, ``chain_bandwidth`` Hz) -> delay of
