@@ -126,8 +126,11 @@ def unstated_rail_samples(windows) -> int:
     """
     windows = [np.asarray(w, float) for w in windows]
     constant = [w.size > 1 and bool(np.all(w == w[0])) for w in windows]
-    means = [float(w.mean()) for w in windows if w.size]
-    hi, lo = (max(means), min(means)) if means else (np.nan, np.nan)
+    # Each window's output level: a constant window's own value (its mean differs from it by round-off
+    # for most values, e.g. 200 x 60.7 nA averages to 60.7 + 7e-15: compared with the value, the extreme
+    # would then be missed and a gate on the rail counted as found; review s5), else its mean.
+    levels = [float(w[0]) if const else float(w.mean()) for w, const in zip(windows, constant) if w.size]
+    hi, lo = (max(levels), min(levels)) if levels else (np.nan, np.nan)
     count = 0
     for k, (w, const) in enumerate(zip(windows, constant)):
         if not const:
