@@ -167,3 +167,50 @@ def test_two_constant_windows_at_the_extreme_are_counted_for_any_value(rail, inn
     # round-off (measured: 59 % of uniform values at 200 samples), the case the rule missed.
     windows = [np.full(n, rail), np.full(n, rail), np.full(n, inner * rail), np.full(n, -rail)]
     assert unstated_rail_samples(windows) == 2 * n   # the repeated maximum (the minimum is alone)
+
+
+# -- 7. train.py unstated_rail_samples: a noise-free device whose windows settle (fixed) -------------
+class SettlingLinear:
+    """I = 100 V1 + 10 V6 nA through a first-order filter (pole 0.6 per sample: each step settles over
+    ~70 samples to the last double), noise-free, clipped at +-``clip`` nA after the filter, no
+    full_scale. Each plain window starts with the settling from the previous one."""
+    fs = 1e4
+    n_electrodes = 7
+
+    def __init__(self, clip=np.inf):
+        self.limits = np.array([[-1.2, 0.7]] * 7)
+        self.clip = clip
+
+    def measure(self, volts):
+        import scipy.signal as sig
+        v = np.asarray(volts, float)
+        x = 100.0 * v[0] + 10.0 * v[5]
+        y, _ = sig.lfilter([0.4], [1.0, -0.6], x, zi=[0.6 * x[0]])
+        return np.clip(y, -self.clip, self.clip)
+
+
+def test_noise_free_settling_device_keeps_its_gates_and_its_rails_are_still_seen():
+    """Every settled window of a noise-free device is a run of one value at its extreme: the run rule
+    counted all of them, so such a device (a user's own noise-free simulator with a chain) found no gate
+    at all. Noise-free everywhere, the settled values are now judged by the repeated-extreme rule: gate A
+    (outputs -77, -63, 63, 77 nA) is found; clipped at 60.7 nA (two cases on each rail) it is not."""
+    r, _ = train_task(SettlingLinear(), tasks.gate("a"), seed=0, max_iter=0, phase="inphase")
+    assert np.allclose(r.outputs, [-77, -63, 63, 77], atol=0.5)   # premise: four distinct outputs
+    assert r.found and r.stopped is None
+    r, _ = train_task(SettlingLinear(60.7), tasks.gate("a"), seed=0, max_iter=0, phase="inphase")
+    assert not r.found and "does not state" in r.stopped
+    # One case on each rail (clip 70): no extreme repeated, found (clipping is monotone: no gap made).
+    r, _ = train_task(SettlingLinear(70.0), tasks.gate("a"), seed=0, max_iter=0, phase="inphase")
+    assert r.found and r.stopped is None
+
+
+def test_settled_value_of_a_window():
+    from hge_embedded.saturation import RUN_MIN
+    from hge_embedded.train import _settled_value
+    flat = np.full(50, 3.0)
+    rise = np.concatenate([np.linspace(0.0, 2.9, 10), np.full(RUN_MIN, 3.0)])
+    assert _settled_value(flat) == 3.0 and _settled_value(rise) == 3.0 and _settled_value(rise[::-1]) is None
+    assert _settled_value(rise[:-1]) is None                  # the final run one sample short of RUN_MIN
+    noisy = rise.copy()
+    noisy[4] = noisy[6]                                       # not monotone: a wiggle in the approach
+    assert _settled_value(noisy) is None and _settled_value(np.array([1.0])) is None
