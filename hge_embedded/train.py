@@ -31,6 +31,7 @@ device's ``full_scale`` when it states one, otherwise ``unstated_rail_samples``.
 """
 from __future__ import annotations
 
+import collections
 import time
 from dataclasses import dataclass, field
 
@@ -145,13 +146,16 @@ def unstated_rail_samples(windows) -> int:
     # would then be missed and a gate on the rail counted as found; review s5), else its mean.
     levels = [float(w[0]) if const else float(w.mean()) for w, const in zip(windows, constant) if w.size]
     hi, lo = (max(levels), min(levels)) if levels else (np.nan, np.nan)
+    # How many constant windows hold each value (a dict, not a pairwise search: a sphere's test set
+    # has ~1000 windows; -0.0 and 0.0 are one key, as they compare equal).
+    seen = collections.Counter(float(w[0]) for w, const in zip(windows, constant) if const)
     count = 0
-    for k, (w, const) in enumerate(zip(windows, constant)):
+    for w, const in zip(windows, constant):
         if not const:
             count += saturated_samples(w, None, runs=True) if w.size else 0
             continue
-        v = w[0]
-        repeated = any(constant[j] and windows[j][0] == v for j in range(len(windows)) if j != k)
+        v = float(w[0])
+        repeated = seen[v] >= 2
         if repeated and (v == hi or v == lo):
             count += w.size
     return count
