@@ -91,9 +91,9 @@ def _flag(key: str) -> str:
 def differences(saved: dict, wanted: dict, defaults: dict | None = None) -> list:
     """The options (as flags) whose values differ, e.g. ``["--seed 0 (checkpoint) vs 1 (now)"]``.
 
-    ``defaults``: what an option left at its default (stored as null) stands for, where that is
-    known, e.g. ``{"device_seed": 0}``: a run started without ``--device-seed`` resumes with
-    ``--device-seed 0`` given, and the other way round (the same run)."""
+    ``defaults``: what an option left at its default (stored as null) or not stored at all stands
+    for, where that is known, e.g. ``{"device_seed": 0}``: a run started without ``--device-seed``
+    resumes with ``--device-seed 0`` given, and the other way round (the same run)."""
     defaults = defaults or {}
 
     def shown(value):  # an option left at its default is stored as null: say "default", not "None"
@@ -106,7 +106,10 @@ def differences(saved: dict, wanted: dict, defaults: dict | None = None) -> list
     for key in sorted(set(saved) | set(wanted)):
         if key not in saved and wanted[key] is None:
             continue  # an option added since the checkpoint was written, left at its default
-        a, b = saved.get(key, "<absent>"), wanted.get(key, "<absent>")
+        # An option absent from one side (added since, or stored only when not at its old behaviour,
+        # e.g. --start) stands for its entry in defaults where there is one: shown as that value, which
+        # is the flag to give (review s5: "--start '<absent>'" did not say --start full resumes it).
+        a, b = (d[key] if key in d else defaults.get(key, "<absent>") for d in (saved, wanted))
         if meant(key, a) != meant(key, b):
             out.append(f"{_flag(key)} {shown(a)} (checkpoint) vs {shown(b)} (now)")
     return out

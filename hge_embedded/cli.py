@@ -124,8 +124,9 @@ def _run_config(args, task_list) -> dict:
 
 def _config_defaults(args, task_list) -> dict:
     """What the options a run leaves at their defaults stand for, where it is fixed by the arguments:
-    the simulator's device seed 0, and the tasks' own input electrodes when they all share them."""
-    out = {}
+    the simulator's device seed 0, the tasks' own input electrodes when they all share them, and
+    ``--start full`` for a config without "start" (a run from before the option, or --start full)."""
+    out = {"start": "full"}   # not stored (_run_config): the whole-range draw of runs before --start
     if args.device == "sim":
         out["device_seed"] = 0
     ins = {tuple(t.input_electrodes) for t in task_list}
@@ -839,8 +840,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "random settings by loss")
     t.add_argument("--start", choices=["middle", "full"], default="middle",
                    help="where a random start is drawn: each control uniformly in the middle half of its range "
-                        "(default: starts by the bounds end pinned on them far more often) or in the whole range "
-                        "(sessions 1-4)")
+                        "(default: starts near the bounds end pinned on them far more often) or in its whole range "
+                        "(full: the draw before this option existed; a run checkpointed then resumes with "
+                        "--start full)")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")

@@ -31,6 +31,7 @@ device's ``full_scale`` when it states one, otherwise ``unstated_rail_samples``.
 """
 from __future__ import annotations
 
+import collections
 import time
 from dataclasses import dataclass, field
 
@@ -42,7 +43,7 @@ from .devices import measure as checked_measure
 from .electrodes import to_index
 from .gradient import HGEWindow
 from .losses import DEFAULT_SCALE_NA, corrsig
-from .saturation import SaturationError, saturated_samples
+from .saturation import RUN_MIN, SaturationError, saturated_samples
 from .tasks import Task, class_gap, gate_found, gate_threshold, held_out_accuracy
 
 DEDI_FRAC = 24   # Q24
@@ -113,6 +114,11 @@ def unstated_rail_samples(windows) -> int:
       without ``full_scale`` the two cannot be told apart, and the note (``UNSTATED_RAIL_NOTE``) says
       to state it. A single constant window at an extreme is not counted: clipping is monotone, so
       alone it cannot turn an overlap of the classes into a gap.
+    * when no window shows noise (each constant, or moving monotonically to a final run of at least
+      ``RUN_MIN`` equal samples: a noise-free device's chain settling), every window is judged by its
+      settled value with the rule above, not by the run rule (which counts every settled window):
+      on a noisy device such an evaluation has every case on one of two rails, so with three or more
+      cases a rail's value is repeated and extreme.
 
     Parameters
     ----------
@@ -126,18 +132,47 @@ def unstated_rail_samples(windows) -> int:
     """
     windows = [np.asarray(w, float) for w in windows]
     constant = [w.size > 1 and bool(np.all(w == w[0])) for w in windows]
-    means = [float(w.mean()) for w in windows if w.size]
-    hi, lo = (max(means), min(means)) if means else (np.nan, np.nan)
+    settled = [_settled_value(w) for w in windows]
+    if windows and all(x is not None for x in settled) and not all(constant):
+        # No window shows noise: each settles (monotonically, e.g. through the chain's filter) on a run
+        # of one value. Either the device is noise-free or every window is on a rail; on a noisy device
+        # every case is then on one of the two rails, so with 3 or more cases a rail's value is repeated
+        # and an extreme: the repeated-extreme rule below, on the settled values, counts it. The run rule
+        # would count every settled window of a noise-free device (its settled value is its extreme).
+        windows = [np.full(w.size, x) for w, x in zip(windows, settled)]
+        constant = [w.size > 1 for w in windows]
+    # Each window's output level: a constant window's own value (its mean differs from it by round-off
+    # for most values, e.g. 200 x 60.7 nA averages to 60.7 + 7e-15: compared with the value, the extreme
+    # would then be missed and a gate on the rail counted as found; review s5), else its mean.
+    levels = [float(w[0]) if const else float(w.mean()) for w, const in zip(windows, constant) if w.size]
+    hi, lo = (max(levels), min(levels)) if levels else (np.nan, np.nan)
+    # How many constant windows hold each value (a dict, not a pairwise search: a sphere's test set
+    # has ~1000 windows; -0.0 and 0.0 are one key, as they compare equal).
+    seen = collections.Counter(float(w[0]) for w, const in zip(windows, constant) if const)
     count = 0
-    for k, (w, const) in enumerate(zip(windows, constant)):
+    for w, const in zip(windows, constant):
         if not const:
             count += saturated_samples(w, None, runs=True) if w.size else 0
             continue
-        v = w[0]
-        repeated = any(constant[j] and windows[j][0] == v for j in range(len(windows)) if j != k)
+        v = float(w[0])
+        repeated = seen[v] >= 2
         if repeated and (v == hi or v == lo):
             count += w.size
     return count
+
+
+def _settled_value(w):
+    """The value a noise-free window settles on: ``w`` moves monotonically (or not at all) to a final
+    run of at least ``RUN_MIN`` equal samples (or is constant); None for any other window."""
+    if w.size < 2:
+        return None
+    last = w[-1]
+    moving = np.flatnonzero(w != last)
+    k = int(moving[-1]) + 1 if moving.size else 0      # the final run is w[k:]
+    if k and w.size - k < RUN_MIN:
+        return None
+    d = np.diff(w[:k + 1])
+    return float(last) if (np.all(d >= 0) or np.all(d <= 0)) else None
 
 
 def parse_init(init) -> int:

@@ -540,18 +540,20 @@ def test_an_unavailable_isa_is_refused():
 
 def test_dac_codes_keep_a_limit_that_is_a_code_and_the_converter_range():
     """A limit that is itself a code is applied exactly (the range is not shrunk by one), a limit
-    between codes gets the code inside it, and limits beyond the converter's +-10 V are held to its
-    signed 16-bit codes (a real DAC saturates there)."""
+    between codes gets the code inside it, limits at the converter's +-10 V are held to its signed
+    16-bit codes (a sample at +10 V is applied one step inside), and limits beyond +-10 V are refused
+    (review s5: saturating there applied 11 V, inside +-12 V limits, at 9.9997 V without a word)."""
     lsb = 20.0 / 2**16
-    lim = np.array([[-3932 * lsb, 2293 * lsb]] * 6 + [[-12.0, 12.0]])
+    lim = np.array([[-3932 * lsb, 2293 * lsb]] * 6 + [[-10.0, 10.0]])
     d = SimulatedDNPU(seed=0, noise=False, limits=lim)
     lo, hi = d._dac_codes(lim)
     assert lo[:6].tolist() == [-3932] * 6 and hi[:6].tolist() == [2293] * 6
     assert lo[6] == -2**15 and hi[6] == 2**15 - 1
     v = np.repeat(lim[:, 1:], 2, axis=1)
-    v[6] = 11.0
     q = d._gate_and_dac(v)
     assert np.array_equal(q[:6], v[:6])                      # on a code: applied as asked
-    assert q[6, 0] == (2**15 - 1) * lsb                      # beyond the converter: its top code
+    assert q[6, 0] == (2**15 - 1) * lsb                      # at the converter's end: its top code
+    with pytest.raises(ValueError, match="reach beyond the DAC's range"):
+        SimulatedDNPU(seed=0, noise=False, limits=np.array([[-3932 * lsb, 2293 * lsb]] * 6 + [[-12.0, 12.0]]))
     d2 = SimulatedDNPU(seed=0, noise=False, limits=[[-0.70001, 0.70001]] * 7)
     assert np.all(d2._gate_and_dac(np.full((7, 2), 0.70001)) == 2293 * lsb)   # 2294 codes would be past it

@@ -73,7 +73,8 @@ numbers on any thread count).
 Measurement chain (what ``measure`` adds)
 -----------------------------------------
 DAC quantisation (16 bit over +-10 V; the nearest code inside the electrode's limits,
-so a sample at a limit is never applied beyond it) -> device -> current noise
+so a sample at a limit is never applied beyond it; limits beyond +-10 V are refused,
+ValueError) -> device -> current noise
 (``devices.noise``: white plus 1/f^beta with a low-frequency corner, one
 continuous process; default 1e-5 nA^2/Hz at 1 kHz) -> IV converter and
 anti-alias filter (first-order, ``chain_bandwidth`` Hz) -> delay of
@@ -800,7 +801,9 @@ class SimulatedDNPU:
         """IV/anti-alias filter, fractional delay, clip, ADC (steady state before sample 0), in one C
         pass (``csrc/host/hge_sim_chain.h``: the operations of :meth:`_chain_numpy`, the same bits)."""
         y = np.ascontiguousarray(current, dtype=np.float64)
-        if y.ndim != 1 or y.size == 0:
+        if y.ndim == 1 and y.size == 0:   # an empty record: nothing to filter (the reference reads y[0])
+            return np.empty(0)
+        if y.ndim != 1:
             return self._chain_numpy(current)
         from .._hge_core import ffi, lib
         alpha = np.exp(-2 * np.pi * self.chain_bandwidth / self.fs) if self.chain_bandwidth else 0.0
@@ -855,6 +858,15 @@ class SimulatedDNPU:
         if not (np.all(hi * lsb <= lim[:, 1]) and np.all(lo * lsb >= lim[:, 0])):  # pragma: no cover
             raise RuntimeError("DAC code range did not converge")
         top = 2.0 ** (self.dac_bits - 1)
+        # Limits beyond the converter's range are refused: the clamp below would otherwise apply a
+        # sample well inside them (12 V within +-15 V limits) at the range's end (9.9997 V), silently.
+        # A limit at the range's end (+-10 V) is kept: a sample there is applied at most one step inside.
+        beyond = (lim[:, 1] > top * lsb) | (lim[:, 0] < -top * lsb)
+        if beyond.any():
+            e = int(np.argmax(beyond))
+            raise ValueError(f"limits: electrode {e + 1}'s limits [{lim[e, 0]:.6g}, {lim[e, 1]:.6g}] V reach beyond "
+                             f"the DAC's range [{-top * lsb:.6g}, {top * lsb:.6g}] V ({self.dac_bits} bits): samples "
+                             f"there cannot be applied where asked")
         hi, lo = np.minimum(hi, top - 1), np.maximum(lo, -top)
         empty = lo > hi
         if empty.any():
