@@ -841,8 +841,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--start", choices=["middle", "full"], default="middle",
                    help="where a random start is drawn: each control uniformly in the middle half of its range "
                         "(default: starts near the bounds end pinned on them far more often) or in its whole range "
-                        "(full: the draw before this option existed; a run checkpointed then resumes with "
-                        "--start full)")
+                        "(full: the draw before this option existed, and --paper-mode's; a run checkpointed then "
+                        "resumes with --start full)")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")

@@ -107,9 +107,6 @@ def test_resume_of_a_run_without_start_names_the_flag_that_resumes_it():
 
 
 # -- 4. --paper-mode draws its single start from the middle half ------------------------------------
-@pytest.mark.xfail(strict=True, reason="--paper-mode ('the method as published', README) draws its one random "
-                   "start from the middle half of the range, the project's session-5 choice (train.STARTS), not "
-                   "the whole range; reproduce.common.paper_train_kwargs and cmd_train's paper mode pass no start")
 def test_paper_mode_start_is_the_whole_range():
     from hge_embedded.reproduce.common import paper_train_kwargs
     from hge_embedded.train import Trainer

@@ -306,9 +306,12 @@ def trainer_method_kwargs(paper_mode: bool) -> dict:
 
 
 def paper_train_kwargs(task) -> dict:
-    """Trainer keywords for the method as published (``--paper-mode``): single start, loss, read-out."""
+    """Trainer keywords for the method as published (``--paper-mode``): single start drawn from the
+    whole control range (the project's middle-half draw, ``train.DEFAULT_START``, is one of its own
+    choices, not the paper's), loss, read-out."""
     kw = trainer_init_kwargs(task, single=True)
     kw.update(trainer_method_kwargs(True))
+    kw["start"] = "full"
     return kw
 
 
