@@ -158,6 +158,12 @@ def cmd_train(args) -> int:
 
     with usage_errors():
         task_list = tasks_mod.parse_tasks(args.task, args.seed)
+    # The start draw: middle half by default; --paper-mode draws from the whole range (the paper's one
+    # random start; the middle half is the project's choice) and refuses --start middle.
+    if args.paper_mode and args.start == "middle":
+        raise UsageError("--paper-mode draws its one random start from the whole range, as published; "
+                         "--start middle (the project's draw) contradicts it")
+    args.start = "full" if args.paper_mode else (args.start or tr.DEFAULT_START)
     out = Path(args.out) if args.out else Path("runs") / f"{args.task}-seed{args.seed}"
     ckpt = out / ck.CHECKPOINT
     config = _run_config(args, task_list)
@@ -838,11 +844,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", type=_init_arg, default="single", metavar="single|best-of-N",
                    help="starting controls: one random setting (default, as the paper) or the best of N "
                         "random settings by loss")
-    t.add_argument("--start", choices=["middle", "full"], default="middle",
+    t.add_argument("--start", choices=["middle", "full"], default=None,
                    help="where a random start is drawn: each control uniformly in the middle half of its range "
                         "(default: starts near the bounds end pinned on them far more often) or in its whole range "
-                        "(full: the draw before this option existed, and --paper-mode's; a run checkpointed then "
-                        "resumes with --start full)")
+                        "(full: the draw before this option existed, and --paper-mode's, which refuses middle; a "
+                        "run checkpointed then resumes with --start full)")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("gradient", help="extract dI/dV at one bias point and print it")

@@ -211,3 +211,22 @@ def test_settled_value_of_a_window():
     noisy = rise.copy()
     noisy[4] = noisy[6]                                       # not monotone: a wiggle in the approach
     assert _settled_value(noisy) is None and _settled_value(np.array([1.0])) is None
+
+
+def test_paper_mode_refuses_the_middle_start_and_records_the_whole_range(tmp_path):
+    """--paper-mode's one start is drawn from the whole range: --start middle contradicts it (refused before
+    anything runs), and the run's configuration records the draw it made (no "start": the whole range)."""
+    import json
+    import subprocess
+    import sys
+    out = tmp_path / "pm"
+    r = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "xor", "--paper-mode",
+                        "--start", "middle", "--max-iter", "0", "--quiet", "--no-plots", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--start middle" in r.stderr and not out.exists()
+    r = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "xor", "--paper-mode",
+                        "--max-iter", "0", "--quiet", "--no-plots", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["paper_mode"] is True and "start" not in config, config
