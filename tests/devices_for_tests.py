@@ -124,3 +124,39 @@ def trained(case: str, sphere_batch: int, sphere_iter: int, gate_iter: int):
         tr = Trainer(FiveElectrodeDevice(S=1e-4, seed=4), task, seed=0, max_iter=gate_iter)
     tr.run()
     return tr.losses, tr.codes.copy(), tr.outputs.copy()
+
+
+def random_ramps(rng, n_ramps):
+    """A record of ``n_ramps`` DAC-quantised straight ramps (7 electrodes, some staying put) with a few
+    arbitrary samples between them, and random knots per ramp: (v, [(start, end, knots, first knot)], knots)."""
+    lsb = 20 / 2**16
+    pieces, ramps, pos, k0 = [], [], 0, 0
+    for _ in range(n_ramps):
+        n = int(rng.integers(3, 200))
+        a, b = rng.uniform(-1, 1, 7), rng.uniform(-1, 1, 7)
+        still = rng.uniform(size=7) < 0.3   # electrodes that stay put along this ramp
+        b[still] = a[still]
+        x = np.round(np.linspace(a, b, n, axis=1) / lsb) * lsb
+        pieces += [x, rng.uniform(-1, 1, (7, int(rng.integers(0, 5))))]
+        knots = np.linspace(0.0, 1.0, int(rng.integers(1, 30)) + 1)
+        ramps.append((pos, pos + n, knots, k0))
+        pos += pieces[-2].shape[1] + pieces[-1].shape[1]
+        k0 += knots.size
+    return np.concatenate(pieces, axis=1), ramps, k0
+
+
+class ClippedNoFullScale:
+    """``I = w . V`` nA plus white noise (``sd`` nA per sample; 0: none), clipped at +-``clip`` nA by a
+    chain that does not state it (no ``full_scale``)."""
+
+    def __init__(self, w, clip=np.inf, sd=0.5):
+        self.w = np.asarray(w, float)
+        self.n_electrodes, self.fs = self.w.size, 10_000.0
+        self.limits = np.array([[-1.2, 0.7]] * self.w.size)
+        self.clip, self.sd = clip, sd
+        self.rng = np.random.default_rng(0)
+
+    def measure(self, volts):
+        v = np.asarray(volts, float)
+        noise = self.rng.normal(0.0, self.sd, v.shape[1]) if self.sd else 0.0
+        return np.clip(self.w @ v + noise, -self.clip, self.clip)

@@ -16,6 +16,7 @@ from hge_embedded.saturation import RUN_MIN, saturated_samples
 
 sys.path.insert(0, str(Path(__file__).parent))
 from audit_devices import Linear  # noqa: E402
+from devices_for_tests import ClippedNoFullScale  # noqa: E402
 
 FREQS7 = plans.plan_frequencies(7, fs=1e4, T=0.1)
 QUIET = 1e-9  # nA^2/Hz: the linear device's noise, low enough that stderr (~0.02 nA/V) cannot hide the defects
@@ -192,22 +193,6 @@ def test_rail_test_scenario_can_tell_the_best_controls_from_the_last():
 
 # -- 6. the final evaluation on a rail the device does not state ----------------------------------
 # Fixed in session 5 (train.unstated_rail_samples): a regression test now.
-class ClippedNoFullScale:
-    """``I = w . V`` nA plus white noise (0.5 nA per sample), clipped at +-``clip`` nA by a chain that
-    does not state it (no ``full_scale``, which the device contract leaves optional)."""
-
-    def __init__(self, w, clip, sd=0.5):
-        self.w = np.asarray(w, float)
-        self.n_electrodes, self.fs = self.w.size, 10_000.0
-        self.limits = np.array([[-1.2, 0.7]] * self.w.size)
-        self.clip, self.sd = clip, sd
-        self.rng = np.random.default_rng(0)
-
-    def measure(self, volts):
-        v = np.asarray(volts, float)
-        return np.clip(self.w @ v + self.rng.normal(0.0, self.sd, v.shape[1]), -self.clip, self.clip)
-
-
 def test_final_outputs_on_an_unstated_rail_are_not_a_found_gate():
     from hge_embedded.tasks import gate
     from hge_embedded.train import train_task

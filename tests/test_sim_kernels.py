@@ -13,6 +13,7 @@ from hge_embedded._hge_core import ffi, lib
 from hge_embedded.devices import taylor_kernel as tk
 from hge_embedded.devices.simulated import FastEvaluator, SimulatedDNPU, TAYLOR_RADIUS
 from hge_embedded.devices.surrogate import SurrogateModel
+from tests.devices_for_tests import random_ramps
 
 
 def _symmetric(rng, n, order, scale):
@@ -234,28 +235,12 @@ def test_pack_puts_each_derivative_on_its_monomial():
 
 # -- the ramps in C (csrc/host/hge_sim_ramp.c): the numpy block fill's operations, in its order ------
 
-def _random_ramps(rng, n_ramps):
-    lsb = 20 / 2**16
-    pieces, ramps, pos, k0 = [], [], 0, 0
-    for _ in range(n_ramps):
-        n = int(rng.integers(3, 200))
-        a, b = rng.uniform(-1, 1, 7), rng.uniform(-1, 1, 7)
-        still = rng.uniform(size=7) < 0.3
-        b[still] = a[still]
-        x = np.round(np.linspace(a, b, n, axis=1) / lsb) * lsb
-        pieces += [x, rng.uniform(-1, 1, (7, int(rng.integers(0, 5))))]
-        knots = np.linspace(0.0, 1.0, int(rng.integers(1, 30)) + 1)
-        ramps.append((pos, pos + n, knots, k0))
-        pos += pieces[-2].shape[1] + pieces[-1].shape[1]
-        k0 += knots.size
-    return np.concatenate(pieces, axis=1), ramps, k0
-
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n_ramps=st.integers(1, 6))
 def test_ramp_kernel_gives_the_bits_of_the_numpy_block_fill(seed, n_ramps):
     rng = np.random.default_rng(seed)
-    v, ramps, n_pts = _random_ramps(rng, n_ramps)
+    v, ramps, n_pts = random_ramps(rng, n_ramps)
     I = rng.uniform(-50, 50, n_pts)
     G = rng.uniform(-200, 200, (7, n_pts))
     c, py = np.full(v.shape[1], np.nan), np.full(v.shape[1], np.nan)

@@ -15,7 +15,7 @@ from hge_embedded.devices import check_volts
 from hge_embedded.devices.simulated import CHUNK, FastEvaluator, SimulatedDNPU
 from hge_embedded.train import Trainer
 from hge_embedded.tasks import gate, map_electrodes, sphere
-from tests.devices_for_tests import FiveElectrodeDevice, LinearDevice, trained
+from tests.devices_for_tests import FiveElectrodeDevice, LinearDevice, random_ramps, trained
 
 U = 2.0**-53                      # unit round-off of float64
 GAMMA7 = 7 * U / (1 - 7 * U)      # Higham's gamma_7: any order of a 7-term dot, FMA or not
@@ -217,20 +217,7 @@ def _check_ramps(v, ramps, I, G):
 @given(seed=st.integers(0, 2**31 - 1), n_ramps=st.integers(1, 6))
 def test_ramp_fill_within_the_roundoff_bound_of_the_ramp_by_ramp_fill(seed, n_ramps):
     rng = np.random.default_rng(seed)
-    lsb = 20 / 2**16
-    pieces, ramps, pos, k0 = [], [], 0, 0
-    for _ in range(n_ramps):
-        n = int(rng.integers(3, 200))
-        a, b = rng.uniform(-1, 1, 7), rng.uniform(-1, 1, 7)
-        still = rng.uniform(size=7) < 0.3   # electrodes that stay put along this ramp
-        b[still] = a[still]
-        x = np.round(np.linspace(a, b, n, axis=1) / lsb) * lsb
-        pieces += [x, rng.uniform(-1, 1, (7, int(rng.integers(0, 5))))]
-        knots = np.linspace(0.0, 1.0, int(rng.integers(1, 30)) + 1)
-        ramps.append((pos, pos + n, knots, k0))
-        pos += pieces[-2].shape[1] + pieces[-1].shape[1]
-        k0 += knots.size
-    v = np.concatenate(pieces, axis=1)
+    v, ramps, k0 = random_ramps(rng, n_ramps)
     I = rng.uniform(-50, 50, k0)
     G = rng.uniform(-200, 200, (7, k0))
     out = _check_ramps(v, ramps, I, G)

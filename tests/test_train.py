@@ -15,6 +15,7 @@ from hge_embedded.losses import corrsig
 from hge_embedded.reference import fixed
 from hge_embedded.tasks import balanced_accuracy, gate, gate_found, parse_tasks, sphere
 from hge_embedded.train import Trainer, train_task
+from tests.devices_for_tests import ClippedNoFullScale
 
 
 @given(st.integers(0, 2**32 - 1), st.integers(4, 40), st.sampled_from(["mean", "min"]),
@@ -537,23 +538,6 @@ def test_final_outputs_on_the_rail_are_not_a_found_gate():
     assert ok.found and ok.stopped is None  # the same gate away from the rail is found
 
 
-class _NoFullScale:
-    """``I = w . V`` nA plus white noise (``sd`` nA per sample; 0: none), clipped at +-``clip`` nA by a
-    chain that does not state it (no ``full_scale``)."""
-
-    def __init__(self, w, clip=np.inf, sd=0.5):
-        self.w = np.asarray(w, float)
-        self.n_electrodes, self.fs = self.w.size, 10_000.0
-        self.limits = np.array([[-1.2, 0.7]] * self.w.size)
-        self.clip, self.sd = clip, sd
-        self.rng = np.random.default_rng(0)
-
-    def measure(self, volts):
-        v = np.asarray(volts, float)
-        noise = self.rng.normal(0.0, self.sd, v.shape[1]) if self.sd else 0.0
-        return np.clip(self.w @ v + noise, -self.clip, self.clip)
-
-
 # Gate A on I = 100 V1 + 10 V6: outputs (-77, -63, 63, 77) nA, a 126 nA gap.
 _GATE_A = [100.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0]
 
@@ -567,7 +551,7 @@ _GATE_A = [100.0, 0.0, 0.0, 0.0, 0.0, 10.0, 0.0]
     (50.0, 0.5, True),      # noisy, every sample on the rail: constant windows at a repeated extreme
 ])
 def test_final_outputs_on_an_unstated_rail_are_not_a_found_gate(clip, sd, on_rail):
-    r, _ = train_task(_NoFullScale(_GATE_A, clip=clip, sd=sd), gate("a"), seed=0, max_iter=0, phase="inphase")
+    r, _ = train_task(ClippedNoFullScale(_GATE_A, clip=clip, sd=sd), gate("a"), seed=0, max_iter=0, phase="inphase")
     assert r.gap > 3 * r.noise_sd  # every case: a gap far above the margin, whatever the rail did to it
     if on_rail:
         assert not r.found and "does not state" in r.stopped and "full_scale" in r.stopped
