@@ -45,6 +45,8 @@ from .gradient import HGEWindow
 from .losses import DEFAULT_SCALE_NA, corrsig
 from .saturation import RUN_MIN, SaturationError, saturated_samples
 from .tasks import Task, class_gap, gate_found, gate_threshold, held_out_accuracy
+from .train_checks import (OSCILLATION_NOTE, DescentCheck, StaleCalibrationCheck, failure_kind, loss_trend,
+                           pinned_controls)
 
 DEDI_FRAC = 24   # Q24
 DIDV_FRAC = 8    # Q8
@@ -212,6 +214,8 @@ class TrainResult:
     gap: float | None = None          # nA, gate class gap min(high) - max(low) at the end (< 0: not separated)
     restarts: list = field(default_factory=list)  # iterations at which a stalled start was replaced
     stopped: str | None = None        # why the task ended early, e.g. its output reached the rail (None: it did not)
+    failure: str | None = None        # a gate not found: train_checks.failure_kind (pinned, oscillating, ...)
+    diagnosis: str | None = None      # what the loss did, when worth saying (train_checks.OSCILLATION_NOTE)
 
     _ARRAYS = ("controls", "outputs", "test_outputs")
 
@@ -228,6 +232,8 @@ class TrainResult:
         d = dict(d)
         d.setdefault("restarts", [])   # fields added in session 4, with their defaults
         d.setdefault("stopped", None)
+        d.setdefault("failure", None)    # session 6
+        d.setdefault("diagnosis", None)
         missing = [k for k in cls.__dataclass_fields__ if k not in d]
         if missing:
             raise ValueError(f"a finished task's result lacks {missing}")
@@ -240,7 +246,7 @@ class TrainResult:
                 "iterations": self.iterations, "final_loss": self.final_loss,
                 "initial_loss": self.initial_loss, "initial_accuracy": self.initial_accuracy,
                 "gap_nA": self.gap, "noise_sd_nA": self.noise_sd, "restarts": list(self.restarts),
-                "stopped": self.stopped,
+                "stopped": self.stopped, "failure": self.failure, "diagnosis": self.diagnosis,
                 "lab_time_s": self.lab_time_s, "wall_time_s": self.wall_time_s,
                 "controls_V": self.controls.tolist()}
 
@@ -339,6 +345,11 @@ class Trainer:
         self.ended_at_best = False  # finish() went back to an earlier start's lowest loss
         self.evaluation_saturated = 0  # samples on a rail in the last plain evaluation (measure_outputs)
         self.evaluation_rail = ""      # which rule saw them (the device's full_scale or an unstated rail)
+        # Trust checks (train_checks; checkpointed): the pooled stale-calibration test of this task's chain
+        # and the descent check; the last gradient used (1/V), for the pinned diagnosis at the end.
+        self.stale_check = StaleCalibrationCheck(len(task.control_electrodes))
+        self.descent_check = DescentCheck()
+        self.last_g: np.ndarray | None = None
 
     # -- volts --------------------------------------------------------------------------
     def controls(self, codes=None) -> np.ndarray:
@@ -477,6 +488,7 @@ class Trainer:
         # All windows in one read (one C plan, checks vectorised): what reading them one by one gives.
         _, grads, _, _ = self.window.read_windows(y_all, volts, slices, stderr=False, bias=False,
                                                   labels=lambda j: f"data point {batch[j]}")
+        quad = self.window.last_quadrature
         self.outputs[batch] = y
         E, dE = self.loss(y, task.targets[batch])
         if not (np.isfinite(E) and np.all(np.isfinite(dE))):
@@ -486,6 +498,16 @@ class Trainer:
         self.history_controls.append(ctl.tolist())
         if E < self.best_loss:
             self.best_loss, self.best_codes = float(E), self.codes.copy()
+        dEdI = np.round(dE * 2.0**DEDI_FRAC)
+        dIdV = np.round(grads * 2.0**DIDV_FRAC)
+        for name, arr in (("dE/dI", dEdI), ("dI/dV", dIdV)):
+            if np.max(np.abs(arr)) >= 2**31:
+                raise OverflowError(f"{name} does not fit its fixed-point format (max {np.max(np.abs(arr))})")
+        g = self.rule.accumulate(dEdI.astype(np.int64), dIdV.astype(np.int64))
+        self.last_g = g / 2.0**32    # dE/dV as the update uses it (Q32), 1/V
+        # (Not at the stopping iteration: no step follows, and the outputs judged do not use the gradients.)
+        if E >= self.stop_loss and self.check_trust(grads, quad, E, ctl):
+            return E   # stopped: no step on gradients that cannot be trusted
         if E < self.stop_loss:
             # The stopping iteration counts: it was measured (and costs lab time), but no
             # update follows. So `iteration == len(losses)` always.
@@ -497,21 +519,63 @@ class Trainer:
             self.codes = self.draw()
             self.segment_start = len(self.losses)
             self.restarts.append(self.iteration)
+            self.descent_check.reset()   # the controls jump: no step to compare the loss along
             self.iteration += 1
             if self.iteration >= self.max_iter:
                 self.done = True
             return E
-        dEdI = np.round(dE * 2.0**DEDI_FRAC)
-        dIdV = np.round(grads * 2.0**DIDV_FRAC)
-        for name, arr in (("dE/dI", dEdI), ("dI/dV", dIdV)):
-            if np.max(np.abs(arr)) >= 2**31:
-                raise OverflowError(f"{name} does not fit its fixed-point format (max {np.max(np.abs(arr))})")
-        g = self.rule.accumulate(dEdI.astype(np.int64), dIdV.astype(np.int64))
         self.codes = self.rule.step(self.codes, self.limit_step(g)).astype(np.int64)
         self.iteration += 1
         if self.iteration >= self.max_iter:
             self.done = True
         return E
+
+    def check_trust(self, grads, quad, E, ctl) -> bool:
+        """Run the trust checks on this iteration (its windows' in-phase ``grads`` and quadrature ``quad``,
+        nA/V; its loss ``E`` at controls ``ctl``, V, with ``self.last_g``) and stop the task when one fails.
+
+        On a stale calibration (``StaleCalibrationCheck``) or a loss that climbs along the gradient
+        (``DescentCheck``: the gradient's sign is wrong) the task STOPS with a ``stopped`` note, at its
+        lowest-loss controls, as for the rail; it does not re-calibrate and go on. Why: (1) the chain
+        changed under a running task (an IV range, a filter, a cable, or a checkpointed calibration
+        resumed on a rig that changed): the user must learn it, and a silent re-calibration would hide
+        it; an IV range also changes the gain and the rail, which no phase calibration restores;
+        (2) the steps already taken used the wrong gradients, so the run is no longer the one asked
+        for; (3) a calibration off by 180 deg is what the loopback or phase method measured, so
+        measuring again may give it again. The losses stay right (they come from the window means,
+        not the lock-in), so the lowest-loss controls are a sound place to end. Returns True if stopped.
+        """
+        self.descent_check.add(E, self.last_g, ctl)
+        note = None
+        if quad is not None:
+            self.stale_check.add(grads, quad)
+            res = self.stale_check.test()
+            if res is not None and res[0].any():
+                flags, ang = res
+                el = [int(e) for e, f in zip(self.task.control_electrodes, flags) if f]
+                note = (f"stale calibration at iteration {self.iteration}: on electrodes {el} the lock-in output lies "
+                        f"{np.round(ang[flags], 1).tolist()} deg off the calibrated chain's axis (pooled over the "
+                        f"last {int(self.stale_check.stats()[0])} windows): the chain changed since it was "
+                        f"calibrated (an IV range, a filter setting, a cable, or a resumed calibration on a rig "
+                        f"that changed); every derivative may be scaled or of the wrong sign. Calibrate again on "
+                        f"this chain (a new run measures it) and restart")
+        if note is None:
+            inv = self.descent_check.inverted()
+            if inv is not None:
+                note = (f"the loss rises along the measured gradient at iteration {self.iteration}: over the last "
+                        f"{self.descent_check.window} steps it changed by {inv[0]:.2f} (+- {inv[1]:.2f}) times the "
+                        f"predicted change, where a right gradient gives +1: the gradient's sign is wrong (the chain "
+                        f"inverts relative to its calibration: an inverting IV converter or AI pair swapped in or out, "
+                        f"or a calibration from another chain). Calibrate again on this chain and restart")
+        if note is None:
+            return False
+        self.stopped = note
+        self.iteration += 1   # this iteration was measured (iteration == len(losses))
+        self.done = True
+        if self.best_codes is not None:
+            self.codes = self.best_codes.copy()
+            self.ended_at_best = True
+        return True
 
     def stalled(self) -> bool:
         """The current start has stalled: over its last ``STALL_WINDOW`` iterations its best loss
@@ -605,6 +669,18 @@ class Trainer:
         # The loss measured at the final controls: the last one, or the lowest when the run went
         # back to it (restarts, the rail).
         final = (self.best_loss if self.ended_at_best else self.losses[-1]) if self.losses else None
+        # Why a gate was not found, and what the loss did (train_checks: one definition, shared with
+        # tools/train_landscape.py). Pinned: the final controls on a bound with the last gradient used
+        # pointing out of the range.
+        failure = diagnosis = None
+        reached = bool(self.losses) and self.losses[-1] < self.stop_loss
+        if self.losses and not reached and not task.constant and loss_trend(self.losses) == "oscillating":
+            diagnosis = OSCILLATION_NOTE
+        if task.kind == "gate" and found is False and not task.constant:
+            n_pin = 0
+            if self.last_g is not None and self.codes is not None:
+                n_pin = int(pinned_controls(self.codes, self.w_min, self.w_max, self.last_g).sum())
+            failure = failure_kind(self.losses, n_pin, stopped=stopped is not None)
         return TrainResult(task=task.name, kind=task.kind, found=found, accuracy=accuracy,
                            iterations=self.iteration, final_loss=final, controls=self.controls(),
                            outputs=outputs, losses=list(self.losses), lab_time_s=self.lab_time,
@@ -612,7 +688,7 @@ class Trainer:
                            history_controls=list(self.history_controls),
                            initial_loss=self.losses[0] if self.losses else None,
                            initial_accuracy=self.initial_accuracy, noise_sd=noise_sd, gap=gap,
-                           restarts=list(self.restarts), stopped=stopped)
+                           restarts=list(self.restarts), stopped=stopped, failure=failure, diagnosis=diagnosis)
 
     # -- checkpoints --------------------------------------------------------------------
     def state(self) -> dict:
@@ -624,7 +700,11 @@ class Trainer:
               "restarts": list(self.restarts),
               "best_loss": None if not np.isfinite(self.best_loss) else self.best_loss,
               "best_codes": None if self.best_codes is None else self.best_codes.tolist(),
-              "stopped": self.stopped, "ended_at_best": self.ended_at_best}
+              "stopped": self.stopped, "ended_at_best": self.ended_at_best,
+              # session 6: the trust checks' running sums and the last gradient used (older checkpoints
+              # lack them: the checks then start afresh at the resumed iteration)
+              "stale_check": self.stale_check.state(), "descent_check": self.descent_check.state(),
+              "last_g": None if self.last_g is None else self.last_g.tolist()}
         get = getattr(self.device, "get_state", None)
         st["device"] = get() if get else None
         st["calibration"] = self.window.calibration_state()  # a resumed run does not measure it again
@@ -651,6 +731,13 @@ class Trainer:
         self.best_codes = None if st.get("best_codes") is None else np.array(st["best_codes"], np.int64)
         self.stopped = st.get("stopped")
         self.ended_at_best = bool(st.get("ended_at_best", False))
+        try:
+            self.stale_check.load_state(st.get("stale_check"))
+            self.descent_check.load_state(st.get("descent_check"))
+            self.last_g = None if st.get("last_g") is None else np.asarray(st["last_g"], float)
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"checkpoint: the trust checks' state of task {self.task.name!r} is damaged ({exc})") \
+                from None
         if st.get("device") is not None and hasattr(self.device, "set_state"):
             self.device.set_state(st["device"])
         self.window.restore_calibration(st.get("calibration"))

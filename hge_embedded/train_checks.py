@@ -1,0 +1,255 @@
+"""Checks that the trainer's gradients can be trusted, and why a task was not found.
+
+Three things the trainer (``train.Trainer``) asks after every iteration or at a task's end:
+
+* :class:`StaleCalibrationCheck` -- has the chain changed since its calibration? One gradient
+  read (``extract_gradient``) tests each window's quadrature part against its own stderr
+  (``gradient.stale_calibration``); the trainer reads without stderr, so it pools instead: per
+  electrode, the regression slope of the quadrature part on the in-phase part over the windows of
+  recent iterations, with its noise from the scatter of the quadrature part itself.
+* :class:`DescentCheck` -- does the loss fall along the measured gradient? A calibration turned
+  by ~180 deg (the chain now inverts, or no longer inverts, relative to the calibration in use)
+  leaves nothing across the axis, so no quadrature test can see it; but every step then climbs.
+* :func:`loss_trend`, :func:`pinned_controls`, :func:`failure_kind` -- why a task that was not found
+  ended where it did (one definition, shared with ``tools/train_landscape.py``).
+
+Every threshold's derivation is in the comment next to it; ``tests/test_train_checks.py`` tests
+each on both sides.
+"""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from .gradient import STALE_ANGLE, STALE_FLOOR
+
+# -- 1. stale calibration, pooled ------------------------------------------------------------------
+# The pooled test runs on the most recent iterations that hold at least STALE_POOL_WINDOWS windows
+# (all-gates: 4 windows per iteration -> the last 16 iterations; sphere: 300 -> the last one alone).
+# Its slope's standard error comes from the residual scatter with N - 1 >= 63 degrees of freedom.
+STALE_POOL_WINDOWS = 64
+# Noise alone flags an electrode when |t_{N-1}| > STALE_POOL_SIGMAS (the deterministic terms, angle and
+# floor, only add margin). Two-sided t quantile at 1e-7 with 63 degrees of freedom: 6.015 (scipy
+# t.isf(0.5e-7, 63); fewer would not be tested, more have a smaller quantile, so 6.0 bounds every test).
+# A default all-gates run makes at most ~16 x 300 tests of 5 electrodes (24 000, overlapping): by the union
+# bound at most 0.24 % of runs see a false alarm from noise; the default runs measured see none (their
+# largest |slope| / se after the deterministic terms stays below 0; tests/test_train_checks.py).
+STALE_POOL_SIGMAS = 6.0
+_TAN_ANGLE = float(np.tan(STALE_ANGLE))
+
+
+class StaleCalibrationCheck:
+    """Pooled stale-calibration test of one chain over the windows of recent iterations.
+
+    A chain that lags more than when it was calibrated by ``phi`` turns every window's lock-in
+    output by ``-phi``: the calibrated estimator's in-phase part ``g = dI/dV cos(phi)`` and its
+    quadrature ``q = -tan(phi) g`` (``HGEWindow.read_windows``' ``last_quadrature``). Per electrode
+    ``j`` over the N pooled windows ``k``:
+
+        s_j  = sum_k q_kj g_kj / sum_k g_kj^2                         (-tan(phi) when stale)
+        se_j = sqrt(sum_k (q_kj - s_j g_kj)^2 / (N - 1) / sum_k g_kj^2)   (the scatter of q itself)
+        L_j  = sum_k M_k |g_kj| / sum_k g_kj^2,   M_k = max_j |g_kj|
+
+    and the same rule as ``gradient.stale_calibration``, per window, summed: a window's
+    deterministic leak across the axis is at most ``STALE_FLOOR M_k`` and the allowed turn
+    ``tan(STALE_ANGLE) |g_kj|``, which move the slope by at most ``STALE_FLOOR L_j`` and
+    ``tan(STALE_ANGLE)``. Flagged where ``|s_j| > STALE_POOL_SIGMAS se_j + tan(STALE_ANGLE) +
+    STALE_FLOOR L_j``; the angle reported is ``atan(s_j)``. No PSD is needed (the trainer reads
+    without stderr). Only per-iteration sums are kept, so the state is small (checkpointed).
+    """
+
+    def __init__(self, m: int, min_windows: int = STALE_POOL_WINDOWS):
+        self.m, self.min_windows = int(m), int(min_windows)
+        self.rows: collections.deque = collections.deque()   # per iteration: [n, Sgg, Sqg, Sqq, Sml] (m,) each
+
+    def add(self, grad, quad) -> None:
+        """One iteration's windows: in-phase ``grad`` and quadrature ``quad``, (K, m) nA/V."""
+        g, q = np.asarray(grad, float), np.asarray(quad, float)
+        if g.shape != q.shape or g.ndim != 2 or g.shape[1] != self.m:
+            raise ValueError(f"StaleCalibrationCheck.add: grad and quad must both be (K, {self.m}), got "
+                             f"{g.shape} and {q.shape}")
+        M = np.abs(g).max(axis=1, initial=0.0)[:, None]
+        self.rows.append([float(g.shape[0]), (g * g).sum(0), (q * g).sum(0), (q * q).sum(0),
+                          (M * np.abs(g)).sum(0)])
+        # Keep the fewest most recent iterations that still hold min_windows windows.
+        while len(self.rows) > 1 and sum(r[0] for r in self.rows) - self.rows[0][0] >= self.min_windows:
+            self.rows.popleft()
+
+    def reset(self) -> None:
+        self.rows.clear()
+
+    def stats(self):
+        """(N, slope, se, L) of the pooled windows, or None with fewer than ``min_windows``."""
+        n = sum(r[0] for r in self.rows)
+        if n < self.min_windows or n < 2:
+            return None
+        gg, qg, qq, ml = (sum(r[i] for r in self.rows) for i in range(1, 5))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = np.where(gg > 0, qg / gg, 0.0)
+            rss = np.maximum(qq - s * qg, 0.0)
+            se = np.where(gg > 0, np.sqrt(rss / (n - 1) / gg), np.inf)
+            L = np.where(gg > 0, ml / gg, np.inf)
+        return n, s, se, L
+
+    def test(self):
+        """``(flags (m,) bool, angle_deg (m,))``, or None while fewer than ``min_windows`` are pooled."""
+        st = self.stats()
+        if st is None:
+            return None
+        n, s, se, L = st
+        limit = STALE_POOL_SIGMAS * se + _TAN_ANGLE + STALE_FLOOR * L
+        return np.abs(s) > limit, np.degrees(np.arctan(s))
+
+    def state(self) -> list:
+        return [[r[0]] + [np.asarray(a).tolist() for a in r[1:]] for r in self.rows]
+
+    def load_state(self, st) -> None:
+        self.rows = collections.deque([float(r[0])] + [np.asarray(a, float) for a in r[1:]] for r in (st or []))
+
+
+# -- 2. descent ------------------------------------------------------------------------------------
+# The last DESCENT_WINDOW steps are tested (7 degrees of freedom for the residual scatter). An inverted
+# gradient climbs from the first step, and in the runs measured (all-gates seed 0 with the calibration
+# turned by 180 deg) 6 of 14 gates were caught on the 8th step, 10 of 14 within their run; later the
+# climbing runs leave the region where the trapezoid prediction holds (steps of 0.3-1 V), so a longer
+# window would wait for a regularity that no longer comes.
+DESCENT_WINDOW = 8
+# One-sided t quantile at 1e-5 with 7 degrees of freedom: 10.10 (scipy t.isf(1e-5, 7)). With the right
+# sign the regression slope is 1 (>= 0 with the attenuation of noisy predictions), so a flag needs
+# (beta - beta_true) / se < -DESCENT_SIGMAS: <= 1e-5 per test; a default all-gates run makes <= ~1250
+# tests (overlapping windows of 8), <= 1.3 % of runs by the union bound, ~0.2 % counting windows of 8 as
+# one. Measured on default runs (seeds 0, 11, 35, 45, 46): the lowest beta/se is -2.9.
+DESCENT_SIGMAS = 10.1
+# And the loss must climb by at least half of what the gradient says it would fall (beta <= -1/2): an
+# inverted gradient gives beta ~ -1; noise alone never reaches it with se < 1/20 (the test above).
+DESCENT_MAX_RATIO = -0.5
+
+
+class DescentCheck:
+    """Does the loss fall along the measured gradient? (A wrong sign makes every step climb.)
+
+    After each step ``dV = x_{i+1} - x_i`` (the step actually applied, V) the measured change
+    ``D_i = E_{i+1} - E_i`` is compared with the trapezoid prediction ``P_i = (g_i + g_{i+1}) . dV / 2``
+    from the gradients used at both ends (1/V). The trapezoid is exact for a quadratic loss, so a
+    step too large for the local curvature (an overshoot, a 2-cycle: the first-order prediction
+    ``g_i . dV`` says "falls" while the loss rises) is still predicted right (``D ~ P``), whereas a
+    gradient of the wrong sign gives ``D ~ -P`` at any step size. Over the last ``DESCENT_WINDOW``
+    steps: ``beta = sum D P / sum P^2`` with ``se`` from the residual scatter (the loss noise,
+    estimated, no noise model needed); inverted when ``beta <= DESCENT_MAX_RATIO`` and
+    ``beta + DESCENT_SIGMAS se < 0``.
+    """
+
+    def __init__(self, window: int = DESCENT_WINDOW):
+        self.window = int(window)
+        self.prev = None                                   # (E, g (1/V), x (V)) of the last iteration
+        self.D: collections.deque = collections.deque(maxlen=self.window)
+        self.P: collections.deque = collections.deque(maxlen=self.window)
+
+    def add(self, E: float, g, x) -> None:
+        """The loss ``E`` and gradient used ``g`` (1/V) measured at controls ``x`` (V)."""
+        g, x = np.asarray(g, float), np.asarray(x, float)
+        if self.prev is not None:
+            E0, g0, x0 = self.prev
+            dx = x - x0
+            if np.any(dx):   # a step that did not move (all controls pinned or rounded away) predicts nothing
+                self.D.append(float(E) - E0)
+                self.P.append(0.5 * float(np.dot(g0 + g, dx)))
+        self.prev = (float(E), g, x)
+
+    def reset(self) -> None:
+        """Forget the history (a new start: the controls jump)."""
+        self.prev = None
+        self.D.clear()
+        self.P.clear()
+
+    def stats(self):
+        """(beta, se) over the last ``window`` steps, or None before there are that many."""
+        if len(self.D) < self.window:
+            return None
+        D, P = np.array(self.D), np.array(self.P)
+        pp = float(P @ P)
+        if pp == 0.0:
+            return None
+        beta = float(D @ P) / pp
+        se = float(np.sqrt(np.sum((D - beta * P) ** 2) / (self.window - 1) / pp))
+        return beta, se
+
+    def inverted(self):
+        """``(beta, se)`` when the loss climbs along the measured gradient, significantly; else None."""
+        st = self.stats()
+        if st is None:
+            return None
+        beta, se = st
+        return st if (beta <= DESCENT_MAX_RATIO and beta + DESCENT_SIGMAS * se < 0.0) else None
+
+    def state(self) -> dict:
+        return {"prev": None if self.prev is None else [self.prev[0], self.prev[1].tolist(), self.prev[2].tolist()],
+                "D": list(self.D), "P": list(self.P)}
+
+    def load_state(self, st) -> None:
+        self.reset()
+        if not st:
+            return
+        if st.get("prev") is not None:
+            E, g, x = st["prev"]
+            self.prev = (float(E), np.asarray(g, float), np.asarray(x, float))
+        self.D.extend(float(v) for v in st.get("D", []))
+        self.P.extend(float(v) for v in st.get("P", []))
+
+
+# -- 3. why a task was not found -------------------------------------------------------------------
+TREND_WINDOW = 50   # iterations judged at a run's end (tools/train_landscape.py since session 5)
+# Oscillating: more than OSC_UPS of the window's steps raise the loss (a 2-cycle raises it on half of
+# them, a descent on few) AND the swings are large: the median |E_{i+1} - E_i| exceeds OSC_SWING of the
+# median loss. The second condition separates a 2-cycle from a stall whose loss jitters with noise (which
+# also goes up half the time). Measured on the simulator (default runs, lock-in gradients): all-gates
+# seed 11's XNOR swings 0.34 around a median loss ~0.5 (ratio ~0.7); stalls pinned on a bound (seed 35
+# XNOR, seed 46 A) jitter by 0.012 and 0.03 around 0.66 and 1.19 (ratio 0.02): 0.1 lies a factor of
+# 4-7 from both.
+OSC_UPS = 0.4
+OSC_SWING = 0.1
+STALL_TOL_TREND = 0.01   # stalled: the window's lowest loss is not 1 % below the lowest before it
+OSCILLATION_NOTE = ("loss oscillating: the step lr*dE/dV is too large for this region; try --lr 0.01 or "
+                    "--max-step")
+FAILURE_KINDS = ("pinned", "oscillating", "stalled", "descending", "stopped")
+
+
+def loss_trend(losses, window: int = TREND_WINDOW) -> str:
+    """How a run's loss moves over its last ``window`` iterations: ``"oscillating"`` (see
+    ``OSC_UPS``, ``OSC_SWING``), ``"stalled"`` (at least ``2 window`` iterations and the last
+    ``window`` never ``STALL_TOL_TREND`` below the lowest before them) or ``"descending"``."""
+    E = np.asarray(losses, float)
+    if E.size > 2:
+        w = E[-window:]
+        d = np.diff(w)
+        ups = float(np.mean(d > 0))
+        swing = float(np.median(np.abs(d)))
+        if ups > OSC_UPS and swing > OSC_SWING * abs(float(np.median(w))):
+            return "oscillating"
+    if E.size >= 2 * window and E[-window:].min() > (1.0 - STALL_TOL_TREND) * E[:-window].min():
+        return "stalled"
+    return "descending"
+
+
+def pinned_controls(x, lo, hi, g, tol: float = 0.0) -> np.ndarray:
+    """Controls on a bound of their range with dE/dV ``g`` pointing out of it (a step would leave it):
+    at ``hi`` with ``g < 0`` or at ``lo`` with ``g > 0`` (within ``tol``). Bool array."""
+    x, lo, hi, g = (np.asarray(a, float) for a in (x, lo, hi, g))
+    return ((np.abs(x - hi) <= tol) & (g < 0)) | ((np.abs(x - lo) <= tol) & (g > 0))
+
+
+def failure_kind(losses, n_pinned: int, stopped: bool = False) -> str:
+    """Why a task was not found: ``"stopped"`` (ended early by a check: its note says why),
+    ``"oscillating"`` (the step is too large for the region: a smaller lr or ``--max-step`` helps),
+    ``"pinned"`` (controls on a bound with the gradient pointing out of the range: a constrained
+    stationary point projected descent cannot leave), ``"stalled"`` (no progress, interior) or
+    ``"descending"`` (still improving when the iterations ran out)."""
+    if stopped:
+        return "stopped"
+    trend = loss_trend(losses)
+    if trend == "oscillating":
+        return trend
+    if n_pinned:
+        return "pinned"
+    return trend
