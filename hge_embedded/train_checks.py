@@ -124,6 +124,14 @@ DESCENT_SIGMAS = 10.1
 # And the loss must climb by at least half of what the gradient says it would fall (beta <= -1/2): an
 # inverted gradient gives beta ~ -1; noise alone never reaches it with se < 1/20 (the test above).
 DESCENT_MAX_RATIO = -0.5
+# And on at least DESCENT_MIN_AGAINST of the DESCENT_WINDOW steps the loss moved against its prediction
+# (D_i P_i < 0). The sigma bound above assumes Gaussian residuals; a single large step where the loss is
+# not quadratic breaks it by leverage: all-gates seed 8's XNOR (default run) took a 270 mV step whose loss
+# rose by 1.24 where the trapezoid said -2.45, and that step alone gave beta = -0.51 +- 0.01 over a window
+# where only 5 of 8 steps went against the prediction (a false stop, found while testing). Under an
+# inversion every step climbs: in the inverted runs measured (all-gates seeds 0 and 1, 28 gates) every
+# window caught by the beta test had 7 or 8 of 8 against (8 of 8 for all but two).
+DESCENT_MIN_AGAINST = 7
 
 
 class DescentCheck:
@@ -136,8 +144,9 @@ class DescentCheck:
     ``g_i . dV`` says "falls" while the loss rises) is still predicted right (``D ~ P``), whereas a
     gradient of the wrong sign gives ``D ~ -P`` at any step size. Over the last ``DESCENT_WINDOW``
     steps: ``beta = sum D P / sum P^2`` with ``se`` from the residual scatter (the loss noise,
-    estimated, no noise model needed); inverted when ``beta <= DESCENT_MAX_RATIO`` and
-    ``beta + DESCENT_SIGMAS se < 0``.
+    estimated, no noise model needed); inverted when ``beta <= DESCENT_MAX_RATIO``,
+    ``beta + DESCENT_SIGMAS se < 0`` and at least ``DESCENT_MIN_AGAINST`` of the steps moved the
+    loss against their prediction (so that one large step cannot decide by leverage).
     """
 
     def __init__(self, window: int = DESCENT_WINDOW):
@@ -164,7 +173,8 @@ class DescentCheck:
         self.P.clear()
 
     def stats(self):
-        """(beta, se) over the last ``window`` steps, or None before there are that many."""
+        """(beta, se, steps against their prediction) over the last ``window`` steps, or None before
+        there are that many."""
         if len(self.D) < self.window:
             return None
         D, P = np.array(self.D), np.array(self.P)
@@ -173,15 +183,17 @@ class DescentCheck:
             return None
         beta = float(D @ P) / pp
         se = float(np.sqrt(np.sum((D - beta * P) ** 2) / (self.window - 1) / pp))
-        return beta, se
+        return beta, se, int(np.sum(D * P < 0))
 
     def inverted(self):
-        """``(beta, se)`` when the loss climbs along the measured gradient, significantly; else None."""
+        """``(beta, se, against)`` when the loss climbs along the measured gradient, significantly and on
+        nearly every step; else None."""
         st = self.stats()
         if st is None:
             return None
-        beta, se = st
-        return st if (beta <= DESCENT_MAX_RATIO and beta + DESCENT_SIGMAS * se < 0.0) else None
+        beta, se, against = st
+        ok = beta <= DESCENT_MAX_RATIO and beta + DESCENT_SIGMAS * se < 0.0 and against >= DESCENT_MIN_AGAINST
+        return st if ok else None
 
     def state(self) -> dict:
         return {"prev": None if self.prev is None else [self.prev[0], self.prev[1].tolist(), self.prev[2].tolist()],

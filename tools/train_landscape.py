@@ -16,8 +16,8 @@ Three studies, each printing its figures:
               L-BFGS-B from the same start; initial and final loss and held-out accuracy.
 ``gates``     all-gates runs for seeds 0..N-1 (task seed 1000 s + i, as ``hge train``):
               found (gap > 3 x 0.217 nA, the trainer's margin at the default noise) and why
-              the others fail (stalled: no progress in the last 50 iterations / cycling / descending;
-              meaningful without --grad-noise: with it, a stalled run's loss jitters up half the time).
+              the others fail (``train_checks.loss_trend``, the trainer's own: oscillating / stalled: no
+              progress in the last 50 iterations / descending; and the controls pinned on a bound).
 
 Examples::
 
@@ -50,6 +50,7 @@ from hge_embedded import tasks  # noqa: E402
 from hge_embedded.losses import corrsig  # noqa: E402
 from hge_embedded.train import DEFAULT_DAC_LSB, DEFAULT_START, STALL_TOL, STALL_WINDOW  # noqa: E402
 from hge_embedded.train import STARTS, start_codes_range  # noqa: E402
+from hge_embedded.train_checks import loss_trend, pinned_controls  # noqa: E402  (the trainer's definitions)
 
 LSB = DEFAULT_DAC_LSB          # the simulator's DAC step (16 bit over +-10 V)
 AMP = 0.008                    # V, the perturbation the trainer keeps clear of the limits
@@ -97,7 +98,7 @@ def pinned(f, task, ctl, scale, separation="mean"):
     |dE/dV| of the others (1/V): a box-constrained stationary point has the latter ~0."""
     y, G = f(ctl, task.inputs)
     g = corrsig(y, task.targets, scale=scale, separation=separation)[1] @ G
-    out = ((np.abs(ctl - HI * LSB) < 1e-9) & (g < 0)) | ((np.abs(ctl - LO * LSB) < 1e-9) & (g > 0))
+    out = pinned_controls(ctl, np.full(ctl.size, LO * LSB), np.full(ctl.size, HI * LSB), g, tol=1e-9)
     return int(out.sum()), float(np.abs(g[~out]).max()) if (~out).any() else 0.0
 
 
@@ -230,11 +231,10 @@ def study_gates(args, model):
             if tasks.gate_found(y, task.targets, margin=MARGIN_NA):
                 found += 1
                 continue
-            # cycling: over 40 % of the last 50 steps go up (a 2-cycle is 50 %); stalled: the last 50
-            # losses never beat the best before them by 1 % (noise-proof); descending: neither.
-            stalled = len(losses) >= 100 and min(losses[-50:]) > 0.99 * min(losses[:-50])
-            ups = float(np.mean(np.diff(losses[-50:]) > 0)) if len(losses) > 2 else 0.0
-            kind = "cycling" if ups > 0.4 else ("stalled" if stalled else "descending")
+            # The trainer's definition (train_checks.loss_trend): oscillating (over 40 % of the last 50
+            # steps go up, with swings over a tenth of the loss), stalled (the last 50 losses never beat
+            # the best before them by 1 %), descending: neither.
+            kind = loss_trend(losses)
             kinds[kind] = kinds.get(kind, 0) + 1
             k_pin, g_free = pinned(f, task, ctl, args.scale, args.separation)
             n_pinned += k_pin > 0
