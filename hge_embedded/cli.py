@@ -280,7 +280,9 @@ def cmd_train(args) -> int:
                               f"{r.final_loss if r.final_loss is not None else float('nan'):.4f}"
                               f"{' (constant: threshold only)' if t.task.constant else ''}"
                               f"{f' ({len(r.restarts)} restart(s))' if r.restarts else ''}"
-                              f"{' (STOPPED: ' + r.stopped + ')' if r.stopped else ''}")
+                              f"{' (STOPPED: ' + r.stopped + ')' if r.stopped else ''}"
+                              f"{' [' + r.failure + ']' if r.failure else ''}"
+                              f"{' (' + r.diagnosis + ')' if r.diagnosis else ''}")
         if trainers is None:
             results = _train_firmware(args, device, task_list, progress, bar)
         else:
@@ -351,6 +353,13 @@ def cmd_train(args) -> int:
         print(f"device: {name}")
         if gates:
             print(f"{args.task}: {summary['found']}/{summary['total']} gates found")
+            for r in gates:   # why each gate not found ended where it did (train_checks.failure_kind)
+                if not r.found and (r.failure or r.diagnosis):
+                    print(f"  {r.task}: not found, {r.failure or 'unknown'}"
+                          f"{'; ' + r.diagnosis if r.diagnosis else ''}")
+        for r in results:
+            if r.kind != "gate" and r.diagnosis:
+                print(f"  {r.task}: {r.diagnosis}")
         if summary["accuracy"] is not None:
             print(f"{args.task}: test balanced accuracy {summary['accuracy']:.3f}")
         where = "on the rig" if on_rig else "what the rig would take"

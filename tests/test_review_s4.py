@@ -68,10 +68,15 @@ class Inverted(Linear):
         return -super().measure(volts)
 
 
-@pytest.mark.xfail(strict=True, reason="gradient.stale_calibration tests only the part across the calibrated "
-                   "axis: a chain turned by 180 deg (an inverted sign) has none, so every derivative comes back "
-                   "with the wrong sign, stderr_reliable True and no warning (within ~8 deg of 180 likewise)")
+@pytest.mark.xfail(strict=True, reason="the documented limit of ONE read: gradient.stale_calibration tests only "
+                   "the part across the calibrated axis; a chain turned by 180 deg (an inverted sign) has none, so "
+                   "every derivative comes back with the wrong sign, stderr_reliable True and no warning (within "
+                   "~8 deg of 180 likewise). In training it is caught: train_checks.DescentCheck "
+                   "(tests/test_train_checks.py::test_a_chain_that_inverts_is_caught_in_training_within_8_steps)")
 def test_a_chain_that_now_inverts_is_not_silent():
+    # (In training, a chain that inverts the plain output as well is harmless: the loss is computed from the
+    # inverted outputs and the read gives their derivative, both of -I. What misleads a trainer is a
+    # calibration whose sign differs from the chain's, the case the training-level test uses.)
     cal = calibrate(Linear(S=QUIET), FREQS7)
     d = Inverted()
     r = extract_gradient(d, np.zeros(7), calibration=cal)

@@ -385,3 +385,17 @@ def test_no_flag_on_the_default_xor_and_a_few_sphere_iterations(monkeypatch):
     r = run_tasks([Trainer(_cli_device(1), sphere(1), seed=1, max_iter=8)])[0]
     assert r.stopped is None and r.iterations == 8
     assert m.tests >= 8 and m.stale < 1.0 and m.descent < 0.0, (m.tests, m.stale, m.descent)
+
+
+def test_cli_reports_the_failure_kind_in_json_and_text(tmp_path, capsys):
+    """A gate not found (two iterations: too few to find XNOR from this start, too few to call a stall)
+    carries its kind in --json per_task and in the human output."""
+    import json
+
+    from hge_embedded.cli import main
+    args = ["train", "--task", "xnor", "--seed", "3", "--max-iter", "2", "--no-plots", "--quiet"]
+    assert main(args + ["--json", "--out", str(tmp_path / "a")]) == 0
+    (t,) = json.loads(capsys.readouterr().out)["per_task"]
+    assert t["found"] is False and t["failure"] == "descending" and t["diagnosis"] is None   # premise: not found
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    assert "xnor (1001): not found, descending" in capsys.readouterr().out
