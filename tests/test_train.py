@@ -559,6 +559,18 @@ def test_final_outputs_on_an_unstated_rail_are_not_a_found_gate(clip, sd, on_rai
         assert r.found and r.stopped is None
 
 
+@pytest.mark.parametrize("clip", [np.inf, 70.0])
+def test_a_clipped_constant_window_does_not_shrink_the_noise_estimate(clip):
+    """Clipped at +-70 nA, the outer cases (-77, 77 nA) give constant windows (not a repeated extreme: no rail
+    is counted); the noise estimate is the other windows' (0.5 nA), not sqrt(2/4) of it (review s5). Two
+    windows of 200 samples: the estimate's relative sd is 1/sqrt(2 * 398) = 3.5 %, so +-18 % is 5 sd."""
+    r, _ = train_task(ClippedNoFullScale(_GATE_A, clip=clip, sd=0.5), gate("a"), seed=0, max_iter=0,
+                      phase="inphase")
+    if clip < np.inf:   # premise: two windows are constant at the clip
+        assert np.sum(np.abs(np.abs(r.outputs) - clip) == 0) == 2
+    assert abs(r.noise_sd - 0.5) < 0.18 * 0.5, r.noise_sd
+
+
 def test_unstated_rail_rule_on_windows():
     from hge_embedded.saturation import RUN_MIN
     from hge_embedded.train import unstated_rail_samples
