@@ -116,6 +116,9 @@ def unstated_rail_samples(windows) -> int:
       without ``full_scale`` the two cannot be told apart, and the note (``UNSTATED_RAIL_NOTE``) says
       to state it. A single constant window at an extreme is not counted: clipping is monotone, so
       alone it cannot turn an overlap of the classes into a gap.
+    * a window of at most ``FEW_LEVELS`` equally spaced values (noise below ~0.4 ADC steps rms: one level
+      read through coarse quantisation, which always has runs at its extremes) is judged as a constant
+      window at its most frequent value (review s5: 0.2 steps rms was counted as a rail);
     * when no window shows noise (each constant, or moving monotonically to a final run of at least
       ``RUN_MIN`` equal samples: a noise-free device's chain settling), every window is judged by its
       settled value with the rule above, not by the run rule (which counts every settled window):
@@ -134,6 +137,10 @@ def unstated_rail_samples(windows) -> int:
     """
     windows = [np.asarray(w, float) for w in windows]
     constant = [w.size > 1 and bool(np.all(w == w[0])) for w in windows]
+    # A window of at most FEW_LEVELS equally spaced values is one level read through coarse quantisation
+    # (noise below ~0.4 ADC steps rms): judged by its most frequent value like a constant window, not by the
+    # run rule, whose runs such a window always has (review s5: 0.2 steps rms read as a rail).
+    few = [None if const else _few_level_value(w) for w, const in zip(windows, constant)]
     settled = [_settled_value(w) for w in windows]
     if windows and all(x is not None for x in settled) and not all(constant):
         # No window shows noise: each settles (monotonically, e.g. through the chain's filter) on a run
@@ -143,6 +150,10 @@ def unstated_rail_samples(windows) -> int:
         # would count every settled window of a noise-free device (its settled value is its extreme).
         windows = [np.full(w.size, x) for w, x in zip(windows, settled)]
         constant = [w.size > 1 for w in windows]
+        few = [None] * len(windows)
+    # Few-level windows stand for their level from here on (one value, as a constant window).
+    windows = [w if f is None else np.full(w.size, f) for w, f in zip(windows, few)]
+    constant = [const or f is not None for const, f in zip(constant, few)]
     # Each window's output level: a constant window's own value (its mean differs from it by round-off
     # for most values, e.g. 200 x 60.7 nA averages to 60.7 + 7e-15: compared with the value, the extreme
     # would then be missed and a gate on the rail counted as found; review s5), else its mean.
@@ -161,6 +172,27 @@ def unstated_rail_samples(windows) -> int:
         if repeated and (v == hi or v == lo):
             count += w.size
     return count
+
+
+FEW_LEVELS = 3   # Gaussian noise of sd s ADC steps around a level stays within +-1 step (3 values) over a
+                # 200-sample window unless a sample lies 1.5 steps out: P(|z| > 1.5 / s) per sample, 6e-14
+                # at s = 0.2, 0.27 % at s = 0.5 (a 4th value in 42 % of windows): "few levels" is noise
+                # below ~0.4 steps rms. A clipped window with so few levels cannot be told from it either.
+
+
+def _few_level_value(w):
+    """The most frequent value of a window of 2..FEW_LEVELS distinct, equally spaced values (one level read
+    through coarse quantisation), the one nearest the mean on a tie; None for any other window."""
+    if w.size < 2:
+        return None
+    u, c = np.unique(w, return_counts=True)
+    if not 2 <= u.size <= FEW_LEVELS:
+        return None
+    d = np.diff(u)
+    if not np.allclose(d, d[0], rtol=1e-6, atol=0.0):
+        return None
+    top = np.flatnonzero(c == c.max())
+    return float(u[top[np.argmin(np.abs(u[top] - w.mean()))]])
 
 
 def _settled_value(w):

@@ -65,16 +65,23 @@ def test_noise_free_device_loses_its_gate_and_is_told_why():
     assert r.found
 
 
-@pytest.mark.xfail(strict=True, reason="unstated_rail_samples' run rules count a quantised but unclipped noisy "
-                   "output (noise 0.2 ADC steps rms) as on a rail: its docstring says an unclipped noisy output "
-                   "does not produce such runs")
 def test_quantised_unclipped_noise_is_not_a_rail():
+    """Fixed in session 6 (was a strict xfail): a window of at most 3 equally spaced values is one level read
+    through coarse quantisation and is judged by its most frequent value, like a constant window."""
     rng = np.random.default_rng(0)
     # Four DC windows of 200 samples (DC_WINDOW 0.02 s at 10 kHz), means 0.2 .. 10.3 nA, far from any
     # rail; noise 0.2 nA rms read by an ADC of 1 nA steps (np.round), as a coarse converter reads it.
     windows = [np.round(m + 0.2 * rng.standard_normal(200)) for m in (0.2, 5.4, 5.6, 10.3)]
     assert all(np.ptp(w) > 0 for w in windows[1:3])   # premise: noisy windows (not the constant rule)
     assert unstated_rail_samples(windows) == 0
+    # The other side: two cases clipped at one rail (10 nA) under the same quantised noise repeat the extreme
+    # level and are counted, as two constant windows on a rail are.
+    clipped = [np.round(np.minimum(m, 10.0) + 0.2 * rng.standard_normal(200)) for m in (0.2, 5.4, 12.0, 13.0)]
+    assert all(np.ptp(w) > 0 for w in clipped[2:])     # premise: noisy, not constant
+    assert unstated_rail_samples(clipped) == 400
+    # And noise of 1 step rms (more than 3 values) is still left to the run rules: no rail in it.
+    wide = [np.round(m + 1.0 * rng.standard_normal(200)) for m in (0.2, 5.4, 5.6, 10.3)]
+    assert all(np.unique(w).size > 3 for w in wide) and unstated_rail_samples(wide) == 0
 
 
 # -- 3. checkpoint.differences: an old checkpoint without "start" (fixed) --------------------------
