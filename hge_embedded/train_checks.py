@@ -124,14 +124,18 @@ DESCENT_SIGMAS = 10.1
 # And the loss must climb by at least half of what the gradient says it would fall (beta <= -1/2): an
 # inverted gradient gives beta ~ -1; noise alone never reaches it with se < 1/20 (the test above).
 DESCENT_MAX_RATIO = -0.5
-# And on at least DESCENT_MIN_AGAINST of the DESCENT_WINDOW steps the loss moved against its prediction
-# (D_i P_i < 0). The sigma bound above assumes Gaussian residuals; a single large step where the loss is
-# not quadratic breaks it by leverage: all-gates seed 8's XNOR (default run) took a 270 mV step whose loss
-# rose by 1.24 where the trapezoid said -2.45, and that step alone gave beta = -0.51 +- 0.01 over a window
-# where only 5 of 8 steps went against the prediction (a false stop, found while testing). Under an
-# inversion every step climbs: in the inverted runs measured (all-gates seeds 0 and 1, 28 gates) every
-# window caught by the beta test had 7 or 8 of 8 against (8 of 8 for all but two).
-DESCENT_MIN_AGAINST = 7
+# And at least DESCENT_MIN_AGAINST of the DESCENT_WINDOW steps are informative and went against their
+# prediction. Informative: the gradient along the step, g_i . dV and g_{i+1} . dV, has one sign at both ends
+# (no valley or ridge crossed along it), so the loss moves that way along the whole step, whatever its size:
+# with a right gradient such a step climbs only by noise; with a wrong sign it always climbs. A step whose
+# gradient reverses along it may legitimately go either way. Why the count: the sigma bound above assumes
+# Gaussian residuals, and one large step across a valley breaks it by leverage: all-gates seed 8's XNOR
+# (default run) took a 270 mV step with g_i . dV = -5.03 and g_{i+1} . dV = +0.14 whose loss rose by 1.24,
+# which alone gave beta = -0.51 +- 0.01 (a false stop, found while testing); that window had 5 of 8 steps
+# against their prediction but 2 informative ones. In the inverted runs measured (all-gates seeds 0 and 1,
+# calibration turned by 180 deg) the windows caught have 6-8 informative steps against; 6 of 8 catches 15
+# of 28 gates (8 of them at the 8th step, the earliest), 7 of 8 would catch 13.
+DESCENT_MIN_AGAINST = 6
 
 
 class DescentCheck:
@@ -145,8 +149,9 @@ class DescentCheck:
     gradient of the wrong sign gives ``D ~ -P`` at any step size. Over the last ``DESCENT_WINDOW``
     steps: ``beta = sum D P / sum P^2`` with ``se`` from the residual scatter (the loss noise,
     estimated, no noise model needed); inverted when ``beta <= DESCENT_MAX_RATIO``,
-    ``beta + DESCENT_SIGMAS se < 0`` and at least ``DESCENT_MIN_AGAINST`` of the steps moved the
-    loss against their prediction (so that one large step cannot decide by leverage).
+    ``beta + DESCENT_SIGMAS se < 0`` and at least ``DESCENT_MIN_AGAINST`` of the steps are informative
+    (``g_i . dV`` and ``g_{i+1} . dV`` of one sign) and moved the loss against their prediction (so
+    that one large step across a valley cannot decide by leverage).
     """
 
     def __init__(self, window: int = DESCENT_WINDOW):
@@ -154,6 +159,7 @@ class DescentCheck:
         self.prev = None                                   # (E, g (1/V), x (V)) of the last iteration
         self.D: collections.deque = collections.deque(maxlen=self.window)
         self.P: collections.deque = collections.deque(maxlen=self.window)
+        self.I: collections.deque = collections.deque(maxlen=self.window)   # the step is informative
 
     def add(self, E: float, g, x) -> None:
         """The loss ``E`` and gradient used ``g`` (1/V) measured at controls ``x`` (V)."""
@@ -162,8 +168,10 @@ class DescentCheck:
             E0, g0, x0 = self.prev
             dx = x - x0
             if np.any(dx):   # a step that did not move (all controls pinned or rounded away) predicts nothing
+                a, b = float(np.dot(g0, dx)), float(np.dot(g, dx))
                 self.D.append(float(E) - E0)
-                self.P.append(0.5 * float(np.dot(g0 + g, dx)))
+                self.P.append(0.5 * (a + b))
+                self.I.append(bool(a * b > 0))
         self.prev = (float(E), g, x)
 
     def reset(self) -> None:
@@ -171,10 +179,11 @@ class DescentCheck:
         self.prev = None
         self.D.clear()
         self.P.clear()
+        self.I.clear()
 
     def stats(self):
-        """(beta, se, steps against their prediction) over the last ``window`` steps, or None before
-        there are that many."""
+        """(beta, se, informative steps against their prediction) over the last ``window`` steps, or None
+        before there are that many."""
         if len(self.D) < self.window:
             return None
         D, P = np.array(self.D), np.array(self.P)
@@ -183,7 +192,7 @@ class DescentCheck:
             return None
         beta = float(D @ P) / pp
         se = float(np.sqrt(np.sum((D - beta * P) ** 2) / (self.window - 1) / pp))
-        return beta, se, int(np.sum(D * P < 0))
+        return beta, se, int(np.sum((D * P < 0) & np.array(self.I, bool)))
 
     def inverted(self):
         """``(beta, se, against)`` when the loss climbs along the measured gradient, significantly and on
@@ -197,7 +206,7 @@ class DescentCheck:
 
     def state(self) -> dict:
         return {"prev": None if self.prev is None else [self.prev[0], self.prev[1].tolist(), self.prev[2].tolist()],
-                "D": list(self.D), "P": list(self.P)}
+                "D": list(self.D), "P": list(self.P), "I": list(self.I)}
 
     def load_state(self, st) -> None:
         self.reset()
@@ -206,8 +215,12 @@ class DescentCheck:
         if st.get("prev") is not None:
             E, g, x = st["prev"]
             self.prev = (float(E), np.asarray(g, float), np.asarray(x, float))
-        self.D.extend(float(v) for v in st.get("D", []))
-        self.P.extend(float(v) for v in st.get("P", []))
+        D, P, I_ = list(st.get("D", [])), list(st.get("P", [])), list(st.get("I", []))
+        if not len(D) == len(P) == len(I_):
+            raise ValueError(f"descent check: {len(D)} changes, {len(P)} predictions, {len(I_)} flags")
+        self.D.extend(float(v) for v in D)
+        self.P.extend(float(v) for v in P)
+        self.I.extend(bool(v) for v in I_)
 
 
 # -- 3. why a task was not found -------------------------------------------------------------------

@@ -97,47 +97,29 @@ def test_stale_pool_sigmas_is_the_t_quantile_derived():
 
 
 # -- 2. the descent check --------------------------------------------------------------------------
-def _descent_run(chk, beta, resid, n=9, seed=0):
-    """Feed steps whose measured change is exactly beta * P + r (r orthogonal to P)."""
-    rng = np.random.default_rng(seed)
-    x, E = np.zeros(3), 1.0
-    g = rng.normal(0, 1, 3)
-    chk.add(E, g, x)
-    Ps, gs, xs = [], [g], [x]
-    for _ in range(n - 1):
-        x = x - 0.05 * g + rng.normal(0, 0.01, 3)
-        g = rng.normal(0, 1, 3)
-        xs.append(x)
-        gs.append(g)
-        Ps.append(0.5 * float(np.dot(gs[-2] + gs[-1], xs[-1] - xs[-2])))
-    P = np.array(Ps)
-    r = rng.normal(0, 1, P.size)
-    r -= P * (r @ P) / (P @ P)
-    r *= resid / np.sqrt(np.mean(r * r)) if resid else 0.0
-    D = beta * P + r
-    for k in range(P.size):
-        E = E + D[k]
-        chk.add(E, gs[k + 1], xs[k + 1])
-    return P, r
+def _window(D, P, informative=None):
+    chk = tc.DescentCheck()
+    chk.D.extend(D)
+    chk.P.extend(P)
+    chk.I.extend([True] * len(D) if informative is None else informative)
+    return chk
 
 
-@pytest.mark.parametrize("resid", [0.0, 0.02])
-def test_descent_check_on_both_sides_of_its_ratio_and_its_sigmas(resid):
-    # The ratio: beta just above and below -1/2 with a tiny se.
+P8 = np.array([-1.0, -1.2, -0.8, -1.1, -0.9, -1.0, -1.3, -0.7])
+
+
+def test_descent_check_on_both_sides_of_its_ratio_and_its_sigmas():
+    # The ratio: D = beta P exactly (se = 0), beta just above and below -1/2.
     for beta, flag in ((-0.5 + 1e-6, False), (-0.5 - 1e-6, True)):
-        chk = tc.DescentCheck()
-        _descent_run(chk, beta, resid * 1e-4)
+        chk = _window(beta * P8, P8)
         assert (chk.inverted() is not None) == flag, (beta, chk.stats())
     # The sigmas: D = -P + r, r orthogonal to P (beta = -1 exactly) and scaled so that se = k / DESCENT_SIGMAS,
     # i.e. beta + DESCENT_SIGMAS se = k - 1 lies just on each side of 0.
-    P = np.array([-1.0, -1.2, -0.8, -1.1, -0.9, -1.0, -1.3, -0.7])
     v = (-1.0) ** np.arange(8)
-    v -= P * (v @ P) / (P @ P)
+    v -= P8 * (v @ P8) / (P8 @ P8)
     for k, flag in ((0.999, True), (1.001, False)):
-        r = v * (k / tc.DESCENT_SIGMAS) * np.sqrt((P.size - 1) * (P @ P)) / np.sqrt(v @ v)
-        chk2 = tc.DescentCheck()
-        chk2.D.extend(-P + r)
-        chk2.P.extend(P)
+        r = v * (k / tc.DESCENT_SIGMAS) * np.sqrt((P8.size - 1) * (P8 @ P8)) / np.sqrt(v @ v)
+        chk2 = _window(-P8 + r, P8)
         beta, se, against = chk2.stats()
         assert abs(beta + 1.0) < 1e-12 and abs(se * tc.DESCENT_SIGMAS - k) < 1e-9
         assert against == 8                                # premise: the count does not decide here
@@ -145,17 +127,27 @@ def test_descent_check_on_both_sides_of_its_ratio_and_its_sigmas(resid):
 
 
 @pytest.mark.parametrize("against", [tc.DESCENT_MIN_AGAINST - 1, tc.DESCENT_MIN_AGAINST])
-def test_descent_check_needs_nearly_every_step_against_its_prediction(against):
-    """One large step that rose where a fall was predicted (all-gates seed 8's XNOR: +1.24 against -2.45) makes
-    beta ~ -0.5 with a tiny se by leverage; the small steps decide whether the climb is consistent."""
-    chk = tc.DescentCheck()
+def test_descent_check_needs_informative_steps_against_their_prediction(against):
+    """One large step across a valley that rose where the trapezoid said it falls (all-gates seed 8's XNOR:
+    +1.24 against -2.45, g . dV -5.03 at its start and +0.14 at its end: not informative) makes beta ~ -0.5
+    with a tiny se by leverage; the informative steps decide whether the climb is consistent."""
     P = [-2.45] + [-0.01] * 7
-    D = [1.24] + [0.01] * (against - 1) + [-0.01] * (8 - against)
-    chk.D.extend(D)
-    chk.P.extend(P)
+    D = [1.24] + [0.01] * against + [-0.01] * (7 - against)
+    chk = _window(D, P, [False] + [True] * 7)
     beta, se, n = chk.stats()
     assert n == against and beta <= tc.DESCENT_MAX_RATIO and beta + tc.DESCENT_SIGMAS * se < 0   # premise
     assert (chk.inverted() is not None) == (against >= tc.DESCENT_MIN_AGAINST)
+
+
+def test_descent_check_marks_a_step_informative_when_the_gradient_keeps_its_sign_along_it():
+    chk = tc.DescentCheck()
+    chk.add(1.0, np.array([1.0, 0.0]), np.array([0.0, 0.0]))
+    chk.add(0.9, np.array([0.5, 0.0]), np.array([-0.1, 0.0]))    # g . dV: -0.1 and -0.05: informative
+    chk.add(1.0, np.array([-0.5, 0.0]), np.array([-0.2, 0.0]))   # -0.05 and +0.05: a valley crossed
+    chk.add(1.0, np.array([-0.5, 0.0]), np.array([-0.2, 0.0]))   # did not move: no step recorded
+    assert list(chk.I) == [True, False] and np.allclose(chk.P, [-0.075, 0.0])
+    with pytest.raises(ValueError, match="2 changes, 2 predictions, 1 flags"):
+        tc.DescentCheck().load_state({"prev": None, "D": [1.0, 2.0], "P": [1.0, 2.0], "I": [True]})
 
 
 def test_descent_check_is_not_fooled_by_an_overshoot():
