@@ -781,7 +781,52 @@ class Trainer:
                 from None
         if st.get("device") is not None and hasattr(self.device, "set_state"):
             self.device.set_state(st["device"])
+        fresh = self.window.calibration   # measured now (loopback) or the device's own; None: none yet
         self.window.restore_calibration(st.get("calibration"))
+        note = resumed_calibration_note(fresh, self.window.calibration, self.window.freqs,
+                                        self.task.control_electrodes, self.iteration)
+        if note and not self.done:
+            # The checkpointed chain is gone: the task in progress ends here (its steps so far were made on the
+            # old chain), at its lowest-loss controls; the run's later tasks use the calibration measured now.
+            self.stopped, self.done = note, True
+            # restore_calibration also remembered the checkpointed calibration for this device and plan: put the
+            # one measured now back, so that nothing measured later on this device object uses the old chain's.
+            self.window.restore_calibration({"freqs": np.asarray(fresh.freqs).tolist(),
+                                             "re": np.asarray(fresh.response).real.tolist(),
+                                             "im": np.asarray(fresh.response).imag.tolist(), "method": fresh.method})
+            if self.best_codes is not None:
+                self.codes = self.best_codes.copy()
+                self.ended_at_best = True
+
+
+RESUME_SIGMAS = 5.0   # a loopback's phase noise: |N(0,1)| > 5 has probability 5.7e-7 per frequency
+
+
+def resumed_calibration_note(fresh, saved, freqs, electrodes, iteration):
+    """A ``stopped`` note when the chain calibration measured by a resumed process (``fresh``) is not the
+    checkpointed one it resumes with (``saved``): their phases at the plan ``freqs`` differ by more than
+    ``gradient.STALE_ANGLE`` + ``RESUME_SIGMAS`` sqrt(2) ``fresh.phase_sd`` (the two measurements' noise, the
+    checkpoint's taken as the fresh one's: it does not store its own) on some electrode. None otherwise,
+    or without both. A resumed run keeps the checkpointed calibration (an exact resume); this is what
+    tells a rig that changed meanwhile (a cable, a filter, an IV range) from one that did not."""
+    from .gradient import STALE_ANGLE
+    if fresh is None or saved is None or fresh is saved:
+        return None
+    f = np.asarray(freqs, float)
+    try:
+        dphi = np.angle(fresh.at(f) / saved.at(f))
+    except ValueError:   # the checkpointed calibration does not cover the plan: it is not this chain's
+        return (f"resumed at iteration {iteration} on a chain whose calibration does not match the checkpoint's "
+                f"(it does not cover {f.tolist()} Hz): start a new run")
+    sd = np.zeros(f.size) if fresh.phase_sd is None else np.interp(f, fresh.freqs, np.asarray(fresh.phase_sd, float))
+    bad = np.abs(dphi) > STALE_ANGLE + RESUME_SIGMAS * np.sqrt(2.0) * sd
+    if not bad.any():
+        return None
+    el = [int(e) for e, b in zip(electrodes, bad) if b]
+    return (f"the chain changed since the checkpoint: at iteration {iteration} its calibration measured now lies "
+            f"{np.round(np.degrees(dphi[bad]), 1).tolist()} deg off the checkpointed one on electrodes {el} (a "
+            f"cable, a filter setting, an IV range): the task in progress ends at its lowest loss so far; start it "
+            f"again (a new run) to train on this chain")
 
 
 def save_checkpoint(path, snapshot: dict) -> None:

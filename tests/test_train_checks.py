@@ -281,18 +281,22 @@ def test_a_chain_that_inverts_is_caught_in_training_within_8_steps():
 
 
 def test_a_resumed_calibration_on_a_rig_that_changed_is_caught(tmp_path):
-    """--resume restores the checkpointed calibration (it does not measure it again); a chain that
-    changed meanwhile is then caught by the pooled test."""
-    d = SimulatedDNPU(seed=0)
+    """--resume restores the checkpointed calibration; a device without a loopback measures none at
+    construction to compare it with (the phase method needs a bias), so a chain that changed meanwhile
+    is caught by the pooled test."""
+    d = LagsLater()
     tr = Trainer(d, gate("xor"), seed=0, stop_loss=0.0, max_iter=60)
     tr.initialise()
     for _ in range(5):
         tr.step()
     st_ = tr.state()
     assert st_["calibration"] is not None and "stale_check" in st_ and "descent_check" in st_
-    d2 = SimulatedDNPU(seed=0, chain_delay=2.8)      # the rig overnight: half a sample more lag
+    d2 = LagsLater()
+    d2.lagging = True                                  # the rig overnight: half a sample more lag
     tr2 = Trainer(d2, gate("xor"), seed=0, stop_loss=0.0, max_iter=60)
+    assert tr2.window.calibration is None              # premise: nothing measured to compare with
     tr2.load_state(st_)
+    assert tr2.stopped is None and tr2.window.calibration is not None
     tr2.run()
     r = tr2.result(0.0)
     assert r.stopped is not None and r.stopped.startswith("stale calibration"), r.stopped
@@ -402,3 +406,35 @@ def test_a_finished_task_from_an_older_checkpoint_loads_without_the_new_fields()
     back = TrainResult.from_dict(old)
     assert back.failure is None and back.diagnosis is None and back.task == r.task
     assert TrainResult.from_dict(d).failure == "descending"
+
+
+def test_a_resume_on_a_rig_whose_loopback_calibration_changed_stops_the_task_in_progress():
+    """The resumed process measures the loopback calibration again and keeps the checkpointed one (an exact
+    resume); when the two differ beyond the stale angle plus the loopback's noise, the task in progress ends
+    with a note at once, and a later task of the run trains on the calibration measured now."""
+    tr = Trainer(SimulatedDNPU(seed=0), gate("xor"), seed=0, stop_loss=0.0, max_iter=40)
+    tr.initialise()
+    for _ in range(5):
+        tr.step()
+    st_ = tr.state()
+    same = Trainer(SimulatedDNPU(seed=0), gate("xor"), seed=0, stop_loss=0.0, max_iter=40)
+    same.load_state(st_)
+    assert same.stopped is None and not same.done          # the other side: the same chain resumes
+    # 0.2 samples more lag turns the plan's 1000, 960, 910, 850, 780 Hz (electrodes 2, 3, 4, 5, 7) by 7.2, 6.9,
+    # 6.6, 6.1 and 5.6 deg; STALE_ANGLE is 5.73 deg (the simulator's loopback is noise-free: phase_sd ~7e-5 rad
+    # adds 0.003 deg): all but electrode 7. 0.1 samples: 3.6 deg at most, none.
+    for extra, n_bad in ((0.2, [2, 3, 4, 5]), (0.1, [])):
+        d2 = SimulatedDNPU(seed=0, chain_delay=2.3 + extra)
+        tr2 = Trainer(d2, gate("xor"), seed=0, stop_loss=0.0, max_iter=40)
+        fresh = tr2.window.calibration
+        tr2.load_state(st_)
+        if not n_bad:
+            assert tr2.stopped is None
+            continue
+        assert tr2.done and tr2.stopped.startswith("the chain changed since the checkpoint"), tr2.stopped
+        assert f"on electrodes {n_bad}" in tr2.stopped
+        r = tr2.result(0.0)
+        assert r.iterations == 5 and r.final_loss == min(r.losses)
+        # A later task (built after the resume): the calibration measured now, not the checkpointed one.
+        later = Trainer(d2, gate("and"), seed=1, max_iter=1)
+        assert np.allclose(later.window.calibration.at(later.window.freqs), fresh.at(later.window.freqs), rtol=1e-12)
