@@ -603,11 +603,11 @@ class Trainer:
             inv = self.descent_check.inverted()
             if inv is not None:
                 note = (f"the loss rises along the measured gradient at iteration {self.iteration}: over the last "
-                        f"{self.descent_check.window} steps ({inv[2]} of them climbing where the gradient said it falls all along the step) it changed by "
-                        f"{inv[0]:.2f} (+- {inv[1]:.2f}) times the predicted change, where a right gradient gives +1: "
-                        f"the gradient's sign is wrong (the chain "
-                        f"inverts relative to its calibration: an inverting IV converter or AI pair swapped in or out, "
-                        f"or a calibration from another chain). Calibrate again on this chain and restart")
+                        f"{self.descent_check.window} steps ({inv[2]} of them climbing where the gradient said it "
+                        f"falls all along the step) it changed by {inv[0]:.2f} (+- {inv[1]:.2f}) times the predicted "
+                        f"change, where a right gradient gives +1: the gradient's sign is wrong (the chain inverts "
+                        f"relative to its calibration: an inverting IV converter or AI pair swapped in or out, or a "
+                        f"calibration from another chain). Calibrate again on this chain and restart")
         if note is None:
             return False
         self.stopped = note
