@@ -35,7 +35,7 @@ STALE_POOL_WINDOWS = 64
 # A default all-gates run makes at most ~16 x 300 tests of 5 electrodes (24 000, overlapping): by the union
 # bound at most 0.24 % of runs see a false alarm from noise. Measured (hge train's device and seeds): over
 # all-gates seeds 0-23 the largest |slope| / limit is 0.40 (seed 18), over sphere seed 1's 300 iterations
-# 0.17; a chain lagging half a sample more (14-18 deg) reads |slope| / limit ~2 (tests/test_train_checks.py).
+# 0.17; a chain lagging half a sample more (14-18 deg) is flagged within 16 iterations (tests/test_train_checks.py).
 STALE_POOL_SIGMAS = 6.0
 _TAN_ANGLE = float(np.tan(STALE_ANGLE))
 
