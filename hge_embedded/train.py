@@ -78,6 +78,38 @@ STARTS = ("middle", "full")
 DEFAULT_START = "middle"
 
 
+def dEdI_codes(dE):
+    """``dE/dI`` (1/nA) as int32 codes for the update rule, with a block exponent: ``(codes, k)``
+    with ``codes = round(dE 2^(DEDI_FRAC - k))`` and the smallest ``k >= 0`` that fits int32.
+
+    ``k = 0`` (Q24, |dE/dI| < 128 /nA) on every run of the default loss. The paper's loss without
+    a scale (``--paper-mode``) reaches ``|dE/dI| = (1 - rho) e^(-y_sep / 1 nA)``, ~1e17 at a
+    separation of -40 nA: the rule then accumulates in Q(24 - k) and ``shift_left_sat64`` brings
+    the sum back to Q32. Rounding: half a unit of ``2^(k - 24)`` per point instead of ``2^-24``."""
+    dE = np.asarray(dE, float)
+    peak = float(np.max(np.abs(dE), initial=0.0)) * 2.0**DEDI_FRAC
+    k = 0
+    if peak >= 2**31 - 1:
+        k = int(np.ceil(np.log2(peak / (2**31 - 1))))
+    codes = np.round(dE * 2.0**(DEDI_FRAC - k))
+    while np.max(np.abs(codes), initial=0.0) >= 2**31:   # log2's rounding at a power of two
+        k += 1
+        codes = np.round(dE * 2.0**(DEDI_FRAC - k))
+    return codes.astype(np.int64), k
+
+
+def shift_left_sat64(g, k: int) -> np.ndarray:
+    """``g 2^k`` saturated to int64 (Python integers: the product may not fit). A saturated
+    component means a step of at least ``2^(63 - shift)`` codes, which the trainer's ``shift``
+    makes longer than the whole control range: the rule puts that electrode on the bound the
+    float step ``lr dE/dV`` would cross, as the paper's clamp does."""
+    g = np.asarray(g, np.int64)
+    if k == 0:
+        return g
+    hi = 2**63 - 1
+    return np.array([max(-hi, min(hi, int(x) << k)) for x in g.tolist()], np.int64)
+
+
 def start_codes_range(w_min, w_max, start: str = DEFAULT_START):
     """The codes a random start is drawn from: ``"full"`` the whole control range
     ``[w_min, w_max]``; ``"middle"`` its middle half, ``[ceil(c - q), floor(c + q)]`` with
@@ -562,13 +594,7 @@ class Trainer:
             if self.iteration >= self.max_iter:
                 self.done = True
             return E
-        dEdI = np.round(dE * 2.0**DEDI_FRAC)
-        dIdV = np.round(grads * 2.0**DIDV_FRAC)
-        for name, arr in (("dE/dI", dEdI), ("dI/dV", dIdV)):
-            if np.max(np.abs(arr)) >= 2**31:
-                raise OverflowError(f"{name} does not fit its fixed-point format (max {np.max(np.abs(arr))})")
-        g = self.rule.accumulate(dEdI.astype(np.int64), dIdV.astype(np.int64))
-        self.codes = self.rule.step(self.codes, self.limit_step(g)).astype(np.int64)
+        self.codes = self.updated_codes(dE, grads)
         self.iteration += 1
         if self.iteration >= self.max_iter:
             self.done = True
@@ -640,6 +666,17 @@ class Trainer:
         if self.best_loss < min(self.losses[self.segment_start:], default=np.inf):
             self.codes = self.best_codes.copy()
             self.ended_at_best = True
+
+    def updated_codes(self, dE, grads) -> np.ndarray:
+        """The codes after one step on ``dE/dI`` (K,) and ``dI/dV`` (K, n): the fixed-point rule
+        (``core.UpdateRule``, the firmware's), ``dE/dI`` with its block exponent (``dEdI_codes``)."""
+        dEdI, k = dEdI_codes(dE)
+        dIdV = np.round(np.asarray(grads, float) * 2.0**DIDV_FRAC)
+        if np.max(np.abs(dIdV), initial=0.0) >= 2**31:
+            raise OverflowError(f"dI/dV does not fit its fixed-point format Q{DIDV_FRAC} in int32 "
+                                f"(largest |dI/dV| {np.max(np.abs(grads)):.4g} nA/V)")
+        g = shift_left_sat64(self.rule.accumulate(dEdI, dIdV.astype(np.int64)), k)
+        return self.rule.step(self.codes, self.limit_step(g)).astype(np.int64)
 
     def limit_step(self, g) -> np.ndarray:
         """Scale the accumulated gradient ``g`` (Q32, 1/V) so that no electrode's step exceeds
