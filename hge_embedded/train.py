@@ -675,25 +675,31 @@ class Trainer:
         if np.max(np.abs(dIdV), initial=0.0) >= 2**31:
             raise OverflowError(f"dI/dV does not fit its fixed-point format Q{DIDV_FRAC} in int32 "
                                 f"(largest |dI/dV| {np.max(np.abs(grads)):.4g} nA/V)")
-        g = shift_left_sat64(self.rule.accumulate(dEdI, dIdV.astype(np.int64)), k)
-        return self.rule.step(self.codes, self.limit_step(g)).astype(np.int64)
+        g = self.rule.accumulate(dEdI, dIdV.astype(np.int64))   # Q(32 - k)
+        # max_step scales the exact sum (Python integers): saturating it to int64 first would give every large
+        # component one value and turn the step into a sign step (--paper-mode --max-step; review s6).
+        g = self.limit_step(g, k) if self.max_step_codes is not None else shift_left_sat64(g, k)
+        return self.rule.step(self.codes, g).astype(np.int64)
 
-    def limit_step(self, g) -> np.ndarray:
-        """Scale the accumulated gradient ``g`` (Q32, 1/V) so that no electrode's step exceeds
-        ``max_step_codes`` codes; unchanged without ``max_step`` or when it is small enough.
+    def limit_step(self, g, k: int = 0) -> np.ndarray:
+        """Scale the accumulated gradient ``g`` (Q(32 - k), 1/V: ``k`` is dE/dI's block exponent) to Q32 so
+        that no electrode's step exceeds ``max_step_codes`` codes; only shifted to Q32 (saturated) without
+        ``max_step`` or when it is small enough.
 
         The rule steps by round-half-up(eta g / 2^shift) codes, which is at most C in magnitude
         for |g| <= floor(C 2^shift / eta). The largest |g| is scaled to that bound and the others
         by the same factor with floor division, which never raises a magnitude above it. Python
-        integers: g (up to 2^63) times the bound does not fit int64."""
+        integers: g (up to 2^63) times the bound does not fit int64, nor does g 2^k, which is scaled
+        exactly (its direction kept) before anything saturates."""
         g = np.asarray(g, np.int64)
         if self.max_step_codes is None:
-            return g
+            return shift_left_sat64(g, k)
         bound = (self.max_step_codes << self.shift) // self.eta
-        peak = int(np.max(np.abs(g))) if g.size else 0
+        exact = [int(x) << int(k) for x in g.tolist()]
+        peak = max((abs(x) for x in exact), default=0)
         if peak <= bound:
-            return g
-        return np.array([int(x) * bound // peak for x in g.tolist()], np.int64)
+            return np.array(exact, np.int64)
+        return np.array([x * bound // peak for x in exact], np.int64)
 
     def run(self, progress=None, callback=None) -> None:
         """Iterate until the loss is below ``stop_loss`` or ``max_iter`` iterations.
