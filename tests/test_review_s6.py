@@ -45,3 +45,43 @@ def test_max_step_keeps_the_direction_when_dE_dV_exceeds_q32(e, G1):
     # max_step_codes * 2 * 2^-9 / max|G1| (the ratio of two rounded quantities).
     bound = 1.5 + tr.max_step_codes * 2 * 2.0**-9 / np.max(np.abs(G1)) + 1e-9
     assert np.all(np.abs(step - want) <= bound), (step, want)
+
+
+class _InvertedSim(SimulatedDNPU):
+    """The simulator (with its get_state/set_state: a resume restores its noise) stating a calibration of
+    an inverted chain: the descent check stops a xor run at its 9th iteration (test_train_checks)."""
+
+    def __init__(self):
+        from hge_embedded import plans
+        from hge_embedded.calibration import Calibration, calibrate
+        super().__init__(seed=0)
+        cal = calibrate(SimulatedDNPU(seed=0), plans.plan_frequencies(5, fs=self.fs, T=0.1))
+        self.calibration = Calibration(cal.freqs, -cal.response, cal.method)
+
+
+def test_a_resume_inside_the_descent_window_stops_where_the_uninterrupted_run_does():
+    """Interrupted after 5 iterations (inside the first window of 8 steps) and resumed from the JSON state,
+    the run stops at the same iteration with the same note, losses, controls and check state."""
+    import json
+
+    from hge_embedded.train import train_task
+    task = tasks.gate("xor")
+    full, tr_full = train_task(_InvertedSim(), task, seed=6, max_iter=30)
+    assert full.stopped is not None and "sign is wrong" in full.stopped   # premise: the check fires
+    states = {}
+
+    def interrupt(tr):
+        states[0] = tr.state()
+        if tr.iteration == 5:
+            raise KeyboardInterrupt
+    try:
+        train_task(_InvertedSim(), task, seed=6, max_iter=30, callback=interrupt)
+        raise AssertionError("not interrupted")
+    except KeyboardInterrupt:
+        pass
+    assert 0 < len(states[0]["descent_check"]["D"]) < 8          # premise: inside the window
+    resumed, tr_res = train_task(_InvertedSim(), task, seed=6, max_iter=30, state=json.loads(json.dumps(states[0])))
+    assert resumed.stopped == full.stopped and resumed.iterations == full.iterations
+    assert resumed.losses == full.losses and np.array_equal(resumed.controls, full.controls)
+    a, b = tr_full.state(), tr_res.state()
+    assert a["descent_check"] == b["descent_check"] and a["stale_check"] == b["stale_check"]
