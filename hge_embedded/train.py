@@ -338,8 +338,11 @@ class Trainer:
         self.init, self.n_candidates = str(init), parse_init(init)
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if batch_size is not None and not 1 <= batch_size <= len(task.targets):
-            raise ValueError(f"batch_size must be in 1..{len(task.targets)}, got {batch_size}")
+        # At least 2: the loss is a correlation, undefined on one target (review s6: --batch-size 1 ended every
+        # trained task with "targets are all 0").
+        lo_batch = 1 if task.constant else 2
+        if batch_size is not None and not lo_batch <= batch_size <= len(task.targets):
+            raise ValueError(f"batch_size must be in {lo_batch}..{len(task.targets)}, got {batch_size}")
         if not np.isfinite(self.ramp) or self.ramp < 0:
             raise ValueError(f"ramp must be a finite time >= 0 s, got {ramp!r}")
         self.fs = float(device.fs)
@@ -550,6 +553,11 @@ class Trainer:
         task = self.task
         k_all = np.arange(len(task.targets))
         batch = k_all if self.batch_size is None else np.sort(self.rng.choice(k_all, self.batch_size, replace=False))
+        # A batch whose targets are all one class has no correlation to train on (review s6: all-gates
+        # --batch-size 2 ended with "targets are all 0" at AND, half of whose pairs are): drawn again. A batch
+        # that holds both is kept as drawn, so every run that did not fail draws what it drew before.
+        while self.batch_size is not None and not task.constant and np.ptp(np.asarray(task.targets)[batch]) == 0:
+            batch = np.sort(self.rng.choice(k_all, self.batch_size, replace=False))
         ctl = self.controls()
         biases = [self._bias(task.inputs[k], ctl) for k in batch]
         volts, slices = self._string_windows(biases)

@@ -85,3 +85,25 @@ def test_a_resume_inside_the_descent_window_stops_where_the_uninterrupted_run_do
     assert resumed.losses == full.losses and np.array_equal(resumed.controls, full.controls)
     a, b = tr_full.state(), tr_res.state()
     assert a["descent_check"] == b["descent_check"] and a["stale_check"] == b["stale_check"]
+
+
+def test_a_batch_always_holds_both_classes_and_one_point_is_refused():
+    """all-gates --batch-size 2 ended at AND with "targets are all 0" (half of AND's pairs are one class); a
+    batch of one point made every trained task end so. Now a one-class batch is drawn again and 1 is refused."""
+    import pytest
+
+    from hge_embedded.train import train_task
+    task = tasks.gate("and")
+    seen = []
+
+    class Spy(Trainer):
+        def loss(self, y, z):
+            seen.append(np.ptp(z))
+            return super().loss(y, z)
+    tr = Spy(SimulatedDNPU(seed=0), task, seed=0, batch_size=2, max_iter=12, stop_loss=0.0)
+    tr.run()
+    assert len(seen) == 12 and min(seen) > 0          # every batch trained on held both classes
+    with pytest.raises(ValueError, match="batch_size must be in 2..4, got 1"):
+        Trainer(SimulatedDNPU(seed=0), task, batch_size=1)
+    # A constant gate trains nothing: any batch size of its points is accepted (as before).
+    train_task(SimulatedDNPU(seed=0), tasks.gate("0000"), seed=0, batch_size=1, max_iter=5)

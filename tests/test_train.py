@@ -147,7 +147,7 @@ def test_bad_arguments_get_clear_errors(tmp_path):
     d = SimulatedDNPU(seed=0, noise=False)
     with pytest.raises(ValueError, match="lr must be > 0"):
         Trainer(d, gate("xor"), lr=0.0)
-    with pytest.raises(ValueError, match="batch_size must be in 1..4, got 9"):
+    with pytest.raises(ValueError, match="batch_size must be in 2..4, got 9"):
         Trainer(d, gate("xor"), batch_size=9)
     with pytest.raises(ValueError, match="electrode 2 at sample 0 is 0.9 V, outside its limits"):
         check_volts(np.full((7, 3), 0.9) * np.eye(7)[1][:, None], d.limits)
