@@ -838,7 +838,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "is a stall with controls pinned at the control range's bound)")
     t.add_argument("--max-iter", type=nonnegative_int,
                    help="gradient measurements per task at most (default 300; 0: none, only the start is measured)")
-    t.add_argument("--batch-size", type=positive_int, help="data points per iteration (default all; at least 2, and each batch holds both classes)")
+    t.add_argument("--batch-size", type=positive_int,
+                   help="data points per iteration (default all; at least 2, and each batch holds both classes)")
     t.add_argument("--paper-mode", action="store_true",
                    help="the method as published: single random start, loss (1 - rho)/sigmoid(y_sep) with y_sep "
                         "in nA, plain read-out, 2R/a with the sign from the phase (overrides --phase)")
