@@ -107,3 +107,25 @@ def test_a_batch_always_holds_both_classes_and_one_point_is_refused():
         Trainer(SimulatedDNPU(seed=0), task, batch_size=1)
     # A constant gate trains nothing: any batch size of its points is accepted (as before).
     train_task(SimulatedDNPU(seed=0), tasks.gate("0000"), seed=0, batch_size=1, max_iter=5)
+
+
+@given(st.lists(st.floats(-18.0, 18.0), min_size=4, max_size=4), st.lists(st.booleans(), min_size=4, max_size=4),
+       st.lists(st.floats(-60.0, 60.0), min_size=20, max_size=20))
+def test_a_step_far_beyond_the_range_lands_on_the_bound_of_its_sign(exps, negs, G):
+    """test_update_block_exponent's bound grows with |s| / eta, so where the float step s leaves the range by
+    far it accepts any code in the range, even the opposite bound (a sign error in the saturated shift). Here:
+    where |s| exceeds the range plus that bound, the code must be exactly the bound the float step crosses."""
+    tr = _paper_nor_trainer(None)
+    dE = np.array([(-1.0 if n else 1.0) * 10.0**e for e, n in zip(exps, negs)])
+    G = np.array(G).reshape(4, 5)
+    new = tr.updated_codes(dE, G)
+    ratio = tr.lr / tr.lsb
+    s = ratio * (dE @ G)
+    from hge_embedded.train import DEDI_FRAC, DIDV_FRAC, dEdI_codes
+    _, k = dEdI_codes(dE)
+    h_e, h_g = 2.0**(k - DEDI_FRAC - 1), 2.0**-(DIDV_FRAC + 1)
+    B = (h_e * np.abs(G) + h_g * np.abs(dE)[:, None] + h_e * h_g).sum(axis=0)
+    err = ratio * B * (1 + 1 / tr.eta) + np.abs(s) / tr.eta + 0.5     # as derived there
+    far = np.abs(s) - err > (tr.w_max - tr.w_min)
+    want = np.where(s > 0, tr.w_min, tr.w_max)
+    assert np.array_equal(new[far], want[far]), (new, want, far)
