@@ -63,6 +63,28 @@ import numpy as np
 
 N_TERMINALS = 8      # 7 voltage electrodes + the output (index 7, 0 V)
 N_ELECTRODES = 7
+NEWTON_TOL = 1e-11   # V: Newton stops after a step whose largest site move is below this
+NEWTON_MAX_ITER = 40
+KERNELS = ("c", "numpy")
+
+
+def _points(V: np.ndarray) -> np.ndarray:
+    """``V`` as (7, N) for the C kernel, or ValueError naming its shape."""
+    if V.ndim != 2 or V.shape[0] != N_ELECTRODES:
+        raise ValueError(f"V must be ({N_ELECTRODES}, N) volts, got shape {V.shape}")
+    return V
+
+
+def _c_supported(net) -> bool:
+    """The C kernel solves the default model family: site energies (V_T), no periodic Coulomb
+    peaks (eps = 1), up to HGE_HOP_MAX_SITES sites, with the C core built."""
+    if net.V_T is None or net.eps < 1.0:
+        return False
+    try:
+        from .._hge_core import lib
+    except ImportError:  # pragma: no cover - the core is built with the package
+        return False
+    return net.n <= int(lib.HGE_HOP_MAX_SITES)
 
 
 # The first physical model (session 2): periodic Coulomb peaks, no site energies. Kept so its
@@ -164,12 +186,19 @@ class HoppingNetwork:
         self.c_ext[:self.n] = self.c[:, :N_ELECTRODES]
         self._build_branches()
         self.G0 = 1.0
+        # The scale from the numpy reference, so both kernels solve the same network (the same G0 bits).
+        self.kernel = "numpy"
         box = rng.uniform(-1.0, 0.6, (N_ELECTRODES, 64))
         I_box = self.current(box)
         if current_median is None:
             self.G0 = current_rms / np.sqrt(np.mean(I_box ** 2))
         else:
             self.G0 = current_median / np.median(np.abs(I_box))
+        # "c": csrc/host/hge_hop_solve.c (the default where it applies: site energies, no periodic
+        # peaks, and the C core built); "numpy": the batched reference below. Both solve the same
+        # equations to the Newton tolerance; tests/test_hop_kernel.py derives and tests the bound.
+        self._c_net = None
+        self.kernel = "c" if _c_supported(self) else "numpy"
 
     # -- pieces -----------------------------------------------------------------------
     def _build_branches(self):
@@ -260,7 +289,7 @@ class HoppingNetwork:
         J = -((K * C) @ self.M).reshape(-1, self.n, self.n)
         return F, J, x, S, C
 
-    def solve(self, V, phi0=None, *, tol: float = 1e-11, max_iter: int = 40):
+    def solve(self, V, phi0=None, *, tol: float = NEWTON_TOL, max_iter: int = NEWTON_MAX_ITER):
         """Site potentials (N, n) for electrode voltages ``V`` (7, N), Newton from ``phi0`` or the linear network."""
         K, s, xt = self._state(V)
         if phi0 is None:
@@ -283,10 +312,64 @@ class HoppingNetwork:
             raise RuntimeError(f"hopping network: Newton did not converge (last step {np.max(big):.3g} V)")
         return phi, (K, s, xt)
 
+    # -- the C kernel ---------------------------------------------------------------------
+    def _c_instance(self):
+        """The C instance (``hge_hop_t``) and the arrays it points to, made once."""
+        if self._c_net is None:
+            from .._hge_core import ffi, lib
+            arrs = dict(b0=np.ascontiguousarray(self.b0, np.int32), b1=np.ascontiguousarray(self.b1, np.int32),
+                        g=np.ascontiguousarray(self.G0 * self.Gb, float),
+                        c=np.ascontiguousarray(self.c[:, :N_ELECTRODES], float),
+                        E=np.ascontiguousarray(self.E, float))
+            st = ffi.new("hge_hop_t *")
+            status = lib.hge_hop_init(st, self.n, self.b0.size, ffi.cast("const int32_t *", arrs["b0"].ctypes.data),
+                                      ffi.cast("const int32_t *", arrs["b1"].ctypes.data),
+                                      ffi.cast("const double *", arrs["g"].ctypes.data),
+                                      ffi.cast("const double *", arrs["c"].ctypes.data),
+                                      ffi.cast("const double *", arrs["E"].ctypes.data), self.V0, self.V_T,
+                                      self.floor, self.delta, NEWTON_TOL, NEWTON_MAX_ITER)
+            if status != lib.HGE_OK:  # pragma: no cover - _c_supported checked what the C refuses
+                raise ValueError(f"hopping network refused by the C kernel (status {status})")
+            self._c_net = (st, arrs, int(lib.hge_hop_work_doubles(self.n, self.b0.size)))
+        return self._c_net
+
+    def _solve_c(self, V, phi0=None, gradient: bool = True):
+        """(I (N,), dI/dV (7, N) or None, phi (N, n)) by ``hge_hop_process``; the same Newton
+        (start, damping, stopping rule) as :meth:`solve`, point by point."""
+        from .._hge_core import ffi, lib
+        st, _, n_work = self._c_instance()
+        V = np.ascontiguousarray(V, dtype=np.float64)
+        N = V.shape[1]
+        I = np.empty(N)
+        G = np.empty((N_ELECTRODES, N)) if gradient else None
+        phi = np.empty((N, self.n))
+        if phi0 is not None:
+            phi0 = np.ascontiguousarray(phi0, dtype=np.float64)
+            if phi0.shape != (N, self.n):
+                raise ValueError(f"phi0 must have shape {(N, self.n)}, got {phi0.shape}")
+        work = np.empty(n_work)
+        done = ffi.new("uint64_t *")
+        status = lib.hge_hop_process(st, ffi.cast("const double *", V.ctypes.data), N, N,
+                                     ffi.NULL if phi0 is None else ffi.cast("const double *", phi0.ctypes.data),
+                                     ffi.cast("double *", I.ctypes.data),
+                                     ffi.NULL if G is None else ffi.cast("double *", G.ctypes.data), N,
+                                     ffi.cast("double *", phi.ctypes.data), ffi.cast("double *", work.ctypes.data),
+                                     n_work, done)
+        if status == lib.HGE_ERR_RANGE:
+            k = int(done[0])
+            if not (np.all(np.isfinite(V[:, k])) and (phi0 is None or np.all(np.isfinite(phi0[k])))):
+                raise ValueError(f"V: point {k} is not finite ({V[:, k].tolist()})")
+            raise RuntimeError(f"hopping network: Newton did not converge at point {k} (V = {V[:, k].tolist()})")
+        if status != lib.HGE_OK:  # pragma: no cover - the shapes above leave nothing else
+            raise RuntimeError(f"hge_hop_process: status {status}")
+        return I, G, phi
+
     # -- public -----------------------------------------------------------------------
     def current(self, V, phi0=None) -> np.ndarray:
         """V (7, N) volts -> output current (N,) nA."""
         V = np.asarray(V, float)
+        if self.kernel == "c":
+            return self._solve_c(_points(V), phi0, gradient=False)[0]
         phi, (K, _, xt) = self.solve(V, phi0)
         _, _, _, S, _ = self._residual_jacobian(phi, K, xt, jac=False)
         return -self.V0 * (K[:, self.out] * S[:, self.out]).sum(axis=1)
@@ -298,6 +381,8 @@ class HoppingNetwork:
     def current_and_gradient(self, V, phi0=None):
         """V (7, N) -> (I (N,) nA, dI/dV (7, N) nA/V, phi (N, n)); exact by the adjoint."""
         V = np.asarray(V, float)
+        if self.kernel == "c":
+            return self._solve_c(_points(V), phi0)
         n = self.n
         phi, (K, (t0, t1), xt) = self.solve(V, phi0)
         _, J, _, S, C = self._residual_jacobian(phi, K, xt)
