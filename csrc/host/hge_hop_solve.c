@@ -11,9 +11,10 @@
 
 uint64_t hge_hop_work_doubles(uint32_t n_sites, uint32_t n_branches)
 {
-    /* per branch: K, t0, t1, xt, S, C; per node (n + 8): e, a, u; A (n x n); F, step, lam (n). */
+    /* per branch: K, t0, t1, xt, S, C; per node (n + 8): e, a, u, eu, ei; A (n x n);
+     * F, step, lam, and a site's terminal-branch factors f, r, t (n). */
     const uint64_t n = n_sites, B = n_branches;
-    return 6u * B + 3u * (n + NT) + n * n + 3u * n;
+    return 6u * B + 5u * (n + NT) + n * n + 6u * n;
 }
 
 hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, uint32_t n_branches, const int32_t *b0,
@@ -115,48 +116,74 @@ static void chol_solve(const double *L, uint32_t n, double *x)
 
 typedef struct {
     double *K, *t0, *t1, *xt, *S, *C; /* per branch */
-    double *e, *a, *u;                /* per node */
+    double *e, *a, *u, *eu, *ei;      /* per node: level, |level|_d, potential, exp(+-u / V0) */
     double *A, *F, *step, *lam;       /* per site */
+    double *tf, *tr, *tt;             /* per site: f, r and t of its branches to the terminals */
 } work_t;
 
-/* The point's conductances K, their log-derivatives t0, t1 and the terminal part of x (xt). */
+/* The point's conductances K, their log-derivatives t0, t1 and the terminal part of x (xt).
+ * A branch to a terminal (e = 0 there) has |e0 - e1|_d = |e0|_d bit for bit (the same operations
+ * on the same values), so its factors depend on its site alone: made once per site. */
 static void state(const hge_hop_t *s, const double *Vp, const work_t *w)
 {
     const uint32_t n = s->n_sites;
     const double dvt = s->delta * s->V_T, d2 = dvt * dvt, k = 0.5 / s->V_T;
+    const double at = sqrt(0.0 * 0.0 + d2); /* a terminal's |e|_d */
     for (uint32_t i = 0; i < n; i++) {
         double cv = 0.0;
         for (uint32_t j = 0; j < NE; j++) {
             cv += s->c[(size_t)i * NE + j] * Vp[j];
         }
-        w->e[i] = s->E[i] - cv;
-        w->a[i] = sqrt(w->e[i] * w->e[i] + d2);
+        const double e0 = s->E[i] - cv;
+        const double a0 = sqrt(e0 * e0 + d2);
+        w->e[i] = e0;
+        w->a[i] = a0;
+        const double de = e0 - 0.0, a01 = sqrt(de * de + d2);
+        const double P = exp(-k * (a0 + at + a01 - 3.0 * dvt));
+        const double f = s->floor + (1.0 - s->floor) * P;
+        w->tf[i] = f;
+        w->tr[i] = (1.0 - s->floor) * P / f;
+        w->tt[i] = k * w->tr[i] * (e0 / a0 + de / a01);
     }
     for (uint32_t t = 0; t < NT; t++) {
         w->e[n + t] = 0.0;
-        w->a[n + t] = sqrt(d2);
+        w->a[n + t] = at;
     }
     for (uint32_t b = 0; b < s->n_branches; b++) {
         const uint32_t i0 = (uint32_t)s->b0[b], i1 = (uint32_t)s->b1[b];
+        if (i1 >= n) {
+            w->K[b] = s->g[b] * w->tf[i0];
+            w->t0[b] = w->tt[i0];
+            w->t1[b] = 0.0;
+            w->xt[b] = i1 < n + NE ? Vp[i1 - n] : 0.0;
+            continue;
+        }
         const double e0 = w->e[i0], e1 = w->e[i1], a0 = w->a[i0], a1 = w->a[i1];
         const double de = e0 - e1, a01 = sqrt(de * de + d2);
         const double P = exp(-k * (a0 + a1 + a01 - 3.0 * dvt));
         const double f = s->floor + (1.0 - s->floor) * P;
         const double r = (1.0 - s->floor) * P / f;
         w->K[b] = s->g[b] * f;
-        /* d ln K / d(c . V) at each end: d e / d(c . V) = -1 at a site (a terminal has no e). */
+        /* d ln K / d(c . V) at each end: d e / d(c . V) = -1 at a site. */
         w->t0[b] = k * r * (e0 / a0 + de / a01);
-        w->t1[b] = i1 < n ? k * r * (e1 / a1 - de / a01) : 0.0;
-        w->xt[b] = (i1 >= n && i1 < n + NE) ? Vp[i1 - n] : 0.0;
+        w->t1[b] = k * r * (e1 / a1 - de / a01);
+        w->xt[b] = 0.0;
     }
 }
 
-/* sinh and cosh of every branch's x at the site potentials u[0..n) (terminals: u = 0, their
- * voltages are in xt), the residual F and A = -J = sum K C d d^T. */
+/* sinh and cosh of every branch's x at the node potentials u (a site's phi, an electrode's
+ * voltage, 0 at the output), the residual F and A = -J = sum K C d d^T. exp(x_b) is
+ * exp(u_b1 / V0) exp(-u_b0 / V0): one exp per node instead of one per branch (within a few
+ * ulps of exp(x_b); at equal potentials both factors are the same, so x = 0 gives sinh = 0
+ * exactly and the network stays passive). */
 static void residual(const hge_hop_t *s, const work_t *w, int jac)
 {
     const uint32_t n = s->n_sites;
     const double V0 = s->V0;
+    for (uint32_t i = 0; i < n + NT; i++) {
+        w->eu[i] = exp(w->u[i] / V0);
+        w->ei[i] = 1.0 / w->eu[i];
+    }
     for (uint32_t i = 0; i < n; i++) {
         w->F[i] = 0.0;
     }
@@ -167,8 +194,7 @@ static void residual(const hge_hop_t *s, const work_t *w, int jac)
     }
     for (uint32_t b = 0; b < s->n_branches; b++) {
         const uint32_t i0 = (uint32_t)s->b0[b], i1 = (uint32_t)s->b1[b];
-        const double x = (w->u[i1] - w->u[i0] + w->xt[b]) / V0;
-        const double ex = exp(x), ei = 1.0 / ex;
+        const double ex = w->eu[i1] * w->ei[i0], ei = w->ei[i1] * w->eu[i0];
         const double S = 0.5 * (ex - ei), C = 0.5 * (ex + ei);
         w->S[b] = S;
         w->C[b] = C;
@@ -196,9 +222,10 @@ static int solve_point(const hge_hop_t *s, const double *Vp, const double *phi0,
     const uint32_t n = s->n_sites;
     const double V0 = s->V0;
     state(s, Vp, w);
-    for (uint32_t i = n; i < n + NT; i++) {
-        w->u[i] = 0.0;
+    for (uint32_t k = 0; k < NE; k++) {
+        w->u[n + k] = Vp[k];
     }
+    w->u[n + NE] = 0.0;
     if (phi0 != NULL) {
         for (uint32_t i = 0; i < n; i++) {
             w->u[i] = phi0[i];
@@ -349,10 +376,15 @@ hge_status hge_hop_process(const hge_hop_t *s, const double *V, uint64_t n_pts, 
     w.e = p; p += n + NT;
     w.a = p; p += n + NT;
     w.u = p; p += n + NT;
+    w.eu = p; p += n + NT;
+    w.ei = p; p += n + NT;
     w.A = p; p += (size_t)n * n;
     w.F = p; p += n;
     w.step = p; p += n;
-    w.lam = p;
+    w.lam = p; p += n;
+    w.tf = p; p += n;
+    w.tr = p; p += n;
+    w.tt = p;
     for (uint64_t q = 0; q < n_pts; q++) {
         double Vp[NE];
         int ok = 1;

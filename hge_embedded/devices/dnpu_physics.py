@@ -401,3 +401,58 @@ class HoppingNetwork:
         via_x = (KC * w) @ self.D[n:n + N_ELECTRODES].T
         grad = via_K + via_x
         return I, grad.T, phi
+
+    # -- what the simulator's window expansion needs (devices.simulated.FastEvaluator) ----------
+    def taylor_tensors(self, C: np.ndarray):
+        """Derivatives at window centres ``C`` (7, k) for the simulator's window expansion:
+        (I (k,), g (7, k), H (k, 7, 7), T (k, 7, 7, 7)).
+
+        I and g are exact (Newton and the adjoint). H and T are differences of exact gradients
+        with the step ``h = simulated.DERIV_STEP``, the formulas of
+        ``FastEvaluator._difference_tensors`` for all 7 electrodes: the gradients g(c + h e_j),
+        g(c - h e_j) and g(c + h (e_j + e_k)), j < k (35 solves per centre, each Newton
+        warm-started at the centre's solution), then
+        ``H = sym((g+ - g-) / 2h)``, ``T[:, j, j] = (g+_j - 2 g0 + g-_j) / h^2``,
+        ``T[:, j, k] = T[:, k, j] = (g_jk - g+_j - g+_k + g0) / h^2`` (truncation: O(h^2) for H
+        and the diagonal of T, O(h) for its off-diagonal). The same numbers, element for element,
+        as the evaluator's per-window path for a window whose 7 electrodes all move; for a window
+        where some do not, their offsets are exactly 0, so the expansion is the same polynomial
+        there too (tests/test_hop_kernel.py checks the two paths give the same bits)."""
+        from .simulated import DERIV_STEP
+        C = np.asarray(C, float)
+        if C.ndim != 2 or C.shape[0] != N_ELECTRODES:
+            raise ValueError(f"C must be ({N_ELECTRODES}, k) volts, got shape {C.shape}")
+        k, ne, h = C.shape[1], N_ELECTRODES, DERIV_STEP
+        I, g0, phi = self.current_and_gradient(C)
+        D = _displacements(h)                                  # (35, 7)
+        P = (C.T[:, None, :] + D[None]).reshape(k * D.shape[0], ne).T   # centre + D, centre by centre
+        _, Gd, _ = self.current_and_gradient(P, np.repeat(phi, D.shape[0], axis=0))
+        Gd = Gd.reshape(ne, k, D.shape[0]).transpose(1, 0, 2)  # (k, component i, displaced point)
+        gp, gm, gx = Gd[:, :, :ne], Gd[:, :, ne:2 * ne], Gd[:, :, 2 * ne:]
+        g0k = g0.T[:, :, None]                                 # (k, i, 1)
+        H = (gp - gm) / (2 * h)
+        H = 0.5 * (H + H.transpose(0, 2, 1))
+        T = np.empty((k, ne, ne, ne))
+        jj = np.arange(ne)
+        T[:, :, jj, jj] = (gp - 2 * g0k + gm) / h**2
+        a, b = np.triu_indices(ne, 1)                          # pairs j < k in the order of _displacements
+        off = (gx - gp[:, :, a] - gp[:, :, b] + g0k) / h**2
+        T[:, :, a, b] = off
+        T[:, :, b, a] = off
+        return I, g0, H, T
+
+
+def _displacements(h: float) -> np.ndarray:
+    """The evaluator's displaced points for 7 moving electrodes (``FastEvaluator.current``):
+    +h e_j, -h e_j, then +h (e_j + e_k) for j < k in order, as rows (35, 7)."""
+    m = N_ELECTRODES
+    D = np.zeros((2 * m + m * (m - 1) // 2, m))
+    D[np.arange(m), np.arange(m)] = h
+    D[m + np.arange(m), np.arange(m)] = -h
+    r = 2 * m
+    for a in range(m):
+        for b in range(a + 1, m):
+            D[r, a] = D[r, b] = h
+            r += 1
+    return D
+
