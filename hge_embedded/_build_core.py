@@ -267,7 +267,7 @@ hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, uint32_t n_branches, con
                         double V_T, double floor, double delta, double tol, uint32_t max_iter);
 hge_status hge_hop_process(const hge_hop_t *s, const double *V, uint64_t n_pts, uint64_t v_stride,
                            const double *phi0, double *I, double *G, uint64_t g_stride, double *phi,
-                           double *work, uint64_t work_len, uint64_t *n_done);
+                           double *dphi, double *work, uint64_t work_len, uint64_t *n_done);
 hge_status hge_hop_reset(hge_hop_t *s);
 """
 SOURCE_HOP = """

@@ -34,6 +34,8 @@
  *   I     (n_pts,) nA.
  *   G     (7, g_stride) row-major dI/dV_k of point p at G[k g_stride + p], nA/V; NULL: currents only.
  *   phi   (n_pts, n) row-major converged site potentials, V; may be NULL.
+ *   dphi  (n_pts, n, 7) row-major d phi_i / d V_k at the solution, = A^-1 dF/dV (the
+ *         Jacobian's factorisation reused), or NULL; needs G (HGE_ERR_NULL without it).
  *   work  hge_hop_work_doubles(n, B) doubles owned by the caller (one per thread).
  *
  * Status: HGE_ERR_NULL (a required pointer), HGE_ERR_SIZE (n_pts > v_stride or > g_stride,
@@ -82,7 +84,7 @@ hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, uint32_t n_branches, con
 
 hge_status hge_hop_process(const hge_hop_t *s, const double *V, uint64_t n_pts, uint64_t v_stride,
                            const double *phi0, double *I, double *G, uint64_t g_stride, double *phi,
-                           double *work, uint64_t work_len, uint64_t *n_done);
+                           double *dphi, double *work, uint64_t work_len, uint64_t *n_done);
 
 /* The instance holds no state between calls; _reset exists for the project's lifecycle and does nothing. */
 hge_status hge_hop_reset(hge_hop_t *s);

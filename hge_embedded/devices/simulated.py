@@ -434,8 +434,9 @@ class FastEvaluator:
             cen = 0.5 * (lo + hi)
             C = np.ascontiguousarray(cen.T)
             # (aside only when there is ramp work to overlap with: a thread hand-off costs ~0.5 ms,
-            # more than one window's derivatives)
-            if self.threads > 1 and ramps.size and C.shape[1] >= 16:
+            # more than one window's derivatives; not for the hopping network, whose 36 solves per
+            # window cost ~10x its ramps' knots: its windows take every thread, then the ramps)
+            if self.threads > 1 and ramps.size and C.shape[1] >= 16 and not isinstance(self.net, HoppingNetwork):
                 aside = _pool(self.threads).submit(self._tensors, C, False)
             else:
                 tensors = self._tensors(C)
