@@ -259,12 +259,11 @@ hge_status hge_host_fundamentals(const double *volts, uint64_t row_stride, const
 # ---- hopspeed (session 6): the hopping network's Newton solve and gradient (csrc/host/hge_hop_solve.h) ----
 CDEF_HOP = """
 #define HGE_HOP_MAX_SITES ...
-#define HGE_HOP_MAX_BRANCHES ...
-typedef struct { uint32_t n_sites; uint32_t n_branches; ...; } hge_hop_t;
-uint64_t hge_hop_work_doubles(uint32_t n_sites, uint32_t n_branches);
-hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, uint32_t n_branches, const int32_t *b0,
-                        const int32_t *b1, const double *g, const double *c, const double *E, double V0,
-                        double V_T, double floor, double delta, double tol, uint32_t max_iter);
+typedef struct { uint32_t n_sites; ...; } hge_hop_t;
+uint64_t hge_hop_work_doubles(uint32_t n_sites);
+hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, const double *g_ss, const double *g_st, const double *c,
+                        const double *E, double V0, double V_T, double floor, double delta, double tol,
+                        uint32_t max_iter);
 hge_status hge_hop_process(const hge_hop_t *s, const double *V, uint64_t n_pts, uint64_t v_stride,
                            const double *phi0, double *I, double *G, uint64_t g_stride, double *phi,
                            double *dphi, double *work, uint64_t work_len, uint64_t *n_done);

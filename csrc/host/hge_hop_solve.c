@@ -1,5 +1,8 @@
 /*
  * hge_hop_solve.c - the hopping network's Newton solve and adjoint gradient (hge_hop_solve.h).
+ *
+ * The branches are dense: every site pair (i < j) and every site-terminal pair (i, t), so the
+ * loops run over them directly (no branch lists, no per-branch node lookups).
  */
 #include "hge_hop_solve.h"
 
@@ -9,22 +12,27 @@
 #define NE HGE_HOP_N_ELECTRODES
 #define NT HGE_HOP_N_TERMINALS
 
-uint64_t hge_hop_work_doubles(uint32_t n_sites, uint32_t n_branches)
+uint64_t hge_hop_work_doubles(uint32_t n_sites)
 {
-    /* per branch: K, t0, t1, xt, S, C; per node (n + 8): e, a, u, eu, ei; A, M (n x n);
-     * F, step, lam, and a site's terminal-branch factors f, r, t (n); R (7 n). */
-    const uint64_t n = n_sites, B = n_branches;
-    return 6u * B + 5u * (n + NT) + 2u * n * n + 6u * n + (uint64_t)NE * n;
+    /* n x n: Kss, tss, Sss, Css, A, M; n x 8: Kst, Sst, Cst; 7 n: R;
+     * n: e, a, tf, tt, u, eu, ei, F, step, lam, z; 8: et, eti. */
+    const uint64_t n = n_sites;
+    return 6u * n * n + 3u * NT * n + (uint64_t)NE * n + 11u * n + 2u * NT;
 }
 
-hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, uint32_t n_branches, const int32_t *b0,
-                        const int32_t *b1, const double *g, const double *c, const double *E, double V0,
-                        double V_T, double floor, double delta, double tol, uint32_t max_iter)
+static int finite_nonneg(double x)
 {
-    if (s == NULL || b0 == NULL || b1 == NULL || g == NULL || c == NULL || E == NULL) {
+    return x >= 0.0 && isfinite(x);
+}
+
+hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, const double *g_ss, const double *g_st, const double *c,
+                        const double *E, double V0, double V_T, double floor, double delta, double tol,
+                        uint32_t max_iter)
+{
+    if (s == NULL || g_ss == NULL || g_st == NULL || c == NULL || E == NULL) {
         return HGE_ERR_NULL;
     }
-    if (n_sites < 2u || n_sites > HGE_HOP_MAX_SITES || n_branches == 0u || n_branches > HGE_HOP_MAX_BRANCHES) {
+    if (n_sites < 2u || n_sites > HGE_HOP_MAX_SITES) {
         return HGE_ERR_SIZE;
     }
     /* !(x > 0) also refuses NaN. */
@@ -32,17 +40,19 @@ hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, uint32_t n_branches, con
         !(tol > 0.0) || !isfinite(tol) || !(floor >= 0.0) || !(floor < 1.0) || max_iter == 0u) {
         return HGE_ERR_COEF;
     }
-    for (uint32_t b = 0; b < n_branches; b++) {
-        if (b0[b] < 0 || (uint32_t)b0[b] >= n_sites || b1[b] <= b0[b] || (uint32_t)b1[b] >= n_sites + NT) {
-            return HGE_ERR_RANGE;
-        }
-        if (!(g[b] >= 0.0) || !isfinite(g[b])) {
-            return HGE_ERR_COEF;
-        }
-    }
     for (uint32_t i = 0; i < n_sites; i++) {
         if (!isfinite(E[i])) {
             return HGE_ERR_COEF;
+        }
+        for (uint32_t j = i + 1u; j < n_sites; j++) {
+            if (!finite_nonneg(g_ss[(size_t)i * n_sites + j])) {
+                return HGE_ERR_COEF;
+            }
+        }
+        for (uint32_t t = 0; t < NT; t++) {
+            if (!finite_nonneg(g_st[(size_t)i * NT + t])) {
+                return HGE_ERR_COEF;
+            }
         }
         for (uint32_t k = 0; k < NE; k++) {
             if (!isfinite(c[(size_t)i * NE + k])) {
@@ -51,10 +61,8 @@ hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, uint32_t n_branches, con
         }
     }
     s->n_sites = n_sites;
-    s->n_branches = n_branches;
-    s->b0 = b0;
-    s->b1 = b1;
-    s->g = g;
+    s->g_ss = g_ss;
+    s->g_st = g_st;
     s->c = c;
     s->E = E;
     s->V0 = V0;
@@ -71,25 +79,28 @@ hge_status hge_hop_reset(hge_hop_t *s)
     return s == NULL ? HGE_ERR_NULL : HGE_OK;
 }
 
-/* In-place Cholesky A = L L^T (lower triangle of A, n x n row-major); 0 unless a pivot is not > 0. */
+/* In-place Cholesky A = L L^T of the lower triangle of A (n x n row-major); 0 unless a pivot is not > 0. */
 static int cholesky(double *A, uint32_t n)
 {
     for (uint32_t j = 0; j < n; j++) {
-        double d = A[(size_t)j * n + j];
+        double *Aj = A + (size_t)j * n;
+        double d = Aj[j];
         for (uint32_t k = 0; k < j; k++) {
-            d -= A[(size_t)j * n + k] * A[(size_t)j * n + k];
+            d -= Aj[k] * Aj[k];
         }
         if (!(d > 0.0) || !isfinite(d)) {
             return -1;
         }
         d = sqrt(d);
-        A[(size_t)j * n + j] = d;
+        Aj[j] = d;
+        const double inv = 1.0 / d;
         for (uint32_t i = j + 1u; i < n; i++) {
-            double x = A[(size_t)i * n + j];
+            double *Ai = A + (size_t)i * n;
+            double x = Ai[j];
             for (uint32_t k = 0; k < j; k++) {
-                x -= A[(size_t)i * n + k] * A[(size_t)j * n + k];
+                x -= Ai[k] * Aj[k];
             }
-            A[(size_t)i * n + j] = x / d;
+            Ai[j] = x * inv;
         }
     }
     return 0;
@@ -99,11 +110,12 @@ static int cholesky(double *A, uint32_t n)
 static void chol_solve(const double *L, uint32_t n, double *x)
 {
     for (uint32_t i = 0; i < n; i++) {
+        const double *Li = L + (size_t)i * n;
         double v = x[i];
         for (uint32_t k = 0; k < i; k++) {
-            v -= L[(size_t)i * n + k] * x[k];
+            v -= Li[k] * x[k];
         }
-        x[i] = v / L[(size_t)i * n + i];
+        x[i] = v / Li[i];
     }
     for (uint32_t i = n; i-- > 0u;) {
         double v = x[i];
@@ -115,21 +127,25 @@ static void chol_solve(const double *L, uint32_t n, double *x)
 }
 
 typedef struct {
-    double *K, *t0, *t1, *xt, *S, *C; /* per branch */
-    double *e, *a, *u, *eu, *ei;      /* per node: level, |level|_d, potential, exp(+-u / V0) */
-    double *A, *F, *step, *lam;       /* per site */
-    double *tf, *tr, *tt;             /* per site: f, r and t of its branches to the terminals */
-    double *M, *R;                    /* dphi/dV: (n x n) and (7 x n) */
+    double *Kss, *tss, *Sss, *Css;  /* (n, n): pair (i < j) at [i n + j]; tss[i n + j] = t at end i */
+    double *Kst, *Sst, *Cst;        /* (n, 8) */
+    double *A, *M, *R;              /* (n, n), (n, n), (7, n) */
+    double *e, *a, *tf, *tt;        /* per site: level, |level|_d, terminal-branch factor f and t */
+    double *u, *eu, *ei;            /* per site: potential, exp(+-u / V0) */
+    double *F, *step, *lam, *z;     /* per site */
+    double *et, *eti;               /* per terminal: exp(+-V / V0) */
 } work_t;
 
-/* The point's conductances K, their log-derivatives t0, t1 and the terminal part of x (xt).
- * A branch to a terminal (e = 0 there) has |e0 - e1|_d = |e0|_d bit for bit (the same operations
- * on the same values), so its factors depend on its site alone: made once per site. */
+/* The point's conductances K and their log-derivatives t (d ln K / d(c . V) at a branch end;
+ * d e / d(c . V) = -1 at a site). A branch to a terminal (e = 0 there) has
+ * |e_i - 0|_d = |e_i|_d bit for bit, so its factors depend on its site alone. */
 static void state(const hge_hop_t *s, const double *Vp, const work_t *w)
 {
     const uint32_t n = s->n_sites;
     const double dvt = s->delta * s->V_T, d2 = dvt * dvt, k = 0.5 / s->V_T;
+    const double three = 3.0 * s->delta * s->V_T;
     const double at = sqrt(0.0 * 0.0 + d2); /* a terminal's |e|_d */
+    const double fl = s->floor, one_fl = 1.0 - s->floor;
     for (uint32_t i = 0; i < n; i++) {
         double cv = 0.0;
         for (uint32_t j = 0; j < NE; j++) {
@@ -139,128 +155,123 @@ static void state(const hge_hop_t *s, const double *Vp, const work_t *w)
         const double a0 = sqrt(e0 * e0 + d2);
         w->e[i] = e0;
         w->a[i] = a0;
-        const double de = e0 - 0.0, a01 = sqrt(de * de + d2);
-        const double P = exp(-k * (a0 + at + a01 - 3.0 * dvt));
-        const double f = s->floor + (1.0 - s->floor) * P;
+        const double P = exp(-k * (a0 + at + a0 - three));
+        const double f = fl + one_fl * P;
+        const double r = one_fl * P / f;
         w->tf[i] = f;
-        w->tr[i] = (1.0 - s->floor) * P / f;
-        w->tt[i] = k * w->tr[i] * (e0 / a0 + de / a01);
+        w->tt[i] = k * r * (e0 / a0 + e0 / a0);
+        for (uint32_t t = 0; t < NT; t++) {
+            w->Kst[(size_t)i * NT + t] = s->g_st[(size_t)i * NT + t] * f;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const double ei = w->e[i], ai = w->a[i];
+        for (uint32_t j = i + 1u; j < n; j++) {
+            const double ej = w->e[j], aj = w->a[j];
+            const double de = ei - ej, aij = sqrt(de * de + d2);
+            const double P = exp(-k * (ai + aj + aij - three));
+            const double f = fl + one_fl * P;
+            const double r = one_fl * P / f;
+            w->Kss[(size_t)i * n + j] = s->g_ss[(size_t)i * n + j] * f;
+            w->tss[(size_t)i * n + j] = k * r * (ei / ai + de / aij);
+            w->tss[(size_t)j * n + i] = k * r * (ej / aj - de / aij);
+        }
     }
     for (uint32_t t = 0; t < NT; t++) {
-        w->e[n + t] = 0.0;
-        w->a[n + t] = at;
-    }
-    for (uint32_t b = 0; b < s->n_branches; b++) {
-        const uint32_t i0 = (uint32_t)s->b0[b], i1 = (uint32_t)s->b1[b];
-        if (i1 >= n) {
-            w->K[b] = s->g[b] * w->tf[i0];
-            w->t0[b] = w->tt[i0];
-            w->t1[b] = 0.0;
-            w->xt[b] = i1 < n + NE ? Vp[i1 - n] : 0.0;
-            continue;
-        }
-        const double e0 = w->e[i0], e1 = w->e[i1], a0 = w->a[i0], a1 = w->a[i1];
-        const double de = e0 - e1, a01 = sqrt(de * de + d2);
-        const double P = exp(-k * (a0 + a1 + a01 - 3.0 * dvt));
-        const double f = s->floor + (1.0 - s->floor) * P;
-        const double r = (1.0 - s->floor) * P / f;
-        w->K[b] = s->g[b] * f;
-        /* d ln K / d(c . V) at each end: d e / d(c . V) = -1 at a site. */
-        w->t0[b] = k * r * (e0 / a0 + de / a01);
-        w->t1[b] = k * r * (e1 / a1 - de / a01);
-        w->xt[b] = 0.0;
+        const double v = t < NE ? Vp[t] : 0.0;
+        w->et[t] = exp(v / s->V0);
+        w->eti[t] = 1.0 / w->et[t];
     }
 }
 
-/* sinh and cosh of every branch's x at the node potentials u (a site's phi, an electrode's
- * voltage, 0 at the output), the residual F and A = -J = sum K C d d^T. exp(x_b) is
- * exp(u_b1 / V0) exp(-u_b0 / V0): one exp per node instead of one per branch (within a few
- * ulps of exp(x_b); at equal potentials both factors are the same, so x = 0 gives sinh = 0
- * exactly and the network stays passive). */
-static void residual(const hge_hop_t *s, const work_t *w, int jac)
+/* sinh and cosh of every branch's x = (u_b1 - u_b0) / V0, the residual F and the lower
+ * triangle of A = -J = sum K C d d^T. exp(x) is exp(u_b1 / V0) exp(-u_b0 / V0): one exp per
+ * node (within a few ulps of exp(x); at equal potentials both factors are the same, so sinh is
+ * exactly 0 and the network stays passive). */
+static void residual(const hge_hop_t *s, const work_t *w)
 {
     const uint32_t n = s->n_sites;
     const double V0 = s->V0;
-    for (uint32_t i = 0; i < n + NT; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         w->eu[i] = exp(w->u[i] / V0);
         w->ei[i] = 1.0 / w->eu[i];
+        w->F[i] = 0.0;
+        w->A[(size_t)i * n + i] = 0.0;
     }
     for (uint32_t i = 0; i < n; i++) {
-        w->F[i] = 0.0;
-    }
-    if (jac) {
-        for (uint32_t i = 0; i < n * n; i++) {
-            w->A[i] = 0.0;
+        const double eui = w->eu[i], eii = w->ei[i];
+        double Fi = w->F[i], Aii = w->A[(size_t)i * n + i];
+        for (uint32_t j = i + 1u; j < n; j++) {
+            const size_t ij = (size_t)i * n + j;
+            const double ex = w->eu[j] * eii, em = w->ei[j] * eui;
+            const double S = 0.5 * (ex - em), C = 0.5 * (ex + em);
+            const double K = w->Kss[ij];
+            w->Sss[ij] = S;
+            w->Css[ij] = C;
+            const double cur = V0 * K * S, kc = K * C;
+            Fi += cur;
+            w->F[j] -= cur;
+            Aii += kc;
+            w->A[(size_t)j * n + j] += kc;
+            w->A[(size_t)j * n + i] = -kc; /* the lower triangle is what Cholesky reads */
         }
-    }
-    for (uint32_t b = 0; b < s->n_branches; b++) {
-        const uint32_t i0 = (uint32_t)s->b0[b], i1 = (uint32_t)s->b1[b];
-        const double ex = w->eu[i1] * w->ei[i0], ei = w->ei[i1] * w->eu[i0];
-        const double S = 0.5 * (ex - ei), C = 0.5 * (ex + ei);
-        w->S[b] = S;
-        w->C[b] = C;
-        const double cur = V0 * w->K[b] * S;
-        w->F[i0] += cur;
-        if (i1 < n) {
-            w->F[i1] -= cur;
+        const double *K = w->Kst + (size_t)i * NT;
+        double *Sst = w->Sst + (size_t)i * NT, *Cst = w->Cst + (size_t)i * NT;
+        for (uint32_t t = 0; t < NT; t++) {
+            const double ex = w->et[t] * eii, em = w->eti[t] * eui;
+            const double S = 0.5 * (ex - em), C = 0.5 * (ex + em);
+            Sst[t] = S;
+            Cst[t] = C;
+            Fi += V0 * K[t] * S;
+            Aii += K[t] * C;
         }
-        if (jac) {
-            const double kc = w->K[b] * C;
-            w->A[(size_t)i0 * n + i0] += kc;
-            if (i1 < n) {
-                w->A[(size_t)i1 * n + i1] += kc;
-                w->A[(size_t)i1 * n + i0] -= kc; /* the lower triangle is what Cholesky reads */
-                w->A[(size_t)i0 * n + i1] -= kc;
-            }
-        }
+        w->F[i] = Fi;
+        w->A[(size_t)i * n + i] = Aii;
     }
 }
 
-/* One point: Newton, then the current and (G_out != NULL) the gradient. 0, or -1 when it fails. */
+/* One point: Newton, then the current and (G_out != NULL) the gradient and (dphi_out) dphi/dV.
+ * 0, or -1 when it fails. */
 static int solve_point(const hge_hop_t *s, const double *Vp, const double *phi0, const work_t *w,
                        double *I_out, double *G_out, uint64_t g_stride, double *phi_out, double *dphi_out)
 {
     const uint32_t n = s->n_sites;
     const double V0 = s->V0;
     state(s, Vp, w);
-    for (uint32_t k = 0; k < NE; k++) {
-        w->u[n + k] = Vp[k];
-    }
-    w->u[n + NE] = 0.0;
     if (phi0 != NULL) {
         for (uint32_t i = 0; i < n; i++) {
             w->u[i] = phi0[i];
         }
     } else {
-        /* The linear network (sinh x ~ x): A_lin phi = F_lin, A_lin = sum K d d^T, F_lin = sum K xt at b0. */
-        for (uint32_t i = 0; i < n * n; i++) {
-            w->A[i] = 0.0;
-        }
+        /* The linear network (sinh x ~ x): A_lin phi = sum_t K_it V_t, A_lin = sum K d d^T. */
         for (uint32_t i = 0; i < n; i++) {
-            w->step[i] = 0.0;
-        }
-        for (uint32_t b = 0; b < s->n_branches; b++) {
-            const uint32_t i0 = (uint32_t)s->b0[b], i1 = (uint32_t)s->b1[b];
-            const double K = w->K[b];
-            w->A[(size_t)i0 * n + i0] += K;
-            if (i1 < n) {
-                w->A[(size_t)i1 * n + i1] += K;
-                w->A[(size_t)i1 * n + i0] -= K;
-                w->A[(size_t)i0 * n + i1] -= K;
+            double Aii = 0.0, b = 0.0;
+            for (uint32_t j = 0; j < n; j++) {
+                if (j != i) {
+                    const double K = j > i ? w->Kss[(size_t)i * n + j] : w->Kss[(size_t)j * n + i];
+                    Aii += K;
+                    if (j < i) {
+                        w->A[(size_t)i * n + j] = -K;
+                    }
+                }
             }
-            w->step[i0] += K * w->xt[b];
+            for (uint32_t t = 0; t < NT; t++) {
+                Aii += w->Kst[(size_t)i * NT + t];
+                if (t < NE) {
+                    b += w->Kst[(size_t)i * NT + t] * Vp[t];
+                }
+            }
+            w->A[(size_t)i * n + i] = Aii;
+            w->u[i] = b;
         }
         if (cholesky(w->A, n)) {
             return -1;
         }
-        chol_solve(w->A, n, w->step);
-        for (uint32_t i = 0; i < n; i++) {
-            w->u[i] = w->step[i];
-        }
+        chol_solve(w->A, n, w->u);
     }
     uint32_t it = 0;
     for (; it < s->max_iter; it++) {
-        residual(s, w, 1);
+        residual(s, w);
         if (cholesky(w->A, n)) {
             return -1;
         }
@@ -290,12 +301,10 @@ static int solve_point(const hge_hop_t *s, const double *Vp, const double *phi0,
         return -1;
     }
     /* The current (and the Jacobian for the adjoint) at the final potentials. */
-    residual(s, w, G_out != NULL);
+    residual(s, w);
     double I = 0.0;
-    for (uint32_t b = 0; b < s->n_branches; b++) {
-        if ((uint32_t)s->b1[b] == n + NE) {
-            I += w->K[b] * w->S[b];
-        }
+    for (uint32_t i = 0; i < n; i++) {
+        I += w->Kst[(size_t)i * NT + NE] * w->Sst[(size_t)i * NT + NE];
     }
     *I_out = -V0 * I;
     if (phi_out != NULL) {
@@ -309,42 +318,46 @@ static int solve_point(const hge_hop_t *s, const double *Vp, const double *phi0,
     if (cholesky(w->A, n)) {
         return -1;
     }
-    /* lambda = J^-1 dI/dphi = -A^-1 dI/dphi; dI/dphi_i = sum over output branches at i of K C. */
+    /* lam = A^-1 dI/dphi (the adjoint lambda = J^-1 dI/dphi = -lam); dI/dphi_i = K C of i's
+     * branch to the output. */
     for (uint32_t i = 0; i < n; i++) {
-        w->lam[i] = 0.0;
-    }
-    for (uint32_t b = 0; b < s->n_branches; b++) {
-        if ((uint32_t)s->b1[b] == n + NE) {
-            w->lam[s->b0[b]] += w->K[b] * w->C[b];
-        }
+        w->lam[i] = w->Kst[(size_t)i * NT + NE] * w->Cst[(size_t)i * NT + NE];
     }
     chol_solve(w->A, n, w->lam);
-    /* Through K: sum_b u_b (t0_b c_b0k + t1_b c_b1k) = sum_i c_ik z_i with the node weights
-     * z_i = sum_{b0 = i} u_b t0_b + sum_{b1 = i} u_b t1_b (n x 7 products instead of B x 14). */
+    /* grad_k = sum_b u_b (t0_b c_b0k + t1_b c_b1k) + sum_{b1 = electrode k} K_b C_b w_b with
+     * w_b = lambda . d_b = lam_b0 - lam_b1 (lam = 0 at a terminal) and
+     * u_b = -V0 K_b S_b ([b1 = output] - w_b); the first sum as sum_i c_ik z_i with the node
+     * weights z_i = sum_{b0 = i} u_b t0_b + sum_{b1 = i} u_b t1_b. */
     double g[NE];
     for (uint32_t k = 0; k < NE; k++) {
         g[k] = 0.0;
     }
-    double *z = w->step; /* the Newton step is no longer needed */
     for (uint32_t i = 0; i < n; i++) {
-        z[i] = 0.0;
+        w->z[i] = 0.0;
     }
-    for (uint32_t b = 0; b < s->n_branches; b++) {
-        const uint32_t i0 = (uint32_t)s->b0[b], i1 = (uint32_t)s->b1[b];
-        /* w_b = lam . d_b with lam = -A^-1 dI/dphi (the sign folded in here). */
-        const double wb = -((i1 < n ? w->lam[i1] : 0.0) - w->lam[i0]);
-        const double out = i1 == n + NE ? 1.0 : 0.0;
-        const double ub = -V0 * w->K[b] * w->S[b] * (out - wb);
-        z[i0] += ub * w->t0[b];
-        if (i1 < n) {
-            z[i1] += ub * w->t1[b];
-        } else if (i1 < n + NE) { /* through x: the electrode end of the branch */
-            g[i1 - n] += w->K[b] * w->C[b] * wb;
+    for (uint32_t i = 0; i < n; i++) {
+        const double li = w->lam[i];
+        double zi = w->z[i];
+        for (uint32_t j = i + 1u; j < n; j++) {
+            const size_t ij = (size_t)i * n + j;
+            const double ub = V0 * w->Kss[ij] * w->Sss[ij] * (li - w->lam[j]);
+            zi += ub * w->tss[ij];
+            w->z[j] += ub * w->tss[(size_t)j * n + i];
         }
+        double zt = 0.0;
+        for (uint32_t t = 0; t < NT; t++) {
+            const size_t it_ = (size_t)i * NT + t;
+            const double out = t == NE ? 1.0 : 0.0;
+            zt += -V0 * w->Kst[it_] * w->Sst[it_] * (out - li);
+            if (t < NE) {
+                g[t] += w->Kst[it_] * w->Cst[it_] * li;
+            }
+        }
+        w->z[i] = zi + zt * w->tt[i];
     }
     for (uint32_t i = 0; i < n; i++) {
         for (uint32_t k = 0; k < NE; k++) {
-            g[k] += z[i] * s->c[(size_t)i * NE + k];
+            g[k] += w->z[i] * s->c[(size_t)i * NE + k];
         }
     }
     for (uint32_t k = 0; k < NE; k++) {
@@ -353,10 +366,11 @@ static int solve_point(const hge_hop_t *s, const double *Vp, const double *phi0,
     if (dphi_out == NULL) {
         return 0;
     }
-    /* dphi/dV = -J^-1 dF/dV = A^-1 dF/dV, column by column. dF/dV_k = M c_k + the electrode ends:
-     * a branch current cur_b = V0 K_b S_b adds to F at b0 and subtracts at b1, d cur_b / dV_k =
-     * q_b (t0_b c_b0k + t1_b c_b1k) + [b1 = electrode k] K_b C_b with q_b = V0 K_b S_b, so
-     * M_ij = sum_b (D'_ib q_b (t0_b [b0 = j] + t1_b [b1 = j])), D' = +1 at b0, -1 at b1. */
+    /* dphi/dV = -J^-1 dF/dV = A^-1 dF/dV, column by column. A branch current cur_b = V0 K_b S_b
+     * adds to F at b0 and subtracts at b1; d cur_b / dV_k = q_b (t0_b c_b0k + t1_b c_b1k)
+     * + [b1 = electrode k] K_b C_b with q_b = cur_b. So dF/dV_k = M c_k + R_k with
+     * M_ij = sum_b D'_ib q_b (t0_b [b0 = j] + t1_b [b1 = j]) (D' = +1 at b0, -1 at b1) and
+     * R_k the electrode ends. */
     double *M = w->M, *R = w->R;
     for (uint32_t i = 0; i < n * n; i++) {
         M[i] = 0.0;
@@ -364,16 +378,21 @@ static int solve_point(const hge_hop_t *s, const double *Vp, const double *phi0,
     for (uint32_t i = 0; i < n * NE; i++) {
         R[i] = 0.0;
     }
-    for (uint32_t b = 0; b < s->n_branches; b++) {
-        const uint32_t i0 = (uint32_t)s->b0[b], i1 = (uint32_t)s->b1[b];
-        const double q = V0 * w->K[b] * w->S[b];
-        M[(size_t)i0 * n + i0] += q * w->t0[b];
-        if (i1 < n) {
-            M[(size_t)i0 * n + i1] += q * w->t1[b];
-            M[(size_t)i1 * n + i0] -= q * w->t0[b];
-            M[(size_t)i1 * n + i1] -= q * w->t1[b];
-        } else if (i1 < n + NE) {
-            R[(size_t)(i1 - n) * n + i0] += w->K[b] * w->C[b];
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t j = i + 1u; j < n; j++) {
+            const size_t ij = (size_t)i * n + j, ji = (size_t)j * n + i;
+            const double q = V0 * w->Kss[ij] * w->Sss[ij];
+            M[(size_t)i * n + i] += q * w->tss[ij];
+            M[ij] += q * w->tss[ji];
+            M[ji] -= q * w->tss[ij];
+            M[(size_t)j * n + j] -= q * w->tss[ji];
+        }
+        for (uint32_t t = 0; t < NT; t++) {
+            const size_t it_ = (size_t)i * NT + t;
+            M[(size_t)i * n + i] += V0 * w->Kst[it_] * w->Sst[it_] * w->tt[i];
+            if (t < NE) {
+                R[(size_t)t * n + i] += w->Kst[it_] * w->Cst[it_];
+            }
         }
     }
     for (uint32_t k = 0; k < NE; k++) {
@@ -407,35 +426,39 @@ hge_status hge_hop_process(const hge_hop_t *s, const double *V, uint64_t n_pts, 
     if (V == NULL || I == NULL || work == NULL) {
         return HGE_ERR_NULL;
     }
-    const uint32_t n = s->n_sites, B = s->n_branches;
-    if (n_pts > v_stride || (G != NULL && n_pts > g_stride) || work_len < hge_hop_work_doubles(n, B)) {
+    const uint32_t n = s->n_sites;
+    if (n_pts > v_stride || (G != NULL && n_pts > g_stride) || work_len < hge_hop_work_doubles(n)) {
         return HGE_ERR_SIZE;
     }
     if (dphi != NULL && G == NULL) {
         return HGE_ERR_NULL; /* dphi/dV is made with the gradient's factorisation */
     }
+    const size_t nn = (size_t)n * n;
     work_t w;
     double *p = work;
-    w.K = p; p += B;
-    w.t0 = p; p += B;
-    w.t1 = p; p += B;
-    w.xt = p; p += B;
-    w.S = p; p += B;
-    w.C = p; p += B;
-    w.e = p; p += n + NT;
-    w.a = p; p += n + NT;
-    w.u = p; p += n + NT;
-    w.eu = p; p += n + NT;
-    w.ei = p; p += n + NT;
-    w.A = p; p += (size_t)n * n;
+    w.Kss = p; p += nn;
+    w.tss = p; p += nn;
+    w.Sss = p; p += nn;
+    w.Css = p; p += nn;
+    w.A = p; p += nn;
+    w.M = p; p += nn;
+    w.Kst = p; p += (size_t)NT * n;
+    w.Sst = p; p += (size_t)NT * n;
+    w.Cst = p; p += (size_t)NT * n;
+    w.R = p; p += (size_t)NE * n;
+    w.e = p; p += n;
+    w.a = p; p += n;
+    w.tf = p; p += n;
+    w.tt = p; p += n;
+    w.u = p; p += n;
+    w.eu = p; p += n;
+    w.ei = p; p += n;
     w.F = p; p += n;
     w.step = p; p += n;
     w.lam = p; p += n;
-    w.tf = p; p += n;
-    w.tr = p; p += n;
-    w.tt = p; p += n;
-    w.M = p; p += (size_t)n * n;
-    w.R = p;
+    w.z = p; p += n;
+    w.et = p; p += NT;
+    w.eti = p;
     for (uint64_t q = 0; q < n_pts; q++) {
         double Vp[NE];
         int ok = 1;

@@ -4,7 +4,8 @@
  *
  * The network (equations and references: devices/dnpu_physics.py, docs/design.md section 6):
  * n sites (nodes 0..n-1) and 8 terminals (nodes n..n+7: 7 electrodes at V_0..V_6, the output
- * n+7 at 0 V). Branch b joins node b0 (a site) and node b1 > b0 (a site or a terminal). Per point
+ * n+7 at 0 V). A branch b joins every pair of sites (b0 = i < b1 = j) and every site to every
+ * terminal (b0 = i, b1 = n + t), with g_b = g_ss[i n + j] or g_st[8 i + t]. Per point
  * (electrode voltages V, 7 values):
  *
  *   e_i   = E_i - sum_k c_ik V_k (sites; 0 at a terminal),  |x|_d = sqrt(x^2 + d2), d2 = (delta V_T)^2
@@ -36,16 +37,15 @@
  *   phi   (n_pts, n) row-major converged site potentials, V; may be NULL.
  *   dphi  (n_pts, n, 7) row-major d phi_i / d V_k at the solution, = A^-1 dF/dV (the
  *         Jacobian's factorisation reused), or NULL; needs G (HGE_ERR_NULL without it).
- *   work  hge_hop_work_doubles(n, B) doubles owned by the caller (one per thread).
+ *   work  hge_hop_work_doubles(n) doubles owned by the caller (one per thread).
  *
  * Status: HGE_ERR_NULL (a required pointer), HGE_ERR_SIZE (n_pts > v_stride or > g_stride,
  * work too short), HGE_ERR_RANGE (a point whose voltages or start are not finite, a
  * Jacobian that is not positive definite, or Newton not converged in max_iter steps:
  * *n_done is that point's index; points before it are written, it and later ones are not).
- * On HGE_OK *n_done = n_pts. hge_hop_init: HGE_ERR_SIZE (n_sites outside 2..HGE_HOP_MAX_SITES,
- * n_branches 0 or > HGE_HOP_MAX_BRANCHES), HGE_ERR_RANGE (a branch's nodes), HGE_ERR_COEF (a
- * parameter not finite or outside its range: g >= 0, V0, V_T, delta, tol > 0, 0 <= floor < 1,
- * max_iter >= 1).
+ * On HGE_OK *n_done = n_pts. hge_hop_init: HGE_ERR_NULL, HGE_ERR_SIZE (n_sites outside
+ * 2..HGE_HOP_MAX_SITES), HGE_ERR_COEF (a parameter not finite or outside its range: g >= 0,
+ * V0, V_T, delta, tol > 0, 0 <= floor < 1, max_iter >= 1).
  */
 #ifndef HGE_HOP_SOLVE_H
 #define HGE_HOP_SOLVE_H
@@ -57,14 +57,11 @@
 #define HGE_HOP_N_ELECTRODES 7u
 #define HGE_HOP_N_TERMINALS 8u
 #define HGE_HOP_MAX_SITES 64u
-#define HGE_HOP_MAX_BRANCHES (HGE_HOP_MAX_SITES * (HGE_HOP_MAX_SITES - 1u) / 2u + HGE_HOP_MAX_SITES * 8u)
 
 typedef struct {
     uint32_t n_sites;
-    uint32_t n_branches;
-    const int32_t *b0;   /* (B) a site, 0..n-1 */
-    const int32_t *b1;   /* (B) b0 < b1 < n + 8 */
-    const double *g;     /* (B) G0 G_b, nA/V */
+    const double *g_ss;  /* (n, n) row-major G0 G_ij between sites, nA/V (read for i < j only) */
+    const double *g_st;  /* (n, 8) row-major G0 G_it between site i and terminal t, nA/V */
     const double *c;     /* (n, 7) row-major: the electrodes' capacitive shares of each site */
     const double *E;     /* (n) site levels, V */
     double V0;
@@ -75,12 +72,12 @@ typedef struct {
     uint32_t max_iter;
 } hge_hop_t;
 
-uint64_t hge_hop_work_doubles(uint32_t n_sites, uint32_t n_branches);
+uint64_t hge_hop_work_doubles(uint32_t n_sites);
 
 /* The arrays are the caller's and must outlive the instance (it keeps the pointers). */
-hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, uint32_t n_branches, const int32_t *b0,
-                        const int32_t *b1, const double *g, const double *c, const double *E, double V0,
-                        double V_T, double floor, double delta, double tol, uint32_t max_iter);
+hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, const double *g_ss, const double *g_st, const double *c,
+                        const double *E, double V0, double V_T, double floor, double delta, double tol,
+                        uint32_t max_iter);
 
 hge_status hge_hop_process(const hge_hop_t *s, const double *V, uint64_t n_pts, uint64_t v_stride,
                            const double *phi0, double *I, double *G, uint64_t g_stride, double *phi,

@@ -317,20 +317,17 @@ class HoppingNetwork:
         """The C instance (``hge_hop_t``) and the arrays it points to, made once."""
         if self._c_net is None:
             from .._hge_core import ffi, lib
-            arrs = dict(b0=np.ascontiguousarray(self.b0, np.int32), b1=np.ascontiguousarray(self.b1, np.int32),
-                        g=np.ascontiguousarray(self.G0 * self.Gb, float),
+            g_ss = self.G0 * self.G_ss          # the same products as G0 * Gb (zero diagonal, unread)
+            arrs = dict(g_ss=np.ascontiguousarray(g_ss, float), g_st=np.ascontiguousarray(self.G0 * self.G_se, float),
                         c=np.ascontiguousarray(self.c[:, :N_ELECTRODES], float),
                         E=np.ascontiguousarray(self.E, float))
             st = ffi.new("hge_hop_t *")
-            status = lib.hge_hop_init(st, self.n, self.b0.size, ffi.cast("const int32_t *", arrs["b0"].ctypes.data),
-                                      ffi.cast("const int32_t *", arrs["b1"].ctypes.data),
-                                      ffi.cast("const double *", arrs["g"].ctypes.data),
-                                      ffi.cast("const double *", arrs["c"].ctypes.data),
-                                      ffi.cast("const double *", arrs["E"].ctypes.data), self.V0, self.V_T,
+            ptr = {k: ffi.cast("const double *", a.ctypes.data) for k, a in arrs.items()}
+            status = lib.hge_hop_init(st, self.n, ptr["g_ss"], ptr["g_st"], ptr["c"], ptr["E"], self.V0, self.V_T,
                                       self.floor, self.delta, NEWTON_TOL, NEWTON_MAX_ITER)
             if status != lib.HGE_OK:  # pragma: no cover - _c_supported checked what the C refuses
                 raise ValueError(f"hopping network refused by the C kernel (status {status})")
-            self._c_net = (st, arrs, int(lib.hge_hop_work_doubles(self.n, self.b0.size)))
+            self._c_net = (st, arrs, int(lib.hge_hop_work_doubles(self.n)))
         return self._c_net
 
     def _solve_c(self, V, phi0=None, gradient: bool = True, dphi: bool = False):
