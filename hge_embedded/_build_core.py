@@ -267,6 +267,9 @@ hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, const double *g_ss, cons
 hge_status hge_hop_process(const hge_hop_t *s, const double *V, uint64_t n_pts, uint64_t v_stride,
                            const double *phi0, double *I, double *G, uint64_t g_stride, double *phi,
                            double *dphi, double *work, uint64_t work_len, uint64_t *n_done);
+hge_status hge_hop_tensors(const hge_hop_t *s, const double *C, uint64_t n_cen, uint64_t c_stride, double h,
+                           double *I, double *G, uint64_t g_stride, double *H, double *T, double *work,
+                           uint64_t work_len, uint64_t *n_done);
 hge_status hge_hop_reset(hge_hop_t *s);
 """
 SOURCE_HOP = """

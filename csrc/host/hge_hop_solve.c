@@ -480,3 +480,116 @@ hge_status hge_hop_process(const hge_hop_t *s, const double *V, uint64_t n_pts, 
     *n_done = n_pts;
     return HGE_OK;
 }
+
+hge_status hge_hop_tensors(const hge_hop_t *s, const double *C, uint64_t n_cen, uint64_t c_stride, double h,
+                           double *I, double *G, uint64_t g_stride, double *H, double *T, double *work,
+                           uint64_t work_len, uint64_t *n_done)
+{
+    if (s == NULL || n_done == NULL) {
+        return HGE_ERR_NULL;
+    }
+    *n_done = 0;
+    if (n_cen == 0u) {
+        return HGE_OK;
+    }
+    if (C == NULL || I == NULL || G == NULL || H == NULL || T == NULL || work == NULL) {
+        return HGE_ERR_NULL;
+    }
+    if (n_cen > c_stride || n_cen > g_stride) {
+        return HGE_ERR_SIZE;
+    }
+    if (!(h > 0.0) || !isfinite(h)) {
+        return HGE_ERR_RANGE;
+    }
+    const uint32_t n = s->n_sites;
+    const double h2 = h * h, two_h = 2.0 * h;
+    double phi[HGE_HOP_MAX_SITES], dphi[HGE_HOP_MAX_SITES * NE], start[HGE_HOP_MAX_SITES];
+    double g0[NE], gd[NE * HGE_HOP_DISPLACED]; /* gd[i * 35 + d]: component i at displaced point d */
+    uint64_t one;
+    for (uint64_t q = 0; q < n_cen; q++) {
+        double Vc[NE], Vd[NE];
+        for (uint32_t k = 0; k < NE; k++) {
+            Vc[k] = C[(size_t)k * c_stride + q];
+        }
+        hge_status st = hge_hop_process(s, Vc, 1u, 1u, NULL, I + q, g0, 1u, phi, dphi, work, work_len, &one);
+        if (st != HGE_OK) {
+            *n_done = q;
+            return st;
+        }
+        for (uint32_t d = 0; d < HGE_HOP_DISPLACED; d++) {
+            /* +h e_j (d = j), -h e_j (d = 7 + j), +h (e_a + e_b) for a < b in order (d >= 14). */
+            double D[NE];
+            for (uint32_t k = 0; k < NE; k++) {
+                D[k] = 0.0;
+            }
+            if (d < NE) {
+                D[d] = h;
+            } else if (d < 2u * NE) {
+                D[d - NE] = -h;
+            } else {
+                uint32_t r = 2u * NE;
+                for (uint32_t a = 0; a < NE; a++) {
+                    for (uint32_t b = a + 1u; b < NE; b++, r++) {
+                        if (r == d) {
+                            D[a] = h;
+                            D[b] = h;
+                        }
+                    }
+                }
+            }
+            /* The centre's first-order prediction phi + (dphi/dV) D: Newton from O(h^2) off. */
+            for (uint32_t k = 0; k < NE; k++) {
+                Vd[k] = Vc[k] + D[k];
+            }
+            for (uint32_t i = 0; i < n; i++) {
+                double v = 0.0;
+                for (uint32_t k = 0; k < NE; k++) {
+                    v += dphi[(size_t)i * NE + k] * D[k];
+                }
+                start[i] = phi[i] + v;
+            }
+            double Id, gk[NE];
+            st = hge_hop_process(s, Vd, 1u, 1u, start, &Id, gk, 1u, NULL, NULL, work, work_len, &one);
+            if (st != HGE_OK) {
+                *n_done = q;
+                return st;
+            }
+            for (uint32_t i = 0; i < NE; i++) {
+                gd[(size_t)i * HGE_HOP_DISPLACED + d] = gk[i];
+            }
+        }
+        for (uint32_t k = 0; k < NE; k++) {
+            G[(size_t)k * g_stride + q] = g0[k];
+        }
+        /* FastEvaluator._difference_tensors' formulas, in its operation order. */
+        double *Hq = H + (size_t)q * NE * NE, *Tq = T + (size_t)q * NE * NE * NE;
+        double Hr[NE * NE];
+        for (uint32_t i = 0; i < NE; i++) {
+            for (uint32_t j = 0; j < NE; j++) {
+                Hr[i * NE + j] = (gd[i * HGE_HOP_DISPLACED + j] - gd[i * HGE_HOP_DISPLACED + NE + j]) / two_h;
+            }
+        }
+        for (uint32_t i = 0; i < NE; i++) {
+            for (uint32_t j = 0; j < NE; j++) {
+                Hq[i * NE + j] = 0.5 * (Hr[i * NE + j] + Hr[j * NE + i]);
+            }
+        }
+        for (uint32_t i = 0; i < NE; i++) {
+            const double *gi = gd + (size_t)i * HGE_HOP_DISPLACED;
+            double *Ti = Tq + (size_t)i * NE * NE;
+            for (uint32_t j = 0; j < NE; j++) {
+                Ti[j * NE + j] = (gi[j] - 2.0 * g0[i] + gi[NE + j]) / h2;
+            }
+            uint32_t r = 2u * NE;
+            for (uint32_t a = 0; a < NE; a++) {
+                for (uint32_t b = a + 1u; b < NE; b++, r++) {
+                    const double v = (gi[r] - gi[a] - gi[b] + g0[i]) / h2;
+                    Ti[a * NE + b] = v;
+                    Ti[b * NE + a] = v;
+                }
+            }
+        }
+    }
+    *n_done = n_cen;
+    return HGE_OK;
+}

@@ -83,6 +83,24 @@ hge_status hge_hop_process(const hge_hop_t *s, const double *V, uint64_t n_pts, 
                            const double *phi0, double *I, double *G, uint64_t g_stride, double *phi,
                            double *dphi, double *work, uint64_t work_len, uint64_t *n_done);
 
+/*
+ * The simulator's window derivatives at n_cen centres C ((7, c_stride) row-major, centre q in
+ * column q): I (n_cen,), G (7, g_stride) exact (hge_hop_process); H (n_cen, 7, 7) and T (n_cen,
+ * 7, 7, 7) row-major by differences of exact gradients with step h at the 35 displaced points
+ * +h e_j, -h e_j, +h (e_a + e_b) (a < b in order), each solved by Newton from the centre's
+ * first-order prediction phi + (dphi/dV) D:
+ *   Hr_ij = (g_i(+h e_j) - g_i(-h e_j)) / (2 h),  H = (Hr + Hr^T) / 2 (0.5 (Hr_ij + Hr_ji)),
+ *   T_ijj = (g_i(+h e_j) - 2 g0_i + g_i(-h e_j)) / (h h),
+ *   T_iab = T_iba = (g_i(+h (e_a + e_b)) - g_i(+h e_a) - g_i(+h e_b) + g0_i) / (h h),
+ * left to right as written: FastEvaluator._difference_tensors' numpy operations in the same
+ * order (the same bits for the same gradients; tested). Status as hge_hop_process (per centre:
+ * *n_done is the centre that failed), HGE_ERR_RANGE also for h not finite or not > 0.
+ */
+#define HGE_HOP_DISPLACED 35u
+hge_status hge_hop_tensors(const hge_hop_t *s, const double *C, uint64_t n_cen, uint64_t c_stride, double h,
+                           double *I, double *G, uint64_t g_stride, double *H, double *T, double *work,
+                           uint64_t work_len, uint64_t *n_done);
+
 /* The instance holds no state between calls; _reset exists for the project's lifecycle and does nothing. */
 hge_status hge_hop_reset(hge_hop_t *s);
 

@@ -421,6 +421,41 @@ class HoppingNetwork:
         C = np.asarray(C, float)
         if C.ndim != 2 or C.shape[0] != N_ELECTRODES:
             raise ValueError(f"C must be ({N_ELECTRODES}, k) volts, got shape {C.shape}")
+        if self.kernel == "c":
+            return self._tensors_c(C, DERIV_STEP)
+        return self._taylor_tensors_numpy(C)
+
+    def _tensors_c(self, C, h: float):
+        """:meth:`taylor_tensors` in one C call (``hge_hop_tensors``): the same solves, starts and
+        difference formulas as :meth:`_taylor_tensors_numpy` (the same bits; tested)."""
+        from .._hge_core import ffi, lib
+        st, _, n_work = self._c_instance()
+        C = np.ascontiguousarray(C, dtype=np.float64)
+        k, ne = C.shape[1], N_ELECTRODES
+        I, G = np.empty(k), np.empty((ne, k))
+        H, T = np.empty((k, ne, ne)), np.empty((k, ne, ne, ne))
+        work = np.empty(n_work)
+        done = ffi.new("uint64_t *")
+        status = lib.hge_hop_tensors(st, ffi.cast("const double *", C.ctypes.data), k, k, float(h),
+                                     ffi.cast("double *", I.ctypes.data), ffi.cast("double *", G.ctypes.data), k,
+                                     ffi.cast("double *", H.ctypes.data), ffi.cast("double *", T.ctypes.data),
+                                     ffi.cast("double *", work.ctypes.data), n_work, done)
+        if status == lib.HGE_ERR_RANGE:
+            q = int(done[0])
+            if not np.all(np.isfinite(C[:, q])):
+                raise ValueError(f"C: centre {q} is not finite ({C[:, q].tolist()})")
+            raise RuntimeError(f"hopping network: Newton did not converge at or around centre {q} "
+                               f"(V = {C[:, q].tolist()})")
+        if status != lib.HGE_OK:  # pragma: no cover - the shapes above leave nothing else
+            raise RuntimeError(f"hge_hop_tensors: status {status}")
+        return I, G, H, T
+
+    def _taylor_tensors_numpy(self, C):
+        """:meth:`taylor_tensors` with the solves batched through :meth:`current_and_gradient` and
+        the difference formulas in numpy (the reference of :meth:`_tensors_c`; the path of the
+        numpy kernel)."""
+        from .simulated import DERIV_STEP
+        C = np.asarray(C, float)
         k, ne, h = C.shape[1], N_ELECTRODES, DERIV_STEP
         D = _displacements(h)                                  # (35, 7)
         P = (C.T[:, None, :] + D[None]).reshape(k * D.shape[0], ne).T   # centre + D, centre by centre
