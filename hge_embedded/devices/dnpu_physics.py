@@ -382,8 +382,16 @@ class HoppingNetwork:
         V = np.asarray(V, float)
         if self.kernel == "c":
             return self._solve_c(_points(V), phi0)
+        phi, state = self.solve(V, phi0)
+        I, grad = self._outputs_numpy(phi, state)
+        return I, grad, phi
+
+    def _outputs_numpy(self, phi, state):
+        """(I (N,), dI/dV (7, N)) at the site potentials ``phi`` (N, n), with ``state`` =
+        ``self._state(V)``: no Newton (the numpy reference's last stage; tests evaluate it at the
+        C kernel's potentials)."""
         n = self.n
-        phi, (K, (t0, t1), xt) = self.solve(V, phi0)
+        K, (t0, t1), xt = state
         _, J, _, S, C = self._residual_jacobian(phi, K, xt)
         KS, KC = K * S, K * C
         I = -self.V0 * KS[:, self.out].sum(axis=1)
@@ -399,7 +407,7 @@ class HoppingNetwork:
         via_K = ((u * t0) @ self.E0 + (u * t1) @ self.E1) @ self.c_ext
         via_x = (KC * w) @ self.D[n:n + N_ELECTRODES].T
         grad = via_K + via_x
-        return I, grad.T, phi
+        return I, grad.T
 
     # -- what the simulator's window expansion needs (devices.simulated.FastEvaluator) ----------
     def taylor_tensors(self, C: np.ndarray):
