@@ -247,5 +247,9 @@ def test_c_refusals_name_the_argument():
 
 def test_models_the_c_kernel_does_not_cover_stay_on_numpy():
     assert HoppingNetwork(0, **dnpu_physics.PERIODIC_BLOCKADE_PARAMS).kernel == "numpy"
-    assert HoppingNetwork(0, eps=0.5).kernel == "numpy"
+    net = HoppingNetwork(0, eps=0.5)
+    assert net.kernel == "numpy"
+    net.kernel = "c"                      # forced onto a model it does not cover: refused, not solved wrong
+    with pytest.raises(ValueError, match="kernel 'c'.*eps=0.5"):
+        net.current(np.zeros((7, 2)))
     assert HoppingNetwork(0).kernel == "c"
