@@ -238,6 +238,10 @@ def test_c_refusals_name_the_argument():
         net.current(np.zeros((6, 3)))
     with pytest.raises(ValueError, match="phi0"):
         net.current_and_gradient(np.zeros((7, 3)), np.zeros((2, net.n)))
+    start = np.zeros((3, net.n))
+    start[2, 4] = np.inf
+    with pytest.raises(ValueError, match="phi0: point 2"):
+        net.current_and_gradient(np.zeros((7, 3)), start)
     with pytest.raises(ValueError, match="C must be"):
         net.taylor_tensors(np.zeros((5, 2)))
     # A start 1 kV away: the damping moves at most V0 = 0.3 V per step, so 40 steps cannot reach it.

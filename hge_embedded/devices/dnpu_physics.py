@@ -78,7 +78,6 @@ N_TERMINALS = 8      # 7 voltage electrodes + the output (index 7, 0 V)
 N_ELECTRODES = 7
 NEWTON_TOL = 1e-11   # V: Newton stops after a step whose largest site move is below this
 NEWTON_MAX_ITER = 40
-KERNELS = ("c", "numpy")
 
 
 def _points(V: np.ndarray) -> np.ndarray:
@@ -140,6 +139,13 @@ class HoppingNetwork:
         current) over a fixed set of random voltages in the box [-1, 0.6] V.
     rim_order : sequence of 8 ints or None
         Which terminal sits at each of the 8 evenly spaced rim positions (default: 0..7).
+
+    Attributes
+    ----------
+    kernel : {"c", "numpy"}
+        Who solves: ``"c"`` (``csrc/host/hge_hop_solve.c``; the default where it applies: site
+        energies, no periodic peaks) or ``"numpy"`` (the batched reference). The parameters are
+        read into the C instance on first use: change them by making a new network.
 
     Raises
     ------
@@ -373,8 +379,10 @@ class HoppingNetwork:
                                      ffi.cast("double *", work.ctypes.data), n_work, done)
         if status == lib.HGE_ERR_RANGE:
             k = int(done[0])
-            if not (np.all(np.isfinite(V[:, k])) and (phi0 is None or np.all(np.isfinite(phi0[k])))):
+            if not np.all(np.isfinite(V[:, k])):
                 raise ValueError(f"V: point {k} is not finite ({V[:, k].tolist()})")
+            if phi0 is not None and not np.all(np.isfinite(phi0[k])):
+                raise ValueError(f"phi0: point {k}'s start is not finite ({phi0[k].tolist()})")
             raise RuntimeError(f"hopping network: Newton did not converge at point {k} (V = {V[:, k].tolist()})")
         if status != lib.HGE_OK:  # pragma: no cover - the shapes above leave nothing else
             raise RuntimeError(f"hge_hop_process: status {status}")
