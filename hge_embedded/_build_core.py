@@ -256,11 +256,33 @@ hge_status hge_host_fundamentals(const double *volts, uint64_t row_stride, const
 # ---- end of gradspeed block ----
 
 
+# ---- hopspeed (session 6): the hopping network's Newton solve and gradient (csrc/host/hge_hop_solve.h) ----
+CDEF_HOP = """
+#define HGE_HOP_MAX_SITES ...
+typedef struct { uint32_t n_sites; ...; } hge_hop_t;
+uint64_t hge_hop_work_doubles(uint32_t n_sites);
+hge_status hge_hop_init(hge_hop_t *s, uint32_t n_sites, const double *g_ss, const double *g_st, const double *c,
+                        const double *E, double V0, double V_T, double floor, double delta, double tol,
+                        uint32_t max_iter);
+hge_status hge_hop_process(const hge_hop_t *s, const double *V, uint64_t n_pts, uint64_t v_stride,
+                           const double *phi0, double *I, double *G, uint64_t g_stride, double *phi,
+                           double *dphi, double *work, uint64_t work_len, uint64_t *n_done);
+hge_status hge_hop_tensors(const hge_hop_t *s, const double *C, uint64_t n_cen, uint64_t c_stride, double h,
+                           double *I, double *G, uint64_t g_stride, double *H, double *T, double *work,
+                           uint64_t work_len, uint64_t *n_done);
+hge_status hge_hop_reset(hge_hop_t *s);
+"""
+SOURCE_HOP = """
+#include "hge_hop_solve.h"
+"""
+# ---- end of the hopspeed block ----
+
+
 ffibuilder = FFI()
-ffibuilder.cdef(CDEF + CDEF_TRAINER + CDEF_SIM + CDEF_WINDOWS)
+ffibuilder.cdef(CDEF + CDEF_TRAINER + CDEF_SIM + CDEF_WINDOWS + CDEF_HOP)
 ffibuilder.set_source(
     "hge_embedded._hge_core",
-    SOURCE + SOURCE_TRAINER + SOURCE_SIM,
+    SOURCE + SOURCE_TRAINER + SOURCE_SIM + SOURCE_HOP,
     # csrc/*.c is the portable core (also the firmware's); csrc/host/*.c the host-only
     # fast paths (threads, runtime ISA dispatch, reference cache).
     sources=[str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.c")) + sorted((CSRC / "host").glob("*.c"))],

@@ -56,6 +56,19 @@ Exact gradient (implicit function theorem, adjoint form): with ``J = dF/dphi``
 conductances, ``dK_b/dV_k = K_b (t_b0 c_b0,k + t_b1 c_b1,k)`` with
 ``t`` the derivative of ``ln K_b`` with respect to ``c . V`` at each end of the branch
 (the Coulomb term ``d ln sqrt(h) / dq / V_e`` minus the energy term ``d ln f / de``).
+
+Implementation: two kernels solve the same equations. ``kernel="c"`` (the default for the
+model family it covers: site energies, no periodic peaks) is ``csrc/host/hge_hop_solve.c``:
+point by point, the same Newton (the linear network's solution as the start, steps damped to
+V0, stop after the first step below ``NEWTON_TOL`` = 1e-11 V), Cholesky for the Laplacian,
+one exp per node for the branch sinh/cosh (``exp(u_j / V0) exp(-u_i / V0)``), and the adjoint
+gradient; about 4 us per solve against ~100 us batched in numpy. ``kernel="numpy"`` is the
+batched reference (and the kernel of the session-2 model). They agree to the Newton tolerance
+and round-off (bounds derived and tested in ``tests/test_hop_kernel.py``; observed ~1e-16 V in
+phi, ~1e-14 nA in I, ~1e-13 nA/V in the gradient). ``taylor_tensors`` gives the simulator's
+window expansion its derivatives at a window centre: I and g exact, H and T differences of
+exact gradients (35 more solves, each started from the centre's first-order prediction
+``phi + (dphi/dV) D``), in one C call (``hge_hop_tensors``).
 """
 from __future__ import annotations
 
@@ -63,6 +76,27 @@ import numpy as np
 
 N_TERMINALS = 8      # 7 voltage electrodes + the output (index 7, 0 V)
 N_ELECTRODES = 7
+NEWTON_TOL = 1e-11   # V: Newton stops after a step whose largest site move is below this
+NEWTON_MAX_ITER = 40
+
+
+def _points(V: np.ndarray) -> np.ndarray:
+    """``V`` as (7, N) for the C kernel, or ValueError naming its shape."""
+    if V.ndim != 2 or V.shape[0] != N_ELECTRODES:
+        raise ValueError(f"V must be ({N_ELECTRODES}, N) volts, got shape {V.shape}")
+    return V
+
+
+def _c_supported(net) -> bool:
+    """The C kernel solves the default model family: site energies (V_T), no periodic Coulomb
+    peaks (eps = 1), up to HGE_HOP_MAX_SITES sites, with the C core built."""
+    if net.V_T is None or net.eps < 1.0:
+        return False
+    try:
+        from .._hge_core import lib
+    except ImportError:  # pragma: no cover - the core is built with the package
+        return False
+    return net.n <= int(lib.HGE_HOP_MAX_SITES)
 
 
 # The first physical model (session 2): periodic Coulomb peaks, no site energies. Kept so its
@@ -105,6 +139,13 @@ class HoppingNetwork:
         current) over a fixed set of random voltages in the box [-1, 0.6] V.
     rim_order : sequence of 8 ints or None
         Which terminal sits at each of the 8 evenly spaced rim positions (default: 0..7).
+
+    Attributes
+    ----------
+    kernel : {"c", "numpy"}
+        Who solves: ``"c"`` (``csrc/host/hge_hop_solve.c``; the default where it applies: site
+        energies, no periodic peaks) or ``"numpy"`` (the batched reference). The parameters are
+        read into the C instance on first use: change them by making a new network.
 
     Raises
     ------
@@ -164,12 +205,19 @@ class HoppingNetwork:
         self.c_ext[:self.n] = self.c[:, :N_ELECTRODES]
         self._build_branches()
         self.G0 = 1.0
+        # The scale from the numpy reference, so both kernels solve the same network (the same G0 bits).
+        self.kernel = "numpy"
         box = rng.uniform(-1.0, 0.6, (N_ELECTRODES, 64))
         I_box = self.current(box)
         if current_median is None:
             self.G0 = current_rms / np.sqrt(np.mean(I_box ** 2))
         else:
             self.G0 = current_median / np.median(np.abs(I_box))
+        # "c": csrc/host/hge_hop_solve.c (the default where it applies: site energies, no periodic
+        # peaks, and the C core built); "numpy": the batched reference below. Both solve the same
+        # equations to the Newton tolerance; tests/test_hop_kernel.py derives and tests the bound.
+        self._c_net = None
+        self.kernel = "c" if _c_supported(self) else "numpy"
 
     # -- pieces -----------------------------------------------------------------------
     def _build_branches(self):
@@ -260,7 +308,7 @@ class HoppingNetwork:
         J = -((K * C) @ self.M).reshape(-1, self.n, self.n)
         return F, J, x, S, C
 
-    def solve(self, V, phi0=None, *, tol: float = 1e-11, max_iter: int = 40):
+    def solve(self, V, phi0=None, *, tol: float = NEWTON_TOL, max_iter: int = NEWTON_MAX_ITER):
         """Site potentials (N, n) for electrode voltages ``V`` (7, N), Newton from ``phi0`` or the linear network."""
         K, s, xt = self._state(V)
         if phi0 is None:
@@ -283,10 +331,69 @@ class HoppingNetwork:
             raise RuntimeError(f"hopping network: Newton did not converge (last step {np.max(big):.3g} V)")
         return phi, (K, s, xt)
 
+    # -- the C kernel ---------------------------------------------------------------------
+    def _c_instance(self):
+        """The C instance (``hge_hop_t``) and the arrays it points to, made once."""
+        if self._c_net is None:
+            if not _c_supported(self):
+                raise ValueError(f"kernel 'c' solves networks with site energies (V_T) and no periodic peaks "
+                                 f"(eps = 1), up to 64 sites; this one has V_T={self.V_T!r}, eps={self.eps!r}, "
+                                 f"n_sites={self.n}: use kernel 'numpy'")
+            from .._hge_core import ffi, lib
+            g_ss = self.G0 * self.G_ss          # the same products as G0 * Gb (zero diagonal, unread)
+            arrs = dict(g_ss=np.ascontiguousarray(g_ss, float), g_st=np.ascontiguousarray(self.G0 * self.G_se, float),
+                        c=np.ascontiguousarray(self.c[:, :N_ELECTRODES], float),
+                        E=np.ascontiguousarray(self.E, float))
+            st = ffi.new("hge_hop_t *")
+            ptr = {k: ffi.cast("const double *", a.ctypes.data) for k, a in arrs.items()}
+            status = lib.hge_hop_init(st, self.n, ptr["g_ss"], ptr["g_st"], ptr["c"], ptr["E"], self.V0, self.V_T,
+                                      self.floor, self.delta, NEWTON_TOL, NEWTON_MAX_ITER)
+            if status != lib.HGE_OK:  # pragma: no cover - _c_supported checked what the C refuses
+                raise ValueError(f"hopping network refused by the C kernel (status {status})")
+            self._c_net = (st, arrs, int(lib.hge_hop_work_doubles(self.n)))
+        return self._c_net
+
+    def _solve_c(self, V, phi0=None, gradient: bool = True, dphi: bool = False):
+        """(I (N,), dI/dV (7, N) or None, phi (N, n)[, dphi/dV (N, n, 7)]) by ``hge_hop_process``;
+        the same Newton (start, damping, stopping rule) as :meth:`solve`, point by point."""
+        from .._hge_core import ffi, lib
+        st, _, n_work = self._c_instance()
+        V = np.ascontiguousarray(V, dtype=np.float64)
+        N = V.shape[1]
+        I = np.empty(N)
+        G = np.empty((N_ELECTRODES, N)) if gradient else None
+        phi = np.empty((N, self.n))
+        if phi0 is not None:
+            phi0 = np.ascontiguousarray(phi0, dtype=np.float64)
+            if phi0.shape != (N, self.n):
+                raise ValueError(f"phi0 must have shape {(N, self.n)}, got {phi0.shape}")
+        work = np.empty(n_work)
+        D = np.empty((N, self.n, N_ELECTRODES)) if dphi else None
+        done = ffi.new("uint64_t *")
+        status = lib.hge_hop_process(st, ffi.cast("const double *", V.ctypes.data), N, N,
+                                     ffi.NULL if phi0 is None else ffi.cast("const double *", phi0.ctypes.data),
+                                     ffi.cast("double *", I.ctypes.data),
+                                     ffi.NULL if G is None else ffi.cast("double *", G.ctypes.data), N,
+                                     ffi.cast("double *", phi.ctypes.data),
+                                     ffi.NULL if D is None else ffi.cast("double *", D.ctypes.data),
+                                     ffi.cast("double *", work.ctypes.data), n_work, done)
+        if status == lib.HGE_ERR_RANGE:
+            k = int(done[0])
+            if not np.all(np.isfinite(V[:, k])):
+                raise ValueError(f"V: point {k} is not finite ({V[:, k].tolist()})")
+            if phi0 is not None and not np.all(np.isfinite(phi0[k])):
+                raise ValueError(f"phi0: point {k}'s start is not finite ({phi0[k].tolist()})")
+            raise RuntimeError(f"hopping network: Newton did not converge at point {k} (V = {V[:, k].tolist()})")
+        if status != lib.HGE_OK:  # pragma: no cover - the shapes above leave nothing else
+            raise RuntimeError(f"hge_hop_process: status {status}")
+        return (I, G, phi, D) if dphi else (I, G, phi)
+
     # -- public -----------------------------------------------------------------------
     def current(self, V, phi0=None) -> np.ndarray:
         """V (7, N) volts -> output current (N,) nA."""
         V = np.asarray(V, float)
+        if self.kernel == "c":
+            return self._solve_c(_points(V), phi0, gradient=False)[0]
         phi, (K, _, xt) = self.solve(V, phi0)
         _, _, _, S, _ = self._residual_jacobian(phi, K, xt, jac=False)
         return -self.V0 * (K[:, self.out] * S[:, self.out]).sum(axis=1)
@@ -298,8 +405,18 @@ class HoppingNetwork:
     def current_and_gradient(self, V, phi0=None):
         """V (7, N) -> (I (N,) nA, dI/dV (7, N) nA/V, phi (N, n)); exact by the adjoint."""
         V = np.asarray(V, float)
+        if self.kernel == "c":
+            return self._solve_c(_points(V), phi0)
+        phi, state = self.solve(V, phi0)
+        I, grad = self._outputs_numpy(phi, state)
+        return I, grad, phi
+
+    def _outputs_numpy(self, phi, state):
+        """(I (N,), dI/dV (7, N)) at the site potentials ``phi`` (N, n), with ``state`` =
+        ``self._state(V)``: no Newton (the numpy reference's last stage; tests evaluate it at the
+        C kernel's potentials)."""
         n = self.n
-        phi, (K, (t0, t1), xt) = self.solve(V, phi0)
+        K, (t0, t1), xt = state
         _, J, _, S, C = self._residual_jacobian(phi, K, xt)
         KS, KC = K * S, K * C
         I = -self.V0 * KS[:, self.out].sum(axis=1)
@@ -315,4 +432,102 @@ class HoppingNetwork:
         via_K = ((u * t0) @ self.E0 + (u * t1) @ self.E1) @ self.c_ext
         via_x = (KC * w) @ self.D[n:n + N_ELECTRODES].T
         grad = via_K + via_x
-        return I, grad.T, phi
+        return I, grad.T
+
+    # -- what the simulator's window expansion needs (devices.simulated.FastEvaluator) ----------
+    def taylor_tensors(self, C: np.ndarray):
+        """Derivatives at window centres ``C`` (7, k) for the simulator's window expansion:
+        (I (k,), g (7, k), H (k, 7, 7), T (k, 7, 7, 7)).
+
+        I and g are exact (Newton and the adjoint). H and T are differences of exact gradients
+        with the step ``h = simulated.DERIV_STEP``, the formulas of
+        ``FastEvaluator._difference_tensors`` for all 7 electrodes: the gradients g(c + h e_j),
+        g(c - h e_j) and g(c + h (e_j + e_k)), j < k (35 solves per centre, each Newton
+        warm-started at the centre's solution), then
+        ``H = sym((g+ - g-) / 2h)``, ``T[:, j, j] = (g+_j - 2 g0 + g-_j) / h^2``,
+        ``T[:, j, k] = T[:, k, j] = (g_jk - g+_j - g+_k + g0) / h^2`` (truncation: O(h^2) for H
+        and the diagonal of T, O(h) for its off-diagonal). The same numbers, element for element,
+        as the evaluator's per-window path for a window whose 7 electrodes all move; for a window
+        where some do not, their offsets are exactly 0, so the expansion is the same polynomial
+        there too (tests/test_hop_kernel.py checks the two paths give the same bits)."""
+        from .simulated import DERIV_STEP
+        C = np.asarray(C, float)
+        if C.ndim != 2 or C.shape[0] != N_ELECTRODES:
+            raise ValueError(f"C must be ({N_ELECTRODES}, k) volts, got shape {C.shape}")
+        if self.kernel == "c":
+            return self._tensors_c(C, DERIV_STEP)
+        return self._taylor_tensors_numpy(C)
+
+    def _tensors_c(self, C, h: float):
+        """:meth:`taylor_tensors` in one C call (``hge_hop_tensors``): the same solves, starts and
+        difference formulas as :meth:`_taylor_tensors_numpy` (the same bits; tested)."""
+        from .._hge_core import ffi, lib
+        st, _, n_work = self._c_instance()
+        C = np.ascontiguousarray(C, dtype=np.float64)
+        k, ne = C.shape[1], N_ELECTRODES
+        I, G = np.empty(k), np.empty((ne, k))
+        H, T = np.empty((k, ne, ne)), np.empty((k, ne, ne, ne))
+        work = np.empty(n_work)
+        done = ffi.new("uint64_t *")
+        status = lib.hge_hop_tensors(st, ffi.cast("const double *", C.ctypes.data), k, k, float(h),
+                                     ffi.cast("double *", I.ctypes.data), ffi.cast("double *", G.ctypes.data), k,
+                                     ffi.cast("double *", H.ctypes.data), ffi.cast("double *", T.ctypes.data),
+                                     ffi.cast("double *", work.ctypes.data), n_work, done)
+        if status == lib.HGE_ERR_RANGE:
+            q = int(done[0])
+            if not np.all(np.isfinite(C[:, q])):
+                raise ValueError(f"C: centre {q} is not finite ({C[:, q].tolist()})")
+            raise RuntimeError(f"hopping network: Newton did not converge at or around centre {q} "
+                               f"(V = {C[:, q].tolist()})")
+        if status != lib.HGE_OK:  # pragma: no cover - the shapes above leave nothing else
+            raise RuntimeError(f"hge_hop_tensors: status {status}")
+        return I, G, H, T
+
+    def _taylor_tensors_numpy(self, C):
+        """:meth:`taylor_tensors` with the solves batched through :meth:`current_and_gradient` and
+        the difference formulas in numpy (the reference of :meth:`_tensors_c`; the path of the
+        numpy kernel)."""
+        from .simulated import DERIV_STEP
+        C = np.asarray(C, float)
+        k, ne, h = C.shape[1], N_ELECTRODES, DERIV_STEP
+        D = _displacements(h)                                  # (35, 7)
+        P = (C.T[:, None, :] + D[None]).reshape(k * D.shape[0], ne).T   # centre + D, centre by centre
+        if self.kernel == "c":
+            # Newton for a displaced point starts from the centre's first-order prediction
+            # phi + (dphi/dV) D (off by O(h^2): one Newton step fewer than from phi itself).
+            I, g0, phi, dphi = self._solve_c(C, dphi=True)
+            start = (phi[:, None, :] + np.einsum("wik,dk->wdi",
+                                                 dphi, D)).reshape(-1, self.n)
+        else:
+            I, g0, phi = self.current_and_gradient(C)
+            start = np.repeat(phi, D.shape[0], axis=0)
+        _, Gd, _ = self.current_and_gradient(P, start)
+        Gd = Gd.reshape(ne, k, D.shape[0]).transpose(1, 0, 2)  # (k, component i, displaced point)
+        gp, gm, gx = Gd[:, :, :ne], Gd[:, :, ne:2 * ne], Gd[:, :, 2 * ne:]
+        g0k = g0.T[:, :, None]                                 # (k, i, 1)
+        H = (gp - gm) / (2 * h)
+        H = 0.5 * (H + H.transpose(0, 2, 1))
+        T = np.empty((k, ne, ne, ne))
+        jj = np.arange(ne)
+        T[:, :, jj, jj] = (gp - 2 * g0k + gm) / h**2
+        a, b = np.triu_indices(ne, 1)                          # pairs j < k in the order of _displacements
+        off = (gx - gp[:, :, a] - gp[:, :, b] + g0k) / h**2
+        T[:, :, a, b] = off
+        T[:, :, b, a] = off
+        return I, g0, H, T
+
+
+def _displacements(h: float) -> np.ndarray:
+    """The evaluator's displaced points for 7 moving electrodes (``FastEvaluator.current``):
+    +h e_j, -h e_j, then +h (e_j + e_k) for j < k in order, as rows (35, 7)."""
+    m = N_ELECTRODES
+    D = np.zeros((2 * m + m * (m - 1) // 2, m))
+    D[np.arange(m), np.arange(m)] = h
+    D[m + np.arange(m), np.arange(m)] = -h
+    r = 2 * m
+    for a in range(m):
+        for b in range(a + 1, m):
+            D[r, a] = D[r, b] = h
+            r += 1
+    return D
+

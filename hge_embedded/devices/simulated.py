@@ -32,8 +32,9 @@ The samples are classified in one pass:
   there are analytic (``SurrogateModel.taylor_tensors``), its quadratic and cubic
   forms summed over their distinct monomials; the hopping network's current and
   gradient are exact, its second and third derivatives differences of exact
-  gradients along the electrodes that move (1 + 2m + m(m-1)/2 solves for m moving
-  electrodes). The third-order term is what makes the cubic bias of HGE
+  gradients (``HoppingNetwork.taylor_tensors``: 1 + 2m + m(m-1)/2 solves, m = 7,
+  in C; the per-window path below, which takes only the electrodes that move, is
+  its reference). The third-order term is what makes the cubic bias of HGE
   (``analysis.cubic_bias``), so it is kept; left out is the fourth-order remainder,
   at most B4 / 4! with B4 a bound of the fourth directional derivative over the box
   (``SurrogateModel.fourth_derivative_bound`` derives it for the surrogate);
@@ -434,8 +435,9 @@ class FastEvaluator:
             cen = 0.5 * (lo + hi)
             C = np.ascontiguousarray(cen.T)
             # (aside only when there is ramp work to overlap with: a thread hand-off costs ~0.5 ms,
-            # more than one window's derivatives)
-            if self.threads > 1 and ramps.size and C.shape[1] >= 16:
+            # more than one window's derivatives; not for the hopping network, whose 36 solves per
+            # window cost ~10x its ramps' knots: its windows take every thread, then the ramps)
+            if self.threads > 1 and ramps.size and C.shape[1] >= 16 and not isinstance(self.net, HoppingNetwork):
                 aside = _pool(self.threads).submit(self._tensors, C, False)
             else:
                 tensors = self._tensors(C)
