@@ -382,7 +382,10 @@ class FastEvaluator:
                 n_pts += e - s
         if analytic:
             I, G = (self._exact(np.concatenate(pts, axis=1))[:2] if pts else (None, None))
-            tensors = self._tensors(np.array(centres).T) if centres else None
+            tensors = None
+            if centres:
+                C = np.array(centres).T
+                tensors = self._window_tensors(C) if self.kernel == "c" else self._tensors(C)
             if self.kernel == "c" and tensors is not None:
                 # Every window in one C call (taylor_kernel: the same expansion, summed over its
                 # distinct monomials; within a derived round-off bound of the numpy formula).
@@ -438,7 +441,7 @@ class FastEvaluator:
             if self.threads > 1 and ramps.size and C.shape[1] >= 16:
                 aside = _pool(self.threads).submit(self._tensors, C, False)
             else:
-                tensors = self._tensors(C)
+                tensors = self._window_tensors(C)
         try:
             self._ramps_c(v, out, ramps)
         finally:
@@ -605,6 +608,16 @@ class FastEvaluator:
         off = seg - (first[:, rid] + t * Dr)
         gl = (1 - u) * G0 + u * G1
         out[pos] = y + np.sum(gl * off, axis=0)
+
+    def _window_tensors(self, C):
+        """The C kernels' window derivatives: :meth:`_tensors`, except that one window (extract_gradient's
+        record) has its derivatives from the model's ``centre_tensors`` in C when it has one, where
+        numpy's ~50 calls on tiny arrays cost ~3 times as much. They lie within a derived round-off
+        bound of the numpy formula, which batches of windows (a training iteration) keep, bit for bit
+        as before (tests/test_centre_tensors.py)."""
+        if C.shape[1] == 1 and hasattr(self.net, "centre_tensors"):
+            return self.net.centre_tensors(C[:, 0])
+        return self._tensors(C)
 
     def _tensors(self, C, threaded: bool = True):
         """``net.taylor_tensors`` at the centres ``C`` (7, k), ``TENSOR_BATCH`` at a time (its

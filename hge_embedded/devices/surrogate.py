@@ -165,6 +165,40 @@ class SurrogateModel:
         T += ((cf3.T[:, :, None] * J).transpose(0, 2, 1) @ JJ).reshape(k, n_e, n_e, n_e)
         return I, grad, H, s * T
 
+    def centre_tensors(self, centre):
+        """:meth:`taylor_tensors` at one centre (7,), in C (``csrc/host/hge_sim_tensors.c``): the same
+        (I (1,), g (7, 1), H (1, 7, 7), T (1, 7, 7, 7)), H and T exactly symmetric.
+
+        The same formula term for term, with the sums in index order instead of BLAS's, so the two
+        differ by round-off only (the bound is derived and tested in tests/test_centre_tensors.py).
+        For one centre numpy's ~50 calls on tiny arrays cost ~10 times the arithmetic; the
+        simulator uses this for a record of one window (``extract_gradient``'s), the numpy
+        formula for batches of windows (a training iteration: unchanged)."""
+        from .._hge_core import ffi, lib
+        cen = np.asarray(centre, float).reshape(-1)
+        n_s, n_e = self.W1.shape
+        n_p = self.W2.shape[0]
+        if cen.size != n_e:
+            raise ValueError(f"centre must have {n_e} voltages, got shape {np.shape(centre)}")
+        # The weights as they are now (no copy when contiguous float64, as they are made), nothing kept.
+        buf = [ffi.from_buffer("double[]", np.ascontiguousarray(a, dtype=np.float64))
+               for a in (self.W1, self.b1, self.W2, self.b2, self.c)]
+        n_work = int(lib.hge_sim_tensors_work(n_s, n_p, n_e))
+        # One array for the work area and the results: I, g, H, T are views of its tail.
+        out = np.empty(n_work + 1 + n_e + n_e ** 2 + n_e ** 3)
+        o = n_work + 1 + n_e + n_e ** 2
+        I, g = out[n_work:n_work + 1], out[n_work + 1:n_work + 1 + n_e].reshape(n_e, 1)
+        H, T = out[n_work + 1 + n_e:o].reshape(1, n_e, n_e), out[o:].reshape(1, n_e, n_e, n_e)
+        p = ffi.from_buffer("double[]", out)
+        o_g = n_work + 1
+        status = lib.hge_sim_tensors(*buf, float(self.scale), n_s, n_p, n_e,
+                                     ffi.from_buffer("double[]", np.ascontiguousarray(cen)), p, n_work,
+                                     p + n_work, p + o_g, p + o_g + n_e, p + o)
+        if status != lib.HGE_OK:
+            raise ValueError(f"centre {cen.tolist()}: the C derivatives refused it (status {status}; "
+                             f"{n_e} electrodes, at most {lib.HGE_SIM_TENSORS_MAX_DIM}; a finite centre)")
+        return I, g, H, T
+
     def _outer_powers(self):
         """W1_Sj W1_Sl (S, 49) and W1_Sj W1_Sl W1_Sm (S, 343), made once (the weights are fixed)."""
         # One attribute, set once both exist: threads evaluating window batches at once (the simulator's
