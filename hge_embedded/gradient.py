@@ -386,8 +386,10 @@ class HGEWindow:
             except TypeError:
                 cal = None
         if cal is None:
-            cal, spent = calibration_for(self.device, self.freqs, self.T, bias=bias, electrodes=to_number(self.idx),
-                                         amplitudes=self.amps, saturation=self.saturation)
+            with one_blas_thread():   # the calibration's fits (see _window_for)
+                cal, spent = calibration_for(self.device, self.freqs, self.T, bias=bias,
+                                             electrodes=to_number(self.idx), amplitudes=self.amps,
+                                             saturation=self.saturation)
         self._set_calibration(cal)
         self.calibration_time_s += spent
         return spent
@@ -620,14 +622,19 @@ class HGEWindow:
         skey = None if sel is None else tuple(np.asarray(sel).tolist())
         rp = self._reads.get(skey)
         if rp is None:
-            sel_a = np.arange(self.idx.size) if sel is None else np.asarray(sel)
-            f = self.freqs[sel_a]
-            key = tuple(f)
-            m = f.size
-            rp = {"sel": sel_a, "f": f, "key": key, "m": m, "idx": self.idx[sel_a], "amps": self.amps[sel_a]}
-            if self.dac_lsb:
-                rp["proj"] = fundamental_projectors(self.fs, f, self.n)
-            self._reads[skey] = rp
+            with one_blas_thread():   # once per plan (see _window_for)
+                return self._make_read_plan(sel, skey)
+        return rp
+
+    def _make_read_plan(self, sel, skey):
+        sel_a = np.arange(self.idx.size) if sel is None else np.asarray(sel)
+        f = self.freqs[sel_a]
+        key = tuple(f)
+        m = f.size
+        rp = {"sel": sel_a, "f": f, "key": key, "m": m, "idx": self.idx[sel_a], "amps": self.amps[sel_a]}
+        if self.dac_lsb:
+            rp["proj"] = fundamental_projectors(self.fs, f, self.n)
+        self._reads[skey] = rp
         return rp
 
     def _stderr_weights(self, rp):
@@ -758,12 +765,17 @@ def _window_for(device, **kw) -> "HGEWindow":
                tuple((k, _exact_key(val)) for k, val in sorted(kw.items()) if k != "calibration"))
         per_device = _WINDOWS.setdefault(device, {})
     except (TypeError, AttributeError):   # no exact key, or not weakly referenceable: no memo
-        return HGEWindow(device, **kw)
+        with one_blas_thread():
+            return HGEWindow(device, **kw)
     hit = per_device.get(key)
     # The key holds calibrations by id: the entry also holds them, so an id is never reused meanwhile.
     if hit is not None and hit[1] is own and hit[2] is cal:
         return hit[0].fresh()
-    win = HGEWindow(device, **kw)
+    # The plan's one-time products (filter weights, crosstalk inverse, noise weights) on one BLAS thread:
+    # a second one only waits, and then spins for ~0.1 s after the last product, taking the other core
+    # from whatever runs next (seen as CPU time above wall time in the first gradients after a new plan).
+    with one_blas_thread():
+        win = HGEWindow(device, **kw)
     # Shared by every copy: own, read-only arrays (freqs and limits may be the caller's or the
     # device's own arrays, which must stay theirs; a result gets its own copies).
     win.freqs, win.limits = win.freqs.copy(), win.limits.copy()

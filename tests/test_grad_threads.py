@@ -1,0 +1,37 @@
+"""extract_gradient's one-time plan work (a new window plan, the calibration, the read plan) runs on
+one BLAS thread and gives the caller's setting back: a second OpenBLAS thread only waits there, then
+spins for ~0.1 s after the last product, taking the other core from the gradients that follow (the
+bench's "grad cpu" above "grad wall")."""
+import numpy as np
+import pytest
+
+from hge_embedded import gradient
+from hge_embedded.devices.simulated import SimulatedDNPU
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+def _blas_threads():
+    return [lib.num_threads for lib in threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers]
+
+
+def test_plan_work_on_one_blas_thread(monkeypatch):
+    before = _blas_threads()
+    if not before or max(before) < 2:
+        with threadpoolctl.threadpool_limits(2, user_api="blas"):
+            return test_plan_work_on_one_blas_thread(monkeypatch)
+    seen = {}
+
+    def spy(name, fn):
+        def wrapped(*a, **k):
+            seen.setdefault(name, []).append(max(_blas_threads()))
+            return fn(*a, **k)
+        return wrapped
+    monkeypatch.setattr(gradient.HGEWindow, "__init__", spy("window", gradient.HGEWindow.__init__))
+    monkeypatch.setattr(gradient, "calibration_for", spy("calibration", gradient.calibration_for))
+    monkeypatch.setattr(gradient.HGEWindow, "_make_read_plan", spy("read plan", gradient.HGEWindow._make_read_plan))
+    dev = SimulatedDNPU(seed=0)
+    gradient.extract_gradient(dev, np.zeros(7))
+    assert set(seen) == {"window", "calibration", "read plan"}
+    assert all(n == [1] * len(n) for n in seen.values()), seen
+    assert _blas_threads() == before   # the caller's setting is back
