@@ -155,6 +155,18 @@ def test_centre_tensors_see_the_weights_as_they_are_now():
     assert not np.array_equal(before[3], after[3])
     assert all(np.array_equal(a, b) for a, b in zip(after, fresh.centre_tensors(V)))
     _check(m, V)
+    # An attribute set to a new array (the C views are kept per array identity), and weights that
+    # are not contiguous float64 (copied per call, never kept: a later change in place is seen too).
+    m.W2 = m.W2 * 1.5
+    fresh.W2 = fresh.W2 * 1.5
+    assert all(np.array_equal(a, b) for a, b in zip(m.centre_tensors(V), fresh.centre_tensors(V)))
+    _check(m, V)
+    m.W1 = np.asfortranarray(m.W1)
+    assert all(np.array_equal(a, b) for a, b in zip(m.centre_tensors(V), fresh.centre_tensors(V)))
+    m.W1[0, 0] += 1.0
+    fresh.W1[0, 0] += 1.0
+    assert all(np.array_equal(a, b) for a, b in zip(m.centre_tensors(V), fresh.centre_tensors(V)))
+    _check(m, V)
 
 
 def test_centre_tensors_refusals():
@@ -222,3 +234,14 @@ def test_one_window_record_within_bound_of_the_numpy_path():
              + np.einsum("jkl,jn,kn,ln->n", eT, a, a, a) / 6)
     bound = tk.roundoff_bound(v, cen, I[0], g[:, 0], H[0], T[0]) + moved
     assert np.all(np.abs(yc - yn) <= bound)
+
+
+def test_numpy_tensors_see_w1_changed_in_place():
+    """The reference's cached outer powers of W1 follow W1's value (they were made once, so a W1
+    changed in place after the first call gave the old model's H and T, silently)."""
+    m, fresh = SurrogateModel(4), SurrogateModel(4)
+    C = np.full((7, 2), 0.2)
+    m.taylor_tensors(C)
+    m.W1[5, 1] -= 0.3
+    fresh.W1[5, 1] -= 0.3
+    assert all(np.array_equal(a, b) for a, b in zip(m.taylor_tensors(C), fresh.taylor_tensors(C)))

@@ -5,6 +5,17 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
+
+/* An AVX2 clone next to the baseline one, picked at load time by the CPU (GCC's target_clones, an
+ * ifunc): the four partial sums of dot() and the site-wise loops become 4-lane vector operations,
+ * each lane doing the same operations in the same order as the scalar code (no FMA is enabled,
+ * nothing is reassociated): the same bits on either clone (tests/test_centre_tensors.py). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define HGE_SIM_TENSORS_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define HGE_SIM_TENSORS_CLONES
+#endif
 
 /* work layout (doubles): W1T, G1W, B (n_e, n_s) each; g1, g2, g3, w, wg1, wg2, wg3, gv, Pjl, Zjl (n_s each);
  * JT, cJ2T, cJ3T (n_e, n_p) each; p, cf1, cf2, cf3, Y (n_p each). */
@@ -13,25 +24,48 @@ uint64_t hge_sim_tensors_work(uint32_t n_s, uint32_t n_p, uint32_t n_e)
     return 3u * (uint64_t)n_e * n_s + 10u * (uint64_t)n_s + 3u * (uint64_t)n_e * n_p + 5u * (uint64_t)n_p;
 }
 
-/* sum_i a_i b_i with four partial sums (i mod 4), added as (s0 + s1) + (s2 + s3), then the tail:
- * independent chains the CPU overlaps (a sum in one chain waits on every add before it). */
-static double dot(const double *a, const double *b, size_t n)
+typedef double hge_v4d __attribute__((vector_size(32)));   /* GCC/clang vector extension */
+
+/* unaligned load of 4 doubles (a macro: a function returning a vector has an ABI that differs by target) */
+#define LOAD4(dst, p) memcpy(&(dst), (p), sizeof(hge_v4d))
+
+/* sum_i a_i b_i with four partial sums (lane i mod 4, one vector), added as (s0 + s1) + (s2 + s3),
+ * then the tail: independent chains the CPU overlaps, the same bits for any vector width. */
+static inline double dot(const double *a, const double *b, size_t n)
 {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    hge_v4d acc = {0.0, 0.0, 0.0, 0.0};
     size_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
+        hge_v4d x, y;
+        LOAD4(x, a + i);
+        LOAD4(y, b + i);
+        acc += x * y;
     }
-    double s = (s0 + s1) + (s2 + s3);
+    double s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     for (; i < n; i++) {
         s += a[i] * b[i];
     }
     return s;
 }
 
+/* y_i += k x_i */
+static inline void axpy(double *y, double k, const double *x, size_t n)
+{
+    const hge_v4d kv = {k, k, k, k};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        hge_v4d t, u;
+        LOAD4(t, y + i);
+        LOAD4(u, x + i);
+        t += kv * u;
+        memcpy(y + i, &t, sizeof t);
+    }
+    for (; i < n; i++) {
+        y[i] += k * x[i];
+    }
+}
+
+HGE_SIM_TENSORS_CLONES
 hge_status hge_sim_tensors(const double *W1, const double *b1, const double *W2, const double *b2,
                            const double *c, double scale, uint32_t n_s, uint32_t n_p, uint32_t n_e,
                            const double *centre, double *work, uint64_t n_work, double *I, double *g,
@@ -89,11 +123,7 @@ hge_status hge_sim_tensors(const double *W1, const double *b1, const double *W2,
         w[s] = 0.0;
     }
     for (size_t q = 0; q < P; q++) {
-        const double *row = W2 + q * S;
-        const double k = cf1[q];
-        for (size_t s = 0; s < S; s++) {
-            w[s] += row[s] * k;
-        }
+        axpy(w, cf1[q], W2 + q * S, S);
     }
     for (size_t s = 0; s < S; s++) {
         wg1[s] = w[s] * g1[s];
@@ -122,11 +152,7 @@ hge_status hge_sim_tensors(const double *W1, const double *b1, const double *W2,
             Ba[s] = 0.0;
         }
         for (size_t q = 0; q < P; q++) {
-            const double k = cJ2T[a * P + q];
-            const double *row = W2 + q * S;
-            for (size_t s = 0; s < S; s++) {
-                Ba[s] += k * row[s];
-            }
+            axpy(Ba, cJ2T[a * P + q], W2 + q * S, S);
         }
         for (size_t s = 0; s < S; s++) {
             Ba[s] *= g2[s];
