@@ -35,3 +35,36 @@ def test_plan_work_on_one_blas_thread(monkeypatch):
     assert set(seen) == {"window", "calibration", "read plan"}
     assert all(n == [1] * len(n) for n in seen.values()), seen
     assert _blas_threads() == before   # the caller's setting is back
+
+
+def test_measure_limits_blas_where_it_calls_blas():
+    """SimulatedDNPU.measure: a record of one window (extract_gradient's) runs in C alone and skips
+    the BLAS limit; a record with ramps or several windows (a training iteration's) is evaluated
+    inside it, as is the model without the fast evaluator."""
+    import contextlib
+    from hge_embedded.gradient import HGEWindow
+    entered = []
+
+    @contextlib.contextmanager
+    def counting():
+        entered.append(max(_blas_threads()))
+        with threadpoolctl.threadpool_limits(1, user_api="blas"):
+            yield
+    dev = SimulatedDNPU(seed=0, noise=False)
+    dev._one_thread = counting
+    win = HGEWindow(dev)
+    win.calibrate_at(np.zeros(7))
+    one = win.waveform(np.full(7, 0.1))
+    two = np.concatenate([one, win.waveform(np.full(7, -0.2))], axis=1)   # two windows, no gap
+    ramp = np.concatenate([one, np.linspace(0.1, -0.2, 50)[None, :].repeat(7, 0), win.waveform(np.full(7, -0.2))],
+                          axis=1)
+    dev.measure(one)
+    assert entered == []
+    dev.measure(two)
+    assert len(entered) == 1
+    dev.measure(ramp)
+    assert len(entered) == 2
+    exact = SimulatedDNPU(seed=0, noise=False, evaluation="exact")
+    exact._one_thread = counting
+    exact.measure(one)
+    assert len(entered) == 3

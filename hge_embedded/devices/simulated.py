@@ -86,6 +86,7 @@ chain's gain and phase at each frequency are what ``calibrate`` measures through
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -320,14 +321,21 @@ class FastEvaluator:
         B = np.einsum("jkn,kn->jn", A.reshape(m, m, n), dm)
         return np.einsum("jn,jn->n", B, dm)
 
-    def current(self, v: np.ndarray) -> np.ndarray:
+    def current(self, v: np.ndarray, blas=None) -> np.ndarray:
+        """The model's current over ``v`` (7, N). ``blas``: a context factory (the simulator's one BLAS
+        thread) entered around whatever may call BLAS; None: none (the caller's)."""
         N = v.shape[1]
         out = np.empty(N)
         if N == 0:
             return out
         if self.analytic and self.kernel == "c" and self.whole_record:
-            self._current_c(v, out)
+            self._current_c(v, out, blas)
             return out
+        with (blas or contextlib.nullcontext)():
+            return self._current_general(v, out)
+
+    def _current_general(self, v: np.ndarray, out: np.ndarray) -> np.ndarray:
+        N = v.shape[1]
         # The classification in C (the same runs and boxes as the numpy reference _runs; tested).
         runs = _taylor_kernel.runs(v, CHUNK, 2 * TAYLOR_RADIUS) if self.kernel == "c" else self._runs(v)
         free = np.ones(N, bool)
@@ -416,7 +424,7 @@ class FastEvaluator:
         self._fill_ramps(out, v, ramps, I, G, n_pts, self.kernel)
         return out
 
-    def _current_c(self, v: np.ndarray, out: np.ndarray) -> None:
+    def _current_c(self, v: np.ndarray, out: np.ndarray, blas=None) -> None:
         """:meth:`current` for a model with analytic derivatives, every stage in C and whole-record
         arrays (no per-window Python): the runs (``taylor_kernel.run_arrays``), the gaps between them
         line-tested (``lines``), the ramps' knots solved in one batch and filled (``ramps``), the
@@ -431,6 +439,13 @@ class FastEvaluator:
         segs = np.stack([g_s[keep], g_e[keep]], axis=1)
         line = _taylor_kernel.lines(v, segs, self.line_tol) if segs.size else np.zeros(0, bool)
         ramps, others = segs[line], segs[~line]
+        # One window and nothing else (extract_gradient's record) calls no BLAS: C alone, without the
+        # ~15 us of setting and restoring the BLAS thread count.
+        alone = not ramps.size and not others.size and bounds.shape[0] == 1 and hasattr(self.net, "centre_tensors")
+        with (contextlib.nullcontext if alone or blas is None else blas)():
+            self._current_c_stages(v, out, bounds, lo, hi, ramps, others)
+
+    def _current_c_stages(self, v, out, bounds, lo, hi, ramps, others) -> None:
         # The windows' derivatives on a pool thread while this one solves and fills the ramps.
         tensors = aside = None
         if bounds.shape[0]:
@@ -928,13 +943,14 @@ class SimulatedDNPU:
         before = self._noise.get_state() if aside else None
         noise = _pool(self.threads).submit(self._noise.take, n) if aside else None
         try:
-            with self._one_thread():
-                if self._fast is not None:
-                    current = self._fast.current(v)
-                elif isinstance(self.model, SurrogateModel) and self.threads > 1:
-                    current = self._surrogate_threads(v)
-                else:
-                    current = self.model.current(v)
+            if self._fast is not None:   # it limits BLAS to one thread where it calls BLAS
+                current = self._fast.current(v, blas=self._one_thread)
+            else:
+                with self._one_thread():
+                    if isinstance(self.model, SurrogateModel) and self.threads > 1:
+                        current = self._surrogate_threads(v)
+                    else:
+                        current = self.model.current(v)
         except BaseException:
             if noise is not None:
                 try:
