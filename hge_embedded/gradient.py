@@ -293,6 +293,7 @@ class HGEWindow:
         self.freqs = np.asarray(freqs, float)
         self.groups = [np.arange(m)] if mode == "parallel" else [np.array([k]) for k in range(m)]
         self._ginv, self._cov, self._demods, self._tones, self._reads = {}, {}, {}, {}, {}
+        self._extremes = {}
         for sel in self.groups:
             key = tuple(self.freqs[sel])
             if crosstalk == "solve":
@@ -424,6 +425,35 @@ class HGEWindow:
             tones = self._tones[key] = self.amps[sel][:, None] * np.sin(2 * np.pi * np.outer(self.freqs[sel], t))
             tones.flags.writeable = False
         return self.idx[sel], tones
+
+    def gate(self, bias: np.ndarray, sel, volts: np.ndarray) -> None:
+        """``check_volts(volts, self.limits)`` for ``volts``, this plan's window at ``bias`` perturbing
+        ``sel`` (``waveform``/``tone_rows``' sums), decided from the window's extremes alone.
+
+        Row r of the window is ``fl(bias_r + tone_r[i])`` (``bias_r`` on rows without a tone).
+        Rounding to nearest is monotone, so its largest sample is ``fl(bias_r + max_i tone_r[i])``
+        and its smallest ``fl(bias_r + min_i tone_r[i])``, exactly: testing those two per row against
+        the limits is the gate's test of every sample (a NaN or infinite bias fails it, as there).
+        A refused window goes through ``check_volts`` for its message (the first offending sample)."""
+        rows, tmin, tmax = self._tone_extremes(sel)
+        lo, hi = bias.copy(), bias.copy()
+        lo[rows] += tmin
+        hi[rows] += tmax
+        lim = self.limits   # checked by check_limits when the window was made
+        if volts.shape[1] and bool(np.all((lo >= lim[:, 0]) & (hi <= lim[:, 1]))):
+            return
+        check_volts(volts, lim)
+        raise AssertionError(f"{self.name}: the window's extremes {lo.tolist()}, {hi.tolist()} V fail the "
+                             f"limits but no sample does")   # pragma: no cover - monotone rounding
+
+    def _tone_extremes(self, sel):
+        """(rows, min, max) of each row of ``tone_rows(sel)``' tones, made once per selection."""
+        sel_key = None if sel is None else tuple(np.asarray(sel).tolist())
+        hit = self._extremes.get(sel_key)
+        if hit is None:
+            rows, tones = self.tone_rows(sel)
+            hit = self._extremes[sel_key] = (rows, tones.min(axis=1), tones.max(axis=1))
+        return hit
 
     def read(self, y, volts, sel=None, stderr: bool = True, label: str = "window"):
         """Samples ``y`` measured for ``volts`` -> (X + jY, dI/dV, stderr, applied bias).
@@ -853,8 +883,8 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
         volts = np.repeat(bias[:, None], win.n, axis=1)
         volts[rows] += tones
         windows.append(volts)
-    for volts in windows:
-        check_volts(volts, win.limits)
+    for sel, volts in zip(win.groups, windows):
+        win.gate(bias, sel, volts)   # check_volts' test, from the window's extremes (exact)
     cal_time = win.calibrate_at(bias)
     z = np.empty(m, complex)
     grad, stderr = np.empty(m), np.empty(m)
