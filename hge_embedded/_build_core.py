@@ -264,14 +264,9 @@ hge_status hge_sim_tensors(const double *W1, const double *b1, const double *W2,
                            const double *c, double scale, uint32_t n_s, uint32_t n_p, uint32_t n_e,
                            const double *centre, double *work, uint64_t n_work, double *I, double *g,
                            double *H, double *T);
-hge_status hge_host_psd_stderr(const double *W, uint32_t rows, uint32_t n_bins, const double *log_bins,
-                               double icpt_n, double slope_n, uint32_t n_below, const double *lf_below,
-                               const double *lf2_below, const double *low, const double *scale,
-                               double *S_work, double *out);
 """
 SOURCE_TENSORS = """
 #include "hge_sim_tensors.h"
-#include "hge_host_stderr.h"
 """
 # ---- end of gradspeed session-6 block ----
 

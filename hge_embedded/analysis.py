@@ -496,51 +496,6 @@ class WindowPsdPlan:
         cov = (fac / sxx, -fac * xm / sxx, fac * (1.0 / x.size + xm * xm / sxx))
         return slope_n, icpt_n, (slope, icpt + EULER_GAMMA) + cov
 
-    def stderr(self, fit, W: np.ndarray, scale: np.ndarray) -> np.ndarray:
-        """``scale * sqrt(max(W @ at_bins(fit), 0))`` in one C pass (``hge_host_psd_stderr``): the same
-        density bins (the same operations, the same exp), the sums in another order than BLAS's, so
-        within round-off of the numpy expression (bound derived in tests/test_grad_fast_paths.py).
-        ``W`` (rows, bins) C-contiguous float64, ``scale`` (rows,). Falls back to the numpy expression
-        when the bins below the low band are not the first ones (never for rfft bins, which ascend)."""
-        from ._hge_core import ffi, lib
-        c = self._c_args
-        if c is None or W.dtype != np.float64 or not W.flags.c_contiguous or W.shape[1] != self.bins.size:
-            var = W @ self.at_bins(fit)
-            np.maximum(var, 0.0, out=var)
-            np.sqrt(var, out=var)
-            var *= scale
-            return var
-        slope_n, icpt_n, low = fit
-        n_below, lb, lb2, log_bins = c
-        out = np.empty(W.shape[0])
-        work = np.empty(self.bins.size)
-        fb = ffi.from_buffer
-        use_low = low is not None and self.below is not None
-        st = lib.hge_host_psd_stderr(fb("double[]", W), W.shape[0], self.bins.size, log_bins, float(icpt_n),
-                                     float(slope_n), n_below if use_low else 0, lb, lb2,
-                                     fb("double[]", np.array(low, float)) if use_low else ffi.NULL,
-                                     fb("double[]", np.ascontiguousarray(scale, dtype=np.float64)),
-                                     fb("double[]", work), fb("double[]", out))
-        if st != lib.HGE_OK:
-            raise RuntimeError(f"hge_host_psd_stderr: status {st}")   # pragma: no cover - shapes checked here
-        return out
-
-    @functools.cached_property
-    def _c_args(self):
-        """(n_below, C views of the logs below, their squares, every bin's log) for ``stderr``; None
-        unless the bins below the low band's edge are the first ``n_below`` ones."""
-        from ._hge_core import ffi
-        keep = [np.ascontiguousarray(self.lf_below, dtype=np.float64),
-                np.ascontiguousarray(self.lf2_below, dtype=np.float64),
-                np.ascontiguousarray(self.log_bins, dtype=np.float64)]
-        nb = 0
-        if self.below is not None:
-            nb = int(np.count_nonzero(self.below))
-            if not self.below[:nb].all():
-                return None
-        self._c_keep = keep   # the views below borrow these arrays
-        return (nb,) + tuple(ffi.from_buffer("double[]", a) for a in keep)
-
     def at_bins(self, fit) -> np.ndarray:
         """``S(bins)`` of a ``fit``: ``window_psd``'s ``S`` evaluated at ``bins``."""
         slope_n, icpt_n, low = fit

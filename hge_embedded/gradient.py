@@ -636,11 +636,15 @@ class HGEWindow:
         for k in range(Y.shape[0]):
             fit = psd_plan.fit(Y[k])
             slopes.append(float("nan") if fit[2] is None else float(fit[2][0]))
+            S = psd_plan.at_bins(fit)
             if weights is None:
-                S = psd_plan.at_bins(fit)
                 se[k], se_q[k] = self._stderr(lambda fq, S=S: S, z[k], sel, key, across=True)
-            else:   # scale sqrt(max(W @ S, 0)) in one C pass (WindowPsdPlan.stderr)
-                var = psd_plan.stderr(fit, *weights)
+            else:
+                W, scale = weights
+                var = W @ S
+                np.maximum(var, 0.0, out=var)
+                np.sqrt(var, out=var)
+                var *= scale
                 se[k], se_q[k] = var[:m], var[m:]
 
     def _read_plan(self, sel):

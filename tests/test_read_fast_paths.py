@@ -131,10 +131,9 @@ def test_stderr_weights_within_the_round_off_bound_of_three_products(make, kw):
     plan = rp["psd"]
     S = plan.at_bins(plan.fit(y))
     m = rp["m"]
-    # read_windows' stderr is WindowPsdPlan.stderr's scale sqrt(max(W S, 0)) (in C; within its bound of
-    # the numpy expression: tests/test_grad_fast_paths.py) ...
-    c_se = plan.stderr(plan.fit(y), W, scale)
-    assert np.array_equal(se[0], c_se[:m]) and np.array_equal(win.last_quadrature_stderr[0], c_se[m:])
+    # read_windows' stderr is exactly scale sqrt(max(W S, 0)) ...
+    assert np.array_equal(se[0], scale[:m] * np.sqrt(np.maximum(W @ S, 0))[:m])
+    assert np.array_equal(win.last_quadrature_stderr[0], (scale * np.sqrt(np.maximum(W @ S, 0)))[m:])
     # ... and W S is within 2 gamma_{N+3} T of _stderr's combination of three products.
     old_se, old_q = win._stderr(lambda fq: S, z[0], rp["sel"], rp["key"], across=True)
     if win.phase == "inphase":
