@@ -321,9 +321,11 @@ class FastEvaluator:
         B = np.einsum("jkn,kn->jn", A.reshape(m, m, n), dm)
         return np.einsum("jn,jn->n", B, dm)
 
-    def current(self, v: np.ndarray, blas=None) -> np.ndarray:
-        """The model's current over ``v`` (7, N). ``blas``: a context factory (the simulator's one BLAS
-        thread) entered around whatever may call BLAS; None: none (the caller's)."""
+    blas = None   # a context factory (the simulator sets its one BLAS thread) entered where BLAS is called
+
+    def current(self, v: np.ndarray) -> np.ndarray:
+        """The model's current over ``v`` (7, N); inside ``blas()`` (if set) wherever BLAS may be called."""
+        blas = self.blas
         N = v.shape[1]
         out = np.empty(N)
         if N == 0:
@@ -793,6 +795,12 @@ class SimulatedDNPU:
         self._one_thread = _OneBlasThread()
         self._fast = (FastEvaluator(self.model, self.dac_lsb, self.threads)
                       if evaluation == "fast" and isinstance(self.model, (HoppingNetwork, SurrogateModel)) else None)
+        if self._fast is not None:
+            self._fast.blas = self._blas_limit   # measure's: the device's own limit
+
+    def _blas_limit(self):
+        """The evaluator's BLAS limit: this device's ``_one_thread`` as it is now (a method: picklable)."""
+        return self._one_thread()
 
     # -- state, for checkpoints (resume gives the same noise as an uninterrupted run) ----
     def get_state(self) -> dict:
@@ -943,8 +951,8 @@ class SimulatedDNPU:
         before = self._noise.get_state() if aside else None
         noise = _pool(self.threads).submit(self._noise.take, n) if aside else None
         try:
-            if self._fast is not None:   # it limits BLAS to one thread where it calls BLAS
-                current = self._fast.current(v, blas=self._one_thread)
+            if self._fast is not None:   # it limits BLAS to one thread where it calls BLAS (its .blas)
+                current = self._fast.current(v)
             else:
                 with self._one_thread():
                     if isinstance(self.model, SurrogateModel) and self.threads > 1:
