@@ -278,11 +278,26 @@ SOURCE_HOP = """
 # ---- end of the hopspeed block ----
 
 
+# ---- gradspeed (session 6): the surrogate's derivatives at one centre (csrc/host/hge_sim_tensors.h) ----
+CDEF_TENSORS = """
+#define HGE_SIM_TENSORS_MAX_DIM ...
+uint64_t hge_sim_tensors_work(uint32_t n_s, uint32_t n_p, uint32_t n_e);
+hge_status hge_sim_tensors(const double *W1, const double *b1, const double *W2, const double *b2,
+                           const double *c, double scale, uint32_t n_s, uint32_t n_p, uint32_t n_e,
+                           const double *centre, double *work, uint64_t n_work, double *I, double *g,
+                           double *H, double *T);
+"""
+SOURCE_TENSORS = """
+#include "hge_sim_tensors.h"
+"""
+# ---- end of gradspeed session-6 block ----
+
+
 ffibuilder = FFI()
-ffibuilder.cdef(CDEF + CDEF_TRAINER + CDEF_SIM + CDEF_WINDOWS + CDEF_HOP)
+ffibuilder.cdef(CDEF + CDEF_TRAINER + CDEF_SIM + CDEF_WINDOWS + CDEF_HOP + CDEF_TENSORS)
 ffibuilder.set_source(
     "hge_embedded._hge_core",
-    SOURCE + SOURCE_TRAINER + SOURCE_SIM + SOURCE_HOP,
+    SOURCE + SOURCE_TRAINER + SOURCE_SIM + SOURCE_HOP + SOURCE_TENSORS,
     # csrc/*.c is the portable core (also the firmware's); csrc/host/*.c the host-only
     # fast paths (threads, runtime ISA dispatch, reference cache).
     sources=[str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.c")) + sorted((CSRC / "host").glob("*.c"))],

@@ -293,6 +293,7 @@ class HGEWindow:
         self.freqs = np.asarray(freqs, float)
         self.groups = [np.arange(m)] if mode == "parallel" else [np.array([k]) for k in range(m)]
         self._ginv, self._cov, self._demods, self._tones, self._reads = {}, {}, {}, {}, {}
+        self._extremes = {}
         for sel in self.groups:
             key = tuple(self.freqs[sel])
             if crosstalk == "solve":
@@ -386,8 +387,10 @@ class HGEWindow:
             except TypeError:
                 cal = None
         if cal is None:
-            cal, spent = calibration_for(self.device, self.freqs, self.T, bias=bias, electrodes=to_number(self.idx),
-                                         amplitudes=self.amps, saturation=self.saturation)
+            with one_blas_thread():   # the calibration's fits (see _window_for)
+                cal, spent = calibration_for(self.device, self.freqs, self.T, bias=bias,
+                                             electrodes=to_number(self.idx), amplitudes=self.amps,
+                                             saturation=self.saturation)
         self._set_calibration(cal)
         self.calibration_time_s += spent
         return spent
@@ -422,6 +425,35 @@ class HGEWindow:
             tones = self._tones[key] = self.amps[sel][:, None] * np.sin(2 * np.pi * np.outer(self.freqs[sel], t))
             tones.flags.writeable = False
         return self.idx[sel], tones
+
+    def gate(self, bias: np.ndarray, sel, volts: np.ndarray) -> None:
+        """``check_volts(volts, self.limits)`` for ``volts``, this plan's window at ``bias`` perturbing
+        ``sel`` (``waveform``/``tone_rows``' sums), decided from the window's extremes alone.
+
+        Row r of the window is ``fl(bias_r + tone_r[i])`` (``bias_r`` on rows without a tone).
+        Rounding to nearest is monotone, so its largest sample is ``fl(bias_r + max_i tone_r[i])``
+        and its smallest ``fl(bias_r + min_i tone_r[i])``, exactly: testing those two per row against
+        the limits is the gate's test of every sample (a NaN or infinite bias fails it, as there).
+        A refused window goes through ``check_volts`` for its message (the first offending sample)."""
+        rows, tmin, tmax = self._tone_extremes(sel)
+        lo, hi = bias.copy(), bias.copy()
+        lo[rows] += tmin
+        hi[rows] += tmax
+        lim = self.limits   # checked by check_limits when the window was made
+        if volts.shape[1] and bool(np.all((lo >= lim[:, 0]) & (hi <= lim[:, 1]))):
+            return
+        check_volts(volts, lim)
+        raise AssertionError(f"{self.name}: the window's extremes {lo.tolist()}, {hi.tolist()} V fail the "
+                             f"limits but no sample does")   # pragma: no cover - monotone rounding
+
+    def _tone_extremes(self, sel):
+        """(rows, min, max) of each row of ``tone_rows(sel)``' tones, made once per selection."""
+        sel_key = None if sel is None else tuple(np.asarray(sel).tolist())
+        hit = self._extremes.get(sel_key)
+        if hit is None:
+            rows, tones = self.tone_rows(sel)
+            hit = self._extremes[sel_key] = (rows, tones.min(axis=1), tones.max(axis=1))
+        return hit
 
     def read(self, y, volts, sel=None, stderr: bool = True, label: str = "window"):
         """Samples ``y`` measured for ``volts`` -> (X + jY, dI/dV, stderr, applied bias).
@@ -620,14 +652,19 @@ class HGEWindow:
         skey = None if sel is None else tuple(np.asarray(sel).tolist())
         rp = self._reads.get(skey)
         if rp is None:
-            sel_a = np.arange(self.idx.size) if sel is None else np.asarray(sel)
-            f = self.freqs[sel_a]
-            key = tuple(f)
-            m = f.size
-            rp = {"sel": sel_a, "f": f, "key": key, "m": m, "idx": self.idx[sel_a], "amps": self.amps[sel_a]}
-            if self.dac_lsb:
-                rp["proj"] = fundamental_projectors(self.fs, f, self.n)
-            self._reads[skey] = rp
+            with one_blas_thread():   # once per plan (see _window_for)
+                return self._make_read_plan(sel, skey)
+        return rp
+
+    def _make_read_plan(self, sel, skey):
+        sel_a = np.arange(self.idx.size) if sel is None else np.asarray(sel)
+        f = self.freqs[sel_a]
+        key = tuple(f)
+        m = f.size
+        rp = {"sel": sel_a, "f": f, "key": key, "m": m, "idx": self.idx[sel_a], "amps": self.amps[sel_a]}
+        if self.dac_lsb:
+            rp["proj"] = fundamental_projectors(self.fs, f, self.n)
+        self._reads[skey] = rp
         return rp
 
     def _stderr_weights(self, rp):
@@ -758,12 +795,17 @@ def _window_for(device, **kw) -> "HGEWindow":
                tuple((k, _exact_key(val)) for k, val in sorted(kw.items()) if k != "calibration"))
         per_device = _WINDOWS.setdefault(device, {})
     except (TypeError, AttributeError):   # no exact key, or not weakly referenceable: no memo
-        return HGEWindow(device, **kw)
+        with one_blas_thread():
+            return HGEWindow(device, **kw)
     hit = per_device.get(key)
     # The key holds calibrations by id: the entry also holds them, so an id is never reused meanwhile.
     if hit is not None and hit[1] is own and hit[2] is cal:
         return hit[0].fresh()
-    win = HGEWindow(device, **kw)
+    # The plan's one-time products (filter weights, crosstalk inverse, noise weights) on one BLAS thread:
+    # a second one only waits, and then spins for ~0.1 s after the last product, taking the other core
+    # from whatever runs next (seen as CPU time above wall time in the first gradients after a new plan).
+    with one_blas_thread():
+        win = HGEWindow(device, **kw)
     # Shared by every copy: own, read-only arrays (freqs and limits may be the caller's or the
     # device's own arrays, which must stay theirs; a result gets its own copies).
     win.freqs, win.limits = win.freqs.copy(), win.limits.copy()
@@ -841,8 +883,8 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
         volts = np.repeat(bias[:, None], win.n, axis=1)
         volts[rows] += tones
         windows.append(volts)
-    for volts in windows:
-        check_volts(volts, win.limits)
+    for sel, volts in zip(win.groups, windows):
+        win.gate(bias, sel, volts)   # check_volts' test, from the window's extremes (exact)
     cal_time = win.calibrate_at(bias)
     z = np.empty(m, complex)
     grad, stderr = np.empty(m), np.empty(m)

@@ -87,6 +87,7 @@ chain's gain and phase at each frequency are what ``calibrate`` measures through
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -321,14 +322,23 @@ class FastEvaluator:
         B = np.einsum("jkn,kn->jn", A.reshape(m, m, n), dm)
         return np.einsum("jn,jn->n", B, dm)
 
+    blas = None   # a context factory (the simulator sets its one BLAS thread) entered where BLAS is called
+
     def current(self, v: np.ndarray) -> np.ndarray:
+        """The model's current over ``v`` (7, N); inside ``blas()`` (if set) wherever BLAS may be called."""
+        blas = self.blas
         N = v.shape[1]
         out = np.empty(N)
         if N == 0:
             return out
         if self.analytic and self.kernel == "c" and self.whole_record:
-            self._current_c(v, out)
+            self._current_c(v, out, blas)
             return out
+        with (blas or contextlib.nullcontext)():
+            return self._current_general(v, out)
+
+    def _current_general(self, v: np.ndarray, out: np.ndarray) -> np.ndarray:
+        N = v.shape[1]
         # The classification in C (the same runs and boxes as the numpy reference _runs; tested).
         runs = _taylor_kernel.runs(v, CHUNK, 2 * TAYLOR_RADIUS) if self.kernel == "c" else self._runs(v)
         free = np.ones(N, bool)
@@ -383,7 +393,10 @@ class FastEvaluator:
                 n_pts += e - s
         if analytic:
             I, G = (self._exact(np.concatenate(pts, axis=1))[:2] if pts else (None, None))
-            tensors = self._tensors(np.array(centres).T) if centres else None
+            tensors = None
+            if centres:
+                C = np.array(centres).T
+                tensors = self._window_tensors(C) if self.kernel == "c" else self._tensors(C)
             if self.kernel == "c" and tensors is not None:
                 # Every window in one C call (taylor_kernel: the same expansion, summed over its
                 # distinct monomials; within a derived round-off bound of the numpy formula).
@@ -414,7 +427,7 @@ class FastEvaluator:
         self._fill_ramps(out, v, ramps, I, G, n_pts, self.kernel)
         return out
 
-    def _current_c(self, v: np.ndarray, out: np.ndarray) -> None:
+    def _current_c(self, v: np.ndarray, out: np.ndarray, blas=None) -> None:
         """:meth:`current` for a model with analytic derivatives, every stage in C and whole-record
         arrays (no per-window Python): the runs (``taylor_kernel.run_arrays``), the gaps between them
         line-tested (``lines``), the ramps' knots solved in one batch and filled (``ramps``), the
@@ -429,6 +442,13 @@ class FastEvaluator:
         segs = np.stack([g_s[keep], g_e[keep]], axis=1)
         line = _taylor_kernel.lines(v, segs, self.line_tol) if segs.size else np.zeros(0, bool)
         ramps, others = segs[line], segs[~line]
+        # One window and nothing else (extract_gradient's record) calls no BLAS: C alone, without the
+        # ~15 us of setting and restoring the BLAS thread count.
+        alone = not ramps.size and not others.size and bounds.shape[0] == 1 and hasattr(self.net, "centre_tensors")
+        with (contextlib.nullcontext if alone or blas is None else blas)():
+            self._current_c_stages(v, out, bounds, lo, hi, ramps, others)
+
+    def _current_c_stages(self, v, out, bounds, lo, hi, ramps, others) -> None:
         # The windows' derivatives on a pool thread while this one solves and fills the ramps.
         tensors = aside = None
         if bounds.shape[0]:
@@ -440,7 +460,7 @@ class FastEvaluator:
             if self.threads > 1 and ramps.size and C.shape[1] >= 16 and not isinstance(self.net, HoppingNetwork):
                 aside = _pool(self.threads).submit(self._tensors, C, False)
             else:
-                tensors = self._tensors(C)
+                tensors = self._window_tensors(C)
         try:
             self._ramps_c(v, out, ramps)
         finally:
@@ -608,6 +628,16 @@ class FastEvaluator:
         gl = (1 - u) * G0 + u * G1
         out[pos] = y + np.sum(gl * off, axis=0)
 
+    def _window_tensors(self, C):
+        """The C kernels' window derivatives: :meth:`_tensors`, except that one window (extract_gradient's
+        record) has its derivatives from the model's ``centre_tensors`` in C when it has one, where
+        numpy's ~50 calls on tiny arrays cost ~3 times as much. They lie within a derived round-off
+        bound of the numpy formula, which batches of windows (a training iteration) keep, bit for bit
+        as before (tests/test_centre_tensors.py)."""
+        if C.shape[1] == 1 and hasattr(self.net, "centre_tensors"):
+            return self.net.centre_tensors(C[:, 0])
+        return self._tensors(C)
+
     def _tensors(self, C, threaded: bool = True):
         """``net.taylor_tensors`` at the centres ``C`` (7, k), ``TENSOR_BATCH`` at a time (its
         (k, paths, 49) and (7 k, sites) intermediates stay small: a few MB for a whole record at once)."""
@@ -767,6 +797,12 @@ class SimulatedDNPU:
         self._one_thread = _OneBlasThread()
         self._fast = (FastEvaluator(self.model, self.dac_lsb, self.threads)
                       if evaluation == "fast" and isinstance(self.model, (HoppingNetwork, SurrogateModel)) else None)
+        if self._fast is not None:
+            self._fast.blas = self._blas_limit   # measure's: the device's own limit
+
+    def _blas_limit(self):
+        """The evaluator's BLAS limit: this device's ``_one_thread`` as it is now (a method: picklable)."""
+        return self._one_thread()
 
     # -- state, for checkpoints (resume gives the same noise as an uninterrupted run) ----
     def get_state(self) -> dict:
@@ -917,13 +953,14 @@ class SimulatedDNPU:
         before = self._noise.get_state() if aside else None
         noise = _pool(self.threads).submit(self._noise.take, n) if aside else None
         try:
-            with self._one_thread():
-                if self._fast is not None:
-                    current = self._fast.current(v)
-                elif isinstance(self.model, SurrogateModel) and self.threads > 1:
-                    current = self._surrogate_threads(v)
-                else:
-                    current = self.model.current(v)
+            if self._fast is not None:   # it limits BLAS to one thread where it calls BLAS (its .blas)
+                current = self._fast.current(v)
+            else:
+                with self._one_thread():
+                    if isinstance(self.model, SurrogateModel) and self.threads > 1:
+                        current = self._surrogate_threads(v)
+                    else:
+                        current = self.model.current(v)
         except BaseException:
             if noise is not None:
                 try:

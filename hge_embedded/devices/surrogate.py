@@ -27,6 +27,8 @@ the error of that evaluation is bounded.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 N_ELECTRODES = 7
@@ -165,17 +167,51 @@ class SurrogateModel:
         T += ((cf3.T[:, :, None] * J).transpose(0, 2, 1) @ JJ).reshape(k, n_e, n_e, n_e)
         return I, grad, H, s * T
 
+    def centre_tensors(self, centre):
+        """:meth:`taylor_tensors` at one centre (7,), in C (``csrc/host/hge_sim_tensors.c``): the same
+        (I (1,), g (7, 1), H (1, 7, 7), T (1, 7, 7, 7)), H and T exactly symmetric.
+
+        The same formula term for term, with the sums in index order instead of BLAS's, so the two
+        differ by round-off only (the bound is derived and tested in tests/test_centre_tensors.py).
+        For one centre numpy's ~50 calls on tiny arrays cost ~10 times the arithmetic; the
+        simulator uses this for a record of one window (``extract_gradient``'s), the numpy
+        formula for batches of windows (a training iteration: unchanged)."""
+        from .._hge_core import ffi, lib
+        cen = np.asarray(centre, float).reshape(-1)
+        n_s, n_e = self.W1.shape
+        n_p = self.W2.shape[0]
+        if cen.size != n_e:
+            raise ValueError(f"centre must have {n_e} voltages, got shape {np.shape(centre)}")
+        buf = _weight_buffers(self, ffi)
+        n_work = int(lib.hge_sim_tensors_work(n_s, n_p, n_e))
+        # One array for the work area and the results: I, g, H, T are views of its tail.
+        out = np.empty(n_work + 1 + n_e + n_e ** 2 + n_e ** 3)
+        o = n_work + 1 + n_e + n_e ** 2
+        I, g = out[n_work:n_work + 1], out[n_work + 1:n_work + 1 + n_e].reshape(n_e, 1)
+        H, T = out[n_work + 1 + n_e:o].reshape(1, n_e, n_e), out[o:].reshape(1, n_e, n_e, n_e)
+        p = ffi.from_buffer("double[]", out)
+        o_g = n_work + 1
+        status = lib.hge_sim_tensors(*buf, float(self.scale), n_s, n_p, n_e,
+                                     ffi.from_buffer("double[]", np.ascontiguousarray(cen)), p, n_work,
+                                     p + n_work, p + o_g, p + o_g + n_e, p + o)
+        if status != lib.HGE_OK:
+            raise ValueError(f"centre {cen.tolist()}: the C derivatives refused it (status {status}; "
+                             f"{n_e} electrodes, at most {lib.HGE_SIM_TENSORS_MAX_DIM}; a finite centre)")
+        return I, g, H, T
+
     def _outer_powers(self):
-        """W1_Sj W1_Sl (S, 49) and W1_Sj W1_Sl W1_Sm (S, 343), made once (the weights are fixed)."""
+        """W1_Sj W1_Sl (S, 49) and W1_Sj W1_Sl W1_Sm (S, 343), made once per value of W1 (kept with a
+        copy of the W1 they were made from: a W1 changed in place or replaced makes them anew)."""
         # One attribute, set once both exist: threads evaluating window batches at once (the simulator's
         # _tensors) see either nothing (and make the same arrays themselves) or both, never half.
         powers = getattr(self, "_powers", None)
-        if powers is None:
-            W1, n_e = self.W1, self.W1.shape[1]
+        W1 = self.W1
+        if powers is None or powers[0].shape != W1.shape or not np.array_equal(powers[0], W1):
+            n_e = W1.shape[1]
             w11 = (W1[:, :, None] * W1[:, None, :]).reshape(-1, n_e * n_e)
             w111 = (w11[:, :, None] * W1[:, None, :]).reshape(-1, n_e ** 3)
-            powers = self._powers = (w11, w111)
-        return powers
+            powers = self._powers = (np.array(W1, dtype=float), w11, w111)
+        return powers[1:]
 
     def fourth_derivative_bound(self, centre: np.ndarray, half_range: np.ndarray, step: np.ndarray) -> float:
         """An upper bound of |d^4/dt^4 I(V + t d)| over every V in the box ``centre +- half_range``
@@ -207,6 +243,24 @@ class SurrogateModel:
         z1, z2, z3, z4 = Z
         per_path = F[3] * z1 ** 4 + 6 * F[2] * z1 ** 2 * z2 + F[1] * (3 * z2 ** 2 + 4 * z1 * z3) + F[0] * z4
         return float(self.scale * np.abs(self.c) @ per_path)
+
+
+_WEIGHT_BUFFERS = weakref.WeakKeyDictionary()
+
+
+def _weight_buffers(m: SurrogateModel, ffi) -> list:
+    """C views of the model's weights for ``centre_tensors``. Views of the arrays themselves (a change
+    in place is seen), kept per model while those are its arrays (by identity: an attribute set to a
+    new array makes new views); weights that are not contiguous float64 are copied per call."""
+    ws = (m.W1, m.b1, m.W2, m.b2, m.c)
+    hit = _WEIGHT_BUFFERS.get(m)
+    if hit is not None and all(a is b for a, b in zip(hit[0], ws)):
+        return hit[1]
+    arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in ws]
+    buf = [ffi.from_buffer("double[]", a) for a in arrays]
+    if all(a is w for a, w in zip(arrays, ws)):   # no copy: views of the model's own arrays
+        _WEIGHT_BUFFERS[m] = (ws, buf)
+    return buf
 
 
 def _g_derivative(k: int, u):
