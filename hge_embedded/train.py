@@ -417,6 +417,7 @@ class Trainer:
         self.stale_check = StaleCalibrationCheck(len(task.control_electrodes))
         self.descent_check = DescentCheck()
         self.last_g: np.ndarray | None = None
+        self.best_g: np.ndarray | None = None   # dE/dV measured at best_codes (the pinned test at a return to them)
 
     # -- volts --------------------------------------------------------------------------
     def controls(self, codes=None) -> np.ndarray:
@@ -578,11 +579,14 @@ class Trainer:
                              f"at iteration {self.iteration}; not stepping on it")
         self.losses.append(float(E))
         self.history_controls.append(ctl.tolist())
-        if E < self.best_loss:
+        new_best = E < self.best_loss
+        if new_best:
             self.best_loss, self.best_codes = float(E), self.codes.copy()
         # dE/dV (1/V) in float for the checks: the fixed-point g below differs from it by the rounding of dE/dI
         # and dI/dV (2^-24 and 2^-8 of their units), far below anything the checks resolve.
         self.last_g = np.asarray(dE, float) @ grads
+        if new_best:
+            self.best_g = self.last_g.copy()
         # (Not at the stopping iteration: no step follows, and the outputs judged do not use the gradients.)
         if E >= self.stop_loss and self.check_trust(grads, quad, E, ctl):
             return E   # stopped: no step on gradients that cannot be trusted
@@ -655,6 +659,13 @@ class Trainer:
             self.codes = self.best_codes.copy()
             self.ended_at_best = True
         return True
+
+    def final_gradient(self) -> np.ndarray | None:
+        """dE/dV (1/V) for judging the final controls: the one measured at the lowest-loss codes when the
+        task went back to them (restarts, the rail, a trust check's stop), else the last one used."""
+        if self.ended_at_best and self.best_g is not None:
+            return self.best_g
+        return self.last_g
 
     def stalled(self) -> bool:
         """The current start has stalled: over its last ``STALL_WINDOW`` iterations its best loss
@@ -774,8 +785,9 @@ class Trainer:
             diagnosis = OSCILLATION_NOTE
         if task.kind == "gate" and found is False and not task.constant:
             n_pin = 0
-            if self.last_g is not None and self.codes is not None:
-                n_pin = int(pinned_controls(self.codes, self.w_min, self.w_max, self.last_g).sum())
+            g_final = self.final_gradient()
+            if g_final is not None and self.codes is not None:
+                n_pin = int(pinned_controls(self.codes, self.w_min, self.w_max, g_final).sum())
             failure = failure_kind(self.losses, n_pin, stopped=stopped is not None)
         return TrainResult(task=task.name, kind=task.kind, found=found, accuracy=accuracy,
                            iterations=self.iteration, final_loss=final, controls=self.controls(),
@@ -800,7 +812,8 @@ class Trainer:
               # session 6: the trust checks' running sums and the last gradient used (older checkpoints
               # lack them: the checks then start afresh at the resumed iteration)
               "stale_check": self.stale_check.state(), "descent_check": self.descent_check.state(),
-              "last_g": None if self.last_g is None else self.last_g.tolist()}
+              "last_g": None if self.last_g is None else self.last_g.tolist(),
+              "best_g": None if self.best_g is None else self.best_g.tolist()}
         get = getattr(self.device, "get_state", None)
         st["device"] = get() if get else None
         st["calibration"] = self.window.calibration_state()  # a resumed run does not measure it again
@@ -831,6 +844,7 @@ class Trainer:
             self.stale_check.load_state(st.get("stale_check"))
             self.descent_check.load_state(st.get("descent_check"))
             self.last_g = None if st.get("last_g") is None else np.asarray(st["last_g"], float)
+            self.best_g = None if st.get("best_g") is None else np.asarray(st["best_g"], float)
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise ValueError(f"checkpoint: the trust checks' state of task {self.task.name!r} is damaged ({exc})") \
                 from None

@@ -157,3 +157,27 @@ def test_pooled_stale_test_keeps_its_false_alarm_rate_when_the_noise_grows_with_
             chk.add(g, levels * rng.normal(0.0, 1.0, (4, 5)))
         flagged += bool(chk.test()[0].any())
     assert flagged == 0, flagged
+
+
+def test_pinned_is_judged_with_the_gradient_measured_where_the_task_ends():
+    """Review s6 (F7): a task that goes back to its lowest-loss codes (restarts, the rail, a trust check's stop)
+    was judged "pinned" or not with the last gradient used, measured at other controls. Now with the one
+    measured at those codes (``best_g``, checkpointed)."""
+    tr = Trainer(SimulatedDNPU(seed=0, noise=False), tasks.gate("xor"), seed=0, max_iter=6, stop_loss=1e-12)
+    seen = []
+    tr.run(callback=lambda t: seen.append((t.losses[-1], t.last_g.copy())))
+    best = min(range(len(seen)), key=lambda i: seen[i][0])
+    assert np.array_equal(tr.best_g, seen[best][1])   # recorded at the lowest loss's iteration
+    # The task went back to codes on the upper bound of every control, where the gradient measured points
+    # out of the range (dE/dV < 0 at the upper bound), while the last gradient used points in.
+    n = len(tr.w_max)
+    tr.codes, tr.best_codes = tr.w_max.copy(), tr.w_max.copy()
+    tr.best_g, tr.last_g, tr.ended_at_best = -np.ones(n), np.ones(n), True
+    r = tr.result(0.0)
+    assert r.found is False   # premise: every control on its upper bound is no XOR
+    assert r.failure == "pinned"
+    tr.ended_at_best = False   # ended where the last step left it: the last gradient judges, pointing in
+    assert tr.result(0.0).failure != "pinned"
+    again = Trainer(SimulatedDNPU(seed=0, noise=False), tasks.gate("xor"), seed=0, max_iter=6, stop_loss=1e-12)
+    again.load_state(tr.state())
+    assert np.array_equal(again.best_g, tr.best_g)
