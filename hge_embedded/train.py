@@ -627,7 +627,11 @@ class Trainer:
         measuring again may give it again. The losses stay right (they come from the window means,
         not the lock-in), so the lowest-loss controls are a sound place to end. Returns True if stopped.
         """
-        self.descent_check.add(E, self.last_g, ctl)
+        # The descent check compares the losses of consecutive iterations: with --batch-size they are losses of
+        # different batches, whose differences are the batches' and not the step's, so it is not run.
+        full_batch = self.batch_size is None or self.batch_size == len(self.task.targets)
+        if full_batch:
+            self.descent_check.add(E, self.last_g, ctl)
         note = None
         if quad is not None:
             self.stale_check.add(grads, quad)
@@ -641,7 +645,7 @@ class Trainer:
                         f"calibrated (an IV range, a filter setting, a cable, or a resumed calibration on a rig "
                         f"that changed); every derivative may be scaled or of the wrong sign. Calibrate again on "
                         f"this chain (a new run measures it) and restart")
-        if note is None:
+        if note is None and full_batch:
             inv = self.descent_check.inverted()
             if inv is not None:
                 note = (f"the loss rises along the measured gradient at iteration {self.iteration}: over the last "

@@ -181,3 +181,19 @@ def test_pinned_is_judged_with_the_gradient_measured_where_the_task_ends():
     again = Trainer(SimulatedDNPU(seed=0, noise=False), tasks.gate("xor"), seed=0, max_iter=6, stop_loss=1e-12)
     again.load_state(tr.state())
     assert np.array_equal(again.best_g, tr.best_g)
+
+
+def test_the_descent_check_is_not_run_on_batches(monkeypatch):
+    """Review s6 (F6): with --batch-size consecutive losses are of different batches, so the descent check
+    (loss change against the step's prediction) would judge the batches, not the step: it is not run.
+    Premise: the full-batch trainer does feed it."""
+    from hge_embedded import train_checks as tc
+    calls = []
+    orig = tc.DescentCheck.add
+    monkeypatch.setattr(tc.DescentCheck, "add", lambda self, *a: (calls.append(1), orig(self, *a))[1])
+    task = tasks.gate("xor")
+    Trainer(SimulatedDNPU(seed=0), task, seed=0, max_iter=4, stop_loss=1e-12).run()
+    assert len(calls) >= 3
+    calls.clear()
+    Trainer(SimulatedDNPU(seed=0), task, seed=0, max_iter=4, stop_loss=1e-12, batch_size=3).run()
+    assert calls == []
