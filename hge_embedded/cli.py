@@ -886,7 +886,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "phase method on the device) and save it")
     add_device_args(c)
     c.add_argument("-T", type=positive_float, default=0.1, help="window, s (default 0.1)")
-    c.add_argument("--out", type=_path_arg, help="calibration file (default: the setup's [calibration] file)")
+    c.add_argument("--out", type=_path_arg, help="calibration file (default: the setup's [calibration] file; calibration.json in the current directory for a device without a setup file)")
     c.add_argument("--bias", type=volt_list,
                    help="phase method: comma-separated volts per electrode (default 0 V, or mid-limits)")
     c.add_argument("--amplitude", type=positive_float, default=None,
