@@ -886,7 +886,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "phase method on the device) and save it")
     add_device_args(c)
     c.add_argument("-T", type=positive_float, default=0.1, help="window, s (default 0.1)")
-    c.add_argument("--out", type=_path_arg, help="calibration file (default: the setup's [calibration] file)")
+    c.add_argument("--out", type=_path_arg, help="calibration file (default: the setup's [calibration] file; calibration.json in the current directory for a device without a setup file)")
     c.add_argument("--bias", type=volt_list,
                    help="phase method: comma-separated volts per electrode (default 0 V, or mid-limits)")
     c.add_argument("--amplitude", type=positive_float, default=None,
@@ -901,7 +901,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="figure IDs to run (default all): 1c 2b 2c 2d 2e 3b 3c 3d 4a 4b 4c 4d speedup")
     r.add_argument("--paper-mode", action="store_true",
                    help="the method as published (plain read-out, 2R/a, single random start, the Methods' loss)")
-    r.add_argument("--quick", action="store_true", help="small Monte Carlo sizes (minutes instead of the paper's)")
+    r.add_argument("--quick", action="store_true", help="small Monte Carlo sizes: under a minute instead of tens of minutes at the paper's sizes")
     r.add_argument("--seed", type=nonnegative_int, default=0,
                    help="seeds the simulated device, its noise and the data")
     r.add_argument("--out", type=_path_arg, required=True, help="directory for DIR/<ID>/ data and PNGs and DIR/summary.{md,json}")
