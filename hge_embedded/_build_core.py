@@ -142,7 +142,7 @@ static int hge_wrapv_probe(int x) { return x + 1 > x; }
 """
 
 
-# ---- issue 13: the on-device trainer (csrc/hge_fixmath, hge_corrsig, hge_synth, hge_trainer) ----
+# ---- the on-device trainer (csrc/hge_fixmath, hge_corrsig, hge_synth, hge_trainer) ----
 # Kept apart from the lock-in declarations above so the two can change independently.
 CDEF_TRAINER = """
 #define HGE_TRAINER_MAX_DAC ...
@@ -190,9 +190,9 @@ uint64_t hge_isqrt64(uint64_t v);
 SOURCE_TRAINER = """
 #include "hge_trainer.h"
 """
-# ---- end of issue 13 block ----
+# ---- end of the on-device trainer block ----
 
-# ---- issue 11 (simspeed): the simulator's window expansion (csrc/host/hge_sim_taylor) ----
+# ---- simspeed (session 5): the simulator's window expansion (csrc/host/hge_sim_taylor) ----
 CDEF_SIM = """
 #define HGE_SIM_MAX_DIM ...
 #define HGE_SIM_ISA_AUTO ...

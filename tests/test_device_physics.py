@@ -1,4 +1,4 @@
-"""The simulated DNPU's physics and noise against the paper's statements (issue 11)."""
+"""The simulated DNPU's physics and noise against the paper's statements."""
 import json
 
 import numpy as np

@@ -277,7 +277,7 @@ def test_example_setup_file_parses():
     assert s.modules == ["cDAQ1Mod1", "cDAQ1Mod2"] and s.iv_sign == -1
 
 
-# -- issue 10: the rig's 0 V promise, channel counts, setup values ----------------------------
+# -- runs that survive: the rig's 0 V promise, channel counts, setup values ----------------------------
 
 def _rig(setup_text):
     interp = mock.create_autospec(BaseInterpreter, instance=True)

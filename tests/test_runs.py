@@ -1,4 +1,4 @@
-"""Runs that survive (issue 10): checkpoints, signals, one-line CLI errors, electrode mapping.
+"""Runs that survive: checkpoints, signals, one-line CLI errors, electrode mapping.
 
 Each test names the issue item it reproduces; each failed on the code before the fix.
 """

@@ -160,7 +160,7 @@ def test_bad_arguments_get_clear_errors(tmp_path):
 
 
 def test_cli_train_json_summary(tmp_path):
-    # AND from the best of 8 starts (issue 11's device: found after 27 iterations, gap 10 nA
+    # AND from the best of 8 starts (the session-3 device: found after 27 iterations, gap 10 nA
     # against 0.24 nA of output noise per sample).
     r = subprocess.run([sys.executable, "-m", "hge_embedded.cli", "train", "--task", "and", "--init", "best-of-8",
                         "--json", "--quiet", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)

@@ -1,4 +1,4 @@
-"""No silent wrong gradient (issue 9): devices the project did not design, every measurement
+"""No silent wrong gradient: devices the project did not design, every measurement
 checked, configuration errors refused before a sample is applied, honest stderr."""
 import subprocess
 import sys

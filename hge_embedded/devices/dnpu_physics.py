@@ -108,7 +108,7 @@ PERIODIC_BLOCKADE_PARAMS = dict(a=0.7, V0=0.6, V_e=0.35, width=0.3, eps=0.01, V_
 class HoppingNetwork:
     """A seeded hopping network; ``current`` gives currents, ``current_and_gradient`` exact dI/dV.
 
-    The defaults are the parameter set chosen by the trainability study of issue 11
+    The defaults are the parameter set chosen by the trainability study of session 3
     (``tools/hopping_study.py``; ``docs/design.md`` section 6 has the figures).
 
     Parameters

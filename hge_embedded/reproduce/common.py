@@ -279,7 +279,7 @@ def loglog_slope(x, y, y_se=None) -> tuple[float, float]:
 def trainer_init_kwargs(task, single: bool) -> dict:
     """Ask the trainer for one random start (``single=True``) in the one way it supports.
 
-    The trainer of issue 11 takes ``init="single"``; an older one starts from the
+    The single-start trainer takes ``init="single"``; an older one starts from the
     best of ``task.init_candidates`` random settings, so one candidate is a
     single start. Checked once, here, by the constructor's signature.
     """

@@ -25,6 +25,14 @@ SWEEP_HALF_V = 0.25       # the sweep's half-width (the paper does not give it; 
 CUBIC_R2 = 0.99           # "well described": R^2 >= 0.99 (our reading)
 
 
+def noise_words(dev) -> str:
+    """The simulated device's low-frequency noise in words (its NoiseModel), for the rows' explanations."""
+    nm = getattr(dev, "noise_model", None)
+    if nm is None:
+        return "the device's low-frequency noise"
+    return f"the 1/f^{nm.beta:g} noise (flat below {nm.f_corner:g} Hz)"
+
+
 def run_2b(ctx) -> list[Row]:
     dev = make_device(ctx)
     op = operating_point(ctx, dev)
@@ -70,7 +78,7 @@ def run_2b(ctx) -> list[Row]:
         why = ""
     elif r2_exact >= CUBIC_R2:
         why = (f"; why: the device's own curve is cubic (R^2 = {r2_exact:.4f} noise-free), the measured one is not: "
-               "the 1/f^1.5 noise wanders by ~nA between the sweep's 0.1 s windows (see iv.png)")
+               f"{noise_words(dev)} wanders by ~nA between the sweep's 0.1 s windows (see iv.png)")
     else:
         why = (f"; why: the device's own curve over +-{SWEEP_HALF_V} V is not cubic (R^2 = {r2_exact:.4f} "
                "noise-free; see iv.png)")
@@ -207,8 +215,8 @@ def run_2d(ctx) -> list[Row]:
     why = ""
     if fd_verdict != "agree" or ratio_verdict != "agree":
         why = ("; why: FD differences two windows, so its variance is set by the noise near and below 1/T; "
-               "the simulator's 1/f^1.5 (Fig. 2c's slope) continues down to its lowest frequency, which makes FD "
-               "grow with T and FD/HGE larger than the paper's; a spectrum that flattens below a corner (issue 11) "
+               f"the simulator's spectrum here is {noise_words(dev)}: the lower its corner and the steeper its "
+               "slope, the more FD grows with T and the larger FD/HGE; a spectrum that flattens below a corner "
                "is what the paper's flat FD curve implies")
     return [
         Row("2d", "HGE variance falls as 1/T (Eq. 5)", "slope -1", f"slope {s_h:.3f}", f"+-{s_he:.2g}",
@@ -315,7 +323,7 @@ def run_2e(ctx) -> list[Row]:
     ref_why = ""
     if ref_verdict == "agree" and ref_se_rel > 0.05:
         ref_verdict = "partial"
-        ref_why = (f"; why: the reference itself scatters by {ref_se_rel:.0%} (s.e.): under the 1/f^1.5 noise "
+        ref_why = (f"; why: the reference itself scatters by {ref_se_rel:.0%} (s.e.): under {noise_words(dev)} "
                    "the I-V sweeps' 0.1 s windows wander by ~nA (see 2b), so the comparison cannot discriminate")
     elif ref_verdict != "agree":
         ref_why = "; why: the cubic fits are biased by the noise's low-frequency wander across a sweep (see 2b)"
@@ -327,7 +335,7 @@ def run_2e(ctx) -> list[Row]:
             f"+-{ratio8 * np.sqrt(1 / (reps - 1)):.2g}", "agree" if ratio8 > 1 else "disagree",
             params + "; verdict: agree if the ratio is > 1"),
         Row("2e", "large amplitudes bias the derivative by the cubic term a^2 I'''/8 (S1)",
-            ">= 1 % at 100 mV (S1, as read in issue 11)",
+            ">= 1 % at 100 mV (S1, as the project reads it)",
             f"predicted {pred_rel:+.2%}, measured {meas_rel:+.2%} at 100 mV", f"+-{meas_rel_se:.2%}",
             bias_verdict, params + "; verdict: agree if the predicted bias is >= 1 % and the measurement matches "
             "it within max(2 s.e., 30 %), partial if it does not match, disagree if the bias is < 1 %" + why),

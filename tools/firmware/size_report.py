@@ -8,7 +8,7 @@ process functions. Cycles: instructions per terminal-sample counted under QEMU
 -icount (TIMING line: 7 terminals x 1000 samples, SysTick ticks x virtual ns per tick, to 0.1),
 converted with the Cortex-M4's 1-2 cycles per instruction
 (single-cycle ALU and 32x32->64 MAC, two-cycle loads/stores, pipelined in runs).
-m0-* targets (issue 14) run on QEMU's micro:bit, a real Cortex-M0 (ARMv6-M); their
+m0-* targets run on QEMU's micro:bit, a real Cortex-M0 (ARMv6-M); their
 line says how many terminals at 10 kHz a 48 MHz Cortex-M0+ carries at 1 and at 1.5
 cycles per instruction (single-cycle multiply and ALU, two-cycle loads, stores and
 taken branches; the emulator counts instructions, not cycles).

@@ -1,4 +1,4 @@
-# trainer.mk - the on-device trainer's closed loop on the emulator (issue 13), included by
+# trainer.mk - the on-device trainer's closed loop on the emulator, included by
 # the Makefile. Kept apart from the lock-in kernels' rules.
 #
 #   train-m0-Os   Cortex-M0 (ARMv6-M) on QEMU -M microbit (nRF51: 256 KiB flash, 16 KiB RAM)
