@@ -33,7 +33,8 @@ from .electrodes import to_index
 from .losses import DEFAULT_SCALE_NA
 from .reference.trainer_fixed import synth_perturb
 from .tasks import Task, gate_found, held_out_accuracy
-from .train import DC_WINDOW, DEFAULT_DAC_LSB, DEFAULT_START, FOUND_MARGIN_SD, TrainResult, start_codes_range
+from .train import (DC_WINDOW, DEFAULT_DAC_LSB, DEFAULT_START, FOUND_MARGIN_SD, TrainResult, inputs_outside_limits,
+                    start_codes_range)
 
 ADC_MAX = (1 << 23) - 1
 DEFAULT_FULL_SCALE_NA = 110.0  # nA at ADC code 2^23 - 1 when a device does not state its own
@@ -198,8 +199,7 @@ class FirmwareRun:
         self.w_min, self.w_max = lo.astype(np.int64), hi.astype(np.int64)
         x = np.asarray(task.inputs, float)
         if np.any(x < lim[self.in_idx, 0]) or np.any(x > lim[self.in_idx, 1]):
-            raise ValueError(f"task {task.name}: inputs leave the device limits of electrodes "
-                             f"{list(task.input_electrodes)}")
+            raise ValueError(inputs_outside_limits(task, x, lim[self.in_idx]))
         # The nearest DAC code inside the limits (a limit off the code grid moves an input < 1 LSB).
         self.inputs = self._input_codes(x)
         self.n_window = int(round(T * self.fs))

@@ -78,6 +78,20 @@ STARTS = ("middle", "full")
 DEFAULT_START = "middle"
 
 
+def inputs_outside_limits(task, inputs, limits) -> str:
+    """The refusal of a task whose input voltages leave the input electrodes' limits: names each electrode,
+    the voltages the task drives on it and its limits (``limits``: (n_inputs, 2) V)."""
+    x = np.asarray(inputs, float).reshape(-1, len(task.input_electrodes))
+    parts = []
+    for j, e in enumerate(task.input_electrodes):
+        lo, hi = float(limits[j, 0]), float(limits[j, 1])
+        bad = sorted({float(v) for v in x[:, j] if v < lo or v > hi})
+        if bad:
+            parts.append(f"electrode {e}: inputs {bad} V outside its limits [{lo:g}, {hi:g}] V")
+    return (f"task {task.name}: the inputs leave the device limits ({'; '.join(parts)}); give the input electrodes "
+            "limits that hold the task's input voltages, or map the inputs to other electrodes (--inputs)")
+
+
 def dEdI_codes(dE):
     """``dE/dI`` (1/nA) as int32 codes for the update rule, with a block exponent: ``(codes, k)``
     with ``codes = round(dE 2^(DEDI_FRAC - k))`` and the smallest ``k >= 0`` that fits int32.
@@ -350,8 +364,7 @@ class Trainer:
         self.ctl_idx = to_index(task.control_electrodes, device.n_electrodes)
         lim = check_limits(device.limits, int(device.n_electrodes), name=f"{device_name(device)}.limits")
         if np.any(task.inputs < lim[self.in_idx, 0]) or np.any(task.inputs > lim[self.in_idx, 1]):
-            raise ValueError(f"task {task.name}: inputs leave the device limits of electrodes "
-                             f"{list(task.input_electrodes)}")
+            raise ValueError(inputs_outside_limits(task, task.inputs, lim[self.in_idx]))
         self.lsb = getattr(device, "dac_lsb", None) or DEFAULT_DAC_LSB
         lo = np.maximum(task.control_range[0], lim[self.ctl_idx, 0]) + self.amplitude
         hi = np.minimum(task.control_range[1], lim[self.ctl_idx, 1]) - self.amplitude
@@ -785,7 +798,9 @@ class Trainer:
         # pointing out of the range.
         failure = diagnosis = None
         reached = bool(self.losses) and self.losses[-1] < self.stop_loss
-        if self.losses and not reached and not task.constant and loss_trend(self.losses) == "oscillating":
+        # (Not for a gate found: advice to change the step beside a found gate reads as a fault.)
+        if self.losses and not reached and not task.constant and found is not True \
+                and loss_trend(self.losses) == "oscillating":
             diagnosis = OSCILLATION_NOTE
         if task.kind == "gate" and found is False and not task.constant:
             n_pin = 0

@@ -197,3 +197,35 @@ def test_the_descent_check_is_not_run_on_batches(monkeypatch):
     calls.clear()
     Trainer(SimulatedDNPU(seed=0), task, seed=0, max_iter=4, stop_loss=1e-12, batch_size=3).run()
     assert calls == []
+
+
+@pytest.mark.parametrize("trainer", ["host", "firmware"])
+def test_inputs_outside_the_limits_are_refused_naming_electrode_voltages_and_limits(trainer):
+    """A new user's device whose input electrode 6 reaches only 0.5 V: the refusal names the electrode, the task's
+    voltages beyond the limit and the limits (it named the electrodes alone), before anything is measured."""
+    import re
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parent))
+    from audit_devices import Linear
+    from hge_embedded import firmware_trainer
+    d = Linear()
+    d.limits[5] = [-1.0, 0.5]
+    make = Trainer if trainer == "host" else firmware_trainer.FirmwareRun
+    n = len(d.applied)
+    with pytest.raises(ValueError, match=re.escape("electrode 6: inputs [0.7] V outside its limits [-1, 0.5] V")):
+        make(d, tasks.gate("xor"), seed=0)
+    assert len(d.applied) == n   # refused before the first sample
+
+
+def test_a_found_gate_gets_no_advice_to_change_its_step():
+    """New-user trial, session 6: a hopping all-gates run printed "nor found after 300 iterations ... (loss
+    oscillating: ... try --lr 0.01 ...)". The note is for tasks not found; a found gate keeps none."""
+    from hge_embedded import train_checks as tc
+    tr = Trainer(SimulatedDNPU(seed=0, noise=False), tasks.gate("xor"), seed=0, max_iter=40, stop_loss=1e-12)
+    tr.run()
+    tr.losses = [0.3, 0.6] * 30   # a 2-cycle above the stop loss
+    assert tc.loss_trend(tr.losses) == "oscillating"   # premise: the note's condition holds
+    r = tr.result(0.0)
+    assert r.found is True   # premise
+    assert r.diagnosis is None and r.failure is None
