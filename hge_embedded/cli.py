@@ -364,7 +364,8 @@ def cmd_train(args) -> int:
             print(f"{args.task}: test balanced accuracy {summary['accuracy']:.3f}")
         where = "on the rig" if on_rig else "what the rig would take"
         print(f"{summary['iterations']} iterations; lab time {summary['lab_time_s']:.1f} s "
-              f"({where}); wall time {wall:.1f} s; results in {out}")
+              f"({where}); wall time {wall:.1f} s{' (this process: the lab time counts the whole run)' if args.resume else ''}; "
+              f"results in {out}")
     return 0
 
 

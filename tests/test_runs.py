@@ -290,6 +290,9 @@ def test_two_runs_cannot_share_an_out_directory(tmp_path, finished_run):
         lock.release()
     r = hge("train", "--task", "xor", "--max-iter", "3", "--resume", "--quiet", "--out", finished_run)
     assert r.returncode == 0, r.stderr  # a finished run resumes to its summary
+    # Its wall time is this process's, its lab time the whole run's: the summary says so (lab/wall from the two
+    # would overstate the speed).
+    assert "wall time" in r.stdout and "(this process: the lab time counts the whole run)" in r.stdout, r.stdout
 
 
 # -- electrode mapping (item 10) ---------------------------------------------------------------
