@@ -87,7 +87,8 @@ def cmd_bench(args) -> int:
             print(bench.format_core(rows, args.rounds))
         return 0
     if args.what == "train":
-        device = "simulated DNPU (device seed 0; surrogate and hopping models, each in a fresh process)"
+        device = (f"simulated DNPU (device seed 0; {' and '.join(args.models)} model{'s' if len(args.models) > 1 else ''}"
+                  ", each in a fresh process)")
         if args.json:
             _print_json({"bench": "train", "device": device, "rows": rows})
         else:

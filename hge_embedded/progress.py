@@ -71,6 +71,7 @@ class Progress:
     def _line(self, now) -> None:
         self.file.write(self.line() + "\n")
         self.file.flush()
+        self._printed = (self.n, self.postfix)
 
     def write(self, text: str) -> None:
         """A message line that does not break the bar."""
@@ -84,8 +85,8 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self.enabled and self.n:
-            self._line(time.monotonic())
+        elif self.enabled and self.n and getattr(self, "_printed", None) != (self.n, self.postfix):
+            self._line(time.monotonic())   # the final count, unless the last line already shows it
         self.enabled = False
 
     def __enter__(self):

@@ -465,3 +465,21 @@ def test_bench_shows_progress_in_plain_lines(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "\r" not in r.stderr and "ETA" in r.stderr and "bench core" in r.stderr
     assert r.stdout.startswith("device: none")
+
+
+def test_progress_final_line_is_not_printed_twice():
+    """New-user trial (session 6): off a terminal, an update that printed the final count was followed by
+    close() printing it again. Premise: close() still prints a final count the last line did not show."""
+    import io
+
+    from hge_embedded.progress import Progress
+    buf = io.StringIO()
+    p = Progress(2, "bench train", file=buf, interval=0.0, unit="step")
+    p.update(2, postfix="done")   # interval 0: printed at once
+    p.close()
+    assert buf.getvalue().count("2/2") == 1, buf.getvalue()
+    buf2 = io.StringIO()
+    q = Progress(3, "x", file=buf2, interval=1e9)
+    q.update(3)                   # not printed (interval)
+    q.close()
+    assert buf2.getvalue().count("3/3") == 1, buf2.getvalue()
