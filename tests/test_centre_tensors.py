@@ -17,6 +17,9 @@ implementations are within a few ulp):
 Second-order terms (products of two errors, ~u^2) are covered by the factor 1.01, which also
 covers the rounding of the bound's own evaluation (a few ulp of it).
 """
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -25,6 +28,9 @@ from hypothesis import strategies as st
 from hge_embedded.devices.simulated import FastEvaluator, SimulatedDNPU
 from hge_embedded.devices.surrogate import SurrogateModel
 from hge_embedded.devices.taylor_kernel import U, gamma
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sanitized import run_sanitized  # noqa: E402
 
 UF = 4 * U   # exp, tanh
 
@@ -250,23 +256,6 @@ def test_numpy_tensors_see_w1_changed_in_place():
 def test_centre_tensors_c_under_sanitizers(tmp_path):
     """csrc/host/hge_sim_tensors.c with AddressSanitizer and UBSan (tests/c/sim_tensors_check.c: exact-size
     buffers, tails, E = 1 and 16, refusals). Built at -O0."""
-    import pathlib
-    import shutil
-    import subprocess
-    if shutil.which("gcc") is None:
-        pytest.skip("needs gcc")
-    root = pathlib.Path(__file__).resolve().parents[1]
-    exe = tmp_path / "sim_tensors_check"
-    build = subprocess.run(
-        ["gcc", "-std=c99", "-O0", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-         "-fno-omit-frame-pointer", "-Wall", "-Wextra", "-Werror", "-Icsrc", "-Icsrc/host",
-         "csrc/host/hge_sim_tensors.c", "tests/c/sim_tensors_check.c", "-lm", "-o", str(exe)],
-        cwd=root, capture_output=True, text=True)
-    if build.returncode != 0 and "cannot find" in build.stderr and "asan" in build.stderr:
-        pytest.skip("gcc has no sanitizer runtime here")
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60,
-                         env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
-                              "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"})
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.startswith("PASS sim tensors: ")
+    out = run_sanitized(tmp_path, "sim_tensors_check", ["csrc/host/hge_sim_tensors.c", "tests/c/sim_tensors_check.c"],
+                        timeout=60)
+    assert out.startswith("PASS sim tensors: ")

@@ -8,29 +8,21 @@ Built at -O0 (the sanitizers' checks, not speed; -O1 takes several times longer 
 import pathlib
 import shutil
 import subprocess
+import sys
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from sanitized import run_sanitized  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SOURCES = ["csrc/hge_lockin.c", "csrc/hge_nco.c", "csrc/hge_sine_table.c", "csrc/host/hge_lockin_host.c",
            "csrc/host/hge_host_pool.c", "tests/c/host_paths_check.c"]
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 def test_host_paths_under_sanitizers(tmp_path):
-    exe = tmp_path / "host_paths_check"
-    build = subprocess.run(
-        ["gcc", "-std=c99", "-O0", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-         "-fno-omit-frame-pointer", "-Wall", "-Wextra", "-Werror", "-pthread", "-Icsrc", "-Icsrc/host",
-         *SOURCES, "-o", str(exe)], cwd=ROOT, capture_output=True, text=True)
-    if build.returncode != 0 and "cannot find" in build.stderr and "asan" in build.stderr:
-        pytest.skip("gcc has no sanitizer runtime here")
-    assert build.returncode == 0, build.stderr
-    run = subprocess.run([str(exe), "40"], capture_output=True, text=True, timeout=120,
-                         env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
-                              "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"})
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.startswith("PASS host paths: 40 cases")
+    out = run_sanitized(tmp_path, "host_paths_check", SOURCES, args=[40], extra_flags=["-pthread"])
+    assert out.startswith("PASS host paths: 40 cases")
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
