@@ -20,22 +20,7 @@
 #include "hge_sim_runs.h"
 #include "hge_sim_taylor.h"
 
-static uint64_t rng_state = 88172645463325252ull;
-static double uniform(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-
-#define CHECK(cond)                                                      \
-    do {                                                                 \
-        if (!(cond)) {                                                   \
-            printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-            return 1;                                                    \
-        }                                                                \
-    } while (0)
+#include "check_util.h"
 
 static int taylor_case(uint32_t n_dim, uint64_t n)
 {
