@@ -50,6 +50,27 @@ def test_window_psd_plan_equals_window_psd(seed, plan_, level, beta, dc):
     assert (fit[2] is None and np.isnan(S.slope)) or fit[2][0] == S.slope
 
 
+@pytest.mark.parametrize("order", ["ascending", "shuffled"])
+def test_window_psd_plan_split_at_the_low_edge(order):
+    """at_bins takes the near law's exp() only above the low band when the bins below it are a prefix
+    (the lock-in's ascending bins); bins in any other order take the masked path. Both equal
+    window_psd's S bit for bit (a split that missed or double-counted a bin would not)."""
+    fs, T, m = 1e4, 0.1, 7
+    f = plans.plan_frequencies(m, fs=fs, T=T)
+    n = 1000
+    y = np.random.default_rng(5).normal(size=n) + np.cumsum(np.random.default_rng(6).normal(size=n)) / 30
+    bins = analysis.lockin_noise_spectra(tuple(f), fs, T, "butterworth3", n, True, True)[0]
+    if order == "shuffled":
+        bins = np.random.default_rng(7).permutation(bins)
+        bins.flags.writeable = False
+    plan = analysis.WindowPsdPlan(n, fs, f, bins)
+    assert plan.below is not None and plan.below.sum() >= 1 and (~plan.below).sum() >= 1   # premise: both laws used
+    assert (plan._split is not None) == (order == "ascending")
+    fit = plan.fit(y)
+    assert fit[2] is not None
+    assert np.array_equal(plan.at_bins(fit), analysis.window_psd(y, fs, f)(bins))
+
+
 def test_window_psd_plan_without_a_low_band():
     """A plan whose lowest tone leaves under 8 bins below it: the near law everywhere (as window_psd)."""
     fs, n = 1e4, 800
