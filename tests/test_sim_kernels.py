@@ -426,6 +426,34 @@ def test_dac_pass_refuses_what_the_gate_refuses_with_its_message():
         assert lib.hge_sim_dac(*a) == code
 
 
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 11, 16])
+def test_dac_pass_lanes_and_tail_give_numpy_bits_and_see_every_bad_sample(n):
+    """hge_sim_dac four samples at a time (AVX2) and the scalar tail: ties to even, signed zeros,
+    codes past 2^52 (already integers), clamps at the code limits, at every position; and a sample
+    outside the limits (or NaN) at any position -- any lane, the tail -- is refused."""
+    P = lambda a, t: ffi.cast(t, a.ctypes.data)  # noqa: E731
+    pool = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, -1e-3, 0.0, -0.0, 7.49, 1e17, -1e17, 3e20, 2.0**52 + 2,
+                     40.0, -40.0])
+    lsb, clo, chi = 1.0, -30.0, 1e18
+    for shift in range(len(pool)):
+        v = np.ascontiguousarray(np.roll(pool, shift)[:n][None, :])
+        out = np.empty_like(v)
+        lo, hi, cl, ch = np.array([-1e21]), np.array([1e21]), np.array([clo]), np.array([chi])
+        st = lib.hge_sim_dac(P(v, "double *"), 1, n, n, P(lo, "double *"), P(hi, "double *"), lsb,
+                             P(cl, "double *"), P(ch, "double *"), P(out, "double *"), n)
+        assert st == lib.HGE_OK
+        assert out.tobytes() == (np.clip(np.round(v / lsb), clo, chi) * lsb).tobytes()
+    for i in range(n):
+        for bad in (2.0, np.nan):
+            v = np.zeros((1, n))
+            v[0, i] = bad
+            out = np.empty_like(v)
+            lo, hi, cl, ch = np.array([-1.0]), np.array([1.0]), np.array([-4.0]), np.array([4.0])
+            st = lib.hge_sim_dac(P(v, "double *"), 1, n, n, P(lo, "double *"), P(hi, "double *"), 0.25,
+                                 P(cl, "double *"), P(ch, "double *"), P(out, "double *"), n)
+            assert st == lib.HGE_ERR_RANGE, (i, bad)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_whole_record_path_gives_the_bits_of_the_general_path(threads):
     """FastEvaluator._current_c (whole-record arrays) against the general per-window path with the
