@@ -117,6 +117,39 @@ def test_applied_windows_within_the_round_off_bound_of_the_tone_fit(seed, m, K, 
         assert np.all(np.abs(new[k].imag - old.imag) <= bound_c)
 
 
+def _applied_in_order(volts, idx, starts, n, lsb, ps, pc):
+    """hge_host_fundamentals' sums written out in Python floats (IEEE doubles, no fused multiply-add):
+    DAC value ``round(v / lsb) lsb`` (ties to even by adding and subtracting 1.5 2^52, for the
+    |v / lsb| < 2^51 used here), then both sums in sample order."""
+    big = 6755399441055744.0
+    out = np.empty((len(starts), len(idx)), complex)
+    for k, s0 in enumerate(starts):
+        for i, r in enumerate(idx):
+            s = c = 0.0
+            for j in range(n):
+                x = float(volts[r, s0 + j]) / lsb
+                q = ((x + big) - big) * lsb
+                s += q * float(ps[i, j])
+                c += q * float(pc[i, j])
+            out[k, i] = complex(s, c)
+    return out
+
+
+@pytest.mark.parametrize("n", [3, 255, 256, 257, 600])
+def test_applied_windows_sums_in_sample_order(n):
+    """The C sums (DAC values four at a time, a chunk of 256 at a time) give the bits of the plain
+    in-order sums: chunk edges (255, 256, 257, 600 samples), vector tails (3), ties on DAC codes."""
+    rng = np.random.default_rng(n)
+    lsb = 20.0 / 65536
+    f = np.array([97.0, 211.0, 333.0])
+    ps, pc = fundamental_projectors(1e4, f, n)
+    volts = rng.uniform(-0.5, 0.5, (5, n + 40))
+    volts[:, ::7] = (np.round(volts[:, ::7] / lsb) + 0.5) * lsb     # exactly half a step: ties to even
+    idx, starts = [4, 0, 2], [0, 17, 40]
+    got = applied_windows(volts, idx, starts, n, lsb, ps, pc)
+    assert got.tobytes() == _applied_in_order(volts, idx, starts, n, lsb, ps, pc).tobytes()
+
+
 def test_applied_windows_refuses_a_window_past_the_record():
     ps, pc = fundamental_projectors(1e4, [1000.0], 100)
     volts = np.zeros((2, 150))
