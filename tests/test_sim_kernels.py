@@ -570,3 +570,16 @@ def test_dac_codes_keep_a_limit_that_is_a_code_and_the_converter_range():
         SimulatedDNPU(seed=0, noise=False, limits=np.array([[-3932 * lsb, 2293 * lsb]] * 6 + [[-12.0, 12.0]]))
     d2 = SimulatedDNPU(seed=0, noise=False, limits=[[-0.70001, 0.70001]] * 7)
     assert np.all(d2._gate_and_dac(np.full((7, 2), 0.70001)) == 2293 * lsb)   # 2294 codes would be past it
+
+
+def test_addr_is_the_first_elements_address_for_every_layout():
+    """taylor_kernel._addr (ffi.from_buffer for contiguous arrays) points where numpy's ctypes pointer
+    does: contiguous, read-only, a row-strided view (the ctypes fallback), a view past the start."""
+    from hge_embedded.devices.taylor_kernel import _addr
+    a = np.arange(40.0).reshape(4, 10)
+    ro = a.copy()
+    ro.flags.writeable = False
+    for x in (a, ro, a[:, :7], a[1:], a[2], np.arange(5, dtype=np.int64)):
+        assert int(ffi.cast("uintptr_t", _addr(ffi, "double *", x))) == x.ctypes.data
+    p = _addr(ffi, "double *", a[1:])
+    assert p[0] == 10.0 and p[9] == 19.0
