@@ -50,6 +50,27 @@ def test_window_psd_plan_equals_window_psd(seed, plan_, level, beta, dc):
     assert (fit[2] is None and np.isnan(S.slope)) or fit[2][0] == S.slope
 
 
+@pytest.mark.parametrize("order", ["ascending", "shuffled"])
+def test_window_psd_plan_split_at_the_low_edge(order):
+    """at_bins takes the near law's exp() only above the low band when the bins below it are a prefix
+    (the lock-in's ascending bins); bins in any other order take the masked path. Both equal
+    window_psd's S bit for bit (a split that missed or double-counted a bin would not)."""
+    fs, T, m = 1e4, 0.1, 7
+    f = plans.plan_frequencies(m, fs=fs, T=T)
+    n = 1000
+    y = np.random.default_rng(5).normal(size=n) + np.cumsum(np.random.default_rng(6).normal(size=n)) / 30
+    bins = analysis.lockin_noise_spectra(tuple(f), fs, T, "butterworth3", n, True, True)[0]
+    if order == "shuffled":
+        bins = np.random.default_rng(7).permutation(bins)
+        bins.flags.writeable = False
+    plan = analysis.WindowPsdPlan(n, fs, f, bins)
+    assert plan.below is not None and plan.below.sum() >= 1 and (~plan.below).sum() >= 1   # premise: both laws used
+    assert (plan._split is not None) == (order == "ascending")
+    fit = plan.fit(y)
+    assert fit[2] is not None
+    assert np.array_equal(plan.at_bins(fit), analysis.window_psd(y, fs, f)(bins))
+
+
 def test_window_psd_plan_without_a_low_band():
     """A plan whose lowest tone leaves under 8 bins below it: the near law everywhere (as window_psd)."""
     fs, n = 1e4, 800
@@ -94,6 +115,39 @@ def test_applied_windows_within_the_round_off_bound_of_the_tone_fit(seed, m, K, 
         bound_c = 2 * gamma(n) * (np.abs(q) * np.abs(pc)).sum(axis=1)
         assert np.all(np.abs(new[k].real - old.real) <= bound_s)
         assert np.all(np.abs(new[k].imag - old.imag) <= bound_c)
+
+
+def _applied_in_order(volts, idx, starts, n, lsb, ps, pc):
+    """hge_host_fundamentals' sums written out in Python floats (IEEE doubles, no fused multiply-add):
+    DAC value ``round(v / lsb) lsb`` (ties to even by adding and subtracting 1.5 2^52, for the
+    |v / lsb| < 2^51 used here), then both sums in sample order."""
+    big = 6755399441055744.0
+    out = np.empty((len(starts), len(idx)), complex)
+    for k, s0 in enumerate(starts):
+        for i, r in enumerate(idx):
+            s = c = 0.0
+            for j in range(n):
+                x = float(volts[r, s0 + j]) / lsb
+                q = ((x + big) - big) * lsb
+                s += q * float(ps[i, j])
+                c += q * float(pc[i, j])
+            out[k, i] = complex(s, c)
+    return out
+
+
+@pytest.mark.parametrize("n", [3, 255, 256, 257, 600])
+def test_applied_windows_sums_in_sample_order(n):
+    """The C sums (DAC values four at a time, a chunk of 256 at a time) give the bits of the plain
+    in-order sums: chunk edges (255, 256, 257, 600 samples), vector tails (3), ties on DAC codes."""
+    rng = np.random.default_rng(n)
+    lsb = 20.0 / 65536
+    f = np.array([97.0, 211.0, 333.0])
+    ps, pc = fundamental_projectors(1e4, f, n)
+    volts = rng.uniform(-0.5, 0.5, (5, n + 40))
+    volts[:, ::7] = (np.round(volts[:, ::7] / lsb) + 0.5) * lsb     # exactly half a step: ties to even
+    idx, starts = [4, 0, 2], [0, 17, 40]
+    got = applied_windows(volts, idx, starts, n, lsb, ps, pc)
+    assert got.tobytes() == _applied_in_order(volts, idx, starts, n, lsb, ps, pc).tobytes()
 
 
 def test_applied_windows_refuses_a_window_past_the_record():

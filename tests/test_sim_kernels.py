@@ -426,6 +426,34 @@ def test_dac_pass_refuses_what_the_gate_refuses_with_its_message():
         assert lib.hge_sim_dac(*a) == code
 
 
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 11, 16])
+def test_dac_pass_lanes_and_tail_give_numpy_bits_and_see_every_bad_sample(n):
+    """hge_sim_dac four samples at a time (AVX2) and the scalar tail: ties to even, signed zeros,
+    codes past 2^52 (already integers), clamps at the code limits, at every position; and a sample
+    outside the limits (or NaN) at any position -- any lane, the tail -- is refused."""
+    P = lambda a, t: ffi.cast(t, a.ctypes.data)  # noqa: E731
+    pool = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, -1e-3, 0.0, -0.0, 7.49, 1e17, -1e17, 3e20, 2.0**52 + 2,
+                     40.0, -40.0])
+    lsb, clo, chi = 1.0, -30.0, 1e18
+    for shift in range(len(pool)):
+        v = np.ascontiguousarray(np.roll(pool, shift)[:n][None, :])
+        out = np.empty_like(v)
+        lo, hi, cl, ch = np.array([-1e21]), np.array([1e21]), np.array([clo]), np.array([chi])
+        st = lib.hge_sim_dac(P(v, "double *"), 1, n, n, P(lo, "double *"), P(hi, "double *"), lsb,
+                             P(cl, "double *"), P(ch, "double *"), P(out, "double *"), n)
+        assert st == lib.HGE_OK
+        assert out.tobytes() == (np.clip(np.round(v / lsb), clo, chi) * lsb).tobytes()
+    for i in range(n):
+        for bad in (2.0, np.nan):
+            v = np.zeros((1, n))
+            v[0, i] = bad
+            out = np.empty_like(v)
+            lo, hi, cl, ch = np.array([-1.0]), np.array([1.0]), np.array([-4.0]), np.array([4.0])
+            st = lib.hge_sim_dac(P(v, "double *"), 1, n, n, P(lo, "double *"), P(hi, "double *"), 0.25,
+                                 P(cl, "double *"), P(ch, "double *"), P(out, "double *"), n)
+            assert st == lib.HGE_ERR_RANGE, (i, bad)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_whole_record_path_gives_the_bits_of_the_general_path(threads):
     """FastEvaluator._current_c (whole-record arrays) against the general per-window path with the
@@ -542,3 +570,16 @@ def test_dac_codes_keep_a_limit_that_is_a_code_and_the_converter_range():
         SimulatedDNPU(seed=0, noise=False, limits=np.array([[-3932 * lsb, 2293 * lsb]] * 6 + [[-12.0, 12.0]]))
     d2 = SimulatedDNPU(seed=0, noise=False, limits=[[-0.70001, 0.70001]] * 7)
     assert np.all(d2._gate_and_dac(np.full((7, 2), 0.70001)) == 2293 * lsb)   # 2294 codes would be past it
+
+
+def test_addr_is_the_first_elements_address_for_every_layout():
+    """taylor_kernel._addr (ffi.from_buffer for contiguous arrays) points where numpy's ctypes pointer
+    does: contiguous, read-only, a row-strided view (the ctypes fallback), a view past the start."""
+    from hge_embedded.devices.taylor_kernel import _addr
+    a = np.arange(40.0).reshape(4, 10)
+    ro = a.copy()
+    ro.flags.writeable = False
+    for x in (a, ro, a[:, :7], a[1:], a[2], np.arange(5, dtype=np.int64)):
+        assert int(ffi.cast("uintptr_t", _addr(ffi, "double *", x))) == x.ctypes.data
+    p = _addr(ffi, "double *", a[1:])
+    assert p[0] == 10.0 and p[9] == 19.0

@@ -844,12 +844,13 @@ class SimulatedDNPU:
         if y.ndim != 1:
             return self._chain_numpy(current)
         from .._hge_core import ffi, lib
+        from .taylor_kernel import _addr
         alpha = np.exp(-2 * np.pi * self.chain_bandwidth / self.fs) if self.chain_bandwidth else 0.0
         frac = self.chain_delay - np.floor(self.chain_delay)
         out = np.empty(y.size)
-        status = lib.hge_sim_chain(ffi.cast("const double *", y.ctypes.data), y.size, bool(self.chain_bandwidth),
+        status = lib.hge_sim_chain(_addr(ffi, "const double *", y), y.size, bool(self.chain_bandwidth),
                                    1 - alpha, alpha, alpha * y[0], bool(frac), 1 - frac, frac, self.iv_range,
-                                   self.adc_lsb or 0.0, ffi.cast("double *", out.ctypes.data))
+                                   self.adc_lsb or 0.0, _addr(ffi, "double *", out))
         if status != lib.HGE_OK:
             raise ValueError(f"chain: iv_range {self.iv_range!r} and ADC step {self.adc_lsb!r} must be >= 0 "
                              f"(status {status})")

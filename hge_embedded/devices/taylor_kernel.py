@@ -13,6 +13,15 @@ import functools
 
 import numpy as np
 
+
+def _addr(ffi, ctype: str, a: np.ndarray):
+    """``ffi.cast(ctype, a.ctypes.data)``: the address of ``a``'s first element. For a C-contiguous,
+    non-empty array through ``ffi.from_buffer`` (the same address, without numpy's ctypes object:
+    a few microseconds less per pointer; ~15 pointers per simulated window)."""
+    if a.size and a.flags.c_contiguous:
+        return ffi.cast(ctype, ffi.from_buffer(a))
+    return ffi.cast(ctype, a.ctypes.data)
+
 U = 2.0 ** -53   # unit round-off of IEEE double
 
 
@@ -136,10 +145,10 @@ def evaluate(v: np.ndarray, bounds: np.ndarray, centres: np.ndarray, coefs: np.n
     if W == 0:
         return
     status = lib.hge_sim_taylor_process(
-        st, ffi.cast("const double *", v.ctypes.data), N, v.strides[0] // 8,
-        ffi.cast("const int64_t *", bounds.ctypes.data), W,
-        ffi.cast("const double *", centres.ctypes.data), ffi.cast("const double *", coefs.ctypes.data),
-        ffi.cast("double *", out.ctypes.data))
+        st, _addr(ffi, "const double *", v), N, v.strides[0] // 8,
+        _addr(ffi, "const int64_t *", bounds), W,
+        _addr(ffi, "const double *", centres), _addr(ffi, "const double *", coefs),
+        _addr(ffi, "double *", out))
     if status == lib.HGE_ERR_RANGE:
         raise ValueError(f"bounds: a window outside [0, {N}] or ending before it starts")
     if status != lib.HGE_OK:  # pragma: no cover - the checks above leave nothing else
@@ -167,10 +176,10 @@ def ramps(v: np.ndarray, ramp_rows: np.ndarray, knots: np.ndarray, I: np.ndarray
             and out.flags.c_contiguous and out.flags.writeable):
         raise ValueError(f"out must be a writeable contiguous float64 array of {N} samples")
     status = lib.hge_sim_ramp_process(
-        ffi.cast("const double *", v.ctypes.data), n, N, v.strides[0] // 8,
-        ffi.cast("const int64_t *", ramp_rows.ctypes.data), ramp_rows.shape[0],
-        ffi.cast("const double *", knots.ctypes.data), ffi.cast("const double *", I.ctypes.data),
-        ffi.cast("const double *", G.ctypes.data), n_pts, n_pts, ffi.cast("double *", out.ctypes.data))
+        _addr(ffi, "const double *", v), n, N, v.strides[0] // 8,
+        _addr(ffi, "const int64_t *", ramp_rows), ramp_rows.shape[0],
+        _addr(ffi, "const double *", knots), _addr(ffi, "const double *", I),
+        _addr(ffi, "const double *", G), n_pts, n_pts, _addr(ffi, "double *", out))
     if status == lib.HGE_ERR_RANGE:
         raise ValueError("ramp_rows: a ramp outside the record or its knots outside the points")
     if status == lib.HGE_ERR_SIZE:
@@ -192,9 +201,9 @@ def run_arrays(v: np.ndarray, chunk: int, lim: float):
     lo = np.empty((cap, n))
     hi = np.empty((cap, n))
     count = ffi.new("uint64_t *")
-    status = lib.hge_sim_runs(ffi.cast("const double *", v.ctypes.data), n, N, v.strides[0] // 8, chunk, lim,
-                              ffi.cast("int64_t *", bounds.ctypes.data), ffi.cast("double *", lo.ctypes.data),
-                              ffi.cast("double *", hi.ctypes.data), cap, count)
+    status = lib.hge_sim_runs(_addr(ffi, "const double *", v), n, N, v.strides[0] // 8, chunk, lim,
+                              _addr(ffi, "int64_t *", bounds), _addr(ffi, "double *", lo),
+                              _addr(ffi, "double *", hi), cap, count)
     if status == lib.HGE_ERR_SIZE:
         raise ValueError(f"v has {n} electrodes; the kernel takes 1..{lib.HGE_SIM_RUNS_MAX_DIM}")
     if status == lib.HGE_ERR_RANGE:
@@ -220,9 +229,9 @@ def lines(v: np.ndarray, segs: np.ndarray, tol: float) -> np.ndarray:
     n, N = v.shape
     segs = np.ascontiguousarray(segs, dtype=np.int64).reshape(-1, 2)
     out = np.zeros(segs.shape[0], np.uint8)
-    status = lib.hge_sim_lines(ffi.cast("const double *", v.ctypes.data), n, N, v.strides[0] // 8,
-                               ffi.cast("const int64_t *", segs.ctypes.data), segs.shape[0], float(tol),
-                               ffi.cast("uint8_t *", out.ctypes.data))
+    status = lib.hge_sim_lines(_addr(ffi, "const double *", v), n, N, v.strides[0] // 8,
+                               _addr(ffi, "const int64_t *", segs), segs.shape[0], float(tol),
+                               _addr(ffi, "uint8_t *", out))
     if status == lib.HGE_ERR_RANGE:
         raise ValueError(f"segs: a segment outside [0, {N}] or ending before it starts")
     if status != lib.HGE_OK:
@@ -257,10 +266,10 @@ def gate_and_quantise(v: np.ndarray, limits: np.ndarray, lsb: float, code_lo: np
     code_hi = np.ascontiguousarray(code_hi, dtype=np.float64)
     if not (lim_lo.size == lim_hi.size == code_lo.size == code_hi.size == n):
         raise ValueError(f"limits and codes must have one entry per electrode ({n})")
-    status = lib.hge_sim_dac(ffi.cast("const double *", v.ctypes.data), n, N, v.strides[0] // 8,
-                             ffi.cast("const double *", lim_lo.ctypes.data), ffi.cast("const double *", lim_hi.ctypes.data),
-                             float(lsb), ffi.cast("const double *", code_lo.ctypes.data),
-                             ffi.cast("const double *", code_hi.ctypes.data), ffi.cast("double *", out.ctypes.data), N)
+    status = lib.hge_sim_dac(_addr(ffi, "const double *", v), n, N, v.strides[0] // 8,
+                             _addr(ffi, "const double *", lim_lo), _addr(ffi, "const double *", lim_hi),
+                             float(lsb), _addr(ffi, "const double *", code_lo),
+                             _addr(ffi, "const double *", code_hi), _addr(ffi, "double *", out), N)
     if status == lib.HGE_ERR_RANGE:
         return None
     if status == lib.HGE_ERR_COEF:
