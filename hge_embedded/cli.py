@@ -26,13 +26,24 @@ class UsageError(Exception):
     """A mistake in the command line or in a file it names: reported in one line, exit code 2."""
 
 
+# The library names its parameters; on the command line the user typed the flag.
+TRAIN_FLAGS = {"task": "--task", "inputs": "--inputs", "controls": "--controls", "batch_size": "--batch-size",
+               "max_step": "--max-step", "max_iter": "--max-iter", "lr": "--lr"}
+
+
 @contextmanager
-def usage_errors():
-    """Argument checks of the library (``ValueError``/``TypeError`` naming the value) as usage errors."""
+def usage_errors(flags=None):
+    """Argument checks of the library (``ValueError``/``TypeError`` naming the value) as usage errors;
+    a message that starts with a parameter in ``flags`` names its command-line flag instead."""
     try:
         yield
     except (ValueError, TypeError) as exc:
-        raise UsageError(str(exc)) from exc
+        msg = str(exc)
+        for param, flag in (flags or {}).items():
+            if msg.startswith(param + ":") or msg.startswith(param + " "):
+                msg = flag + msg[len(param):]
+                break
+        raise UsageError(msg) from exc
 
 
 def _clean(obj):
@@ -157,7 +168,7 @@ def cmd_train(args) -> int:
     from . import checkpoint as ck, plots, tasks as tasks_mod, train as tr
     from .progress import Progress
 
-    with usage_errors():
+    with usage_errors(TRAIN_FLAGS):
         task_list = tasks_mod.parse_tasks(args.task, args.seed)
     # The start draw: middle half by default; --paper-mode draws from the whole range (the paper's one
     # random start; the middle half is the project's choice) and refuses --start middle.
@@ -186,7 +197,7 @@ def cmd_train(args) -> int:
     device = make_device(args)
     name = describe_device(args, device)
     try:
-        with usage_errors():
+        with usage_errors(TRAIN_FLAGS):
             n = len(task_list)
             task_list = [tasks_mod.map_electrodes(t, device.n_electrodes, inputs=args.inputs, controls=args.controls)
                          for t in task_list]

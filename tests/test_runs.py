@@ -323,10 +323,11 @@ def test_tasks_map_onto_other_devices(tmp_path):
 BAD = [
     (["train", "--task", "xor", "-T", "0"], 2, "-T: must be > 0"),
     (["train", "--task", "xor", "--lr", "abc"], 2, "--lr: not a number"),
-    (["train", "--task", "nope"], 2, "a gate is a name"),
+    (["train", "--task", "nope"], 2, "--task: a gate is a name"),
     (["train", "--task", "xor", "--max-iter", "-1"], 2, "--max-iter: must be >= 0"),
     (["train", "--task", "xor", "--config", "nowhere.toml"], 2, "--config is the NI-DAQmx setup file"),
-    (["train", "--task", "xor", "--inputs", "1,9"], 2, "inputs: task xor"),
+    (["train", "--task", "xor", "--inputs", "1,9"], 2, "--inputs: task xor"),
+    (["train", "--task", "xor", "--batch-size", "1"], 2, "--batch-size must be in 2..4, got 1"),
     (["train", "--task", "xor", "--device", "nidaq", "--config", "nowhere.toml"], 2, "no setup file"),
     (["train", "--task", "xor", "--device", "cli_devices:missing_measure"], 2, "lacks fs, n_electrodes"),
     (["gradient", "--bias", "1,2"], 2, "--bias needs 7 voltages"),
