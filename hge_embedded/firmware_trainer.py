@@ -364,7 +364,8 @@ def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: 
     if task.constant:
         # No correlation to train: found by the threshold alone, as the host trainer says.
         return TrainResult(task=task.name, kind=task.kind, found=True if task.kind == "gate" else None,
-                           accuracy=None, iterations=0, final_loss=None, controls=np.zeros(len(task.control_electrodes)),
+                           control_electrodes=list(map(int, task.control_electrodes)),
+                           input_electrodes=list(map(int, task.input_electrodes)), accuracy=None, iterations=0, final_loss=None, controls=np.zeros(len(task.control_electrodes)),
                            outputs=np.full(len(task.targets), np.nan), losses=[], lab_time_s=0.0,
                            wall_time_s=time.perf_counter() - t0)
     fr = FirmwareRun(device, task, seed=seed, T=T, ramp=ramp, amplitude=amplitude, lr=lr, max_iter=max_iter,
@@ -386,6 +387,8 @@ def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: 
         accuracy, threshold = held_out_accuracy(outputs, task.targets, test_out, task.test_targets)
     controls = np.array(tr.w, float) * fr.lsb
     return TrainResult(task=task.name, kind=task.kind, found=found, accuracy=accuracy, iterations=tr.iteration,
+                       control_electrodes=list(map(int, task.control_electrodes)),
+                       input_electrodes=list(map(int, task.input_electrodes)),
                        final_loss=losses[-1] if losses else None, controls=controls, outputs=outputs,
                        losses=losses, lab_time_s=fr.lab_time, wall_time_s=time.perf_counter() - t0,
                        threshold=threshold, test_outputs=test_out,

@@ -294,6 +294,8 @@ class TrainResult:
     stopped: str | None = None        # why the task ended early, e.g. its output reached the rail (None: it did not)
     failure: str | None = None        # a gate not found: train_checks.failure_kind (pinned, oscillating, ...)
     diagnosis: str | None = None      # what the loss did, when worth saying (train_checks.OSCILLATION_NOTE)
+    control_electrodes: list | None = None   # the electrodes (1-based) that ``controls`` are in order of
+    input_electrodes: list | None = None     # the electrodes (1-based) the task's inputs were applied to
 
     _ARRAYS = ("controls", "outputs", "test_outputs")
 
@@ -312,6 +314,8 @@ class TrainResult:
         d.setdefault("stopped", None)
         d.setdefault("failure", None)    # session 6
         d.setdefault("diagnosis", None)
+        d.setdefault("control_electrodes", None)   # session 6: results saved before name no electrodes
+        d.setdefault("input_electrodes", None)
         missing = [k for k in cls.__dataclass_fields__ if k not in d]
         if missing:
             raise ValueError(f"a finished task's result lacks {missing}")
@@ -326,7 +330,8 @@ class TrainResult:
                 "gap_nA": self.gap, "noise_sd_nA": self.noise_sd, "restarts": list(self.restarts),
                 "stopped": self.stopped, "failure": self.failure, "diagnosis": self.diagnosis,
                 "lab_time_s": self.lab_time_s, "wall_time_s": self.wall_time_s,
-                "controls_V": self.controls.tolist()}
+                "controls_V": self.controls.tolist(), "control_electrodes": self.control_electrodes,
+                "input_electrodes": self.input_electrodes}
 
 
 class Trainer:
@@ -809,6 +814,8 @@ class Trainer:
                 n_pin = int(pinned_controls(self.codes, self.w_min, self.w_max, g_final).sum())
             failure = failure_kind(self.losses, n_pin, stopped=stopped is not None)
         return TrainResult(task=task.name, kind=task.kind, found=found, accuracy=accuracy,
+                           control_electrodes=[int(e) for e in task.control_electrodes],
+                           input_electrodes=[int(e) for e in task.input_electrodes],
                            iterations=self.iteration, final_loss=final, controls=self.controls(),
                            outputs=outputs, losses=list(self.losses), lab_time_s=self.lab_time,
                            wall_time_s=wall_time, threshold=threshold, test_outputs=test_out,

@@ -484,3 +484,23 @@ def test_progress_final_line_is_not_printed_twice():
     q.update(3)                   # not printed (interval)
     q.close()
     assert buf2.getvalue().count("3/3") == 1, buf2.getvalue()
+
+
+def test_json_names_the_electrodes_of_the_controls_and_inputs(tmp_path):
+    """New-user trial (session 6): --json gave controls_V without saying which electrodes they are on.
+    Now each task names its control and input electrodes (the mapping used, here from --inputs); a result
+    saved before (without them) still loads."""
+    import json
+
+    from hge_embedded.train import TrainResult
+    r = hge("train", "--task", "xor", "--inputs", "2,3", "--max-iter", "2", "--json", "--quiet", "--no-plots",
+            "--out", tmp_path / "j")
+    assert r.returncode == 0, r.stderr
+    t = json.loads(r.stdout)["per_task"][0]
+    assert t["input_electrodes"] == [2, 3] and t["control_electrodes"] == [1, 4, 5, 6, 7]
+    assert len(t["controls_V"]) == len(t["control_electrodes"])
+    saved = json.loads((tmp_path / "j" / "checkpoint.json").read_text())["done"][0]
+    assert saved["control_electrodes"] == [1, 4, 5, 6, 7]
+    old = {k: v for k, v in saved.items() if k not in ("control_electrodes", "input_electrodes")}
+    back = TrainResult.from_dict(old)
+    assert back.control_electrodes is None and back.input_electrodes is None and back.task == saved["task"]
