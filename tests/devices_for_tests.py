@@ -126,6 +126,12 @@ def trained(case: str, sphere_batch: int, sphere_iter: int, gate_iter: int):
     return tr.losses, tr.codes.copy(), tr.outputs.copy()
 
 
+def random_knot_values(rng, n_knots):
+    """Arbitrary exact current I (nA) and gradient G (nA/V, 7 electrodes) at ``n_knots`` ramp knots, drawn
+    in that order (the values the ramp fill interpolates between)."""
+    return rng.uniform(-50, 50, n_knots), rng.uniform(-200, 200, (7, n_knots))
+
+
 def random_ramps(rng, n_ramps):
     """A record of ``n_ramps`` DAC-quantised straight ramps (7 electrodes, some staying put) with a few
     arbitrary samples between them, and random knots per ramp: (v, [(start, end, knots, first knot)], knots)."""

@@ -13,7 +13,7 @@ from hge_embedded._hge_core import ffi, lib
 from hge_embedded.devices import taylor_kernel as tk
 from hge_embedded.devices.simulated import FastEvaluator, SimulatedDNPU, TAYLOR_RADIUS
 from hge_embedded.devices.surrogate import SurrogateModel
-from tests.devices_for_tests import random_ramps
+from tests.devices_for_tests import random_knot_values, random_ramps
 
 
 def _symmetric(rng, n, order, scale):
@@ -241,8 +241,7 @@ def test_pack_puts_each_derivative_on_its_monomial():
 def test_ramp_kernel_gives_the_bits_of_the_numpy_block_fill(seed, n_ramps):
     rng = np.random.default_rng(seed)
     v, ramps, n_pts = random_ramps(rng, n_ramps)
-    I = rng.uniform(-50, 50, n_pts)
-    G = rng.uniform(-200, 200, (7, n_pts))
+    I, G = random_knot_values(rng, n_pts)
     c, py = np.full(v.shape[1], np.nan), np.full(v.shape[1], np.nan)
     FastEvaluator._fill_ramps(c, v, ramps, I, G, n_pts, kernel="c")
     FastEvaluator._fill_ramps(py, v, ramps, I, G, n_pts, kernel="numpy")

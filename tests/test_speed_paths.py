@@ -15,7 +15,7 @@ from hge_embedded.devices import check_volts
 from hge_embedded.devices.simulated import CHUNK, FastEvaluator, SimulatedDNPU
 from hge_embedded.train import Trainer
 from hge_embedded.tasks import gate, map_electrodes, sphere
-from tests.devices_for_tests import FiveElectrodeDevice, LinearDevice, random_ramps, trained
+from tests.devices_for_tests import FiveElectrodeDevice, LinearDevice, random_knot_values, random_ramps, trained
 
 U = 2.0**-53                      # unit round-off of float64
 GAMMA7 = 7 * U / (1 - 7 * U)      # Higham's gamma_7: any order of a 7-term dot, FMA or not
@@ -218,8 +218,7 @@ def _check_ramps(v, ramps, I, G):
 def test_ramp_fill_within_the_roundoff_bound_of_the_ramp_by_ramp_fill(seed, n_ramps):
     rng = np.random.default_rng(seed)
     v, ramps, k0 = random_ramps(rng, n_ramps)
-    I = rng.uniform(-50, 50, k0)
-    G = rng.uniform(-200, 200, (7, k0))
+    I, G = random_knot_values(rng, k0)
     out = _check_ramps(v, ramps, I, G)
     assert np.all(np.isfinite(out[np.concatenate([np.arange(s, e) for s, e, _, _ in ramps])]))
 
