@@ -471,9 +471,13 @@ def cmd_gradient(args) -> int:
     finally:
         _close(device)
     truth = device.true_gradient(r.bias) if hasattr(device, "true_gradient") else None
+    # Finite differences perturb no frequency: its result's freqs are NaN. The text shows '-' in that column
+    # and --json null per electrode (as for every non-finite number; the list keeps its length), "method" says why.
     if args.json:
-        _print_json({"device": name, "electrodes": r.electrodes.tolist(), "gradient_nA_per_V": r.gradient.tolist(),
-                     "stderr_nA_per_V": r.stderr.tolist(), "freqs_Hz": r.freqs.tolist(),
+        _print_json({"device": name, "method": args.method, "electrodes": r.electrodes.tolist(),
+                     "gradient_nA_per_V": r.gradient.tolist(),
+                     "stderr_nA_per_V": r.stderr.tolist(),
+                     "freqs_Hz": r.freqs.tolist(),
                      "current_nA": r.current, "bias_V": r.bias.tolist(), "lab_time_s": r.lab_time_s,
                      "calibration_time_s": r.calibration_time_s, "saturated_samples": r.saturated_samples,
                      "stderr_reliable": r.stderr_reliable, "warnings": r.warnings,
@@ -482,7 +486,8 @@ def cmd_gradient(args) -> int:
     print(f"device: {name}")
     print(f"{'electrode':>9s} {'f [Hz]':>8s} {'dI/dV [nA/V]':>13s} {'stderr':>8s}" + ("   exact" if truth is not None else ""))
     for k, e in enumerate(r.electrodes):
-        line = f"{e:9d} {r.freqs[k]:8.1f} {r.gradient[k]:13.3f} {r.stderr[k]:8.3f}"
+        f_txt = f"{r.freqs[k]:8.1f}" if args.method == "hge" else f"{'-':>8s}"   # fd: no frequency
+        line = f"{e:9d} {f_txt} {r.gradient[k]:13.3f} {r.stderr[k]:8.3f}"
         if truth is not None:
             line += f" {truth[e - 1]:9.3f}"
         print(line)
@@ -879,7 +884,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bias", type=volt_list, help="comma-separated volts for electrodes 1..7 (default all 0)")
     g.add_argument("--electrodes", type=electrode_list,
                    help="comma-separated electrodes to perturb, numbered from 1 (default all)")
-    g.add_argument("--method", choices=["hge", "fd"], default="hge", help="HGE (default) or finite differences")
+    g.add_argument("--method", choices=["hge", "fd"], default="hge",
+                   help="HGE (default) or finite differences (no frequencies: '-' in the f column, null in --json)")
     g.add_argument("--mode", choices=["parallel", "sequential"], default="parallel")
     g.add_argument("--filter", choices=["butterworth3", "boxcar"], default="butterworth3")
     g.add_argument("--engine", choices=["c", "fixed", "float"], default="c")
