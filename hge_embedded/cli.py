@@ -131,6 +131,8 @@ def _run_config(args, task_list) -> dict:
         config["restart_on_stall"] = True
     if args.start != "full":  # absent: the whole-range draw of every run before session 5, whose
         config["start"] = args.start  # checkpoints resume with --start full (and are refused without it)
+    if getattr(args, "calibration", None) is not None:   # only when given: older checkpoints stay resumable
+        config["calibration_sha256"] = _sha256(args.calibration)
     return config
 
 
@@ -205,6 +207,10 @@ def cmd_train(args) -> int:
                           batch_size=args.batch_size,
                           lr=args.lr, max_iter=args.max_iter, init=args.init, max_step=args.max_step,
                           restart_on_stall=args.restart_on_stall, start=args.start)
+            if args.trainer == "firmware" and args.calibration is not None:
+                raise UsageError(f"--calibration {args.calibration}: the firmware trainer (--trainer firmware) "
+                                 "measures its own calibration constants; drop one of them")
+            use_calibration_file(args, device)
             if args.trainer == "firmware":
                 _check_firmware_args(args)
                 trainers = None
@@ -432,7 +438,8 @@ def cmd_gradient(args) -> int:
                 # Finite differences have a step (--amplitude) and a read-out filter, nothing else:
                 # the lock-in's options would be silently ignored.
                 lockin_only = {"--mode": args.mode != "parallel", "--engine": args.engine != "c",
-                               "--phase": args.phase != "calibrated", "--paper-mode": args.paper_mode}
+                               "--phase": args.phase != "calibrated", "--paper-mode": args.paper_mode,
+                               "--calibration": args.calibration is not None}
                 given = [k for k, val in lockin_only.items() if val]
                 if given:
                     raise ValueError(f"--method fd: {', '.join(given)} belong(s) to the lock-in (--method hge); "
@@ -459,6 +466,7 @@ def cmd_gradient(args) -> int:
                 except ValueError as exc:
                     raise ValueError(f"-T {args.T:g} s with --filter {args.filter} on {idx.size} electrodes: "
                                      f"{exc}") from None
+                use_calibration_file(args, device)
         if args.method == "fd":
             r = finite_difference_gradient(device, bias, electrodes=electrodes, step=args.amplitude, T=args.T,
                                            filter=args.filter, saturation=args.saturation)
@@ -594,9 +602,8 @@ def cmd_calibrate(args) -> int:
     finally:
         _close(device)
     cal.save(out)
-    if hasattr(device, "chain_identity"):  # the NI rig: the file says which chain it belongs to
-        from .devices.nidaq import stamp_calibration
-        stamp_calibration(out, device)
+    # Every file says which chain and window it belongs to (--calibration and the NI setup check it).
+    _stamp_calibration_file(out, _chain_stamp(args, device))
     if args.json:
         _print_json({"device": name, "file": str(out), **cal.to_dict()})
     else:
@@ -607,14 +614,83 @@ def cmd_calibrate(args) -> int:
             print(f"{f:8.1f} {abs(h):8.4f} {np.degrees(np.angle(h)):12.3f} {np.degrees(e):6.2f}")
         extra = f"; delay {cal.delay_s * 1e3:.3f} ms" if cal.delay_s is not None else ""
         print(f"lab time {cal.lab_time_s:.2f} s ({cal.windows} windows){extra}; saved to {out}")
-    # Who reads the file: only the NI setup that names it; hge gradient/train measure their own otherwise.
+    # Who reads the file: the NI setup that names it, and --calibration; hge gradient/train measure their own
+    # otherwise (each new process, as lab time).
     setup_file = getattr(getattr(device, "setup", None), "calibration_file", None)
     if setup_file is None or _abspath(setup_file) != _abspath(out):
-        where = "the setup file does not name it (add [calibration] file = ...)" if args.device == "nidaq" \
-            else "hge gradient and hge train calibrate this device themselves"
-        sys.stderr.write(f"hge: note: nothing reads {out} by itself: {where}; from Python pass "
+        where = " (or name it in the setup file: [calibration] file = ...)" if args.device == "nidaq" else ""
+        sys.stderr.write(f"hge: note: to use it, pass --calibration {out} to hge gradient and hge train on this "
+                         f"device with -T {args.T:g}{where}; from Python pass "
                          f"calibration=Calibration.load({str(out)!r})\n")
     return 0
+
+
+
+# -- a saved chain calibration, reused: hge calibrate writes it, --calibration FILE reads it ----------------
+def _chain_stamp(args, device) -> dict:
+    """What a saved calibration depends on, for ``hge calibrate`` to write into the file as ``chain`` and
+    ``--calibration`` to compare: the device's own ``chain_identity()`` when it has one (the NI rig: rate,
+    delay, AI settings, IV sign), else its rate and electrode count, with the simulator's chain
+    (``chain_bandwidth``, ``chain_delay``: the same for every device seed) or the ``--device`` it came from;
+    and the window ``-T``, which fixes the plan frequencies it covers."""
+    if hasattr(device, "chain_identity"):
+        stamp = dict(device.chain_identity())
+    else:
+        stamp = {"fs_Hz": float(device.fs), "n_electrodes": int(device.n_electrodes)}
+        if args.device == "sim":
+            stamp.update({"device": "sim", "chain_bandwidth_Hz": getattr(device, "chain_bandwidth", None),
+                          "chain_delay_samples": getattr(device, "chain_delay", None)})
+        else:
+            stamp["device"] = args.device
+    stamp["T_s"] = float(args.T)
+    return stamp
+
+
+def _stamp_calibration_file(path, stamp: dict) -> None:
+    """Add ``stamp`` to a saved calibration as ``chain`` (atomically). ``Calibration.load`` ignores the key;
+    ``NIDAQDevice`` compares the keys of its own ``chain_identity()`` with it."""
+    import os
+    from pathlib import Path
+    path = Path(path)
+    data = json.loads(path.read_text())
+    data["chain"] = stamp
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def use_calibration_file(args, device) -> None:
+    """``--calibration FILE``: load it, check it was measured on this chain (its ``chain`` stamp against
+    ``_chain_stamp``), and give it to the device as ``device.calibration``, which the calibrated estimator
+    then uses instead of measuring one. A usage error, naming the flag, when it cannot be used: a lab rig
+    is calibrated once and reused, and a calibration of another chain would project every derivative on the
+    wrong axis without anything else looking wrong."""
+    path = getattr(args, "calibration", None)
+    if path is None:
+        return
+    from .calibration import Calibration
+    if args.phase != "calibrated" or getattr(args, "paper_mode", False):
+        used = "--paper-mode" if getattr(args, "paper_mode", False) else f"--phase {args.phase}"
+        raise UsageError(f"--calibration {path}: {used} does not use a chain calibration (only --phase "
+                         "calibrated does); drop one of them")
+    try:
+        with open(path) as fh:
+            raw = json.load(fh)
+        cal = Calibration.from_dict(raw)
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise UsageError(f"--calibration {path}: not a calibration file ({exc}); write one with hge calibrate "
+                         "--out FILE") from None
+    saved, now = raw.get("chain"), _chain_stamp(args, device)
+    if not isinstance(saved, dict):
+        sys.stderr.write(f"hge: note: --calibration {path} does not say which chain it was measured on (not "
+                         f"written by hge calibrate): used as it is, unchecked\n")
+    else:
+        diff = [f"{k} {saved.get(k)!r} then, {v!r} now" for k, v in now.items() if saved.get(k) != v]
+        if diff:
+            raise UsageError(f"--calibration {path} was measured on another chain or window ({'; '.join(diff)}): "
+                             f"its phases would project every derivative on the wrong axis. Calibrate this one "
+                             f"again with the same options (hge calibrate ... -T {args.T:g} --out {path})")
+    device.calibration = cal
 
 
 def _writable_file(path, flag: str):
@@ -844,6 +920,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--phase", choices=["calibrated", "inphase", "magnitude"], default="calibrated",
                    help="estimator: calibrated chain phase (default; calibrates once if the device has no "
                         "calibration), inphase 2X/a (no calibration), magnitude 2R/a")
+    t.add_argument("--calibration", type=_path_arg, metavar="FILE",
+                   help="a chain calibration written by hge calibrate on this device and -T (checked; default: "
+                        "measure one per run, or the NI setup's); part of the run's options on --resume")
     t.add_argument("--lr", type=positive_float, help="learning rate (default: 0.02 gates, 0.015 sphere)")
     t.add_argument("--max-step", type=positive_float, metavar="V",
                    help="largest control step per iteration, V (the step lr * dE/dV is scaled down to it; "
@@ -890,6 +969,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--filter", choices=["butterworth3", "boxcar"], default="butterworth3")
     g.add_argument("--engine", choices=["c", "fixed", "float"], default="c")
     g.add_argument("--phase", choices=["calibrated", "inphase", "magnitude"], default="calibrated")
+    g.add_argument("--calibration", type=_path_arg, metavar="FILE",
+                   help="a chain calibration written by hge calibrate on this device and -T (checked; default: "
+                        "measure one, or the NI setup's)")
     g.add_argument("--amplitude", type=positive_float, default=0.008,
                    help="perturbation amplitude, V (default 0.008); with --method fd the step")
     g.add_argument("--paper-mode", action="store_true",
@@ -902,7 +984,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_gradient)
 
     c = sub.add_parser("calibrate", help="measure the chain's gain and phase per frequency (loopback, or the "
-                                         "phase method on the device) and save it")
+                                         "phase method on the device) and save it; reuse it with "
+                                         "gradient/train --calibration FILE")
     add_device_args(c)
     c.add_argument("-T", type=positive_float, default=0.1, help="window, s (default 0.1)")
     c.add_argument("--out", type=_path_arg, help="calibration file (default: the setup's [calibration] file; calibration.json in the current directory for a device without a setup file)")

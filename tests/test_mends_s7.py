@@ -41,3 +41,106 @@ def test_fd_prints_no_nan_and_its_json_has_no_nan(capsys):
     code, out, err = run(capsys, "gradient", "--electrodes", "1,2")
     rows = [ln.split() for ln in out.splitlines() if ln.strip()[:1].isdigit()]
     assert [float(r[1]) for r in rows] == pytest.approx(d["freqs_Hz"], abs=0.05)
+
+
+# -- hge calibrate's file is read back by --calibration FILE (checked against the chain) ----------------
+def _grad(capsys, *extra):
+    code, out, err = run(capsys, "gradient", "--no-noise", "--electrodes", "1,2,3", "--json", *extra)
+    assert code == 0, err
+    return json.loads(out), err
+
+
+def test_a_calibration_file_is_used_by_gradient_and_only_on_its_own_chain(capsys, tmp_path):
+    """Session 6: hge calibrate on the simulator wrote a file that nothing read (a lab user calibrates
+    once per rig and reuses it). Now hge gradient/train --calibration FILE use it, after checking its
+    chain stamp (written by hge calibrate) against the device and -T."""
+    cal = tmp_path / "cal.json"
+    code, out, err = run(capsys, "calibrate", "--no-noise", "--out", cal)
+    assert code == 0, err
+    assert f"--calibration {cal}" in err                                  # the note says how to use it
+    stamp = json.loads(cal.read_text())["chain"]
+    assert stamp["T_s"] == 0.1 and stamp["device"] == "sim" and stamp["fs_Hz"] == 10000.0
+    measured, _ = _grad(capsys)
+    reused, _ = _grad(capsys, "--calibration", cal)
+    assert measured["calibration_time_s"] > 0 and reused["calibration_time_s"] == 0.0   # not measured again
+    # The file's calibration is the one used: the same file turned by 180 deg negates every derivative
+    # (noise-free device: the calibrated projection is linear in the calibration's unit phasor).
+    data = json.loads(cal.read_text())
+    data["phase_rad"] = [p + np.pi for p in data["phase_rad"]]
+    turned = tmp_path / "turned.json"
+    turned.write_text(json.dumps(data))
+    neg, _ = _grad(capsys, "--calibration", turned)
+    assert np.allclose(neg["gradient_nA_per_V"], -np.asarray(reused["gradient_nA_per_V"]), rtol=1e-9, atol=1e-9)
+    assert np.allclose(reused["gradient_nA_per_V"], reused["true_gradient_nA_per_V"], rtol=0.05)  # premise: right
+    # Another window, another chain: refused before anything is measured, naming the flag and the difference.
+    code, _, err = run(capsys, "gradient", "--no-noise", "-T", "0.2", "--calibration", cal)
+    assert code == 2 and "--calibration" in err and "T_s 0.1 then, 0.2 now" in err
+    data = json.loads(cal.read_text())
+    data["chain"]["chain_delay_samples"] = 3.3
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data))
+    code, _, err = run(capsys, "gradient", "--no-noise", "--calibration", other)
+    assert code == 2 and "chain_delay_samples 3.3 then, 2.3 now" in err
+    # A file without a stamp (saved from Python) is used as it is, with a note saying so.
+    data = json.loads(cal.read_text())
+    del data["chain"]
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(data))
+    plain, err = _grad(capsys, "--calibration", bare)
+    assert "unchecked" in err and plain["gradient_nA_per_V"] == reused["gradient_nA_per_V"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["gradient", "--phase", "inphase"], "--phase inphase does not use a chain calibration"),
+    (["gradient", "--paper-mode"], "--paper-mode does not use a chain calibration"),
+    (["gradient", "--method", "fd"], "--calibration belong(s) to the lock-in"),
+    (["train", "--task", "xor", "--phase", "magnitude"], "--phase magnitude does not use a chain calibration"),
+    (["train", "--task", "xor", "--trainer", "firmware"], "firmware trainer"),
+])
+def test_a_calibration_file_where_nothing_would_use_it_is_refused(capsys, tmp_path, argv, words):
+    cal = tmp_path / "cal.json"
+    assert run(capsys, "calibrate", "--no-noise", "--out", cal)[0] == 0
+    code, _, err = run(capsys, *argv, "--calibration", cal, "--out" if argv[0] == "train" else "--json",
+                       *([tmp_path / "run"] if argv[0] == "train" else []))
+    assert code == 2 and words in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_uses_the_calibration_file_and_resumes_only_with_it(capsys, tmp_path):
+    cal = tmp_path / "cal.json"
+    assert run(capsys, "calibrate", "--no-noise", "--out", cal)[0] == 0
+    common = ["train", "--task", "xor", "--no-noise", "--max-iter", "2", "--no-plots", "--quiet", "--json"]
+    code, out, err = run(capsys, *common, "--out", tmp_path / "a")
+    assert code == 0, err
+    measured = json.loads(out)
+    code, out, err = run(capsys, *common, "--out", tmp_path / "b", "--calibration", cal)
+    assert code == 0, err
+    reused = json.loads(out)
+    # The same iterations; without the calibration's 4 loopback windows of 0.1 s.
+    assert measured["lab_time_s"] - reused["lab_time_s"] == pytest.approx(0.4, abs=1e-9)
+    code, _, err = run(capsys, *common, "--out", tmp_path / "b", "--resume")
+    assert code == 2 and "calibration" in err                            # the run's options include the file
+    code, _, err = run(capsys, *common, "--out", tmp_path / "b", "--resume", "--calibration", cal)
+    assert code == 0, err
+
+
+def test_a_calibration_file_of_a_device_we_did_not_design(capsys, tmp_path, monkeypatch):
+    """A plain object (fs, n_electrodes, limits, measure; no loopback): hge calibrate takes the phase method
+    on it, the file is stamped with its --device, rate and electrodes, and is reused only by that device."""
+    monkeypatch.syspath_prepend(str(HERE))
+    import audit_devices
+    cal = tmp_path / "cal.json"
+    code, out, err = run(capsys, "calibrate", "--device", "audit_devices:linear", "--out", cal)
+    assert code == 0, err
+    assert json.loads(cal.read_text())["chain"] == {"fs_Hz": 10000.0, "n_electrodes": 7,
+                                                    "device": "audit_devices:linear", "T_s": 0.1}
+    audit_devices.CALLS["measure"] = 0
+    code, out, err = run(capsys, "gradient", "--device", "audit_devices:linear", "--calibration", cal, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["calibration_time_s"] == 0.0 and audit_devices.CALLS["measure"] == 1   # one window, no calibration
+    # Linear device: dI/dV = w, within 6 of its own stderr (white noise: ~0.6 nA/V at 8 mV and 0.1 s).
+    err6 = 6 * np.asarray(d["stderr_nA_per_V"])
+    assert np.all(np.abs(np.asarray(d["gradient_nA_per_V"]) - audit_devices.Linear().w) < err6)
+    code, _, err = run(capsys, "gradient", "--device", "audit_devices:clipping", "--calibration", cal)
+    assert code == 2 and "device 'audit_devices:linear' then, 'audit_devices:clipping' now" in err
