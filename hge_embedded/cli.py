@@ -259,8 +259,14 @@ def cmd_train(args) -> int:
     bar = Progress(total, f"train {args.task} on {name}", enabled=not args.quiet)
     done_before = len(snapshot["done"]) if snapshot else 0
     if snapshot:
-        bar.update(sum(t.max_iter for t in trainers[:done_before] if not t.task.constant)
-                   + (snapshot["current"] or {}).get("iteration", 0))
+        # The finished tasks count what they ran (a task that ended early leaves the rest of its --max-iter
+        # out of the total), the task in progress its iterations so far.
+        for d, t in zip(snapshot["done"], trainers[:done_before]):
+            if not t.task.constant:
+                r = tr.TrainResult.from_dict(d)
+                bar.shrink(t.max_iter - r.iterations, postfix=task_end_reason(r, t.max_iter, t.stop_loss))
+                bar.update(r.iterations)
+        bar.update((snapshot["current"] or {}).get("iteration", 0))
 
     def save_latest():
         if saved["snapshot"] is not None and saved["snapshot"] is not saved["written"]:
@@ -284,13 +290,14 @@ def cmd_train(args) -> int:
             ck.write_json_atomic(out / "config.json", config)
             saved["snapshot"] = {"config": config, "done": [], "device": tr.device_state(device), "current": None}
             save_latest()
-        # Trainers whose tasks finish early leave their unused iterations: count them as done.
+        # A task that ends before its --max-iter leaves its unused iterations out of the total (the bar
+        # ends at what ran, not at the plan), and the bar says why it ended.
         def on_snap(snap, boundary):
             on_snapshot(snap, boundary)
             if boundary:
                 r, t = tr.TrainResult.from_dict(snap["done"][-1]), trainers[len(snap["done"]) - 1]
                 if not t.task.constant:
-                    bar.update(t.max_iter - r.iterations)
+                    bar.shrink(t.max_iter - r.iterations, postfix=task_end_reason(r, t.max_iter, t.stop_loss))
                 if not args.quiet:
                     status = ("found" if r.found else "NOT found") if r.found is not None \
                         else f"accuracy {r.accuracy:.3f}"
@@ -400,16 +407,38 @@ def _check_firmware_args(args) -> None:
                          "its state on the device: no checkpoints)")
 
 
+def task_end_reason(r, max_iter: int, stop_loss: float) -> str:
+    """Why a task's iterations ended, for the progress bar's last words: its ``stopped`` note's
+    headline (a trust check, the rail), the stop loss, or ``--max-iter``."""
+    if r.stopped:
+        why = "stopped: " + r.stopped.split(":")[0]
+    elif r.iterations < max_iter:
+        why = f"loss {r.final_loss:.4f} below the stop loss {stop_loss:g}" if r.final_loss is not None \
+            else "stop loss reached"
+    else:
+        why = "--max-iter reached"
+    return f"{r.task} ended at iteration {r.iterations} of {max_iter}: {why}"
+
+
 def _train_firmware(args, device, task_list, progress, bar) -> list:
     """Each task through the C on-device trainer (``hge_embedded.firmware_trainer``)."""
     from . import train as tr
     from .firmware_trainer import train_task_firmware
     results = []
     for i, task in enumerate(task_list):
-        r = train_task_firmware(device, task, seed=tr.task_seed(args.seed, i, len(task_list)), progress=progress,
+        # The firmware reports every loss it computes, also the last one measured after its final update
+        # (its iteration count does not advance there): the bar counts iterations, as for the host trainer.
+        last = [0]
+
+        def counted(ns, E, last=last):
+            if ns.iteration > last[0]:
+                last[0] = ns.iteration
+                progress(ns, E)
+        r = train_task_firmware(device, task, seed=tr.task_seed(args.seed, i, len(task_list)), progress=counted,
                                 T=args.T, lr=args.lr, max_iter=args.max_iter, init=args.init, start=args.start)
         if not task.constant:
-            bar.update((task.max_iter if args.max_iter is None else args.max_iter) - r.iterations)
+            planned = task.max_iter if args.max_iter is None else args.max_iter
+            bar.shrink(planned - r.iterations, postfix=task_end_reason(r, planned, task.stop_loss))
         if not args.quiet:
             status = ("found" if r.found else "NOT found") if r.found is not None else f"accuracy {r.accuracy:.3f}"
             bar.write(f"{r.task:18s} {status:>10s} after {r.iterations:3d} iterations (firmware trainer)")

@@ -61,6 +61,20 @@ class Progress:
             self._last = now
             self._line(now)
 
+    def shrink(self, n: int, postfix: str | None = None) -> None:
+        """``n`` units planned will not be run (a task that ended before its ``--max-iter``): the total
+        drops by ``n``, so the bar ends at the work actually done instead of jumping to the plan, and the
+        ETA counts only what is left. ``postfix`` says why (it is on the next line written, and the last)."""
+        n = max(0, min(int(n), self.total - self.n))
+        self.total -= n
+        if postfix is not None:
+            self.postfix = postfix
+        if self._bar is not None:
+            self._bar.total = self.total
+            if postfix is not None:
+                self._bar.set_postfix_str(postfix, refresh=False)
+            self._bar.refresh()
+
     def line(self) -> str:
         """The plain progress line as of now."""
         from tqdm import tqdm

@@ -144,3 +144,102 @@ def test_a_calibration_file_of_a_device_we_did_not_design(capsys, tmp_path, monk
     assert np.all(np.abs(np.asarray(d["gradient_nA_per_V"]) - audit_devices.Linear().w) < err6)
     code, _, err = run(capsys, "gradient", "--device", "audit_devices:clipping", "--calibration", cal)
     assert code == 2 and "device 'audit_devices:linear' then, 'audit_devices:clipping' now" in err
+
+
+# -- the progress bar of a run that ends early: at what ran, saying why ------------------------------------
+class _Tty:
+    """A text stream that says it is a terminal (tqdm's bar), keeping what was written."""
+
+    def __init__(self):
+        import io
+        self.buf = io.StringIO()
+
+    def write(self, text):
+        return self.buf.write(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_progress_ends_at_the_work_done_when_the_plan_shrinks(tty):
+    import io
+
+    from hge_embedded.progress import Progress
+    f = _Tty() if tty else io.StringIO()
+    p = Progress(300, "train xor", file=f, interval=0.0)
+    p.update(20)
+    p.shrink(280, postfix="xor ended at iteration 20 of 300: stop loss")
+    assert (p.n, p.total) == (20, 20)
+    if tty:
+        assert p._bar.total == 20 and p._bar.n == 20
+    p.close()
+    text = (f.buf if tty else f).getvalue()
+    last = text.replace("\r", "\n").strip().splitlines()[-1] if not tty else text
+    assert "20/20" in text and "300/300" not in text
+    if not tty:   # the log's last line: the count that ran and why it ended
+        assert "20/20" in last and "ended at iteration 20 of 300: stop loss" in last
+    q = Progress(10, "x", file=io.StringIO(), interval=1e9)
+    q.update(4)
+    q.shrink(100)                 # never below what is done
+    assert (q.n, q.total) == (4, 4)
+
+
+def test_train_log_ends_at_the_iterations_run_and_says_why(capsys, tmp_path):
+    """Session 6 (new-user trial): `hge train --task xor` stops at the stop loss after 20 of 300 iterations,
+    and the bar jumped to 300/300. In a log (stderr not a terminal) it now ends at 20/20, saying why."""
+    code, out, err = run(capsys, "train", "--task", "xor", "--out", tmp_path / "r", "--no-plots")
+    assert code == 0, err
+    last = [ln for ln in err.splitlines() if ln.startswith("train xor")][-1]
+    assert "300/300" not in err and "20/20" in last
+    assert "ended at iteration 20 of 300: loss 0.0071 below the stop loss 0.008" in last
+    # A resumed finished run shows the same.
+    code, out, err = run(capsys, "train", "--task", "xor", "--out", tmp_path / "r", "--no-plots", "--resume")
+    assert code == 0, err
+    last = [ln for ln in err.splitlines() if ln.startswith("train xor")][-1]
+    assert "20/20" in last and "ended at iteration 20 of 300" in last
+
+
+def test_train_log_says_a_trust_check_ended_the_task(capsys, tmp_path):
+    """A calibration turned by 180 deg (unstamped, so --calibration takes it with a note): the descent check
+    stops the task; the bar ends at the iterations run and names the check."""
+    cal = tmp_path / "cal.json"
+    assert run(capsys, "calibrate", "--out", cal)[0] == 0
+    data = json.loads(cal.read_text())
+    data["phase_rad"] = [p + np.pi for p in data["phase_rad"]]
+    del data["chain"]
+    cal.write_text(json.dumps(data))
+    code, out, err = run(capsys, "train", "--task", "xor", "--out", tmp_path / "r", "--no-plots", "--json",
+                         "--calibration", cal)
+    assert code == 0, err
+    n = json.loads(out)["iterations"]
+    assert n < 300
+    last = [ln for ln in err.splitlines() if ln.startswith("train xor")][-1]
+    assert f"{n}/{n}" in last and f"ended at iteration {n} of 300: stopped: the loss rises along" in last
+
+
+def test_task_end_reason_names_the_rail_and_max_iter():
+    from types import SimpleNamespace
+
+    from hge_embedded.cli import task_end_reason
+    r = SimpleNamespace(task="and (0001)", iterations=7, final_loss=0.3,
+                        stopped="output on the rail at iteration 6: 40 samples at full scale")
+    assert task_end_reason(r, 300, 0.008) == "and (0001) ended at iteration 7 of 300: stopped: output on the rail " \
+                                            "at iteration 6"
+    r = SimpleNamespace(task="and (0001)", iterations=300, final_loss=0.3, stopped=None)
+    assert task_end_reason(r, 300, 0.008).endswith("--max-iter reached")
+
+
+def test_firmware_train_log_counts_its_iterations(capsys, tmp_path):
+    """The firmware trainer also reports the loss measured after its last update (its iteration does not
+    advance there): the bar counted 22 for 21 iterations. It ends at the iterations run, saying why."""
+    code, out, err = run(capsys, "train", "--task", "xor", "--trainer", "firmware", "--out", tmp_path / "f",
+                         "--no-plots", "--json")
+    assert code == 0, err
+    n = json.loads(out)["iterations"]
+    assert n < 300   # premise: it ended early
+    last = [ln for ln in err.splitlines() if ln.startswith("train xor")][-1]
+    assert f" {n}/{n} " in last and f"ended at iteration {n} of 300: loss" in last
