@@ -104,12 +104,14 @@ class StaleCalibrationCheck:
     sums are kept, so the state is small (checkpointed).
     """
 
-    # Per iteration: the window count, then per electrode (m,): sum g^2, q g, q^2, M |g|, g^4, g^3 q, g^2 q^2, g^2 M^2.
+    # Per iteration: the window count, and per electrode one row each of (8, m): sum g^2, q g, q^2, M |g|, g^4,
+    # g^3 q, g^2 q^2, g^2 M^2.
     _SUMS = 8
 
     def __init__(self, m: int, min_windows: int = STALE_POOL_WINDOWS):
         self.m, self.min_windows = int(m), int(min_windows)
-        self.rows: collections.deque = collections.deque()
+        self.rows: collections.deque = collections.deque()   # [n, (8, m) sums] per iteration
+        self._memo = None                                     # the pooled sums, until the pool changes
 
     def add(self, grad, quad) -> None:
         """One iteration's windows: in-phase ``grad`` and quadrature ``quad``, (K, m) nA/V."""
@@ -117,22 +119,28 @@ class StaleCalibrationCheck:
         if g.shape != q.shape or g.ndim != 2 or g.shape[1] != self.m:
             raise ValueError(f"StaleCalibrationCheck.add: grad and quad must both be (K, {self.m}), got "
                              f"{g.shape} and {q.shape}")
-        M = np.abs(g).max(axis=1, initial=0.0)[:, None]
-        g2 = g * g
-        self.rows.append([float(g.shape[0]), g2.sum(0), (q * g).sum(0), (q * q).sum(0), (M * np.abs(g)).sum(0),
-                          (g2 * g2).sum(0), (g2 * g * q).sum(0), (g2 * q * q).sum(0), (g2 * M * M).sum(0)])
+        ag = np.abs(g)
+        M = ag.max(axis=1, initial=0.0)[:, None]
+        g2, qg = g * g, q * g
+        terms = np.stack([g2, qg, q * q, M * ag, g2 * g2, g2 * qg, qg * qg, g2 * (M * M)])
+        self.rows.append([float(g.shape[0]), terms.sum(axis=1)])
+        self._memo = None
         # Keep the fewest most recent iterations that still hold min_windows windows.
         while len(self.rows) > 1 and sum(r[0] for r in self.rows) - self.rows[0][0] >= self.min_windows:
             self.rows.popleft()
 
     def reset(self) -> None:
         self.rows.clear()
+        self._memo = None
 
     def _sums(self):
-        n = sum(r[0] for r in self.rows)
-        if n < self.min_windows or n < 2:
-            return None
-        return (n,) + tuple(sum(r[i] for r in self.rows) for i in range(1, self._SUMS + 1))
+        if self._memo is None:
+            n = sum(r[0] for r in self.rows)
+            if n < self.min_windows or n < 2:
+                self._memo = (None,)
+            else:
+                self._memo = ((n,) + tuple(np.add.reduce([r[1] for r in self.rows], axis=0)),)
+        return self._memo[0]
 
     def stats(self):
         """(N, slope, se, L) of the pooled windows, or None with fewer than ``min_windows``; ``se`` is the
@@ -190,7 +198,8 @@ class StaleCalibrationCheck:
         return self.ols_flags() & (self.margin() > 1.0), np.degrees(np.arctan(st[1]))
 
     def state(self) -> list:
-        return [[r[0]] + [np.asarray(a).tolist() for a in r[1:]] for r in self.rows]
+        """Per iteration ``[n, sum_1 (m,), ..., sum_8 (m,)]`` as lists (checkpointed)."""
+        return [[r[0]] + [a.tolist() for a in r[1]] for r in self.rows]
 
     def load_state(self, st) -> None:
         rows = [r for r in (st or [])]
@@ -198,7 +207,9 @@ class StaleCalibrationCheck:
             # A checkpoint of session 6 kept 4 sums per iteration, not the 8 this test needs: the pool starts
             # empty again and is tested once it holds min_windows windows (16 all-gates iterations).
             rows = []
-        self.rows = collections.deque([float(r[0])] + [np.asarray(a, float) for a in r[1:]] for r in rows)
+        self.rows = collections.deque([float(r[0]), np.array(r[1:], float).reshape(self._SUMS, self.m)]
+                                      for r in rows)
+        self._memo = None
 
 
 # -- 2. descent ------------------------------------------------------------------------------------
