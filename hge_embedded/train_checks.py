@@ -58,7 +58,8 @@ STALE_POOL_SIGMAS = 6.0
 # caught it after 30 iterations instead of 15. So (2) guards (1) at alpha = 1e-3 (t_63 quantile 3.452, rounded
 # up; more windows have a smaller quantile). The bound per electrode and test is min(P(1), P(2)): <= 1e-7 with
 # equal noise in every window, <= 1e-3 whatever the noise scales. Measured in the review's current-dependent case
-# (tests/test_review_s6.py's model, 100 000 tests of 5 electrodes): 0 flags (rule (1) alone: 0.35 % of tests).
+# (tests/test_review_s6.py's model, 100 000 tests of 5 electrodes; `python tools/bench_stale_check.py
+# --false-alarms 100000`): 0 flags (rule (1) alone: 362, 0.36 % of tests).
 # At 1e-4 (4.16) the half-sample lag of tests/test_train_checks.py is caught one iteration later, on its bound of
 # 16; at 1e-3 at the same iteration as by (1) alone. What the guard costs: a lag growing on one electrode
 # (electrode 3 of XOR, seed 0; 0.02 / 0.01 sample more per measurement from the 5th) is caught at iteration 25 /

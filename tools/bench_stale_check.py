@@ -5,7 +5,15 @@
 
 prints one line per case: microseconds of CPU time (``time.process_time``), best of 7 repeats of 500 calls on a
 full pool, so that the other engineers' load on the machine does not enter it.
+
+    python tools/bench_stale_check.py --false-alarms 100000
+
+counts, instead, how many pooled tests of an unchanged chain flag when the noise grows with the current
+(tests/test_review_s6.py's model: 16 gate iterations of 4 data points at currents 1..100, dI/dV and noise
+scaled alike, noise as large as the gradient; 5 electrodes per test): both rules together (what stops a run)
+and the OLS rule alone (session 6). Seeded; 100 000 tests take about 3-4 min.
 """
+import argparse
 import time
 
 import numpy as np
@@ -29,7 +37,31 @@ def cost_us(K: int, m: int, reps: int = 7, calls: int = 500) -> float:
     return best * 1e6
 
 
+def false_alarms(tests: int, seed: int = 1) -> tuple:
+    """(tests flagged by both rules, by the OLS rule alone) of ``tests`` pooled tests of an unchanged chain."""
+    rng = np.random.default_rng(seed)
+    levels = np.geomspace(1.0, 100.0, 4)[:, None]
+    both = ols = 0
+    for _ in range(tests):
+        u = rng.normal(0.0, 1.0, 5)
+        chk = StaleCalibrationCheck(5)
+        for _ in range(16):
+            chk.add(levels * u + levels * rng.normal(0.0, 1.0, (4, 5)), levels * rng.normal(0.0, 1.0, (4, 5)))
+        both += bool(chk.test()[0].any())
+        ols += bool(chk.ols_flags().any())
+    return both, ols
+
+
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--false-alarms", type=int, metavar="N", help="count false alarms over N tests instead")
+    args = ap.parse_args()
+    if args.false_alarms:
+        both, ols = false_alarms(args.false_alarms)
+        n = args.false_alarms
+        print(f"current-dependent noise, unchanged chain: {both} of {n} tests flagged (both rules); "
+              f"OLS rule alone {ols} of {n} ({100 * ols / n:.2f} %)")
+        raise SystemExit(0)
     for K, m, label in ((4, 5, "all-gates iteration (4 windows, 5 controls)"),
                         (300, 3, "sphere iteration (300 windows, 3 controls)")):
         print(f"stale check add+test, {label}: {cost_us(K, m):.1f} us cpu (best of 7 x 500)")
