@@ -131,8 +131,10 @@ def _run_config(args, task_list) -> dict:
         config["restart_on_stall"] = True
     if args.start != "full":  # absent: the whole-range draw of every run before session 5, whose
         config["start"] = args.start  # checkpoints resume with --start full (and are refused without it)
-    if not args.fixed_lr:  # absent: the fixed lr of every run before session 7 (and of --fixed-lr, --paper-mode),
-        config["fixed_lr"] = False  # whose checkpoints resume with --fixed-lr (and are refused without it)
+    # absent: the fixed lr of every run before session 7 (and of --fixed-lr, --paper-mode), whose checkpoints resume
+    # with --fixed-lr (and are refused without it); a namespace built without the option (a caller's own) is such a run
+    if not getattr(args, "fixed_lr", True):
+        config["fixed_lr"] = False
     return config
 
 

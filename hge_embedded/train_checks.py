@@ -321,7 +321,7 @@ CYCLE_COS = -0.5          # a pair of consecutive steps reverses when the angle 
 #   directions drawn isotropically in m dimensions the cosine t of two of them has density ~ (1 - t^2)^((m-3)/2),
 #   so P(t < -1/2) = p_m: p_5 = 5/32 = 0.156 (gates: 5 controls), p_4 = 0.196 (sphere), p_2 = 1/3, p_1 = 1/2; the
 #   cosines along a chain of i.i.d. isotropic directions are independent (given the middle one, its neighbours
-#   are), so P(>= 6 of 7) = 7 p^6 (1 - p) + p^7: 8.7e-5 (m = 5), 2.8e-4 (m = 4) per window, before loss_swings,
+#   are), so P(>= 6 of 7) = 7 p^6 (1 - p) + p^7: 8.8e-5 (m = 5), 3.3e-4 (m = 4) per window, before loss_swings,
 #   which a plateau meets only when the loss's own noise reaches ~a tenth of the loss (the median |dE| of i.i.d.
 #   noise of sd s is 0.95 s): measured on the simulator, s / E <= ~0.01 (README figures). Noise along a single
 #   electrode (p = 1/2, the worst case: 6.3 % per window) leaves that swing condition as the only guard.
