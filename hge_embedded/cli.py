@@ -868,8 +868,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--fixed-lr", action="store_true",
                    help="keep the learning rate for the whole task, as the paper (default: halve it, at most 3 "
                         "times per task, when the steps reverse while the loss swings: a 2-cycle, the step too "
-                        "large for the region; --json per_task gives lr and lr_halved_at). --paper-mode and "
-                        "--trainer firmware keep it fixed")
+                        "large for the region; --json per_task gives lr and lr_halved_at; not with --batch-size). "
+                        "--paper-mode and --trainer firmware keep it fixed")
     t.add_argument("--restart-on-stall", action="store_true",
                    help="replace a start that has stalled (best loss not 1%% lower over 30 iterations) by a new "
                         "random start, within the same --max-iter budget, and end at the lowest loss measured "

@@ -716,7 +716,9 @@ class Trainer:
         halving needs a full window of steps at the new lr that still cycles. Returns True if lr was halved.
 
         Not run with ``--batch-size``: consecutive losses then come from different batches, so their swings are
-        the batches', not the step's (as for the descent check)."""
+        the batches', not the step's (as for the descent check). A restart (``restart_on_stall``) keeps the halved
+        lr: the task's landscape showed a curvature above 2 / lr, and a new start does not change the landscape.
+        Cost: ~10 us per iteration (the loss test first; the step angles only when the loss swings)."""
         if self.batch_size is not None and self.batch_size != len(self.task.targets):
             return False
         self.cycle_check.add(E, ctl)
