@@ -74,13 +74,24 @@ def test_steady_descent_and_a_damped_zigzag_are_not_flagged():
 
 
 def test_steady_descent_with_loss_noise_is_not_flagged():
-    # A found gate descending: the loss falls by ~5 % per step against 1 % measurement noise (the simulator's
-    # loss noise is below ~1 % of the loss, README), steps aligned. Fixed seed; 40 runs x 200 iterations.
+    # A descent whose loss noise is as large as the loss near the stop loss (measured: sd / E 0.15-1.1 at
+    # E < 0.008, train_checks): the loss condition then holds often, but the steps keep pointing one way
+    # (lr lam <= 0.3), so no pair reverses. Fixed seed; 40 runs x 200 iterations.
     rng = np.random.default_rng(5)
     for _ in range(40):
-        flags, _ = quadratic_gd(rng.uniform(1.0, 15.0, 5), rng.uniform(-0.6, 0.6, 5), n=200, loss_noise=0.01,
+        flags, E = quadratic_gd(rng.uniform(1.0, 15.0, 5), rng.uniform(-0.6, 0.6, 5), n=200, loss_noise=1.0,
                                 rng=rng)
         assert flags == []
+
+
+@pytest.mark.parametrize("name, seed", [("and", 1), ("a_or_not_b", 5)])
+def test_a_found_gate_in_a_slow_noisy_descent_keeps_its_lr(name, seed):
+    """``hge train --task NAME --seed SEED``: found, the loss falling slowly with noise (and: 300 iterations,
+    41 % of its steps up; a_or_not_b: 106 iterations): the true gradient outweighs its noise, the steps do
+    not reverse, lr is never halved."""
+    r, _ = train_task(_cli_device(seed), gate(name), seed=seed)
+    assert r.found and np.mean(np.diff(r.losses) > 0) > 0.15   # premise: a found gate whose loss jitters
+    assert r.lr_halved_at == [] and r.lr == LR
 
 
 def _noise_plateau_flags(m, n_windows, loss_sd, seed):
@@ -101,10 +112,12 @@ def _noise_plateau_flags(m, n_windows, loss_sd, seed):
 
 
 def test_a_noise_only_plateau_is_not_flagged():
-    # The loss noise of a plateau on the simulator (<= ~1 % of the loss): the swing condition (median |dE| > 10 %
-    # of the loss) needs 4 of 8 |dE| beyond 10.5 sd of dE's own scatter: never, whatever the steps do.
-    assert _noise_plateau_flags(5, 3000, 0.01, seed=1) == 0
-    assert _noise_plateau_flags(1, 3000, 0.01, seed=2) == 0   # even with every step on one line
+    # A plateau at E >= 0.07, where the simulator's loss noise is <= 3.5 % of the loss (measured, train_checks):
+    # the swing condition (median |dE| > 10 % of the loss, dE's sd sqrt(2) 3.5 %) needs 4 of 8 |dE| beyond 2.0
+    # of their sd (P = 0.043 each): ~2e-4 per window; with every step on one line (reversals 6.25 %) ~1.3e-5
+    # per window, 0.04 flags expected in 3000 windows; in 5 dimensions 8.8e-5 times less again.
+    assert _noise_plateau_flags(5, 3000, 0.035, seed=1) == 0
+    assert _noise_plateau_flags(1, 3000, 0.035, seed=2) == 0   # even with every step on one line
 
 
 def test_noise_plateau_false_alarm_rate_matches_its_derivation():
