@@ -133,6 +133,10 @@ def _run_config(args, task_list) -> dict:
         config["start"] = args.start  # checkpoints resume with --start full (and are refused without it)
     if getattr(args, "calibration", None) is not None:   # only when given: older checkpoints stay resumable
         config["calibration_sha256"] = _sha256(args.calibration)
+    # absent: the fixed lr of every run before session 7 (and of --fixed-lr, --paper-mode), whose checkpoints resume
+    # with --fixed-lr (and are refused without it); a namespace built without the option (a caller's own) is such a run
+    if not getattr(args, "fixed_lr", True):
+        config["fixed_lr"] = False
     return config
 
 
@@ -141,6 +145,7 @@ def _config_defaults(args, task_list) -> dict:
     the simulator's device seed 0, the tasks' own input electrodes when they all share them, and
     ``--start full`` for a config without "start" (a run from before the option, or --start full)."""
     out = {"start": "full"}   # not stored (_run_config): the whole-range draw of runs before --start
+    out["fixed_lr"] = True    # not stored: the fixed lr of runs before a 2-cycle could halve it
     if args.device == "sim":
         out["device_seed"] = 0
     ins = {tuple(t.input_electrodes) for t in task_list}
@@ -163,6 +168,14 @@ def _abspath(path):
     return Path(path).expanduser().resolve()
 
 
+def _halved(r) -> str:
+    """`` (lr halved at iteration(s) 19, 40: a 2-cycle; now 0.005)`` for a result whose lr a 2-cycle halved."""
+    if not getattr(r, "lr_halved_at", None):
+        return ""
+    return (f" (lr halved at iteration{'s' if len(r.lr_halved_at) > 1 else ''} "
+            f"{', '.join(str(i) for i in r.lr_halved_at)}: a 2-cycle; now {r.lr:g})")
+
+
 def cmd_train(args) -> int:
     import time
     from pathlib import Path
@@ -178,6 +191,8 @@ def cmd_train(args) -> int:
         raise UsageError("--paper-mode draws its one random start from the whole range, as published; "
                          "--start middle (the project's draw) contradicts it")
     args.start = "full" if args.paper_mode else (args.start or tr.DEFAULT_START)
+    # The paper keeps lr fixed; so do --paper-mode and the firmware trainer (which runs none of the host's checks).
+    args.fixed_lr = bool(args.fixed_lr or args.paper_mode or args.trainer == "firmware")
     out = Path(args.out) if args.out else Path("runs") / f"{args.task}-seed{args.seed}"
     ckpt = out / ck.CHECKPOINT
     config = _run_config(args, task_list)
@@ -206,7 +221,7 @@ def cmd_train(args) -> int:
             kwargs = dict(T=args.T, filter=args.filter, engine=args.engine, phase=args.phase,
                           batch_size=args.batch_size,
                           lr=args.lr, max_iter=args.max_iter, init=args.init, max_step=args.max_step,
-                          restart_on_stall=args.restart_on_stall, start=args.start)
+                          restart_on_stall=args.restart_on_stall, start=args.start, lr_backoff=not args.fixed_lr)
             if args.trainer == "firmware" and args.calibration is not None:
                 raise UsageError(f"--calibration {args.calibration}: the firmware trainer (--trainer firmware) "
                                  "measures its own calibration constants; drop one of them")
@@ -305,6 +320,7 @@ def cmd_train(args) -> int:
                               f"{r.final_loss if r.final_loss is not None else float('nan'):.4f}"
                               f"{' (constant: threshold only)' if t.task.constant else ''}"
                               f"{f' ({len(r.restarts)} restart(s))' if r.restarts else ''}"
+                              f"{_halved(r)}"
                               f"{' (STOPPED: ' + r.stopped + ')' if r.stopped else ''}"
                               f"{' [' + r.failure + ']' if r.failure else ''}"
                               f"{' (' + r.diagnosis + ')' if r.diagnosis else ''}")
@@ -378,6 +394,11 @@ def cmd_train(args) -> int:
         print(f"device: {name}")
         if gates:
             print(f"{args.task}: {summary['found']}/{summary['total']} gates found")
+            halved = [r for r in gates if r.lr_halved_at]
+            if halved:   # the step was too large for a region (train_checks.CycleCheck): say where it was halved
+                print(f"  lr halved on a 2-cycle in {len(halved)} gate(s): "
+                      + "; ".join(f"{r.task} at {', '.join(str(i) for i in r.lr_halved_at)}" for r in halved)
+                      + " (--fixed-lr keeps it)")
             for r in gates:   # why each gate not found ended where it did (train_checks.failure_kind)
                 if not r.found and (r.failure or r.diagnosis):
                     print(f"  {r.task}: not found, {r.failure or 'unknown'}"
@@ -957,6 +978,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest control step per iteration, V (the step lr * dE/dV is scaled down to it; "
                         "default: none, as the paper). 0.02 helps where the loss curves faster than 2/lr "
                         "(the hopping model)")
+    t.add_argument("--fixed-lr", action="store_true",
+                   help="keep the learning rate for the whole task, as the paper (default: halve it, at most 3 "
+                        "times per task, when the steps reverse while the loss swings: a 2-cycle, the step too "
+                        "large for the region; --json per_task gives lr and lr_halved_at; not with --batch-size). "
+                        "--paper-mode and --trainer firmware keep it fixed")
     t.add_argument("--restart-on-stall", action="store_true",
                    help="replace a start that has stalled (best loss not 1%% lower over 30 iterations) by a new "
                         "random start, within the same --max-iter budget, and end at the lowest loss measured "

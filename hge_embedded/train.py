@@ -45,8 +45,8 @@ from .gradient import HGEWindow
 from .losses import DEFAULT_SCALE_NA, corrsig
 from .saturation import RUN_MIN, SaturationError, saturated_samples
 from .tasks import Task, class_gap, gate_found, gate_threshold, held_out_accuracy
-from .train_checks import (OSCILLATION_NOTE, DescentCheck, StaleCalibrationCheck, failure_kind, loss_trend,
-                           pinned_controls)
+from .train_checks import (MAX_LR_HALVINGS, CycleCheck, DescentCheck, StaleCalibrationCheck,
+                           failure_kind, loss_trend, oscillation_note, pinned_controls)
 
 DEDI_FRAC = 24   # Q24
 DIDV_FRAC = 8    # Q8
@@ -296,6 +296,8 @@ class TrainResult:
     diagnosis: str | None = None      # what the loss did, when worth saying (train_checks.OSCILLATION_NOTE)
     control_electrodes: list | None = None   # the electrodes (1-based) that ``controls`` are in order of
     input_electrodes: list | None = None     # the electrodes (1-based) the task's inputs were applied to
+    lr: float | None = None           # the learning rate at the task's end (the starting one unless halved)
+    lr_halved_at: list = field(default_factory=list)   # iterations at which a 2-cycle halved lr (train_checks.CycleCheck)
 
     _ARRAYS = ("controls", "outputs", "test_outputs")
 
@@ -316,6 +318,8 @@ class TrainResult:
         d.setdefault("diagnosis", None)
         d.setdefault("control_electrodes", None)   # session 6: results saved before name no electrodes
         d.setdefault("input_electrodes", None)
+        d.setdefault("lr", None)            # session 7: results saved before record no lr (it was fixed)
+        d.setdefault("lr_halved_at", [])
         missing = [k for k in cls.__dataclass_fields__ if k not in d]
         if missing:
             raise ValueError(f"a finished task's result lacks {missing}")
@@ -331,7 +335,7 @@ class TrainResult:
                 "stopped": self.stopped, "failure": self.failure, "diagnosis": self.diagnosis,
                 "lab_time_s": self.lab_time_s, "wall_time_s": self.wall_time_s,
                 "controls_V": self.controls.tolist(), "control_electrodes": self.control_electrodes,
-                "input_electrodes": self.input_electrodes}
+                "input_electrodes": self.input_electrodes, "lr": self.lr, "lr_halved_at": list(self.lr_halved_at)}
 
 
 class Trainer:
@@ -343,7 +347,7 @@ class Trainer:
                  batch_size: int | None = None, loss_scale: float = DEFAULT_SCALE_NA,
                  separation: str = "mean", phase: str = "calibrated", init: str = DEFAULT_INIT,
                  crosstalk: str = "solve", max_step: float | None = None, restart_on_stall: bool = False,
-                 start: str = DEFAULT_START):
+                 start: str = DEFAULT_START, lr_backoff: bool = True):
         self.device, self.task = device, task
         self.seed, self.T, self.ramp, self.amplitude = seed, float(T), float(ramp), float(amplitude)
         self.lr = task.lr if lr is None else float(lr)
@@ -378,21 +382,14 @@ class Trainer:
                              f"inside the device limits for a {self.amplitude} V perturbation")
         self.w_min = np.ceil(lo / self.lsb).astype(np.int64)
         self.w_max = np.floor(hi / self.lsb).astype(np.int64)
-        ratio = self.lr / self.lsb  # codes per unit of dE/dV
+        self.set_lr(self.lr)
+        self.start = start
         # eta as large as int32 allows (precision), but no larger than leaves eta * g room in
         # int64 for every step up to the whole control range: the rule saturates eta * g at
         # 2^63, i.e. a step of 2^(63 - shift) codes, so shift <= 63 - ceil(log2(range codes)).
         # (Before session 3 eta sat in [2^29, 2^30): |dE/dV| above ~2.6 /V (lr 0.015) or
         # ~3.9 /V (lr 0.02) silently clipped every electrode's step at 128 or 256 codes,
         # 39 or 78 mV, turning the step's direction; the paper's plain step is taken now.)
-        span = int(np.max(self.w_max - self.w_min)) + 1
-        self.shift = min(32 + int(np.floor(np.log2(2**30 / ratio))), 63 - int(np.ceil(np.log2(span))))
-        self.eta = int(round(ratio * 2.0 ** (self.shift - 32)))
-        if not 1 <= self.eta < 2**31 or self.shift < 1:
-            raise ValueError(f"lr {self.lr} V^2 (with the DAC step {self.lsb:.3g} V) does not fit the fixed-point "
-                             f"update (eta {self.eta}, shift {self.shift})")
-        self.rule = core.UpdateRule(self.w_min, self.w_max, eta=self.eta, shift=self.shift)
-        self.start = start
         self.s_min, self.s_max = start_codes_range(self.w_min, self.w_max, start)
         # Optional trust region: no electrode moves more than max_step V in one update (the whole
         # step is scaled, so its direction is kept). None: the paper's plain step lr * dE/dV.
@@ -406,6 +403,10 @@ class Trainer:
         if not isinstance(restart_on_stall, (bool, np.bool_)):
             raise TypeError(f"restart_on_stall must be True or False, got {restart_on_stall!r}")
         self.restart_on_stall = bool(restart_on_stall)
+        # A 2-cycle halves lr (at most MAX_LR_HALVINGS times; train_checks.CycleCheck). False: the paper's fixed lr.
+        if not isinstance(lr_backoff, (bool, np.bool_)):
+            raise TypeError(f"lr_backoff must be True or False, got {lr_backoff!r}")
+        self.lr_backoff = bool(lr_backoff)
         self.window = HGEWindow(device, electrodes=task.control_electrodes, amplitudes=self.amplitude,
                                 T=self.T, filter=filter, engine=engine, phase=phase, crosstalk=crosstalk,
                                 eager=True)
@@ -436,6 +437,29 @@ class Trainer:
         self.descent_check = DescentCheck()
         self.last_g: np.ndarray | None = None
         self.best_g: np.ndarray | None = None   # dE/dV measured at best_codes (the pinned test at a return to them)
+        # lr_backoff: the 2-cycle test (checkpointed) and the iterations at which it halved lr.
+        self.cycle_check = CycleCheck()
+        self.lr_halved_at: list = []
+
+    def set_lr(self, lr: float) -> None:
+        """Use learning rate ``lr`` (V^2) from the next step on: the fixed-point rule's ``eta`` and ``shift``.
+
+        eta as large as int32 allows (precision), but no larger than leaves eta * g room in
+        int64 for every step up to the whole control range: the rule saturates eta * g at
+        2^63, i.e. a step of 2^(63 - shift) codes, so shift <= 63 - ceil(log2(range codes)).
+        (Before session 3 eta sat in [2^29, 2^30): |dE/dV| above ~2.6 /V (lr 0.015) or
+        ~3.9 /V (lr 0.02) silently clipped every electrode's step at 128 or 256 codes,
+        39 or 78 mV, turning the step's direction; the paper's plain step is taken now.)
+        A deterministic function of ``lr``: a resumed run rebuilds the same rule from the checkpointed lr."""
+        ratio = float(lr) / self.lsb  # codes per unit of dE/dV
+        span = int(np.max(self.w_max - self.w_min)) + 1
+        shift = min(32 + int(np.floor(np.log2(2**30 / ratio))), 63 - int(np.ceil(np.log2(span))))
+        eta = int(round(ratio * 2.0 ** (shift - 32)))
+        if not 1 <= eta < 2**31 or shift < 1:
+            raise ValueError(f"lr {lr} V^2 (with the DAC step {self.lsb:.3g} V) does not fit the fixed-point "
+                             f"update (eta {eta}, shift {shift})")
+        self.lr, self.shift, self.eta = float(lr), shift, eta
+        self.rule = core.UpdateRule(self.w_min, self.w_max, eta=self.eta, shift=self.shift)
 
     # -- volts --------------------------------------------------------------------------
     def controls(self, codes=None) -> np.ndarray:
@@ -614,12 +638,15 @@ class Trainer:
             self.iteration += 1
             self.done = True
             return E
+        if self.lr_backoff:
+            self.back_off(E, ctl)
         if self.restart_on_stall and self.stalled():
             # A new random start (the same draw as the first) in place of this iteration's step.
             self.codes = self.draw()
             self.segment_start = len(self.losses)
             self.restarts.append(self.iteration)
             self.descent_check.reset()   # the controls jump: no step to compare the loss along
+            self.cycle_check.reset()
             self.iteration += 1
             if self.iteration >= self.max_iter:
                 self.done = True
@@ -680,6 +707,27 @@ class Trainer:
         if self.best_codes is not None:
             self.codes = self.best_codes.copy()
             self.ended_at_best = True
+        return True
+
+    def back_off(self, E, ctl) -> bool:
+        """``lr_backoff``: feed the 2-cycle test (``train_checks.CycleCheck``) this iteration's loss ``E`` at
+        controls ``ctl`` (V) and halve lr when it flags a cycle, at most ``MAX_LR_HALVINGS`` times per task; the
+        step that follows already uses the halved lr. The test then starts afresh from this point: a second
+        halving needs a full window of steps at the new lr that still cycles. Returns True if lr was halved.
+
+        Not run with ``--batch-size``: consecutive losses then come from different batches, so their swings are
+        the batches', not the step's (as for the descent check). A restart (``restart_on_stall``) keeps the halved
+        lr: the task's landscape showed a curvature above 2 / lr, and a new start does not change the landscape.
+        Cost: ~10 us per iteration (the loss test first; the step angles only when the loss swings)."""
+        if self.batch_size is not None and self.batch_size != len(self.task.targets):
+            return False
+        self.cycle_check.add(E, ctl)
+        if len(self.lr_halved_at) >= MAX_LR_HALVINGS or not self.cycle_check.cycling():
+            return False
+        self.set_lr(self.lr / 2.0)
+        self.lr_halved_at.append(self.iteration)
+        self.cycle_check.reset()
+        self.cycle_check.add(E, ctl)
         return True
 
     def final_gradient(self) -> np.ndarray | None:
@@ -806,7 +854,7 @@ class Trainer:
         # (Not for a gate found: advice to change the step beside a found gate reads as a fault.)
         if self.losses and not reached and not task.constant and found is not True \
                 and loss_trend(self.losses) == "oscillating":
-            diagnosis = OSCILLATION_NOTE
+            diagnosis = oscillation_note(self.lr_halved_at, self.lr)
         if task.kind == "gate" and found is False and not task.constant:
             n_pin = 0
             g_final = self.final_gradient()
@@ -822,7 +870,8 @@ class Trainer:
                            history_controls=list(self.history_controls),
                            initial_loss=self.losses[0] if self.losses else None,
                            initial_accuracy=self.initial_accuracy, noise_sd=noise_sd, gap=gap,
-                           restarts=list(self.restarts), stopped=stopped, failure=failure, diagnosis=diagnosis)
+                           restarts=list(self.restarts), stopped=stopped, failure=failure, diagnosis=diagnosis,
+                           lr=self.lr, lr_halved_at=list(self.lr_halved_at))
 
     # -- checkpoints --------------------------------------------------------------------
     def state(self) -> dict:
@@ -839,7 +888,10 @@ class Trainer:
               # lack them: the checks then start afresh at the resumed iteration)
               "stale_check": self.stale_check.state(), "descent_check": self.descent_check.state(),
               "last_g": None if self.last_g is None else self.last_g.tolist(),
-              "best_g": None if self.best_g is None else self.best_g.tolist()}
+              "best_g": None if self.best_g is None else self.best_g.tolist(),
+              # session 7: the lr in use, where a 2-cycle halved it, the 2-cycle test's window (older checkpoints
+              # lack them: their runs kept a fixed lr, which their config's missing "fixed_lr" stands for)
+              "lr": self.lr, "lr_halved_at": list(self.lr_halved_at), "cycle_check": self.cycle_check.state()}
         get = getattr(self.device, "get_state", None)
         st["device"] = get() if get else None
         st["calibration"] = self.window.calibration_state()  # a resumed run does not measure it again
@@ -871,6 +923,10 @@ class Trainer:
             self.descent_check.load_state(st.get("descent_check"))
             self.last_g = None if st.get("last_g") is None else np.asarray(st["last_g"], float)
             self.best_g = None if st.get("best_g") is None else np.asarray(st["best_g"], float)
+            self.cycle_check.load_state(st.get("cycle_check"))
+            self.lr_halved_at = [int(i) for i in st.get("lr_halved_at", [])]
+            if st.get("lr") is not None:
+                self.set_lr(float(st["lr"]))
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise ValueError(f"checkpoint: the trust checks' state of task {self.task.name!r} is damaged ({exc})") \
                 from None

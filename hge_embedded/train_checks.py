@@ -347,18 +347,42 @@ OSCILLATION_NOTE = ("loss oscillating: the step lr*dE/dV is too large for this r
 FAILURE_KINDS = ("pinned", "oscillating", "stalled", "descending", "stopped")
 
 
+def oscillation_note(lr_halved_at=(), lr=None) -> str:
+    """The diagnosis of a task whose loss oscillates at its end: ``OSCILLATION_NOTE`` when lr was never
+    halved; else what the halvings (at iterations ``lr_halved_at``, ending at ``lr``) did not cure."""
+    if not lr_halved_at:
+        return OSCILLATION_NOTE
+    return (f"loss oscillating although a 2-cycle halved lr {len(lr_halved_at)} time(s) (at iteration(s) "
+            f"{', '.join(str(int(i)) for i in lr_halved_at)}, to {lr:g}): try --max-step 0.02")
+
+
+def loss_swings(losses) -> bool:
+    """The loss of ``losses`` (all of them: the caller picks the window) swings: more than ``OSC_UPS``
+    of its steps go up and the median ``|E_{i+1} - E_i|`` exceeds ``OSC_SWING`` times the median loss.
+    False for fewer than 3 losses. The oscillation rule of :func:`loss_trend` (its last ``TREND_WINDOW``)
+    and of :class:`CycleCheck` (its last ``CYCLE_WINDOW`` steps)."""
+    w = [float(e) for e in losses]
+    if len(w) <= 2:
+        return False
+    d = [b - a for a, b in zip(w[:-1], w[1:])]
+    # (Plain Python: the trainer asks every iteration, on 9 values; numpy's median costs ~20 us a call.)
+    return sum(x > 0 for x in d) / len(d) > OSC_UPS and _median([abs(x) for x in d]) > OSC_SWING * abs(_median(w))
+
+
+def _median(v) -> float:
+    """``np.median`` of a short list (the mean of the two middle values for an even count)."""
+    v = sorted(v)
+    k = len(v) // 2
+    return v[k] if len(v) % 2 else (v[k - 1] + v[k]) / 2.0
+
+
 def loss_trend(losses, window: int = TREND_WINDOW) -> str:
     """How a run's loss moves over its last ``window`` iterations: ``"oscillating"`` (see
-    ``OSC_UPS``, ``OSC_SWING``), ``"stalled"`` (at least ``2 window`` iterations and the last
-    ``window`` never ``STALL_TOL_TREND`` below the lowest before them) or ``"descending"``."""
+    ``OSC_UPS``, ``OSC_SWING``: :func:`loss_swings`), ``"stalled"`` (at least ``2 window`` iterations
+    and the last ``window`` never ``STALL_TOL_TREND`` below the lowest before them) or ``"descending"``."""
     E = np.asarray(losses, float)
-    if E.size > 2:
-        w = E[-window:]
-        d = np.diff(w)
-        ups = float(np.mean(d > 0))
-        swing = float(np.median(np.abs(d)))
-        if ups > OSC_UPS and swing > OSC_SWING * abs(float(np.median(w))):
-            return "oscillating"
+    if E.size > 2 and loss_swings(E[-window:]):
+        return "oscillating"
     if E.size >= 2 * window and E[-window:].min() > (1.0 - STALL_TOL_TREND) * E[:-window].min():
         return "stalled"
     return "descending"
@@ -385,3 +409,98 @@ def failure_kind(losses, n_pinned: int, stopped: bool = False) -> str:
     if n_pinned:
         return "pinned"
     return trend
+
+
+# -- 4. a step too large for the region: the trainer halves lr ---------------------------------------
+# Gradient descent x <- x - lr g on a loss with curvature lam along some direction multiplies that component of
+# the step by r = 1 - lr lam per iteration. lr lam < 1: consecutive steps point the same way along it (steady
+# descent); 1 < lr lam < 2: they reverse (r < 0) but shrink, and the loss still falls on every step (a damped
+# zig-zag, harmless); lr lam >= 2: they reverse and do not shrink, the loss stops falling and, bounded only by the
+# landscape's nonlinearity, bounces between the valley's walls (a 2-cycle, or a period-doubling cascade of them:
+# all-gates seed 11's XNOR at lr 0.02 swings between 0.15 and 1.0 for 300 iterations; exact gradients do the same,
+# so it is not noise). This is the "edge of stability" of Cohen et al., ICLR 2021: GD cannot descend where the
+# sharpness exceeds 2 / lr. Halving lr halves lr lam, so a bounded number of halvings brings any finite curvature
+# seen below 2; each halving doubles the iterations a descent needs, so only a detected cycle triggers one.
+CYCLE_WINDOW = 8          # steps judged (9 losses and controls): the descent check's window
+CYCLE_COS = -0.5          # a pair of consecutive steps reverses when the angle between them exceeds 120 deg
+# At least CYCLE_MIN_REVERSALS of the window's CYCLE_WINDOW - 1 consecutive pairs reverse AND the window's loss
+# swings (loss_swings: >= 4 of its 8 steps go up, median |dE| > OSC_SWING of the median loss).
+# False alarms, derived:
+# * steady descent (the loss falls by more than its noise on each step): no step goes up, so loss_swings is false
+#   (it needs 4 ups of 8); and its steps point one way (cos > 0), so the reversal count is ~0 as well. A damped
+#   zig-zag (1 < lr lam < 2) reverses on every pair but its loss falls on every step: not flagged either.
+# * a plateau where the steps are noise alone (g is the gradient's noise, i.i.d. over iterations): for step
+#   directions drawn isotropically in m dimensions the cosine t of two of them has density ~ (1 - t^2)^((m-3)/2),
+#   so P(t < -1/2) = p_m: p_5 = 5/32 = 0.156 (gates: 5 controls), p_4 = 0.196 (sphere), p_2 = 1/3, p_1 = 1/2; the
+#   cosines along a chain of i.i.d. isotropic directions are independent (given the middle one, its neighbours
+#   are), so P(>= 6 of 7) = 7 p^6 (1 - p) + p^7: 8.8e-5 (m = 5), 3.3e-4 (m = 4) per window, before loss_swings,
+#   which noise alone meets only when the loss's own noise s reaches ~a tenth of the loss (the median |dE| of
+#   i.i.d. noise is 0.95 s). Measured on hge train's device (controls held at six found gates' ends, 200 reads):
+#   s / E = 0.025-0.035 at E = 0.07-0.22, but 0.15-1.1 at E = 1e-4-0.008, so near and below the stop loss (0.008)
+#   the swing condition no longer guards and the reversal count does alone. The gradient noise is not isotropic
+#   there: held at E = 2e-4 (xor, seed 0, far below the stop loss, which a default run never reaches) 38 % of
+#   consecutive noise steps reverse (p between the 1-D and 2-D values) and 2 of 192 windows were flagged. There a
+#   halving only damps the noise-driven jitter of a gate already found (the controls move by lr times noise).
+#   Where a found gate still descends (the true gradient above its noise: and, or, xnor, a_or_not_b held at their
+#   ends) no pair of noise steps reversed at all.
+# Measured (all-gates seeds 0-23, the paper's lr throughout, replayed from the runs' histories): the windows with
+# the loss swinging in gates that descended cleanly show at most 4 reversals of 7 (seed 13's a, 300 iterations);
+# windows with 6-7 reversals and swings occur only where the loss bounced between the walls for >= 8 steps.
+CYCLE_MIN_REVERSALS = 6
+MAX_LR_HALVINGS = 3       # lr 0.02 -> 0.0025 at most: a step ~8x smaller than the paper's, ~8x more iterations
+
+
+class CycleCheck:
+    """Is the step too large for the region (a 2-cycle: steps reversing while the loss swings)?
+
+    Fed the loss ``E`` (measured at ``x``) and the controls ``x`` (V) of every iteration. Over the last
+    ``CYCLE_WINDOW`` steps ``dV_j = x_{j+1} - x_j`` it counts the consecutive pairs that reverse
+    (``cos(dV_j, dV_{j+1}) < CYCLE_COS``; a step that did not move reverses nothing) and flags a cycle when
+    at least ``CYCLE_MIN_REVERSALS`` do and the window's losses swing (:func:`loss_swings`, the oscillation
+    rule of :func:`loss_trend` on these 9 losses). Needs no gradient and no noise model, so the offline
+    study (``tools/train_landscape.py``) runs the same test on its exact-gradient runs. The derivation of
+    the thresholds and their false-alarm rates is in the comments above the constants.
+    """
+
+    def __init__(self, window: int = CYCLE_WINDOW):
+        self.window = int(window)
+        self.E: collections.deque = collections.deque(maxlen=self.window + 1)
+        self.x: collections.deque = collections.deque(maxlen=self.window + 1)
+
+    def add(self, E: float, x) -> None:
+        self.E.append(float(E))
+        self.x.append(np.array(x, float))
+
+    def reset(self) -> None:
+        """Forget the history (the step changed, or the controls jumped to a new start)."""
+        self.E.clear()
+        self.x.clear()
+
+    def reversals(self):
+        """The number of consecutive step pairs of the window that reverse, or None before it is full."""
+        if len(self.x) <= self.window:
+            return None
+        X = np.array(self.x)
+        d = X[1:] - X[:-1]
+        n2 = (d * d).sum(axis=1)
+        dots = (d[:-1] * d[1:]).sum(axis=1)
+        # cos < CYCLE_COS without dividing: dots < CYCLE_COS |d_j| |d_j+1| (false for a step that did not move:
+        # both sides are then 0)
+        return int(np.count_nonzero(dots < CYCLE_COS * np.sqrt(n2[:-1] * n2[1:])))
+
+    def cycling(self) -> bool:
+        # (The loss test first: the cheaper one, and false on most iterations of a descent.)
+        return len(self.x) > self.window and loss_swings(self.E) and self.reversals() >= CYCLE_MIN_REVERSALS
+
+    def state(self) -> dict:
+        return {"E": list(self.E), "x": [v.tolist() for v in self.x]}
+
+    def load_state(self, st) -> None:
+        self.reset()
+        if not st:
+            return
+        E, x = list(st.get("E", [])), list(st.get("x", []))
+        if len(E) != len(x) or len(E) > self.window + 1:
+            raise ValueError(f"cycle check: {len(E)} losses and {len(x)} control vectors (at most {self.window + 1})")
+        for e, v in zip(E, x):
+            self.add(e, v)

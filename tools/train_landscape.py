@@ -29,6 +29,7 @@ Examples::
     python tools/train_landscape.py gates --seeds 16 --restart-on-stall
     python tools/train_landscape.py gates --seeds 64 --start full      # the whole-range start (sessions 1-4)
     python tools/train_landscape.py gates --seeds 64 --first-seed 100  # seeds not reported by hge train
+    python tools/train_landscape.py gates --seeds 64 --fixed-lr        # the paper's fixed lr (sessions 1-6)
 
 The random start is the trainer's (``train.start_codes_range``; ``--start middle`` by default).
 Session 5 (surrogate device 0, exact gradients): all-gates runs 16/16, seeds 0-63, 28/64 from the
@@ -50,7 +51,8 @@ from hge_embedded import tasks  # noqa: E402
 from hge_embedded.losses import corrsig  # noqa: E402
 from hge_embedded.train import DEFAULT_DAC_LSB, DEFAULT_START, STALL_TOL, STALL_WINDOW  # noqa: E402
 from hge_embedded.train import STARTS, start_codes_range  # noqa: E402
-from hge_embedded.train_checks import loss_trend, pinned_controls  # noqa: E402  (the trainer's definitions)
+from hge_embedded.train_checks import MAX_LR_HALVINGS, CycleCheck, loss_trend, pinned_controls  # noqa: E402
+# (the trainer's definitions: why a gate failed, and the 2-cycle test that halves lr, train.Trainer.back_off)
 
 LSB = DEFAULT_DAC_LSB          # the simulator's DAC step (16 bit over +-10 V)
 AMP = 0.008                    # V, the perturbation the trainer keeps clear of the limits
@@ -103,14 +105,19 @@ def pinned(f, task, ctl, scale, separation="mean"):
 
 
 def gradient_descent(f, task, codes, *, lr, scale, iters, max_step=None, grad_noise=0.0, rng=None,
-                     separation="mean", restart_rng=None, float_steps=False):
+                     separation="mean", restart_rng=None, float_steps=False, backoff=True, halved=None):
     """The trainer's loop on exact gradients; returns final controls (V), losses, steps (V).
 
     ``restart_rng`` (``start_codes``' draw after the first): ``--restart-on-stall`` as the
-    trainer does it (``Trainer.stalled``, ``Trainer.finish``); the restarts are in ``steps`` as NaN."""
+    trainer does it (``Trainer.stalled``, ``Trainer.finish``); the restarts are in ``steps`` as NaN.
+    ``backoff``: a 2-cycle halves lr as the trainer does (``Trainer.back_off``: ``CycleCheck`` on each
+    loss and the controls it was measured at, at most ``MAX_LR_HALVINGS`` times; False: ``--fixed-lr``);
+    the iterations of the halvings are appended to the list ``halved`` when one is given."""
     losses, steps = [], []
     seg0, best = 0, (np.inf, None)
-    for _ in range(iters):
+    cycle = CycleCheck()
+    n_halved = 0
+    for it in range(iters):
         y, G = f(codes * LSB, task.inputs)
         if grad_noise:
             G = G + rng.normal(0.0, grad_noise, G.shape)
@@ -121,12 +128,21 @@ def gradient_descent(f, task, codes, *, lr, scale, iters, max_step=None, grad_no
             best = (E, codes.copy())
         if E < task.stop_loss:
             break
+        if backoff:   # (before the stall test, as Trainer.step)
+            cycle.add(E, codes * LSB)
+            if n_halved < MAX_LR_HALVINGS and cycle.cycling():
+                lr, n_halved = lr / 2.0, n_halved + 1
+                if halved is not None:
+                    halved.append(it)
+                cycle.reset()
+                cycle.add(E, codes * LSB)
         seg = losses[seg0:]
         if restart_rng is not None and len(seg) > STALL_WINDOW and \
                 min(seg[-STALL_WINDOW:]) > (1 - STALL_TOL) * min(seg[:-STALL_WINDOW]):
             codes = restart_rng()
             seg0 = len(losses)
             steps.append(float("nan"))
+            cycle.reset()
             continue
         d = lr * (dE @ G)
         if max_step is not None and np.abs(d).max() > max_step:
@@ -194,7 +210,8 @@ def study_sphere(args, model):
         codes, rrng = start_codes(task, s, with_rng=True, start=args.start)
         ctl, losses, steps = gradient_descent(f, task, codes.copy(), lr=args.lr or task.lr, scale=args.scale,
                                               iters=args.iters, max_step=args.max_step, separation=args.separation,
-                                              restart_rng=rrng if args.restart_on_stall else None)
+                                              restart_rng=rrng if args.restart_on_stall else None,
+                                              backoff=not args.fixed_lr)
         x, E_l = lbfgs(f, task, codes * LSB, args.scale)
         a0, a1, a2 = held_out(f, task, codes * LSB), held_out(f, task, ctl), held_out(f, task, x)
         accs["gd"].append(a1)
@@ -212,6 +229,7 @@ def study_sphere(args, model):
 
 def study_gates(args, model):
     found, kinds, fails, runs16, n_pinned = 0, {}, [], 0, 0
+    n_halved_gates, n_halvings, halved_lost = 0, 0, []
     rng = np.random.default_rng(99)
     for s in range(args.first_seed, args.first_seed + args.seeds):
         found_before = found
@@ -222,11 +240,17 @@ def study_gates(args, model):
                 continue
             f = response(task, model)
             codes, rrng = start_codes(task, 1000 * s + i, with_rng=True, start=args.start)
+            halved = []
             ctl, losses, steps = gradient_descent(f, task, codes, lr=args.lr or task.lr,
                                                   scale=args.scale, iters=args.iters, max_step=args.max_step,
                                                   grad_noise=args.grad_noise, rng=rng, separation=args.separation,
                                                   restart_rng=rrng if args.restart_on_stall else None,
-                                                  float_steps=args.float_steps)
+                                                  float_steps=args.float_steps, backoff=not args.fixed_lr,
+                                                  halved=halved)
+            n_halved_gates += bool(halved)
+            n_halvings += len(halved)
+            if args.verbose and halved:
+                print(f"  lr halved {s}:{task.extra['bits']} at {halved} ({len(losses)} iterations)")
             y = f(ctl, task.inputs)[0]
             if tasks.gate_found(y, task.targets, margin=MARGIN_NA):
                 found += 1
@@ -240,7 +264,8 @@ def study_gates(args, model):
             n_pinned += k_pin > 0
             fails.append(f"{s}:{task.extra['bits']} E {losses[-1]:.3f} gap {tasks.class_gap(y, task.targets):.1f} "
                          f"nA {kind}; {k_pin} control(s) pinned at a bound, free |dE/dV| {g_free:.4f} /V "
-                         f"({(args.lr or task.lr) * g_free / LSB:.2f} DAC codes per step)")
+                         f"({(args.lr or task.lr) * g_free / LSB:.2f} DAC codes per step)"
+                         f"{f'; lr halved at {halved}' if halved else ''}")
         runs16 += found - found_before == 16
     for line in fails:
         print("  not found", line)
@@ -248,7 +273,8 @@ def study_gates(args, model):
           f"max_step {args.max_step}, start {args.start}, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, "
           f"gradient noise {args.grad_noise} nA/V, restart on stall "
           f"{args.restart_on_stall}): found {found}/{16 * args.seeds}; all-gates runs 16/16: {runs16}/{args.seeds}; "
-          f"failures {kinds}, {n_pinned} of them with a control pinned at a bound")
+          f"failures {kinds}, {n_pinned} of them with a control pinned at a bound; "
+          f"{'fixed lr' if args.fixed_lr else f'lr halved on a 2-cycle in {n_halved_gates} gates ({n_halvings} halvings)'}")
 
 
 def main(argv=None):
@@ -270,6 +296,9 @@ def main(argv=None):
     p.add_argument("--grad-noise", type=float, default=0.0, help="gates: Gaussian dI/dV noise, nA/V")
     p.add_argument("--separation", choices=["mean", "min"], default="mean", help="corrsig's separation")
     p.add_argument("--restart-on-stall", action="store_true", help="as hge train --restart-on-stall")
+    p.add_argument("--fixed-lr", action="store_true",
+                   help="as hge train --fixed-lr: no halving of lr on a 2-cycle (the paper's recipe, sessions 1-6)")
+    p.add_argument("--verbose", action="store_true", help="gates: print each gate whose lr was halved")
     p.add_argument("--float-steps", action="store_true", help="gates: steps without DAC rounding")
     p.add_argument("--grid", type=int, default=9, help="capacity: grid points per control")
     ints = lambda text: [int(e) for e in text.split(",")]  # noqa: E731

@@ -302,7 +302,8 @@ def trainer_method_kwargs(paper_mode: bool) -> dict:
     """
     if not paper_mode:
         return {}
-    return {"loss_scale": PAPER_LOSS_SCALE_NA, **paper_hge_kwargs()}
+    # (and the paper's fixed lr: no halving on a 2-cycle, train_checks.CycleCheck)
+    return {"loss_scale": PAPER_LOSS_SCALE_NA, "lr_backoff": False, **paper_hge_kwargs()}
 
 
 def paper_train_kwargs(task) -> dict:
