@@ -34,7 +34,7 @@ def test_sphere_has_the_papers_sizes_electrodes_recipe_and_voltage_range(seed):
 def test_sphere_points_are_uniform_in_volume_and_isotropic(cls, r_lo, r_hi):
     """Uniform in volume means r^3 uniform on [r_lo^3, r_hi^3]. Kolmogorov-Smirnov: under that
     law P(sqrt(n) D > 1.95) ~ 0.001, so D < 1.95 / sqrt(n) (fixed seed, n = 10000 per class);
-    radii drawn uniformly in r instead give D ~ 0.2 for the ball (and 0.083 for the shell,
+    radii drawn uniformly in r instead give D = 0.385 for the ball (and 0.083 for the shell,
     still above the bound 0.0195). Isotropy: the mean unit vector's components have SD
     1/sqrt(3 n) under the uniform direction law, so each is below 4.5 / sqrt(3 n) (6e-6
     two-sided chance each)."""
