@@ -19,8 +19,12 @@ prints its figures; ``docs/design.md`` section 6 quotes them.
                the training outputs), the test set's best balanced accuracy (reads the test
                labels), plain accuracy at the held-out threshold, and a fresh test set of 10000
                points (the 1000-point test set's sampling error).
-``landscape``  many L-BFGS-B minima of corrsig from random starts: their loss against their
-               held-out accuracy (is the loss a good proxy for the accuracy?).
+``landscape``  L-BFGS-B from ``--starts`` starts drawn as the trainer draws them: the distinct minima
+               of corrsig, each with its loss, held-out accuracy and share of the starts (its basin).
+``global``     the trainer's starts whose basin has a minimum below the stop loss: GD traced past
+               the stop (the accuracy where the paper's stop would end the run, and further down).
+``variants``   the encoding: our ball-and-shell data against balanced encodings without a gap
+               (uniform in the 0.7 V ball or the +-0.7 V cube), GD and L-BFGS-B from the same starts.
 
 Examples::
 
@@ -28,7 +32,9 @@ Examples::
     python tools/sphere_study.py trace --seeds 8 --scale 1
     python tools/sphere_study.py hessian --seeds 8
     python tools/sphere_study.py accuracy --seeds 8
-    python tools/sphere_study.py landscape --starts 40
+    python tools/sphere_study.py landscape --starts 64 --task-seed 1
+    python tools/sphere_study.py global --seeds 40 --iters 1000
+    python tools/sphere_study.py variants --seeds 8
 """
 from __future__ import annotations
 
