@@ -69,3 +69,16 @@ def test_study_loss_terms_rebuild_corrsig():
     for scale in (1.0, 10.0):
         E, rho, sep = sphere_study.loss_terms(y, z, scale)
         assert E == pytest.approx((1 - rho) * (1 + np.exp(-sep / scale)), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind, r_in, r_out", [("ours", 0.3, 0.5), ("ball", 0.7 / 2 ** (1 / 3), 0.7 / 2 ** (1 / 3)),
+                                               ("cube", 0.6893, 0.6893)])
+def test_study_encodings_are_balanced_within_the_range_and_split_at_their_radius(kind, r_in, r_out):
+    """The encodings docs/design.md compares: half of each class, inputs within +-0.7 V, class 1
+    inside r_in and class 0 outside r_out. The cube's split radius holds half the cube's volume:
+    (4/3) pi r^3 = 1.4^3 / 2 gives r = 0.68932 V (the bound 0.6893 holds to 4e-5 V)."""
+    import sphere_study
+    X, z = sphere_study.variant_data(kind, np.random.default_rng(3), 400)
+    r = np.linalg.norm(X, axis=1)
+    assert z.sum() == 200 and np.abs(X).max() <= 0.7
+    assert r[z == 1].max() <= r_in + 4e-5 and r[z == 0].min() >= r_out - 4e-5

@@ -130,9 +130,9 @@ def study_trace(args):
                              float_steps=args.float_steps, on_checkpoint=cp)
         text = "  ".join(f"{i}:E{E:.3f}/r{rho:.3f}/s{sep:.1f}/a{acc:.3f}" for i, E, rho, sep, acc in rows)
         print(f"seed {s}: {text}")
+        tail = f"; last 100 steps lowered E by {losses[-101] - losses[-1]:.4f}" if len(losses) > 100 else ""
         print(f"   E < {task.stop_loss} first at "
-              f"{'never' if cross is None else f'iteration {cross[0]} (acc {cross[1]:.3f})'}; "
-              f"last 100 steps lowered E by {losses[-101] - losses[-1]:.4f}" if len(losses) > 100 else "")
+              f"{'never' if cross is None else f'iteration {cross[0]} (acc {cross[1]:.3f})'}{tail}")
         finals.append(rows[-1][4])
         best_acc.append(max(r[4] for r in rows))
         at_cross.append(np.nan if cross is None else cross[1])
