@@ -54,6 +54,19 @@ def test_a_session6_stale_pool_in_a_checkpoint_resumes_with_an_empty_pool():
     assert tr2.iteration == 3
 
 
+# -- the firmware trainer: a fixed lr, and --json says which --------------------------------------------------
+def test_firmware_run_reports_its_fixed_lr_and_stores_no_backoff(capsys, tmp_path):
+    """``--json`` per_task gives ``lr`` (README, ``--fixed-lr`` help); the firmware trainer's was null though
+    its lr is fixed and known. Its config stores no ``fixed_lr: false`` (it keeps lr fixed; mutant: drop
+    ``--trainer firmware`` from the forcing in cmd_train -> the config says the lr could be halved)."""
+    code, out, err = run(capsys, "train", "--task", "xor", "--trainer", "firmware", "--out", tmp_path / "f",
+                         "--no-plots", "--json", "--quiet", "--max-iter", "3", "--lr", "0.015")
+    assert code == 0, err
+    (t,) = json.loads(out)["per_task"]
+    assert t["lr"] == 0.015 and t["lr_halved_at"] == []
+    assert "fixed_lr" not in json.loads((tmp_path / "f" / "config.json").read_text())
+
+
 # -- the robust stale rule: what it cannot see ----------------------------------------------------------------
 # Review s6's rig model (tests/test_review_s6.py): the 4 data points of a gate at currents 1, 4.6, 21.5 and 100,
 # their dI/dV alike, so one window of each iteration carries almost all of sum g^2. Noise-free, a chain lagging
