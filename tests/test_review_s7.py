@@ -113,3 +113,47 @@ def test_a_large_lag_is_flagged_on_the_current_dependent_rig():
     for growth in (1.1, 1.15):
         chk, _ = _pool(60.0, growth)
         assert chk.test()[0].any(), growth
+
+
+# -- the lr halving: what its docstrings promise, through the trainer ------------------------------------------
+LR = 0.02   # the paper's gate lr
+
+
+def _cycling_points(n, m=5):
+    """(E, x) of a clean 2-cycle: x alternating between two points, the loss between 0.2 and 0.8."""
+    a, b = np.full(m, 0.1), np.full(m, -0.1)
+    return [((0.2, a) if i % 2 == 0 else (0.8, b)) for i in range(n)]
+
+
+def test_a_restart_on_stall_keeps_the_halved_lr_and_starts_a_new_cycle_window():
+    """``Trainer.back_off``: 'A restart (restart_on_stall) keeps the halved lr' and the 2-cycle test starts
+    afresh at the new start. Mutant: reset lr to the task's at a restart -> no test went red before this one."""
+    tr = Trainer(SimulatedDNPU(seed=0, noise=False), gate("xnor"), seed=0, restart_on_stall=True, max_iter=50)
+    tr.initialise()
+    for i, (E, x) in enumerate(_cycling_points(tc.CYCLE_WINDOW + 1)):
+        tr.iteration = i
+        tr.back_off(E, x)
+    assert tr.lr_halved_at == [tc.CYCLE_WINDOW] and tr.lr == LR / 2      # premise: halved once
+    eta = tr.eta
+    tr.stalled = lambda: True                                           # the next step restarts
+    tr.step()
+    assert tr.restarts == [tc.CYCLE_WINDOW]                              # (the iteration the loop left)
+    assert tr.lr == LR / 2 and tr.eta == eta and tr.lr_halved_at == [tc.CYCLE_WINDOW]
+    assert len(tr.cycle_check.E) == 0                                    # the window starts at the new start
+
+
+def test_an_oscillating_end_after_halvings_says_which_halvings_did_not_cure_it():
+    """``Trainer.result``: a task whose loss still oscillates at its end after halvings gets
+    ``oscillation_note(lr_halved_at, lr)`` (README: 'says which halvings did not cure it and suggests
+    --max-step 0.02'), not the fixed-lr note. Mutant: always the fixed-lr note -> no test went red before."""
+    tr = Trainer(SimulatedDNPU(seed=0, noise=False), gate("xnor"), seed=0, max_iter=60)
+    tr.initialise()
+    tr.losses = [0.3, 0.6] * 30                                          # the last 50 swing: 'oscillating'
+    tr.history_controls = [tr.controls().tolist()] * 60
+    tr.iteration = 60
+    tr.lr_halved_at = [8, 16, 24]
+    tr.set_lr(LR / 8)
+    r = tr.result(0.0)
+    assert r.found is False and r.failure == "oscillating"               # premise: the note's case
+    assert r.diagnosis == tc.oscillation_note([8, 16, 24], LR / 8) != tc.OSCILLATION_NOTE
+    assert "8, 16, 24" in r.diagnosis and "0.0025" in r.diagnosis and "--max-step 0.02" in r.diagnosis
