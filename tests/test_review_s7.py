@@ -157,3 +157,11 @@ def test_an_oscillating_end_after_halvings_says_which_halvings_did_not_cure_it()
     assert r.found is False and r.failure == "oscillating"               # premise: the note's case
     assert r.diagnosis == tc.oscillation_note([8, 16, 24], LR / 8) != tc.OSCILLATION_NOTE
     assert "8, 16, 24" in r.diagnosis and "0.0025" in r.diagnosis and "--max-step 0.02" in r.diagnosis
+
+
+def test_reproduce_fig4_rows_say_whether_lr_was_fixed():
+    """Fig. 4's rows state the method they ran (``_method_text``): project mode now halves lr on a 2-cycle
+    (the trainer's default since session 7), paper mode keeps it fixed; the text named neither."""
+    from hge_embedded.reproduce import fig4
+    assert "lr halved on a 2-cycle" in fig4._method_text(SimpleNamespace(paper_mode=False))
+    assert "fixed lr" in fig4._method_text(SimpleNamespace(paper_mode=True))
