@@ -165,3 +165,16 @@ def test_reproduce_fig4_rows_say_whether_lr_was_fixed():
     from hge_embedded.reproduce import fig4
     assert "lr halved on a 2-cycle" in fig4._method_text(SimpleNamespace(paper_mode=False))
     assert "fixed lr" in fig4._method_text(SimpleNamespace(paper_mode=True))
+
+
+def test_a_calibration_stamp_that_lacks_a_key_is_refused(capsys, tmp_path):
+    """A file stamped before ``-T`` was part of the stamp (session 6's NI ``stamp_calibration`` wrote the chain
+    alone) does not say which window it covers: refused, naming the key, not taken as matching. Mutant: compare
+    only the keys the file has -> accepted; no test went red before this one."""
+    cal = tmp_path / "cal.json"
+    assert run(capsys, "calibrate", "--no-noise", "--out", cal)[0] == 0
+    data = json.loads(cal.read_text())
+    del data["chain"]["T_s"]
+    cal.write_text(json.dumps(data))
+    code, _, err = run(capsys, "gradient", "--no-noise", "--calibration", cal)
+    assert code == 2 and "T_s None then, 0.1 now" in err, err
