@@ -77,6 +77,9 @@ def test_firmware_run_reports_its_fixed_lr_and_stores_no_backoff(capsys, tmp_pat
 # constant gradient (a 30 deg lag then flags 2 of 5 electrodes, which stops the task), to 10.5 with a gradient
 # growing 10 % per iteration (a descent leaving a flat start: the floor term then keeps a 60 deg lag's margins at
 # 0.87-0.99, nothing flagged), to 7.7 with 15 % (below the bound: no angle can be flagged).
+# On the default simulator (constant noise, the 4 cases' gradients alike) the pool nearly always has the power:
+# over all-gates seeds 0 and 11 (2019 pooled tests) N_eff fell below 10.2 in 2 tests (min 9.8), its 1 % quantile
+# 15-16 (measured by wrapping StaleCalibrationCheck.test; review s7's report has the script).
 LEVELS = np.geomspace(1.0, 100.0, 4)[:, None]
 
 
