@@ -367,7 +367,7 @@ def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: 
                            control_electrodes=list(map(int, task.control_electrodes)),
                            input_electrodes=list(map(int, task.input_electrodes)), accuracy=None, iterations=0, final_loss=None, controls=np.zeros(len(task.control_electrodes)),
                            outputs=np.full(len(task.targets), np.nan), losses=[], lab_time_s=0.0,
-                           wall_time_s=time.perf_counter() - t0)
+                           wall_time_s=time.perf_counter() - t0, lr=task.lr if lr is None else float(lr))
     fr = FirmwareRun(device, task, seed=seed, T=T, ramp=ramp, amplitude=amplitude, lr=lr, max_iter=max_iter,
                      stop_loss=stop_loss, filter=filter)
     from .train import parse_init
@@ -392,4 +392,5 @@ def train_task_firmware(device, task: Task, *, seed: int = 0, progress=None, T: 
                        final_loss=losses[-1] if losses else None, controls=controls, outputs=outputs,
                        losses=losses, lab_time_s=fr.lab_time, wall_time_s=time.perf_counter() - t0,
                        threshold=threshold, test_outputs=test_out,
-                       initial_loss=losses[0] if losses else None)
+                       initial_loss=losses[0] if losses else None,
+                       lr=fr.lr)   # fixed: the firmware never halves it (--json per_task's lr, as the host trainer's)

@@ -20,8 +20,9 @@ PAPER_SPHERE_STOP = 0.2
 def _method_text(ctx) -> str:
     if ctx.paper_mode:
         return ("paper mode: single random start, loss (1 - rho) / sigmoid(y_sep / 1 nA) (the Methods' form with "
-                "outputs in nA), plain read-out, 2R/a with the sign from the phase")
-    return "project mode: the trainer's default start and loss scale, calibrated projection and crosstalk solve"
+                "outputs in nA), plain read-out, 2R/a with the sign from the phase, the fixed lr")
+    return ("project mode: the trainer's default start and loss scale, calibrated projection and crosstalk solve, "
+            "lr halved on a 2-cycle of the step (at most 3 times per task)")
 
 
 def _train(ctx, dev, task, seed: int, callback=None, **extra):
