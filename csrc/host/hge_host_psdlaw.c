@@ -60,30 +60,36 @@ static double exp_one(double x)
     return p * scale;
 }
 
-/* exp of x[0..3] into out[0..3]; lanes beyond +-708 (or NaN) are redone by exp_one (libm). */
-static inline void exp_four(const double *x, double *out)
+typedef int64_t hge_v4m __attribute__((vector_size(32)));    /* lane masks of vector compares */
+
+/* exp of x[0..3] into out[0..3]; lanes beyond +-708 (or NaN) are redone by libm. Always inlined, so
+ * that each clone has its own copy at its own ISA (also at -O0); x may be a local copy of the argument. */
+static inline __attribute__((always_inline)) void exp_four(const double *x, double *out)
 {
     hge_v4d xv, t, kd, r, p, scale;
-    hge_v4u tb, bits;
     memcpy(&xv, x, sizeof xv);
+    hge_v4u tb, sb, bits;
     const hge_v4d log2e = {PSD_LOG2E, PSD_LOG2E, PSD_LOG2E, PSD_LOG2E};
     const hge_v4d shift = {PSD_SHIFT, PSD_SHIFT, PSD_SHIFT, PSD_SHIFT};
     const hge_v4d hi = {PSD_LN2_HI, PSD_LN2_HI, PSD_LN2_HI, PSD_LN2_HI};
     const hge_v4d lo = {PSD_LN2_LO, PSD_LN2_LO, PSD_LN2_LO, PSD_LN2_LO};
+    const hge_v4d top = {PSD_MAX_ARG, PSD_MAX_ARG, PSD_MAX_ARG, PSD_MAX_ARG};
     t = xv * log2e + shift;
     kd = t - shift;
     r = (xv - kd * hi) - kd * lo;
     p = PSD_POLY(r);
-    hge_v4u sb;
     memcpy(&tb, &t, sizeof tb);
     memcpy(&sb, &shift, sizeof sb);
     bits = (tb - sb + 1023u) << 52;
     memcpy(&scale, &bits, sizeof scale);
     p = p * scale;
     memcpy(out, &p, sizeof p);
-    for (int i = 0; i < 4; i++) {
-        if (!(fabs(x[i]) <= PSD_MAX_ARG)) {
-            out[i] = exp(x[i]);
+    const hge_v4m in = (xv <= top) & (xv >= -top);   /* false for NaN */
+    if (!(in[0] & in[1] & in[2] & in[3])) {
+        for (int i = 0; i < 4; i++) {
+            if (!in[i]) {
+                out[i] = exp(x[i]);
+            }
         }
     }
 }
@@ -118,14 +124,26 @@ hge_status hge_psdlaw(const double *lf, const double *lf2, uint64_t n, double ic
         return HGE_ERR_NULL;
     }
     const double two_c01 = 2.0 * c01;
-    double arg[4];
+    const hge_v4d iv = {icpt, icpt, icpt, icpt}, sv = {slope, slope, slope, slope};
+    const hge_v4d c0v = {c00, c00, c00, c00}, c1v = {two_c01, two_c01, two_c01, two_c01};
+    const hge_v4d c2v = {c11, c11, c11, c11}, half = {2.0, 2.0, 2.0, 2.0};
     uint64_t j = 0;
-    for (; j + 4u <= n; j += 4u) {
-        for (int i = 0; i < 4; i++) {   /* numpy's: icpt + slope * lf - (c00 * lf2 + 2 * c01 * lf + c11) / 2 */
-            const double a = icpt + slope * lf[j + i];
-            arg[i] = lf2 ? a - ((c00 * lf2[j + i] + two_c01 * lf[j + i]) + c11) / 2.0 : a;
+    /* numpy's: icpt + slope * lf - (c00 * lf2 + 2 * c01 * lf + c11) / 2, lane by lane */
+    if (lf2 != NULL) {
+        for (; j + 4u <= n; j += 4u) {
+            hge_v4d l, l2, a;
+            memcpy(&l, lf + j, sizeof l);
+            memcpy(&l2, lf2 + j, sizeof l2);
+            a = (iv + sv * l) - ((c0v * l2 + c1v * l) + c2v) / half;
+            exp_four((const double *)&a, out + j);
         }
-        exp_four(arg, out + j);
+    } else {
+        for (; j + 4u <= n; j += 4u) {
+            hge_v4d l, a;
+            memcpy(&l, lf + j, sizeof l);
+            a = iv + sv * l;
+            exp_four((const double *)&a, out + j);
+        }
     }
     for (; j < n; j++) {
         const double a = icpt + slope * lf[j];
