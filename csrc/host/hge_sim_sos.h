@@ -10,7 +10,7 @@
  *   z1      = b2 x - a2 y
  * and y is the next section's input. scipy.signal.sosfilt's kernel (_sosfilt) does these
  * operations in this order, sample by sample through the sections; here each section runs
- * over the whole record before the next one (its coefficients and state stay in registers).
+ * over the whole record before the next one, two at a time (coefficients and state in registers).
  * Every value is the same operation on the same operands either way (a section's outputs
  * depend only on its inputs and its state), so the output and the final state are the same
  * bits (tested against scipy). No FMA: the build is ISO C99 (contraction off).
