@@ -890,8 +890,15 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
     windows = []
     for sel in win.groups:   # perturbation_waveform, with the plan's tones made once (HGEWindow.tone_rows)
         rows, tones = win.tone_rows(sel)
-        volts = np.repeat(bias[:, None], win.n, axis=1)
-        volts[rows] += tones
+        # np.repeat(bias[:, None], n, axis=1), then the tones added to their rows: the same values and
+        # the same sums, with a broadcast copy (np.repeat goes element by element) and, when every row
+        # takes a tone in order (the parallel plan), a plain in-place add instead of a gather/scatter.
+        volts = np.empty((bias.size, win.n))
+        volts[:] = bias[:, None]
+        if rows.size == bias.size and rows.tolist() == list(range(bias.size)):
+            volts += tones
+        else:
+            volts[rows] += tones
         windows.append(volts)
     for sel, volts in zip(win.groups, windows):
         win.gate(bias, sel, volts)   # check_volts' test, from the window's extremes (exact)
