@@ -454,6 +454,7 @@ class WindowPsdPlan:
         f = np.atleast_1d(np.asarray(freqs, float))
         self.tones = tuple(float(x) for x in f)
         self.A, self.pinv = _tone_basis(self.fs, self.tones, self.n)
+        self._rfft = _cached_rfft()
         self.hann, wsum, fb = _hann_plan(self.n, self.fs)
         self.denominator = self.fs * wsum
         self.near_sel, lf = _plan_band(self.n, self.fs, tuple(f.tolist()), tuple(f.tolist()), guard_bins)
@@ -479,7 +480,7 @@ class WindowPsdPlan:
         """``_residual_periodogram`` (tones, DC and slope fitted and removed; Hann; one-sided)."""
         coef = y @ self.pinv.T
         r = y - coef @ self.A.T
-        return 2.0 * np.abs(np.fft.rfft(r * self.hann)) ** 2 / self.denominator
+        return 2.0 * np.abs(self._rfft(r * self.hann)) ** 2 / self.denominator
 
     def fit(self, y):
         """The two laws of ``window_psd(y, ...)``: ``(slope_n, icpt_n, low)``, ``low`` None (the low band
@@ -557,6 +558,19 @@ class WindowPsdPlan:
                 var_l = c00 * self.lf2_below + 2 * c01 * lf + c11
                 out[self.below] = np.exp(icpt + slope * lf - var_l / 2)
         return out
+
+
+def _cached_rfft():
+    """``scipy.fft.rfft`` where scipy is there, else ``np.fft.rfft``. Both run pocketfft's real
+    transform; numpy builds its plan (~45 k instructions for n = 1000) on every call, scipy keeps
+    it in a cache. The same numbers, bit for bit: tests/test_read_fast_paths.py checks the plan's
+    periodogram against window_psd's (np.fft.rfft) on random windows of several lengths, and
+    tests/test_psdlaw.py the two transforms directly."""
+    try:
+        import scipy.fft
+    except ImportError:   # pragma: no cover - scipy is a dependency
+        return np.fft.rfft
+    return scipy.fft.rfft
 
 
 PSDLAW_EXP_REL = 5.9e-15   # csrc/host/hge_host_psdlaw.h: hge_psdlaw_exp's relative error bound

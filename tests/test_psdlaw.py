@@ -141,6 +141,15 @@ def test_extract_gradient_stderr_within_the_bound_gradient_identical(make, kw, m
         assert np.all(np.abs(a.stderr / e.stderr - 1.0) <= bound)
 
 
+@settings(max_examples=60)
+@given(st.integers(0, 2**31), st.sampled_from([8, 96, 400, 800, 1000, 1600, 2000, 4000, 999, 1001]),
+       st.floats(1e-6, 1e6))
+def test_the_plans_rfft_is_numpys_bit_for_bit(seed, n, scale):
+    """WindowPsdPlan's transform (scipy.fft.rfft: a cached plan) gives np.fft.rfft's numbers exactly."""
+    x = np.random.default_rng(seed).normal(size=n) * scale
+    assert np.array_equal(analysis._cached_rfft()(x), np.fft.rfft(x))
+
+
 def test_psdlaw_under_sanitizers(tmp_path):
     out = run_sanitized(tmp_path, "psdlaw_check", ["csrc/host/hge_host_psdlaw.c", "tests/c/psdlaw_check.c"],
                         extra_flags=["-Itests/c"])
