@@ -293,11 +293,26 @@ SOURCE_TENSORS = """
 # ---- end of gradspeed session-6 block ----
 
 
+# ---- gradspeed3 (session 7): the stderr's noise power laws at the lock-in's bins (csrc/host/hge_host_psdlaw.h),
+# the noise's second-order sections (csrc/host/hge_sim_sos.h) ----
+CDEF_PSDLAW = """
+hge_status hge_psdlaw(const double *lf, const double *lf2, uint64_t n, double icpt, double slope, double c00,
+                      double c01, double c11, double *out);
+hge_status hge_psdlaw_exp(const double *x, uint64_t n, double *out);
+hge_status hge_sim_sos(const double *sos, uint32_t n_sections, double *zi, const double *x, uint64_t n, double *y);
+"""
+SOURCE_PSDLAW = """
+#include "hge_host_psdlaw.h"
+#include "hge_sim_sos.h"
+"""
+# ---- end of gradspeed3 session-7 block ----
+
+
 ffibuilder = FFI()
-ffibuilder.cdef(CDEF + CDEF_TRAINER + CDEF_SIM + CDEF_WINDOWS + CDEF_HOP + CDEF_TENSORS)
+ffibuilder.cdef(CDEF + CDEF_TRAINER + CDEF_SIM + CDEF_WINDOWS + CDEF_HOP + CDEF_TENSORS + CDEF_PSDLAW)
 ffibuilder.set_source(
     "hge_embedded._hge_core",
-    SOURCE + SOURCE_TRAINER + SOURCE_SIM + SOURCE_HOP + SOURCE_TENSORS,
+    SOURCE + SOURCE_TRAINER + SOURCE_SIM + SOURCE_HOP + SOURCE_TENSORS + SOURCE_PSDLAW,
     # csrc/*.c is the portable core (also the firmware's); csrc/host/*.c the host-only
     # fast paths (threads, runtime ISA dispatch, reference cache).
     sources=[str(p.relative_to(ROOT)) for p in sorted(CSRC.glob("*.c")) + sorted((CSRC / "host").glob("*.c"))],

@@ -454,6 +454,7 @@ class WindowPsdPlan:
         f = np.atleast_1d(np.asarray(freqs, float))
         self.tones = tuple(float(x) for x in f)
         self.A, self.pinv = _tone_basis(self.fs, self.tones, self.n)
+        self._rfft = _cached_rfft()
         self.hann, wsum, fb = _hann_plan(self.n, self.fs)
         self.denominator = self.fs * wsum
         self.near_sel, lf = _plan_band(self.n, self.fs, tuple(f.tolist()), tuple(f.tolist()), guard_bins)
@@ -479,7 +480,7 @@ class WindowPsdPlan:
         """``_residual_periodogram`` (tones, DC and slope fitted and removed; Hann; one-sided)."""
         coef = y @ self.pinv.T
         r = y - coef @ self.A.T
-        return 2.0 * np.abs(np.fft.rfft(r * self.hann)) ** 2 / self.denominator
+        return 2.0 * np.abs(self._rfft(r * self.hann)) ** 2 / self.denominator
 
     def fit(self, y):
         """The two laws of ``window_psd(y, ...)``: ``(slope_n, icpt_n, low)``, ``low`` None (the low band
@@ -503,24 +504,94 @@ class WindowPsdPlan:
         return slope_n, icpt_n, (slope, icpt + EULER_GAMMA) + cov
 
     def at_bins(self, fit) -> np.ndarray:
-        """``S(bins)`` of a ``fit``: ``window_psd``'s ``S`` evaluated at ``bins``."""
+        """``S(bins)`` of a ``fit``: ``window_psd``'s ``S`` evaluated at ``bins``, its exp() in C.
+
+        :meth:`at_bins_exact`'s arguments bit for bit, each exp() within a relative
+        ``PSDLAW_EXP_REL`` = 5.9e-15 of the exact exponential (``csrc/host/hge_host_psdlaw.h``
+        derives it) where numpy's libm exp is within half an ulp or so: so every element is within
+        ``PSDLAW_EXP_REL + 2.3e-16`` of :meth:`at_bins_exact`'s (tested). Why: the stderr takes ~8000
+        exp() per window, ~0.5 M instructions through libm's scalar exp, ~0.1 M here.
+
+        How far that moves the stderr (``HGEWindow._read_stderr``): var = fl(W S) for the weights
+        W (2m, N). With S~ = S (1 + t_j), |t_j| <= e, e = PSDLAW_EXP_REL + 2.3e-16, the exact products
+        differ by at most e |W| S; each rounded product is within gamma_N |W| S of its exact one
+        (Higham 3.5, any summation order; S >= 0). So |var~ - var| <= (e + 2 gamma_N) |W| S, and
+        where W >= 0 (the lock-in's in-phase and quadrature weights on the default plans) that is
+        a relative change of var of at most e + 2 gamma_N, of its square root half that, plus the
+        roundings of the root and the scale (2 u each side): the stderr's relative change is at most
+        (e + 2 gamma_N) / 2 + 4 u (N = 8000 bins: 9.0e-13; tests/test_psdlaw.py). The gradient does not
+        depend on it."""
+        return self._at_bins(fit, _psdlaw)
+
+    def at_bins_exact(self, fit) -> np.ndarray:
+        """:meth:`at_bins` with numpy's exp (``window_psd``'s ``S(bins)`` bit for bit)."""
+        return self._at_bins(fit, None)
+
+    def _at_bins(self, fit, law) -> np.ndarray:
         slope_n, icpt_n, low = fit
         if low is not None and self._split is not None:
             k = self._split
             out = np.empty(self.log_bins.size)
-            np.exp(icpt_n + slope_n * self._log_above, out=out[k:])
             slope, icpt, c00, c01, c11 = low
+            if law is not None:
+                law(self._log_above, None, icpt_n, slope_n, 0.0, 0.0, 0.0, out[k:])
+                law(self.lf_below, self.lf2_below, icpt, slope, c00, c01, c11, out[:k])
+                return out
+            np.exp(icpt_n + slope_n * self._log_above, out=out[k:])
             lf = self.lf_below
             var_l = c00 * self.lf2_below + 2 * c01 * lf + c11
             np.exp(icpt + slope * lf - var_l / 2, out=out[:k])
             return out
-        out = np.exp(icpt_n + slope_n * self.log_bins)
+        if law is not None:
+            out = np.empty(self.log_bins.size)
+            law(self.log_bins, None, icpt_n, slope_n, 0.0, 0.0, 0.0, out)
+        else:
+            out = np.exp(icpt_n + slope_n * self.log_bins)
         if low is not None and self.below is not None:
             slope, icpt, c00, c01, c11 = low
             lf = self.lf_below
-            var_l = c00 * self.lf2_below + 2 * c01 * lf + c11
-            out[self.below] = np.exp(icpt + slope * lf - var_l / 2)
+            if law is not None:
+                part = np.empty(lf.size)
+                law(lf, self.lf2_below, icpt, slope, c00, c01, c11, part)
+                out[self.below] = part
+            else:
+                var_l = c00 * self.lf2_below + 2 * c01 * lf + c11
+                out[self.below] = np.exp(icpt + slope * lf - var_l / 2)
         return out
+
+
+def _cached_rfft():
+    """``scipy.fft.rfft`` where scipy is there, else ``np.fft.rfft``. Both run pocketfft's real
+    transform; numpy builds its plan (~45 k instructions for n = 1000) on every call, scipy keeps
+    it in a cache. The same numbers, bit for bit: tests/test_read_fast_paths.py checks the plan's
+    periodogram against window_psd's (np.fft.rfft) on random windows of several lengths, and
+    tests/test_psdlaw.py the two transforms directly."""
+    try:
+        import scipy.fft
+    except ImportError:   # pragma: no cover - scipy is a dependency
+        return np.fft.rfft
+    return scipy.fft.rfft
+
+
+PSDLAW_EXP_REL = 5.9e-15   # csrc/host/hge_host_psdlaw.h: hge_psdlaw_exp's relative error bound
+
+
+def _psdlaw(lf, lf2, icpt, slope, c00, c01, c11, out) -> None:
+    """``out[:] = exp(icpt + slope lf - (c00 lf2 + 2 c01 lf + c11) / 2)`` (``lf2`` None: without the
+    quadratic) by ``hge_psdlaw`` (float64 arrays of one length, C-contiguous)."""
+    from ._hge_core import ffi, lib
+    n = lf.size
+    if not n:
+        return
+    if not (lf.dtype == np.float64 and out.dtype == np.float64 and lf.flags.c_contiguous
+            and out.flags.c_contiguous and out.size == n and (lf2 is None or (
+                lf2.dtype == np.float64 and lf2.flags.c_contiguous and lf2.size == n))):
+        raise ValueError("_psdlaw: float64 C-contiguous arrays of one length expected")   # pragma: no cover
+    status = lib.hge_psdlaw(ffi.from_buffer("double[]", lf), ffi.NULL if lf2 is None else
+                            ffi.from_buffer("double[]", lf2), n, float(icpt), float(slope), float(c00),
+                            float(c01), float(c11), ffi.from_buffer("double[]", out, require_writable=True))
+    if status != lib.HGE_OK:   # pragma: no cover - non-null, sized by the caller
+        raise RuntimeError(f"hge_psdlaw: status {status}")
 
 
 def _tone_basis(fs, freqs, n):
@@ -536,9 +607,12 @@ def _centred(x):
     return x, xm, dx, dx @ dx
 
 
+_add_reduce = np.add.reduce
+
+
 def _centred_fit(c, y):
     """``line_fit(x, y)`` with x's numbers from ``_centred``: the same operations, the same (slope, icpt)."""
     x, xm, dx, sxx = c
-    ym = y.mean()
+    ym = _add_reduce(y) / y.size   # y.mean(): numpy's _mean is this sum and this division (the same bits)
     slope = (dx @ (y - ym)) / sxx
     return slope, ym - slope * xm

@@ -618,7 +618,9 @@ class HGEWindow:
                 self._read_stderr(rp, Y, z, se, se_q, slopes)
         if bias:
             if Q is not None:
-                b[:] = Q.mean(axis=2).T                  # applied_bias: each window's mean DAC value
+                # applied_bias: each window's mean DAC value (Q.mean(axis=2): numpy's _mean is this sum
+                # and this division, the same bits, without its Python wrapper)
+                b[:] = (np.add.reduce(Q, axis=2) / Q.shape[2]).T
             else:
                 b[:] = volts[:, [s.start for s in slices]].T   # applied_bias without a DAC step: the bias
         if slopes:
@@ -751,6 +753,14 @@ def stale_calibration(grad, quad, quad_se) -> np.ndarray:
 _TAN_STALE_ANGLE = np.tan(STALE_ANGLE)
 
 
+def _mean(y):
+    """``np.mean(y)``: for a float64 array its sum and its division (numpy's _mean: the same bits) without
+    the wrapper; anything else (integers sum in float64 there) through np.mean."""
+    if isinstance(y, np.ndarray) and y.dtype == np.float64 and y.size:
+        return np.add.reduce(y, axis=None) / y.size
+    return np.mean(y)
+
+
 # HGEWindow configurations made by extract_gradient, per device object (see _window_for).
 _WINDOWS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _WINDOWS_PER_DEVICE = 32
@@ -880,8 +890,15 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
     windows = []
     for sel in win.groups:   # perturbation_waveform, with the plan's tones made once (HGEWindow.tone_rows)
         rows, tones = win.tone_rows(sel)
-        volts = np.repeat(bias[:, None], win.n, axis=1)
-        volts[rows] += tones
+        # np.repeat(bias[:, None], n, axis=1), then the tones added to their rows: the same values and
+        # the same sums, with a broadcast copy (np.repeat goes element by element) and, when every row
+        # takes a tone in order (the parallel plan), a plain in-place add instead of a gather/scatter.
+        volts = np.empty((bias.size, win.n))
+        volts[:] = bias[:, None]
+        if rows.size == bias.size and rows.tolist() == list(range(bias.size)):
+            volts += tones
+        else:
+            volts[rows] += tones
         windows.append(volts)
     for sel, volts in zip(win.groups, windows):
         win.gate(bias, sel, volts)   # check_volts' test, from the window's extremes (exact)
@@ -939,7 +956,7 @@ def extract_gradient(device, bias, *, electrodes=None, amplitudes=0.008, T: floa
         # record is its mean): the same numbers without the stacking.
         gradient=grad, stderr=stderr, bias=dcs[0].copy() if len(dcs) == 1 else np.mean(dcs, axis=0), X=z.real,
         Y=z.imag, freqs=win.freqs.copy(), electrodes=to_number(win.idx), amplitudes=win.amps.copy(),
-        current=float(np.mean(ys[0] if len(ys) == 1 else np.concatenate(ys))),
+        current=float(_mean(ys[0] if len(ys) == 1 else np.concatenate(ys))),
         lab_time_s=len(ys) * win.n / win.fs + cal_time, mode=mode, filter=filter, phase=phase,
         calibration_time_s=cal_time, saturated_samples=saturated, stderr_reliable=reliable, warnings=warnings)
 

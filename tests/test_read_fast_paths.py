@@ -1,7 +1,8 @@
 """The HGE read's per-plan fast paths against the plain computations they replace.
 
 * ``analysis.WindowPsdPlan`` (the stderr's noise fit, made once per plan) equals ``window_psd``
-  bit for bit: its slope and ``S`` at the lock-in's noise bins;
+  bit for bit: its slope and ``S`` at the lock-in's noise bins (``at_bins_exact``; ``at_bins``, whose
+  exp() is in C, is within its derived bound of it: tests/test_psdlaw.py);
 * ``gradient.applied_windows`` (the DAC's applied fundamentals from two dot products per electrode, in C)
   is within its derived round-off bound of ``applied_fundamentals`` (the whole tone fit);
 * the stderr from combined spectral weights (``HGEWindow._stderr_weights``) is within its derived
@@ -46,7 +47,7 @@ def test_window_psd_plan_equals_window_psd(seed, plan_, level, beta, dc):
     plan = analysis.WindowPsdPlan(n, fs, f, bins)
     fit = plan.fit(y)
     S = analysis.window_psd(y, fs, f)
-    assert np.array_equal(plan.at_bins(fit), S(bins))
+    assert np.array_equal(plan.at_bins_exact(fit), S(bins))
     assert (fit[2] is None and np.isnan(S.slope)) or fit[2][0] == S.slope
 
 
@@ -54,7 +55,8 @@ def test_window_psd_plan_equals_window_psd(seed, plan_, level, beta, dc):
 def test_window_psd_plan_split_at_the_low_edge(order):
     """at_bins takes the near law's exp() only above the low band when the bins below it are a prefix
     (the lock-in's ascending bins); bins in any other order take the masked path. Both equal
-    window_psd's S bit for bit (a split that missed or double-counted a bin would not)."""
+    window_psd's S bit for bit (a split that missed or double-counted a bin would not); the C exp's
+    at_bins within its bound of it (PSDLAW_EXP_REL + 2.3e-16 for libm's own error), on both paths."""
     fs, T, m = 1e4, 0.1, 7
     f = plans.plan_frequencies(m, fs=fs, T=T)
     n = 1000
@@ -68,7 +70,8 @@ def test_window_psd_plan_split_at_the_low_edge(order):
     assert (plan._split is not None) == (order == "ascending")
     fit = plan.fit(y)
     assert fit[2] is not None
-    assert np.array_equal(plan.at_bins(fit), analysis.window_psd(y, fs, f)(bins))
+    assert np.array_equal(plan.at_bins_exact(fit), analysis.window_psd(y, fs, f)(bins))
+    assert np.all(np.abs(plan.at_bins(fit) / plan.at_bins_exact(fit) - 1) <= analysis.PSDLAW_EXP_REL + 2.3e-16)
 
 
 def test_window_psd_plan_without_a_low_band():
@@ -83,7 +86,7 @@ def test_window_psd_plan_without_a_low_band():
     fit = plan.fit(y)
     S = analysis.window_psd(y, fs, f)
     assert fit[2] is None and np.isnan(S.slope)
-    assert np.array_equal(plan.at_bins(fit), S(bins))
+    assert np.array_equal(plan.at_bins_exact(fit), S(bins))
 
 
 @settings(max_examples=40)
