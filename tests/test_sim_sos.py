@@ -1,6 +1,5 @@
 """The noise filter's second-order sections in C (``csrc/host/hge_sim_sos.h``, ``noise._sos_c``):
-scipy.signal.sosfilt's output and final state bit for bit (its public function and the kernel
-``_sosfilt_zi`` calls), in place; NoiseSource.take the same samples as through scipy, for a run
+scipy.signal.sosfilt's output and final state bit for bit, in place; NoiseSource.take the same samples as through scipy, for a run
 split into any calls; the C under ASan/UBSan (tests/c/sim_sos_check.c)."""
 import sys
 from pathlib import Path
@@ -36,21 +35,21 @@ def test_sos_c_on_the_pinking_filter(seed, beta, corner):
     sos = nz.pinking_sos(nz.NoiseModel(beta=beta, f_corner=corner), 1e4)
     rng = np.random.default_rng(seed)
     x, zi = rng.standard_normal(1000), rng.standard_normal((sos.shape[0], 2))
-    y1, z1 = nz._sosfilt_zi(sos, x, zi)
+    y1, z1 = sig.sosfilt(sos, x, zi=zi)
     z2 = zi.copy()
     y2 = nz._sos_c(sos, x.copy(), z2)
     assert np.array_equal(y1, y2) and np.array_equal(z1, z2)
 
 
 def test_take_equals_the_scipy_path_for_any_split():
-    """Two sources made alike: one through take (C), one by hand through scipy's kernel; calls of
+    """Two sources made alike: one through take (C), one by hand through scipy.signal.sosfilt; calls of
     different lengths on each side give one and the same run."""
     a = nz.NoiseSource(nz.NoiseModel(white=1e-6), 1e4, np.random.default_rng(3))
     b = nz.NoiseSource(nz.NoiseModel(white=1e-6), 1e4, np.random.default_rng(3))
     got = np.concatenate([a.take(k) for k in (1, 999, 1000, 37, 2963)])
     zi, parts = b._zi.copy(), []
     for k in (5000,):
-        y, zi = nz._sosfilt_zi(b.sos, b.rng.standard_normal(k), zi)
+        y, zi = sig.sosfilt(b.sos, b.rng.standard_normal(k), zi=zi)
         parts.append(y + b.white_sd * b.rng_white.standard_normal(k))
     assert np.array_equal(got, np.concatenate(parts))
     assert np.array_equal(a._zi, zi)

@@ -303,19 +303,6 @@ def test_read_windows_equals_read_for_every_selection(case, phase):
 
 # -- the per-call memos of extract_gradient ----------------------------------------------------------
 
-@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 500), sections=st.integers(1, 9))
-def test_direct_sosfilt_equals_scipys(seed, n, sections):
-    import scipy.signal as sig
-
-    from hge_embedded.devices.noise import _sosfilt_zi
-    rng = np.random.default_rng(seed)
-    sos = sig.butter(2 * sections, rng.uniform(0.01, 0.4), output="sos")
-    x, zi = rng.standard_normal(n), rng.standard_normal((sos.shape[0], 2))
-    y1, z1 = sig.sosfilt(sos, x, zi=zi)
-    y2, z2 = _sosfilt_zi(sos, x, zi)
-    assert np.array_equal(y1, y2) and np.array_equal(z1, z2)
-
-
 def test_calibration_at_memo_follows_a_changed_calibration():
     from hge_embedded.calibration import Calibration
     cal = Calibration(np.array([10.0, 20.0, 40.0]), np.array([1.0 + 0.1j, 0.9 - 0.2j, 0.5 + 0.5j]), "loopback")
