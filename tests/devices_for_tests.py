@@ -166,3 +166,22 @@ class ClippedNoFullScale:
         v = np.asarray(volts, float)
         noise = self.rng.normal(0.0, self.sd, v.shape[1]) if self.sd else 0.0
         return np.clip(self.w @ v + noise, -self.clip, self.clip)
+
+
+def tones_in_noise(rng, m, T, level, beta, *, fs=1e4, dc=0.0, phases=False):
+    """A lock-in window for the noise-fit tests: ``m`` tones of the plan for ``T`` (amplitudes
+    uniform in [0.01, 1], random phases when ``phases``), a ``dc``, and noise at ``level``:
+    white plus ``-beta`` times a random walk (its share sets the low band's slope).
+    Returns (y, f, n): the samples, the plan's frequencies and the window's length (whole
+    groups of 8)."""
+    from hge_embedded import plans
+    f = plans.plan_frequencies(m, fs=fs, T=T)
+    n = int(round(T * fs))
+    n -= n % 8
+    t = np.arange(n) / fs
+    amp = rng.uniform(0.01, 1, (m, 1))                        # amplitudes first, then phases: the
+    phase = rng.uniform(0, 6, (m, 1)) if phases else 0.0      # order the tests always drew them in
+    y = dc + (amp * np.sin(2 * np.pi * f[:, None] * t + phase)).sum(0)
+    y += level * (rng.normal(size=n) + (-beta) * np.cumsum(rng.normal(size=n)) / np.sqrt(n))
+    return y, f, n
+

@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hge_embedded import analysis, plans
+from hge_embedded import analysis
 from hge_embedded._hge_core import ffi, lib
 from hge_embedded.devices.simulated import SimulatedDNPU
 from hge_embedded.gradient import extract_gradient
-from tests.devices_for_tests import FiveElectrodeDevice
+from tests.devices_for_tests import FiveElectrodeDevice, tones_in_noise
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sanitized import run_sanitized  # noqa: E402
@@ -94,12 +94,7 @@ def test_at_bins_within_the_bound_of_at_bins_exact(seed, plan_, level, beta, shu
     rng = np.random.default_rng(seed)
     fs = 1e4
     m, T = plan_
-    f = plans.plan_frequencies(m, fs=fs, T=T)
-    n = int(round(T * fs))
-    n -= n % 8
-    t = np.arange(n) / fs
-    y = (rng.uniform(0.01, 1, (m, 1)) * np.sin(2 * np.pi * f[:, None] * t)).sum(0)
-    y += level * (rng.normal(size=n) + (-beta) * np.cumsum(rng.normal(size=n)) / np.sqrt(n))
+    y, f, n = tones_in_noise(rng, m, T, level, beta, fs=fs)
     bins = analysis.lockin_noise_spectra(tuple(f), fs, T, "butterworth3", n, True, True)[0]
     if shuffled:   # the masked path (bins below the low edge not a prefix)
         bins = rng.permutation(bins)

@@ -19,7 +19,7 @@ from hge_embedded import analysis, plans
 from hge_embedded.devices.simulated import SimulatedDNPU
 from hge_embedded.gradient import HGEWindow, applied_fundamentals, applied_windows, fundamental_projectors
 from hge_embedded.tonefit import fit_tones
-from tests.devices_for_tests import FiveElectrodeDevice, LinearDevice
+from tests.devices_for_tests import FiveElectrodeDevice, LinearDevice, tones_in_noise
 
 U = 2.0**-53
 
@@ -36,13 +36,7 @@ def test_window_psd_plan_equals_window_psd(seed, plan_, level, beta, dc):
     rng = np.random.default_rng(seed)
     fs = 1e4
     m, T = plan_
-    f = plans.plan_frequencies(m, fs=fs, T=T)
-    n = int(round(T * fs))
-    n -= n % 8
-    t = np.arange(n) / fs
-    # Tones, a DC, white and coloured noise (a random walk's share sets the low band's slope).
-    y = dc + (rng.uniform(0.01, 1, (m, 1)) * np.sin(2 * np.pi * f[:, None] * t + rng.uniform(0, 6, (m, 1)))).sum(0)
-    y += level * (rng.normal(size=n) + (-beta) * np.cumsum(rng.normal(size=n)) / np.sqrt(n))
+    y, f, n = tones_in_noise(rng, m, T, level, beta, fs=fs, dc=dc, phases=True)
     bins = analysis.lockin_noise_spectra(tuple(f), fs, T, "butterworth3", n, True, True)[0]
     plan = analysis.WindowPsdPlan(n, fs, f, bins)
     fit = plan.fit(y)
