@@ -542,7 +542,10 @@ def cmd_gradient(args) -> int:
                      "true_gradient_nA_per_V": None if truth is None else truth[r.electrodes - 1].tolist()})
         return 0
     print(f"device: {name}")
-    print(f"{'electrode':>9s} {'f [Hz]':>8s} {'dI/dV [nA/V]':>13s} {'stderr':>8s}" + ("   exact" if truth is not None else ""))
+    # A stderr the result itself does not trust (non-white noise under a white-noise model, saturation)
+    # is marked in the table, not only in a warning on stderr that a reader of the table may not see.
+    se_head = "stderr" if r.stderr_reliable else "stderr*"
+    print(f"{'electrode':>9s} {'f [Hz]':>8s} {'dI/dV [nA/V]':>13s} {se_head:>8s}" + ("   exact" if truth is not None else ""))
     for k, e in enumerate(r.electrodes):
         f_txt = f"{r.freqs[k]:8.1f}" if args.method == "hge" else f"{'-':>8s}"   # fd: no frequency
         line = f"{e:9d} {f_txt} {r.gradient[k]:13.3f} {r.stderr[k]:8.3f}"
@@ -551,6 +554,8 @@ def cmd_gradient(args) -> int:
         print(line)
     cal_txt = f" (of which calibration {r.calibration_time_s:.3f} s)" if r.calibration_time_s else ""
     print(f"output current {r.current:.3f} nA; lab time {r.lab_time_s:.3f} s{cal_txt}")
+    if not r.stderr_reliable:
+        print("* stderr not reliable (likely low): see the warnings")
     for w in r.warnings:
         sys.stderr.write(f"hge: warning: {w}\n")
     return 0

@@ -43,6 +43,23 @@ def test_fd_prints_no_nan_and_its_json_has_no_nan(capsys):
     assert [float(r[1]) for r in rows] == pytest.approx(d["freqs_Hz"], abs=0.05)
 
 
+
+def test_an_unreliable_stderr_is_marked_in_the_table(capsys):
+    """The noisy simulator's 1/f drift is not in FD's one-pair stderr (the result says stderr_reliable
+    False, with warnings on stderr): the table marks its stderr column and says why below it, so a
+    table read alone does not pass that stderr as trustworthy. The default HGE read (reliable on this
+    device) carries no mark."""
+    code, out, err = run(capsys, "gradient", "--method", "fd", "--electrodes", "1,2", "--json")
+    assert code == 0 and json.loads(out)["stderr_reliable"] is False   # the premise, from the result
+    code, out, err = run(capsys, "gradient", "--method", "fd", "--electrodes", "1,2")
+    assert code == 0, err
+    head = next(ln for ln in out.splitlines() if ln.split()[:1] == ["electrode"])
+    assert head.split()[-2] == "stderr*" and "* stderr not reliable" in out
+    code, out, err = run(capsys, "gradient", "--electrodes", "1,2", "--json")
+    assert code == 0 and json.loads(out)["stderr_reliable"] is True   # premise
+    code, out, err = run(capsys, "gradient", "--electrodes", "1,2")
+    assert "stderr*" not in out and "not reliable" not in out
+
 # -- hge calibrate's file is read back by --calibration FILE (checked against the chain) ----------------
 def _grad(capsys, *extra):
     code, out, err = run(capsys, "gradient", "--no-noise", "--electrodes", "1,2,3", "--json", *extra)
