@@ -382,14 +382,8 @@ class Trainer:
                              f"inside the device limits for a {self.amplitude} V perturbation")
         self.w_min = np.ceil(lo / self.lsb).astype(np.int64)
         self.w_max = np.floor(hi / self.lsb).astype(np.int64)
-        self.set_lr(self.lr)
+        self.set_lr(self.lr)   # the fixed-point rule's eta and shift (set_lr says how they are chosen)
         self.start = start
-        # eta as large as int32 allows (precision), but no larger than leaves eta * g room in
-        # int64 for every step up to the whole control range: the rule saturates eta * g at
-        # 2^63, i.e. a step of 2^(63 - shift) codes, so shift <= 63 - ceil(log2(range codes)).
-        # (Before session 3 eta sat in [2^29, 2^30): |dE/dV| above ~2.6 /V (lr 0.015) or
-        # ~3.9 /V (lr 0.02) silently clipped every electrode's step at 128 or 256 codes,
-        # 39 or 78 mV, turning the step's direction; the paper's plain step is taken now.)
         self.s_min, self.s_max = start_codes_range(self.w_min, self.w_max, start)
         # Optional trust region: no electrode moves more than max_step V in one update (the whole
         # step is scaled, so its direction is kept). None: the paper's plain step lr * dE/dV.
