@@ -136,6 +136,17 @@ class Calibration:
             return cls.from_dict(json.load(fh))
 
 
+def stamp_calibration_file(path, chain: dict) -> None:
+    """Add ``chain`` (what the calibration was measured on) to a saved calibration file under the key
+    ``chain``, atomically. ``Calibration.load`` ignores the key; ``hge ... --calibration`` and
+    ``NIDAQDevice`` compare it with the chain they run on."""
+    from .checkpoint import write_json_atomic
+    with open(path) as fh:
+        data = json.load(fh)
+    data["chain"] = chain
+    write_json_atomic(path, data, indent=1)
+
+
 def default_bias(limits) -> np.ndarray:
     """0 V where the limits contain it, else the middle of the limits (V per electrode)."""
     lim = np.asarray(limits, float)

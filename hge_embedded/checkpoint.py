@@ -40,10 +40,10 @@ class RunLocked(RuntimeError):
     """Another process is writing into the run directory."""
 
 
-def write_json_atomic(path, obj) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (temporary file, fsync, rename)."""
+def write_json_atomic(path, obj, indent=None) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (temporary file, fsync, rename); ``indent`` as json.dumps."""
     path = Path(path)
-    text = json.dumps(obj, allow_nan=True)
+    text = json.dumps(obj, allow_nan=True, indent=indent)
     with deferred():
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:

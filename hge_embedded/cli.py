@@ -633,7 +633,7 @@ def cmd_calibrate(args) -> int:
     Loopback when the device has one; otherwise the phase method, perturbing
     the device at ``--bias`` with ``--amplitude`` (see ``calibration``)."""
     from . import plans
-    from .calibration import calibrate
+    from .calibration import calibrate, stamp_calibration_file
     device = make_device(args)
     name = describe_device(args, device)
     try:
@@ -658,7 +658,7 @@ def cmd_calibrate(args) -> int:
         _close(device)
     cal.save(out)
     # Every file says which chain and window it belongs to (--calibration and the NI setup check it).
-    _stamp_calibration_file(out, _chain_stamp(args, device))
+    stamp_calibration_file(out, _chain_stamp(args, device))
     if args.json:
         _print_json({"device": name, "file": str(out), **cal.to_dict()})
     else:
@@ -699,19 +699,6 @@ def _chain_stamp(args, device) -> dict:
             stamp["device"] = args.device
     stamp["T_s"] = float(args.T)
     return stamp
-
-
-def _stamp_calibration_file(path, stamp: dict) -> None:
-    """Add ``stamp`` to a saved calibration as ``chain`` (atomically). ``Calibration.load`` ignores the key;
-    ``NIDAQDevice`` compares the keys of its own ``chain_identity()`` with it."""
-    import os
-    from pathlib import Path
-    path = Path(path)
-    data = json.loads(path.read_text())
-    data["chain"] = stamp
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
 
 
 def use_calibration_file(args, device) -> None:

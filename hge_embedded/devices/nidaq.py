@@ -372,15 +372,9 @@ def _close_all() -> None:
 
 def stamp_calibration(path, device) -> None:
     """Add ``device.chain_identity()`` to a saved calibration file as ``chain`` (atomically), so
-    that ``NIDAQDevice`` refuses it on another chain. ``Calibration.load`` ignores the key."""
-    import json
-    import os
-    path = Path(path)
-    data = json.loads(path.read_text())
-    data["chain"] = device.chain_identity()
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    that ``NIDAQDevice`` refuses it on another chain (``calibration.stamp_calibration_file``)."""
+    from ..calibration import stamp_calibration_file
+    stamp_calibration_file(path, device.chain_identity())
 
 
 def list_devices() -> list:
